@@ -1,0 +1,262 @@
+//! Identifier newtypes. Once one of these exists, it is valid.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+/// Why a string could not become an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The value is not a UUID in its hyphenated, simple, braced or URN form.
+    #[error("{kind} is not a UUID")]
+    NotUuid {
+        /// Which identifier was being parsed.
+        kind: &'static str,
+    },
+    /// The nil UUID (all zeros) identifies nobody.
+    #[error("{kind} is the nil UUID")]
+    Nil {
+        /// Which identifier was being parsed.
+        kind: &'static str,
+    },
+    /// The value is empty.
+    #[error("{kind} is empty")]
+    Empty {
+        /// Which identifier was being parsed.
+        kind: &'static str,
+    },
+    /// The value is longer than allowed.
+    #[error("{kind} is longer than {max} bytes")]
+    TooLong {
+        /// Which identifier was being parsed.
+        kind: &'static str,
+        /// The maximum length in bytes.
+        max: usize,
+    },
+    /// The value contains a character outside the allowed set.
+    #[error("{kind} contains a character outside {allowed}")]
+    InvalidCharacter {
+        /// Which identifier was being parsed.
+        kind: &'static str,
+        /// The allowed set, in words.
+        allowed: &'static str,
+    },
+}
+
+fn parse_uuid(kind: &'static str, value: &str) -> Result<Uuid, IdError> {
+    let uuid = Uuid::try_parse(value).map_err(|_| IdError::NotUuid { kind })?;
+    if uuid.is_nil() {
+        return Err(IdError::Nil { kind });
+    }
+    Ok(uuid)
+}
+
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Wraps a UUID.
+            ///
+            /// # Errors
+            ///
+            /// [`IdError::Nil`] for the nil UUID.
+            pub fn from_uuid(uuid: Uuid) -> Result<Self, IdError> {
+                if uuid.is_nil() {
+                    return Err(IdError::Nil { kind: $kind });
+                }
+                Ok(Self(uuid))
+            }
+
+            /// Parses a UUID string.
+            ///
+            /// # Errors
+            ///
+            /// [`IdError::NotUuid`] when the string is not a UUID, [`IdError::Nil`]
+            /// for the nil UUID.
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                parse_uuid($kind, value).map(Self)
+            }
+
+            /// The UUID inside.
+            #[must_use]
+            pub fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0.hyphenated(), f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0.hyphenated())
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The user a session belongs to (the JWT `sub`): a non-nil UUID.
+    UserId,
+    "user id"
+);
+uuid_id!(
+    /// One session, kept across rotations (the JWT `jti`): a non-nil UUID.
+    SessionId,
+    "session id"
+);
+
+fn parse_name(
+    kind: &'static str,
+    value: &str,
+    max: usize,
+    allowed: &'static str,
+    ok: fn(u8) -> bool,
+) -> Result<(), IdError> {
+    if value.is_empty() {
+        return Err(IdError::Empty { kind });
+    }
+    if value.len() > max {
+        return Err(IdError::TooLong { kind, max });
+    }
+    if !value.bytes().all(ok) {
+        return Err(IdError::InvalidCharacter { kind, allowed });
+    }
+    Ok(())
+}
+
+macro_rules! name_id {
+    ($(#[$meta:meta])* $name:ident, $kind:literal, $max:literal, $allowed:literal, $ok:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Box<str>);
+
+        impl $name {
+            /// The longest accepted value, in bytes.
+            pub const MAX_LEN: usize = $max;
+
+            /// Parses and validates a value.
+            ///
+            /// # Errors
+            ///
+            /// [`IdError::Empty`], [`IdError::TooLong`] or
+            /// [`IdError::InvalidCharacter`] when the value breaks the rules.
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                parse_name($kind, value, $max, $allowed, $ok)?;
+                Ok(Self(value.into()))
+            }
+
+            /// The value as a string slice.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({:?})"), &*self.0)
+            }
+        }
+    };
+}
+
+name_id!(
+    /// A tenant (organisation, workspace) a session is scoped to: 1 to 64 bytes
+    /// of ASCII letters, digits, `-`, `_` and `.`.
+    TenantId,
+    "tenant id",
+    64,
+    "ASCII letters, digits, '-', '_' and '.'",
+    |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+);
+name_id!(
+    /// A fine-grained permission such as `billing:write`: 1 to 64 bytes of
+    /// ASCII letters, digits, `-`, `_`, `.`, `:` and `/`.
+    Capability,
+    "capability",
+    64,
+    "ASCII letters, digits, '-', '_', '.', ':' and '/'",
+    |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/')
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_id_accepts_a_uuid_and_prints_it_hyphenated() {
+        let id = UserId::parse("6F9619FF-8B86-D011-B42D-00C04FC964FF").unwrap();
+        assert_eq!(id.to_string(), "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+    }
+
+    #[test]
+    fn user_id_rejects_a_non_uuid_and_the_nil_uuid() {
+        assert_eq!(
+            UserId::parse("alice"),
+            Err(IdError::NotUuid { kind: "user id" })
+        );
+        assert_eq!(
+            UserId::parse("00000000-0000-0000-0000-000000000000"),
+            Err(IdError::Nil { kind: "user id" })
+        );
+    }
+
+    #[test]
+    fn tenant_id_enforces_length_and_alphabet() {
+        assert!(TenantId::parse("acme-eu.1").is_ok());
+        assert_eq!(TenantId::parse(""), Err(IdError::Empty { kind: "tenant id" }));
+        assert!(matches!(
+            TenantId::parse(&"a".repeat(65)),
+            Err(IdError::TooLong { max: 64, .. })
+        ));
+        assert!(matches!(
+            TenantId::parse("acme corp"),
+            Err(IdError::InvalidCharacter { .. })
+        ));
+    }
+
+    #[test]
+    fn capability_allows_scoped_names_and_rejects_whitespace() {
+        assert_eq!(
+            Capability::parse("billing:write").unwrap().as_str(),
+            "billing:write"
+        );
+        assert!(Capability::parse("billing write").is_err());
+        assert!(Capability::parse("bill\u{e9}").is_err());
+    }
+}

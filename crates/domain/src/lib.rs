@@ -1,0 +1,36 @@
+//! tessera's domain: the rules of sessions, in plain Rust.
+//!
+//! No serde, no JWT, no async and no I/O live here: only identities
+//! ([`UserId`], [`SessionId`], [`TenantId`], [`Capability`]), roles
+//! ([`Role`], with the default [`UserRole`]), the [`SessionEntity`] with its
+//! invariants and lifetime rules, and the route-access [`policy`].
+//!
+//! ```
+//! use tessera_domain::{NewSession, Role, SessionEntity, SessionId, SessionLifetimes, UserId, UserRole};
+//! use time::{Duration, OffsetDateTime};
+//!
+//! let now = OffsetDateTime::from_unix_timestamp(1_700_000_000)?;
+//! let lifetimes = SessionLifetimes::default();
+//! let session = SessionEntity::new(NewSession {
+//!     user_id: UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001")?,
+//!     session_id: SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa")?,
+//!     role: UserRole::parse("admin")?,
+//!     capabilities: Default::default(),
+//!     tenant: None,
+//!     issued_at: now,
+//!     expires_at: lifetimes.token_expiry(now, now),
+//!     authenticated_at: now,
+//! })?;
+//! assert!(session.has_role_at_least(&UserRole::Moderator));
+//! assert!(!session.is_expired(now + Duration::minutes(10), lifetimes.leeway()));
+//! assert!(session.needs_rotation(now + Duration::minutes(10), &lifetimes));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod ids;
+mod role;
+mod session;
+
+pub use ids::{Capability, IdError, SessionId, TenantId, UserId};
+pub use role::{Role, RoleError, UserRole};
+pub use session::{LifetimeError, NewSession, SessionEntity, SessionError, SessionLifetimes};
