@@ -1,0 +1,7 @@
+//! The use cases, each with its own request, response and error types.
+
+pub mod establish;
+pub mod read;
+pub mod revoke;
+pub mod rotate;
+pub mod verify;

@@ -1,0 +1,409 @@
+//! VerifySession: a token in, a valid session or the rule it breaks out.
+
+use std::sync::Arc;
+
+use tessera_domain::{Role, SessionEntity, SessionLifetimes};
+use time::OffsetDateTime;
+
+use crate::ports::{
+    Clock, RevocationError, RevocationQuery, RevocationReason, RevocationStatus, RevocationStore,
+    SessionTokenCodec, TokenError,
+};
+
+/// Why a token does not carry a valid session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token itself is bad: structure, signature, header or claims.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// `iat` is in the future beyond the leeway.
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    /// `nbf` is not reached yet, beyond the leeway.
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// `exp` has passed, beyond the leeway.
+    #[error("token has expired")]
+    Expired,
+    /// `exp - iat` is longer than the configured token lifetime.
+    #[error("token lifetime exceeds the configured maximum")]
+    LifetimeTooLong,
+    /// The session has outlived its absolute lifetime since authentication.
+    #[error("session has outlived its absolute lifetime")]
+    AbsoluteLifetimeExceeded,
+    /// The session was logged out or force-logged-out.
+    #[error("session is revoked ({0:?})")]
+    Revoked(RevocationReason),
+    /// The revocation state cannot be trusted, so no session is (fail closed).
+    #[error("revocation state is unavailable")]
+    RevocationUnavailable(#[source] RevocationError),
+}
+
+impl VerifyError {
+    /// A stable, machine-readable code for this failure, for logs and tools.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Token(e) => e.code(),
+            Self::IssuedInFuture => "issued_in_future",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Expired => "expired",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::AbsoluteLifetimeExceeded => "absolute_lifetime_exceeded",
+            Self::Revoked(_) => "revoked",
+            Self::RevocationUnavailable(_) => "revocation_unavailable",
+        }
+    }
+
+    /// Whether the failure is the verifier's, not the token's: the request
+    /// deserves a "try again later" (503), not a "sign in again" (401).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::RevocationUnavailable(_))
+    }
+}
+
+/// Whether a verified session should be rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationNeed {
+    /// The token is fresh.
+    NotDue,
+    /// The token is older than the rotation threshold.
+    Due,
+    /// The user's permissions changed after the token was issued: rotate to
+    /// read role and capabilities afresh.
+    ClaimsStale,
+}
+
+/// A session that passed every check at `verified_at`.
+///
+/// Only [`VerifySession`] makes one, so holding one proves the check ran.
+#[derive(Debug, Clone)]
+pub struct VerifiedSession<R> {
+    session: SessionEntity<R>,
+    rotation: RotationNeed,
+    verified_at: OffsetDateTime,
+}
+
+impl<R: Role> VerifiedSession<R> {
+    /// The session.
+    #[must_use]
+    pub fn session(&self) -> &SessionEntity<R> {
+        &self.session
+    }
+
+    /// Whether it should be rotated.
+    #[must_use]
+    pub fn rotation(&self) -> RotationNeed {
+        self.rotation
+    }
+
+    /// The time the checks were made against.
+    #[must_use]
+    pub fn verified_at(&self) -> OffsetDateTime {
+        self.verified_at
+    }
+
+    /// The session, dropping the rest.
+    #[must_use]
+    pub fn into_session(self) -> SessionEntity<R> {
+        self.session
+    }
+}
+
+/// Verifies session tokens strictly: every rule of the design, every time.
+#[derive(Clone)]
+pub struct VerifySession<R: Role> {
+    codec: Arc<dyn SessionTokenCodec<R>>,
+    clock: Arc<dyn Clock>,
+    revocations: Arc<dyn RevocationStore>,
+    lifetimes: SessionLifetimes,
+}
+
+impl<R: Role> std::fmt::Debug for VerifySession<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifySession")
+            .field("lifetimes", &self.lifetimes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Role> VerifySession<R> {
+    /// Wires the use case to its ports.
+    #[must_use]
+    pub fn new(
+        codec: Arc<dyn SessionTokenCodec<R>>,
+        clock: Arc<dyn Clock>,
+        revocations: Arc<dyn RevocationStore>,
+        lifetimes: SessionLifetimes,
+    ) -> Self {
+        Self {
+            codec,
+            clock,
+            revocations,
+            lifetimes,
+        }
+    }
+
+    /// The lifetimes this verifier enforces.
+    #[must_use]
+    pub fn lifetimes(&self) -> &SessionLifetimes {
+        &self.lifetimes
+    }
+
+    /// Verifies a token: signature and claims (through the codec), then the
+    /// time rules, then revocation. CPU only; no I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError`] naming the first rule the token breaks.
+    pub fn execute(&self, token: &str) -> Result<VerifiedSession<R>, VerifyError> {
+        let claims = self.codec.decode(token)?;
+        let now = self.clock.now();
+        let leeway = self.lifetimes.leeway();
+        let not_before = claims.not_before();
+        let session = claims.into_session();
+
+        if session.issued_at() > now + leeway {
+            return Err(VerifyError::IssuedInFuture);
+        }
+        if not_before.is_some_and(|nbf| nbf > now + leeway) {
+            return Err(VerifyError::NotYetValid);
+        }
+        if session.is_expired(now, leeway) {
+            return Err(VerifyError::Expired);
+        }
+        if session.expires_at() - session.issued_at() > self.lifetimes.token() {
+            return Err(VerifyError::LifetimeTooLong);
+        }
+        if session.is_past_absolute_lifetime(now, &self.lifetimes) {
+            return Err(VerifyError::AbsoluteLifetimeExceeded);
+        }
+
+        let status = self
+            .revocations
+            .check(RevocationQuery {
+                session_id: session.session_id(),
+                user_id: session.user_id(),
+                tenant: session.tenant(),
+                issued_at: session.issued_at(),
+            })
+            .map_err(VerifyError::RevocationUnavailable)?;
+        let rotation = match status {
+            RevocationStatus::Revoked(reason) => return Err(VerifyError::Revoked(reason)),
+            RevocationStatus::ClaimsStale => RotationNeed::ClaimsStale,
+            RevocationStatus::Active if session.needs_rotation(now, &self.lifetimes) => {
+                RotationNeed::Due
+            }
+            RevocationStatus::Active => RotationNeed::NotDue,
+        };
+        Ok(VerifiedSession {
+            session,
+            rotation,
+            verified_at: now,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::ports::{MockRevocationStore, MockSessionTokenCodec};
+    use crate::testing::*;
+    use crate::token::SessionTokenClaims;
+    use tessera_domain::UserRole;
+
+    /// A verifier whose codec returns `claims` for "tok" and whose store
+    /// answers `status` exactly `checks` times.
+    fn verifier(
+        claims: SessionTokenClaims<UserRole>,
+        status: Result<RevocationStatus, ()>,
+        checks: usize,
+    ) -> VerifySession<UserRole> {
+        let mut codec = MockSessionTokenCodec::new();
+        codec
+            .expect_decode()
+            .with(eq("tok"))
+            .times(1)
+            .return_once(move |_| Ok(claims));
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_check()
+            .withf(|q| q.session_id == &session_id() && q.user_id == &user())
+            .times(checks)
+            .returning(move |_| {
+                status.map_err(|()| RevocationError::Unavailable("listener down".into()))
+            });
+        VerifySession::new(
+            Arc::new(codec),
+            Arc::new(clock_at(NOW)),
+            Arc::new(store),
+            lifetimes(),
+        )
+    }
+
+    fn claims(iat: i64, exp: i64, auth: i64, nbf: Option<i64>) -> SessionTokenClaims<UserRole> {
+        SessionTokenClaims::new(session(iat, exp, auth), nbf.map(at))
+    }
+
+    #[test]
+    fn valid_token_gives_its_session() {
+        let v = verifier(
+            claims(NOW - 10, NOW + 890, NOW - 10, None),
+            Ok(RevocationStatus::Active),
+            1,
+        );
+        let out = v.execute("tok").unwrap();
+        assert_eq!(out.session().user_id(), &user());
+        assert_eq!(out.rotation(), RotationNeed::NotDue);
+        assert_eq!(out.verified_at(), at(NOW));
+    }
+
+    #[test]
+    fn codec_failure_is_reported_and_nothing_else_is_consulted() {
+        let mut codec = MockSessionTokenCodec::<UserRole>::new();
+        codec
+            .expect_decode()
+            .times(1)
+            .returning(|_| Err(TokenError::InvalidSignature));
+        let mut clock = crate::ports::MockClock::new();
+        clock.expect_now().times(0);
+        let mut store = MockRevocationStore::new();
+        store.expect_check().times(0);
+        let v = VerifySession::new(
+            Arc::new(codec),
+            Arc::new(clock),
+            Arc::new(store),
+            lifetimes(),
+        );
+        let err = v.execute("tok").unwrap_err();
+        assert!(matches!(
+            err,
+            VerifyError::Token(TokenError::InvalidSignature)
+        ));
+        assert_eq!(err.code(), "invalid_signature");
+    }
+
+    #[test]
+    fn token_issued_in_the_future_beyond_leeway_is_rejected() {
+        let v = verifier(
+            claims(NOW + 31, NOW + 900, NOW + 31, None),
+            Ok(RevocationStatus::Active),
+            0,
+        );
+        assert!(matches!(v.execute("tok"), Err(VerifyError::IssuedInFuture)));
+    }
+
+    #[test]
+    fn token_issued_in_the_future_within_leeway_is_accepted() {
+        let v = verifier(
+            claims(NOW + 30, NOW + 900, NOW + 30, None),
+            Ok(RevocationStatus::Active),
+            1,
+        );
+        assert!(v.execute("tok").is_ok());
+    }
+
+    #[test]
+    fn token_before_its_not_before_time_is_rejected() {
+        let v = verifier(
+            claims(NOW - 10, NOW + 800, NOW - 10, Some(NOW + 31)),
+            Ok(RevocationStatus::Active),
+            0,
+        );
+        assert!(matches!(v.execute("tok"), Err(VerifyError::NotYetValid)));
+    }
+
+    #[test]
+    fn expired_token_is_rejected_after_leeway() {
+        let v = verifier(
+            claims(NOW - 900, NOW - 30, NOW - 900, None),
+            Ok(RevocationStatus::Active),
+            0,
+        );
+        assert!(matches!(v.execute("tok"), Err(VerifyError::Expired)));
+    }
+
+    #[test]
+    fn expired_token_within_leeway_is_accepted() {
+        let v = verifier(
+            claims(NOW - 800, NOW - 29, NOW - 800, None),
+            Ok(RevocationStatus::Active),
+            1,
+        );
+        assert!(v.execute("tok").is_ok());
+    }
+
+    #[test]
+    fn token_claiming_a_longer_lifetime_than_configured_is_rejected() {
+        let v = verifier(
+            claims(NOW - 10, NOW + 891, NOW - 10, None),
+            Ok(RevocationStatus::Active),
+            0,
+        );
+        assert!(matches!(
+            v.execute("tok"),
+            Err(VerifyError::LifetimeTooLong)
+        ));
+    }
+
+    #[test]
+    fn session_past_its_absolute_lifetime_is_rejected_even_with_a_fresh_token() {
+        let v = verifier(
+            claims(NOW - 100, NOW + 800, NOW - 3630, None),
+            Ok(RevocationStatus::Active),
+            0,
+        );
+        assert!(matches!(
+            v.execute("tok"),
+            Err(VerifyError::AbsoluteLifetimeExceeded)
+        ));
+    }
+
+    #[test]
+    fn revoked_session_is_rejected_with_its_reason() {
+        let v = verifier(
+            claims(NOW - 10, NOW + 890, NOW - 10, None),
+            Ok(RevocationStatus::Revoked(RevocationReason::UserLoggedOut)),
+            1,
+        );
+        assert!(matches!(
+            v.execute("tok"),
+            Err(VerifyError::Revoked(RevocationReason::UserLoggedOut))
+        ));
+    }
+
+    #[test]
+    fn unavailable_revocation_state_fails_closed() {
+        let v = verifier(claims(NOW - 10, NOW + 890, NOW - 10, None), Err(()), 1);
+        let err = v.execute("tok").unwrap_err();
+        assert!(err.is_unavailable());
+        assert_eq!(err.code(), "revocation_unavailable");
+    }
+
+    #[test]
+    fn claims_stale_session_is_valid_but_must_rotate() {
+        let v = verifier(
+            claims(NOW - 10, NOW + 890, NOW - 10, None),
+            Ok(RevocationStatus::ClaimsStale),
+            1,
+        );
+        assert_eq!(
+            v.execute("tok").unwrap().rotation(),
+            RotationNeed::ClaimsStale
+        );
+    }
+
+    #[test]
+    fn token_older_than_the_rotation_threshold_is_due_for_rotation() {
+        let v = verifier(
+            claims(NOW - 300, NOW + 600, NOW - 300, None),
+            Ok(RevocationStatus::Active),
+            1,
+        );
+        assert_eq!(v.execute("tok").unwrap().rotation(), RotationNeed::Due);
+    }
+}
