@@ -18,6 +18,7 @@ pub mod usecases;
 mod testing;
 
 pub use token::{ClaimsError, SessionToken, SessionTokenClaims};
+pub use usecases::authorize::{Authorization, AuthorizeRequest};
 pub use usecases::establish::{
     EstablishError, EstablishRequest, EstablishSession, EstablishedSession,
 };

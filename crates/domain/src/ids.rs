@@ -239,7 +239,10 @@ mod tests {
     #[test]
     fn tenant_id_enforces_length_and_alphabet() {
         assert!(TenantId::parse("acme-eu.1").is_ok());
-        assert_eq!(TenantId::parse(""), Err(IdError::Empty { kind: "tenant id" }));
+        assert_eq!(
+            TenantId::parse(""),
+            Err(IdError::Empty { kind: "tenant id" })
+        );
         assert!(matches!(
             TenantId::parse(&"a".repeat(65)),
             Err(IdError::TooLong { max: 64, .. })

@@ -28,9 +28,14 @@
 //! ```
 
 mod ids;
+pub mod policy;
 mod role;
 mod session;
 
 pub use ids::{Capability, IdError, SessionId, TenantId, UserId};
+pub use policy::{
+    AccessDecision, MatchKind, PolicyError, Requirement, RouteMatch, RoutePolicy,
+    RoutePolicyBuilder, RouteRule,
+};
 pub use role::{Role, RoleError, UserRole};
 pub use session::{LifetimeError, NewSession, SessionEntity, SessionError, SessionLifetimes};

@@ -1,5 +1,6 @@
 //! The use cases, each with its own request, response and error types.
 
+pub mod authorize;
 pub mod establish;
 pub mod read;
 pub mod revoke;
