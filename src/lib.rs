@@ -1,1 +1,180 @@
-//! tessera facade
+#![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+
+use tessera_application::ports::{Clock, IdGenerator, RevocationStore, UserDirectory};
+use tessera_application::{
+    EstablishSession, ReadSession, RevokeSession, RotateSession, VerifySession,
+};
+use tessera_domain::{Role, SessionLifetimes};
+
+pub use tessera_application as application;
+pub use tessera_domain as domain;
+pub use tessera_http as http;
+pub use tessera_infrastructure as infrastructure;
+
+pub use tessera_domain::UserRole;
+pub use tessera_infrastructure::{
+    InMemoryRevocationStore, InMemoryUserDirectory, JwsAlgorithm, JwtSessionCodec, KeyRing,
+    SigningKey, SystemClock, UuidV7SessionIds, VerificationKey,
+};
+
+/// A session manager: every use case, wired to one codec, clock and store.
+#[derive(Debug, Clone)]
+pub struct Tessera<R: Role = UserRole> {
+    codec: Arc<JwtSessionCodec>,
+    establish: EstablishSession<R>,
+    verify: VerifySession<R>,
+    read: ReadSession<R>,
+    rotate: RotateSession<R>,
+    revoke: RevokeSession,
+}
+
+impl<R: Role> Tessera<R> {
+    /// Starts a builder with the keys and the issuer/audience every token
+    /// carries and must match.
+    pub fn builder(
+        keys: KeyRing,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> TesseraBuilder<R> {
+        TesseraBuilder {
+            codec: JwtSessionCodec::new(keys, issuer, audience),
+            lifetimes: SessionLifetimes::default(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7SessionIds),
+            directory: None,
+            revocations: None,
+        }
+    }
+
+    /// Issue a session for an authenticated user.
+    #[must_use]
+    pub fn establish(&self) -> &EstablishSession<R> {
+        &self.establish
+    }
+
+    /// Verify a token strictly.
+    #[must_use]
+    pub fn verify(&self) -> &VerifySession<R> {
+        &self.verify
+    }
+
+    /// Read a session leniently (guests are `None`).
+    #[must_use]
+    pub fn read(&self) -> &ReadSession<R> {
+        &self.read
+    }
+
+    /// Rotate a session with fresh claims from the user directory.
+    #[must_use]
+    pub fn rotate(&self) -> &RotateSession<R> {
+        &self.rotate
+    }
+
+    /// Log out, force-logout, mark permissions changed.
+    #[must_use]
+    pub fn revoke(&self) -> &RevokeSession {
+        &self.revoke
+    }
+
+    /// The codec, for replacing keys at runtime
+    /// ([`JwtSessionCodec::replace_keys`]).
+    #[must_use]
+    pub fn codec(&self) -> &JwtSessionCodec {
+        &self.codec
+    }
+}
+
+/// Builds a [`Tessera`]. Defaults: [`SessionLifetimes::default`], the
+/// system clock, UUID v7 session ids, an empty in-memory user directory and
+/// an in-memory revocation store.
+#[must_use = "a builder does nothing until built"]
+pub struct TesseraBuilder<R: Role> {
+    codec: JwtSessionCodec,
+    lifetimes: SessionLifetimes,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    directory: Option<Arc<dyn UserDirectory<R>>>,
+    revocations: Option<Arc<dyn RevocationStore>>,
+}
+
+impl<R: Role> std::fmt::Debug for TesseraBuilder<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TesseraBuilder")
+            .field("codec", &self.codec)
+            .field("lifetimes", &self.lifetimes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Role> TesseraBuilder<R> {
+    /// Token lifetime, absolute session lifetime, rotation threshold, leeway.
+    pub fn lifetimes(mut self, lifetimes: SessionLifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
+    }
+
+    /// Caps the size of accepted tokens (default 8 KiB).
+    pub fn max_token_bytes(mut self, max: usize) -> Self {
+        self.codec = self.codec.with_max_token_bytes(max);
+        self
+    }
+
+    /// The clock (tests pin it).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The session id generator.
+    pub fn ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Where rotation reads users' current roles and capabilities.
+    pub fn user_directory(mut self, directory: Arc<dyn UserDirectory<R>>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// Where logouts and watermarks live (several instances need a shared one).
+    pub fn revocation_store(mut self, revocations: Arc<dyn RevocationStore>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// Wires every use case.
+    pub fn build(self) -> Tessera<R> {
+        let codec = Arc::new(self.codec);
+        let revocations = self.revocations.unwrap_or_else(|| {
+            Arc::new(InMemoryRevocationStore::new(
+                self.clock.clone(),
+                self.lifetimes,
+            ))
+        });
+        let directory = self
+            .directory
+            .unwrap_or_else(|| Arc::new(InMemoryUserDirectory::<R>::new()));
+        let verify = VerifySession::new(
+            codec.clone(),
+            self.clock.clone(),
+            revocations.clone(),
+            self.lifetimes,
+        );
+        Tessera {
+            establish: EstablishSession::new(
+                codec.clone(),
+                self.clock.clone(),
+                self.ids,
+                self.lifetimes,
+            ),
+            read: ReadSession::new(verify.clone()),
+            rotate: RotateSession::new(verify.clone(), directory, codec.clone()),
+            revoke: RevokeSession::new(revocations, self.clock, self.lifetimes),
+            verify,
+            codec,
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The wire form of a session token's claims, and the enrich mapper between
+//! it and the application's typed claims.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use tessera_application::{ClaimsError, SessionTokenClaims};
+use tessera_domain::{
+    Capability, NewSession, Role, SessionEntity, SessionError, SessionId, TenantId, UserId,
+};
+use time::OffsetDateTime;
+
+/// A session token's claims exactly as they travel: standard claims with
+/// their standard meaning, the role as an opaque string.
+///
+/// | claim | meaning |
+/// |---|---|
+/// | `sub` | the user id, a UUID |
+/// | `jti` | the session id, a UUID kept across rotations |
+/// | `iss`, `aud` | issuer and audience (`aud` may be a string or an array) |
+/// | `iat`, `exp`, `nbf` | issued at, expires at, not before (Unix seconds) |
+/// | `auth_time` | when the user authenticated (OIDC meaning) |
+/// | `role` | the role's wire name |
+/// | `caps` | capabilities, omitted when empty |
+/// | `tid` | tenant id, omitted when none |
+///
+/// Duplicate members are rejected; unknown members are ignored, as RFC 7519
+/// asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionJwtClaims {
+    /// Subject: the user id.
+    pub sub: String,
+    /// JWT id: the session id.
+    pub jti: String,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: Audience,
+    /// Issued at, in Unix seconds.
+    pub iat: i64,
+    /// Expires at, in Unix seconds.
+    pub exp: i64,
+    /// Not before, in Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// When the user authenticated, in Unix seconds.
+    pub auth_time: i64,
+    /// The role's wire name, not yet known to be valid.
+    pub role: String,
+    /// Capabilities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caps: Vec<String>,
+    /// Tenant id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+}
+
+/// The `aud` claim: one audience or several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// A single audience.
+    #[must_use]
+    pub fn one(audience: impl Into<String>) -> Self {
+        Self(vec![audience.into()])
+    }
+
+    /// Whether `audience` is among them.
+    #[must_use]
+    pub fn contains(&self, audience: &str) -> bool {
+        self.0.iter().any(|a| a == audience)
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => {
+                let mut seq = serializer.serialize_seq(Some(many.len()))?;
+                for a in many {
+                    seq.serialize_element(a)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AudienceVisitor;
+        impl<'de> Visitor<'de> for AudienceVisitor {
+            type Value = Audience;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience::one(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(8));
+                while let Some(a) = seq.next_element::<String>()? {
+                    all.push(a);
+                }
+                if all.is_empty() {
+                    return Err(de::Error::invalid_length(0, &self));
+                }
+                Ok(Audience(all))
+            }
+        }
+        deserializer.deserialize_any(AudienceVisitor)
+    }
+}
+
+const CLAIM_NAMES: [&str; 11] = [
+    "sub",
+    "jti",
+    "iss",
+    "aud",
+    "iat",
+    "exp",
+    "nbf",
+    "auth_time",
+    "role",
+    "caps",
+    "tid",
+];
+
+impl SessionJwtClaims {
+    /// Parses the JSON payload of a token.
+    ///
+    /// # Errors
+    ///
+    /// [`ClaimsError::Malformed`] naming the claim that is missing, repeated
+    /// or of the wrong JSON type (`payload` when the payload is not a JSON
+    /// object at all).
+    pub fn from_json(payload: &[u8]) -> Result<Self, ClaimsError> {
+        serde_json::from_slice(payload).map_err(|first| {
+            // The error path only: parse again to learn which claim failed.
+            let mut de = serde_json::Deserializer::from_slice(payload);
+            let claim = match serde_path_to_error::deserialize::<_, Self>(&mut de) {
+                Err(e) => claim_at(&e.path().to_string(), &first),
+                Ok(_) => "payload",
+            };
+            ClaimsError::Malformed {
+                claim,
+                source: Box::new(first),
+            }
+        })
+    }
+
+    /// The wire form of `claims`, issued by `issuer` for `audience`.
+    #[must_use]
+    pub fn from_claims<R: Role>(
+        claims: &SessionTokenClaims<R>,
+        issuer: &str,
+        audience: &str,
+    ) -> Self {
+        let s = claims.session();
+        Self {
+            sub: s.user_id().to_string(),
+            jti: s.session_id().to_string(),
+            iss: issuer.to_owned(),
+            aud: Audience::one(audience),
+            iat: s.issued_at().unix_timestamp(),
+            exp: s.expires_at().unix_timestamp(),
+            nbf: claims.not_before().map(OffsetDateTime::unix_timestamp),
+            auth_time: s.authenticated_at().unix_timestamp(),
+            role: s.role().name().to_owned(),
+            caps: s
+                .capabilities()
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            tid: s.tenant().map(|t| t.as_str().to_owned()),
+        }
+    }
+
+    /// The enrich mapper: turns the wire claims into typed claims.
+    ///
+    /// Never panics, never guesses: an unknown role is an error, never a
+    /// default privilege. Issuer and audience are the codec's to check.
+    ///
+    /// # Errors
+    ///
+    /// [`ClaimsError`] naming the claim that failed and why.
+    pub fn enrich<R: Role>(&self) -> Result<SessionTokenClaims<R>, ClaimsError> {
+        let user_id = UserId::parse(&self.sub).map_err(|source| ClaimsError::InvalidId {
+            claim: "sub",
+            source,
+        })?;
+        let session_id = SessionId::parse(&self.jti).map_err(|source| ClaimsError::InvalidId {
+            claim: "jti",
+            source,
+        })?;
+        let role = R::parse(&self.role).map_err(ClaimsError::Role)?;
+        let capabilities = self
+            .caps
+            .iter()
+            .map(|c| Capability::parse(c))
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(|source| ClaimsError::InvalidId {
+                claim: "caps",
+                source,
+            })?;
+        let tenant = self
+            .tid
+            .as_deref()
+            .map(TenantId::parse)
+            .transpose()
+            .map_err(|source| ClaimsError::InvalidId {
+                claim: "tid",
+                source,
+            })?;
+        let not_before = self.nbf.map(|nbf| time_claim("nbf", nbf)).transpose()?;
+        let session = SessionEntity::new(NewSession {
+            user_id,
+            session_id,
+            role,
+            capabilities,
+            tenant,
+            issued_at: time_claim("iat", self.iat)?,
+            expires_at: time_claim("exp", self.exp)?,
+            authenticated_at: time_claim("auth_time", self.auth_time)?,
+        })
+        .map_err(|source| ClaimsError::Inconsistent {
+            claim: match source {
+                SessionError::ExpiresBeforeIssued => "exp",
+                SessionError::AuthenticatedAfterIssued => "auth_time",
+                _ => "iat",
+            },
+            source,
+        })?;
+        Ok(SessionTokenClaims::new(session, not_before))
+    }
+}
+
+fn time_claim(claim: &'static str, seconds: i64) -> Result<OffsetDateTime, ClaimsError> {
+    OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| ClaimsError::OutOfRange(claim))
+}
+
+/// The claim a serde error is about: the path's first segment when it names
+/// a claim, else the claim a "missing field"/"duplicate field" message
+/// names, else the payload as a whole.
+fn claim_at(path: &str, error: &serde_json::Error) -> &'static str {
+    let head = path.split(['.', '[']).next().unwrap_or_default();
+    let message = error.to_string();
+    CLAIM_NAMES
+        .iter()
+        .find(|name| **name == head)
+        .or_else(|| {
+            CLAIM_NAMES
+                .iter()
+                .find(|name| message.contains(&format!("`{name}`")))
+        })
+        .copied()
+        .unwrap_or("payload")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_domain::{IdError, RoleError, UserRole};
+
+    fn wire() -> SessionJwtClaims {
+        SessionJwtClaims {
+            sub: "0190b5a4-7c2e-7d3a-9f00-000000000001".into(),
+            jti: "0190b5a4-7c2e-7d3a-9f00-0000000000aa".into(),
+            iss: "https://auth.example".into(),
+            aud: Audience::one("app"),
+            iat: 1_700_000_000,
+            exp: 1_700_000_900,
+            nbf: None,
+            auth_time: 1_699_999_000,
+            role: "moderator".into(),
+            caps: vec!["posts:edit".into()],
+            tid: Some("acme".into()),
+        }
+    }
+
+    #[test]
+    fn enrich_then_back_gives_the_same_wire_claims() {
+        let typed = wire().enrich::<UserRole>().unwrap();
+        assert_eq!(typed.session().role(), &UserRole::Moderator);
+        assert_eq!(
+            SessionJwtClaims::from_claims(&typed, "https://auth.example", "app"),
+            wire()
+        );
+    }
+
+    #[test]
+    fn unknown_role_is_an_error_naming_the_role_claim() {
+        let mut w = wire();
+        w.role = "root".into();
+        let err = w.enrich::<UserRole>().unwrap_err();
+        assert!(matches!(err, ClaimsError::Role(RoleError::Unknown(_))));
+        assert_eq!(err.claim(), "role");
+    }
+
+    #[test]
+    fn empty_role_is_an_error() {
+        let mut w = wire();
+        w.role = String::new();
+        assert!(matches!(
+            w.enrich::<UserRole>(),
+            Err(ClaimsError::Role(RoleError::Empty))
+        ));
+    }
+
+    #[test]
+    fn non_uuid_subject_is_an_error_naming_sub() {
+        let mut w = wire();
+        w.sub = "alice".into();
+        let err = w.enrich::<UserRole>().unwrap_err();
+        assert!(matches!(
+            err,
+            ClaimsError::InvalidId {
+                claim: "sub",
+                source: IdError::NotUuid { .. }
+            }
+        ));
+    }
+
+    #[test]
+    fn expiry_not_after_issue_is_inconsistent_and_names_exp() {
+        let mut w = wire();
+        w.exp = w.iat;
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "exp");
+    }
+
+    #[test]
+    fn authentication_after_issue_names_auth_time() {
+        let mut w = wire();
+        w.auth_time = w.iat + 1;
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "auth_time");
+    }
+
+    #[test]
+    fn negative_and_huge_times_are_rejected() {
+        let mut w = wire();
+        w.iat = -5;
+        w.auth_time = -5;
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "iat");
+        let mut w = wire();
+        w.exp = i64::MAX;
+        assert!(matches!(
+            w.enrich::<UserRole>(),
+            Err(ClaimsError::OutOfRange("exp"))
+        ));
+    }
+
+    #[test]
+    fn bad_capability_and_tenant_name_their_claims() {
+        let mut w = wire();
+        w.caps = vec!["has space".into()];
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "caps");
+        let mut w = wire();
+        w.tid = Some(String::new());
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "tid");
+    }
+
+    #[test]
+    fn audience_is_a_string_or_a_non_empty_array() {
+        let one: Audience = serde_json::from_str(r#""app""#).unwrap();
+        assert!(one.contains("app"));
+        let many: Audience = serde_json::from_str(r#"["web","app"]"#).unwrap();
+        assert!(many.contains("app") && many.contains("web") && !many.contains("x"));
+        assert!(serde_json::from_str::<Audience>("[]").is_err());
+        assert!(serde_json::from_str::<Audience>("5").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_the_claim() {
+        let json = serde_json::to_value(wire()).unwrap();
+        let mut missing = json.clone();
+        missing.as_object_mut().unwrap().remove("exp");
+        let err = SessionJwtClaims::from_json(missing.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.claim(), "exp");
+
+        let mut wrong_type = json.clone();
+        wrong_type["iat"] = serde_json::json!("yesterday");
+        let err = SessionJwtClaims::from_json(wrong_type.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.claim(), "iat");
+
+        let text = json.to_string();
+        let duplicated = text.replacen('{', r#"{"role":"admin","#, 1);
+        let err = SessionJwtClaims::from_json(duplicated.as_bytes()).unwrap_err();
+        assert_eq!(err.claim(), "role");
+
+        let err = SessionJwtClaims::from_json(b"[1,2]").unwrap_err();
+        assert_eq!(err.claim(), "payload");
+    }
+
+    #[test]
+    fn unknown_claims_are_ignored() {
+        let mut json = serde_json::to_value(wire()).unwrap();
+        json["x-extra"] = serde_json::json!({"nested": true});
+        let parsed = SessionJwtClaims::from_json(json.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed, wire());
+    }
+}

@@ -1,0 +1,168 @@
+//! `JwtSessionCodec`: session claims to signed compact JWS and back.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tessera_application::ports::{SessionTokenCodec, TokenError};
+use tessera_application::{SessionToken, SessionTokenClaims};
+use tessera_domain::Role;
+
+use crate::claims::SessionJwtClaims;
+use crate::jose::{self, JwsError, KeyError, KeyRing};
+
+/// The `typ` header of every tessera session token (RFC 8725 §3.11 explicit
+/// typing), so that no other kind of JWT is ever accepted as a session.
+pub const SESSION_TOKEN_TYPE: &str = "tessera-session+jwt";
+
+/// The default cap on a token's size, checked before anything is decoded.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The ring in use, with the active signing key's header encoded once.
+#[derive(Debug)]
+struct Keys {
+    ring: KeyRing,
+    encoded_header: Option<String>,
+}
+
+impl Keys {
+    fn new(ring: KeyRing) -> Self {
+        let encoded_header = ring
+            .signing_key()
+            .map(|key| jose::encode_header(key, SESSION_TOKEN_TYPE));
+        Self {
+            ring,
+            encoded_header,
+        }
+    }
+}
+
+/// Signs and verifies session tokens with a [`KeyRing`].
+///
+/// `decode` checks, in order: size, compact form, header (`alg` pinned to
+/// the key it names, `kid`, no `crit`), signature, `typ`, then the claims
+/// (`iss`, `aud`, and every claim through the enrich mapper). Keys can be
+/// replaced at runtime with [`JwtSessionCodec::replace_keys`] without
+/// stopping verification.
+#[derive(Debug)]
+pub struct JwtSessionCodec {
+    keys: ArcSwap<Keys>,
+    issuer: String,
+    audience: String,
+    max_token_bytes: usize,
+}
+
+impl JwtSessionCodec {
+    /// A codec issuing tokens as `issuer` for `audience`, and accepting only
+    /// tokens that match both.
+    #[must_use]
+    pub fn new(ring: KeyRing, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            keys: ArcSwap::from_pointee(Keys::new(ring)),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    /// Caps the size of accepted tokens (default 8 KiB).
+    #[must_use]
+    pub fn with_max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = max;
+        self
+    }
+
+    /// Swaps in a new key ring, for example one with a new active signing
+    /// key and the old key kept for verification until its tokens expire.
+    /// Requests in flight finish with the ring they started with.
+    pub fn replace_keys(&self, ring: KeyRing) {
+        self.keys.store(Arc::new(Keys::new(ring)));
+    }
+
+    /// The key ring in use.
+    #[must_use]
+    pub fn key_ring(&self) -> KeyRing {
+        self.keys.load().ring.clone()
+    }
+}
+
+fn token_error(error: JwsError) -> TokenError {
+    match error {
+        JwsError::TooLarge { max } => TokenError::TooLarge { max },
+        JwsError::Malformed(part) => TokenError::Malformed(part),
+        JwsError::MissingKeyId => TokenError::MissingKeyId,
+        JwsError::UnknownKeyId => TokenError::UnknownKeyId,
+        JwsError::CriticalHeader => TokenError::CriticalHeader,
+        JwsError::InvalidSignature => TokenError::InvalidSignature,
+        JwsError::UnsupportedAlgorithm | JwsError::AlgorithmNotAllowedForKey => {
+            TokenError::AlgorithmRejected
+        }
+    }
+}
+
+fn is_session_type(typ: &str) -> bool {
+    // Media types compare case-insensitively; "application/" may be omitted
+    // (RFC 7515 §4.1.9).
+    let typ = typ
+        .get(..12)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
+        .and_then(|_| typ.get(12..))
+        .unwrap_or(typ);
+    typ.eq_ignore_ascii_case(SESSION_TOKEN_TYPE)
+}
+
+fn signing_error(error: KeyError) -> TokenError {
+    TokenError::Signing(Box::new(error))
+}
+
+impl<R: Role> SessionTokenCodec<R> for JwtSessionCodec {
+    fn encode(&self, claims: &SessionTokenClaims<R>) -> Result<SessionToken, TokenError> {
+        let keys = self.keys.load();
+        let (Some(key), Some(header)) = (keys.ring.signing_key(), keys.encoded_header.as_deref())
+        else {
+            return Err(TokenError::Signing(
+                "the key ring holds no signing key".into(),
+            ));
+        };
+        let wire = SessionJwtClaims::from_claims(claims, &self.issuer, &self.audience);
+        let payload = serde_json::to_vec(&wire).map_err(|e| TokenError::Signing(Box::new(e)))?;
+        jose::sign_compact(key, header, &payload)
+            .map(SessionToken::new)
+            .map_err(signing_error)
+    }
+
+    fn decode(&self, token: &str) -> Result<SessionTokenClaims<R>, TokenError> {
+        let keys = self.keys.load();
+        let jws =
+            jose::verify_compact(token, &keys.ring, self.max_token_bytes).map_err(token_error)?;
+        if !jws.header.typ.as_deref().is_some_and(is_session_type) {
+            return Err(TokenError::WrongType);
+        }
+        let wire = SessionJwtClaims::from_json(&jws.payload)?;
+        if wire.iss != self.issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        if !wire.aud.contains(&self.audience) {
+            return Err(TokenError::WrongAudience);
+        }
+        Ok(wire.enrich()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_type_matches_case_insensitively_with_or_without_application_prefix() {
+        assert!(is_session_type("tessera-session+jwt"));
+        assert!(is_session_type("Tessera-Session+JWT"));
+        assert!(is_session_type("application/tessera-session+jwt"));
+        assert!(!is_session_type("JWT"));
+        assert!(!is_session_type("at+jwt"));
+        assert!(!is_session_type("application/"));
+        assert!(!is_session_type(""));
+        assert!(!is_session_type(
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"
+        ));
+    }
+}

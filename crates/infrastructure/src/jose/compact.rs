@@ -1,0 +1,216 @@
+//! Compact JWS (RFC 7515 §7.1): verification on the hot path, and signing.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::{DecodeSliceError, encoded_len};
+use serde::Deserialize;
+
+use super::algorithm::JwsAlgorithm;
+use super::error::{JwsError, KeyError};
+use super::keys::{MAX_SIGNATURE_BYTES, SigningKey};
+use super::ring::KeyRing;
+use super::serde_util::{ObjectOnly, borrowed_opt_str, present};
+
+/// The protected header members tessera reads.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct JwsHeader<'a> {
+    /// `alg`, already pinned to the key that verified the signature.
+    pub alg: JwsAlgorithm,
+    /// `kid`, when the header names a key.
+    pub kid: Option<Cow<'a, str>>,
+    /// `typ`, the explicit type (RFC 8725 §3.11), unchecked at this layer.
+    pub typ: Option<Cow<'a, str>>,
+}
+
+impl JwsHeader<'_> {
+    /// The header with owned strings.
+    #[must_use]
+    pub fn into_owned(self) -> JwsHeader<'static> {
+        JwsHeader {
+            alg: self.alg,
+            kid: self.kid.map(|kid| Cow::Owned(kid.into_owned())),
+            typ: self.typ.map(|typ| Cow::Owned(typ.into_owned())),
+        }
+    }
+}
+
+/// A compact JWS whose signature verified: its header and decoded payload.
+///
+/// The payload has not been interpreted; it is whatever bytes were signed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VerifiedJws<'a> {
+    /// The protected header.
+    pub header: JwsHeader<'a>,
+    /// The payload, base64url-decoded.
+    pub payload: Vec<u8>,
+}
+
+/// The header as parsed, borrowing from the decoded header bytes.
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(default, borrow, deserialize_with = "borrowed_opt_str")]
+    alg: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt_str")]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt_str")]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// Headers up to this size are decoded on the stack.
+const HEADER_STACK_BYTES: usize = 512;
+/// A base64url decoding buffer must hold the decoder's estimate, which for
+/// the longest signature (1024 bytes, 1366 characters) is 1026 bytes.
+const SIGNATURE_BUFFER_BYTES: usize = MAX_SIGNATURE_BYTES + 2;
+
+/// Verifies a compact JWS against `ring` and returns its header and payload.
+///
+/// In order, and stopping at the first failure: the token is at most
+/// `max_len` bytes (checked before any decoding); it has exactly three parts
+/// of strict base64url (URL-safe alphabet, no padding, canonical trailing
+/// bits); the header is a JSON object with no repeated `alg`/`kid`/`typ`/`crit`
+/// member and no `crit`; `alg` is supported; the ring selects a key by `kid`
+/// and that key's algorithm is `alg`; the signature verifies over the first
+/// two parts as they appear in the token; the payload decodes.
+///
+/// The hot path decodes the header once (on the stack for headers up to 512
+/// bytes), parses it once borrowing from the decoded bytes, performs one
+/// signature check with the pre-parsed key, and allocates only for the
+/// payload and the returned `kid`/`typ`.
+///
+/// # Errors
+///
+/// The [`JwsError`] variant for the first rule that fails.
+pub fn verify_compact<'t>(
+    token: &'t str,
+    ring: &KeyRing,
+    max_len: usize,
+) -> Result<VerifiedJws<'t>, JwsError> {
+    if token.len() > max_len {
+        return Err(JwsError::TooLarge { max: max_len });
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwsError::Malformed("not three dot-separated parts"));
+    };
+    if header_b64.is_empty() {
+        return Err(JwsError::Malformed("header is empty"));
+    }
+
+    let mut header_stack = [0u8; HEADER_STACK_BYTES];
+    let header_heap: Vec<u8>;
+    let header_json: &[u8] = match URL_SAFE_NO_PAD.decode_slice(header_b64, &mut header_stack) {
+        Ok(len) => header_stack.get(..len).unwrap_or_default(),
+        Err(DecodeSliceError::OutputSliceTooSmall) => {
+            header_heap = URL_SAFE_NO_PAD
+                .decode(header_b64)
+                .map_err(|_| JwsError::Malformed("header is not base64url"))?;
+            &header_heap
+        }
+        Err(DecodeSliceError::DecodeError(_)) => {
+            return Err(JwsError::Malformed("header is not base64url"));
+        }
+    };
+    let header = serde_json::from_slice::<ObjectOnly<RawHeader<'_>>>(header_json)
+        .map_err(|_| JwsError::Malformed("header is not a JSON object of the JWS shape"))?
+        .0;
+    if header.crit {
+        return Err(JwsError::CriticalHeader);
+    }
+    let alg = header
+        .alg
+        .as_deref()
+        .ok_or(JwsError::Malformed("header has no alg"))?;
+    let alg = JwsAlgorithm::from_name(alg).ok_or(JwsError::UnsupportedAlgorithm)?;
+    let key = ring.select(header.kid.as_deref(), alg)?;
+
+    let mut signature = [0u8; SIGNATURE_BUFFER_BYTES];
+    let signature = match URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut signature) {
+        Ok(len) => signature.get(..len).unwrap_or_default(),
+        // Longer than any accepted key's signature.
+        Err(DecodeSliceError::OutputSliceTooSmall) => return Err(JwsError::InvalidSignature),
+        Err(DecodeSliceError::DecodeError(_)) => {
+            return Err(JwsError::Malformed("signature is not base64url"));
+        }
+    };
+    let signing_input = token
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or(JwsError::Malformed("not three dot-separated parts"))?;
+    if !key.verify(signing_input.as_bytes(), signature) {
+        return Err(JwsError::InvalidSignature);
+    }
+
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| JwsError::Malformed("payload is not base64url"))?;
+    Ok(VerifiedJws {
+        header: JwsHeader {
+            alg,
+            kid: header.kid.map(|kid| Cow::Owned(kid.into_owned())),
+            typ: header.typ.map(|typ| Cow::Owned(typ.into_owned())),
+        },
+        payload,
+    })
+}
+
+/// The base64url protected header `{"alg":…,"kid":…,"typ":…}` for tokens
+/// signed by `key`. Compute it once per key and pass it to [`sign_compact`].
+#[must_use]
+pub fn encode_header(key: &SigningKey, typ: &str) -> String {
+    // `Value::to_string` quotes and escapes a JSON string, infallibly.
+    let json = format!(
+        r#"{{"alg":"{}","kid":{},"typ":{}}}"#,
+        key.algorithm().name(),
+        serde_json::Value::from(key.kid()),
+        serde_json::Value::from(typ),
+    );
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+/// Signs `payload_json` with `key` under `encoded_header` (from
+/// [`encode_header`] for the same key) and returns the compact JWS.
+///
+/// One allocation: the returned string, sized up front.
+///
+/// # Errors
+///
+/// [`KeyError::InvalidEncodedHeader`] when `encoded_header` is empty or not
+/// base64url; [`KeyError::Crypto`] when signing fails.
+pub fn sign_compact(
+    key: &SigningKey,
+    encoded_header: &str,
+    payload_json: &[u8],
+) -> Result<String, KeyError> {
+    if encoded_header.is_empty()
+        || !encoded_header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(KeyError::InvalidEncodedHeader);
+    }
+    let capacity = encoded_len(payload_json.len(), false)
+        .zip(encoded_len(key.signature_len(), false))
+        .and_then(|(payload, signature)| {
+            encoded_header
+                .len()
+                .checked_add(payload)?
+                .checked_add(signature)?
+                .checked_add(2)
+        })
+        .unwrap_or(0);
+    let mut token = String::with_capacity(capacity);
+    token.push_str(encoded_header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload_json, &mut token);
+
+    let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+    let len = key.sign_into(token.as_bytes(), &mut signature)?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.get(..len).unwrap_or_default(), &mut token);
+    Ok(token)
+}

@@ -1,0 +1,237 @@
+//! The key ring: the keys a service signs with and verifies against.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::algorithm::JwsAlgorithm;
+use super::error::{JwsError, KeyError};
+use super::jwk;
+use super::keys::{SigningKey, VerificationKey};
+
+/// The keys a service verifies tokens with, and optionally the one it signs
+/// with.
+///
+/// A ring only ever holds a safe set: every key passed the strength rules
+/// when it was parsed, no two keys share a `kid`, symmetric (HMAC) and
+/// asymmetric keys are never mixed, and when it holds several keys each has
+/// a `kid`. Builders consume the ring and return a new one, so rotation is:
+///
+/// ```
+/// use tessera_infrastructure::jose::{JwsAlgorithm, KeyRing, SigningKey};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ring = KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "2025-01")?);
+/// // New tokens are signed with 2025-02; tokens of 2025-01 still verify.
+/// let ring = ring.with_signing_key(SigningKey::generate(JwsAlgorithm::EdDsa, "2025-02")?)?;
+/// // Once the last 2025-01 token has expired:
+/// let ring = ring.without_key("2025-01")?;
+/// assert_eq!(ring.signing_key().map(SigningKey::kid), Some("2025-02"));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Cloning is cheap (the keys are shared). `Debug` shows `kid`s and
+/// algorithms, never key material.
+#[derive(Clone)]
+pub struct KeyRing {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    signing: Option<SigningKey>,
+    keys: Vec<VerificationKey>,
+}
+
+impl KeyRing {
+    /// A ring that signs with `signing` and verifies its signatures.
+    #[must_use]
+    pub fn new(signing: SigningKey) -> Self {
+        let keys = vec![signing.verification_key()];
+        Self {
+            inner: Arc::new(Inner {
+                signing: Some(signing),
+                keys,
+            }),
+        }
+    }
+
+    /// A ring that only verifies, with `keys`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::EmptyKeyRing`] for no keys; [`KeyError::DuplicateKeyId`],
+    /// [`KeyError::MixedKeyFamilies`], or [`KeyError::MissingKeyId`] (several
+    /// keys, one without a `kid`).
+    pub fn verify_only(keys: Vec<VerificationKey>) -> Result<Self, KeyError> {
+        let mut admitted = Vec::with_capacity(keys.len());
+        for key in keys {
+            admit(&admitted, &key)?;
+            admitted.push(key);
+        }
+        if admitted.is_empty() {
+            return Err(KeyError::EmptyKeyRing);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                signing: None,
+                keys: admitted,
+            }),
+        })
+    }
+
+    /// A verify-only ring from a JWK set (`{"keys": [...]}`, RFC 7517 §5).
+    ///
+    /// The whole set is refused if any key in it is: a set that carries an
+    /// encryption key, a weak key or an unsupported algorithm is not trusted
+    /// as a whole.
+    ///
+    /// # Errors
+    ///
+    /// Every error of [`VerificationKey::from_jwk`] for any member, and of
+    /// [`KeyRing::verify_only`] for the set.
+    pub fn from_jwk_set(jwks_json: &str) -> Result<Self, KeyError> {
+        Self::verify_only(jwk::verification_keys(jwks_json)?)
+    }
+
+    /// The ring with one more key to verify with.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::DuplicateKeyId`], [`KeyError::MixedKeyFamilies`] or
+    /// [`KeyError::MissingKeyId`].
+    pub fn with_verification_key(self, key: VerificationKey) -> Result<Self, KeyError> {
+        admit(&self.inner.keys, &key)?;
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.keys.push(key);
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Rotation: the ring with `key` as the active signer. Every key already
+    /// in the ring, the previous signer's included, still verifies until it
+    /// is removed with [`KeyRing::without_key`].
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::DuplicateKeyId`] (the `kid` is already in the ring),
+    /// [`KeyError::MixedKeyFamilies`] or [`KeyError::MissingKeyId`].
+    pub fn with_signing_key(self, key: SigningKey) -> Result<Self, KeyError> {
+        let verification = key.verification_key();
+        admit(&self.inner.keys, &verification)?;
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.keys.push(verification);
+        inner.signing = Some(key);
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Retires a key: tokens naming `kid` no longer verify.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::ActiveSigningKey`] when `kid` is the active signer (rotate
+    /// first); [`KeyError::UnknownKeyId`] when no key has that `kid`;
+    /// [`KeyError::EmptyKeyRing`] when it is the last key.
+    pub fn without_key(self, kid: &str) -> Result<Self, KeyError> {
+        if self
+            .inner
+            .signing
+            .as_ref()
+            .is_some_and(|signing| signing.kid() == kid)
+        {
+            return Err(KeyError::ActiveSigningKey);
+        }
+        let position = self
+            .inner
+            .keys
+            .iter()
+            .position(|key| key.kid() == Some(kid))
+            .ok_or(KeyError::UnknownKeyId)?;
+        if self.inner.keys.len() == 1 {
+            return Err(KeyError::EmptyKeyRing);
+        }
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.keys.remove(position);
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The active signing key, if this ring signs.
+    #[must_use]
+    pub fn signing_key(&self) -> Option<&SigningKey> {
+        self.inner.signing.as_ref()
+    }
+
+    /// Every key this ring verifies with, in the order they were added.
+    #[must_use]
+    pub fn verification_keys(&self) -> &[VerificationKey] {
+        &self.inner.keys
+    }
+
+    /// The key a token's header selects: the one named by `kid`, or the only
+    /// key when the header names none; its algorithm must be `alg`.
+    ///
+    /// # Errors
+    ///
+    /// [`JwsError::UnknownKeyId`] when no key has `kid` (even in a one-key
+    /// ring); [`JwsError::MissingKeyId`] when `kid` is `None` and the ring
+    /// holds several keys; [`JwsError::AlgorithmNotAllowedForKey`] when the
+    /// selected key's algorithm is not `alg`.
+    pub fn select(
+        &self,
+        kid: Option<&str>,
+        alg: JwsAlgorithm,
+    ) -> Result<&VerificationKey, JwsError> {
+        let key = match kid {
+            Some(kid) => self
+                .inner
+                .keys
+                .iter()
+                .find(|key| key.kid() == Some(kid))
+                .ok_or(JwsError::UnknownKeyId)?,
+            None => match self.inner.keys.as_slice() {
+                [only] => only,
+                _ => return Err(JwsError::MissingKeyId),
+            },
+        };
+        if key.algorithm() != alg {
+            return Err(JwsError::AlgorithmNotAllowedForKey);
+        }
+        Ok(key)
+    }
+}
+
+/// Whether `key` may join `keys`.
+fn admit(keys: &[VerificationKey], key: &VerificationKey) -> Result<(), KeyError> {
+    let Some(first) = keys.first() else {
+        return Ok(());
+    };
+    if first.algorithm().is_symmetric() != key.algorithm().is_symmetric() {
+        return Err(KeyError::MixedKeyFamilies);
+    }
+    let Some(kid) = key.kid() else {
+        return Err(KeyError::MissingKeyId);
+    };
+    if keys.iter().any(|existing| existing.kid().is_none()) {
+        return Err(KeyError::MissingKeyId);
+    }
+    if keys.iter().any(|existing| existing.kid() == Some(kid)) {
+        return Err(KeyError::DuplicateKeyId {
+            kid: kid.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("signing", &self.inner.signing)
+            .field("keys", &self.inner.keys)
+            .finish()
+    }
+}

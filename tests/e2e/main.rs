@@ -1,0 +1,15 @@
+//! End-to-end tests across every layer, compiled into one binary.
+
+// In tests a panic is a failed test, which is what these lints guard against elsewhere.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod attacks;
+mod interop;
+mod lifecycle;
+mod properties;
+mod support;

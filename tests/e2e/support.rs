@@ -1,0 +1,163 @@
+//! What the end-to-end tests share: a clock moved by hand, demo users, and
+//! a fully wired session manager per algorithm.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera::application::EstablishRequest;
+use tessera::application::ports::{Clock, DirectoryUser};
+use tessera::domain::{Capability, SessionLifetimes, TenantId, UserId};
+use tessera::{InMemoryUserDirectory, JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
+use time::{Duration, OffsetDateTime};
+
+pub(crate) const ISSUER: &str = "https://api.tessera.test";
+pub(crate) const AUDIENCE: &str = "web";
+pub(crate) const START: i64 = 1_800_000_000;
+
+pub(crate) const ALGORITHMS: [JwsAlgorithm; 4] = [
+    JwsAlgorithm::Hs256,
+    JwsAlgorithm::Rs256,
+    JwsAlgorithm::Es256,
+    JwsAlgorithm::EdDsa,
+];
+
+pub(crate) fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+pub(crate) struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub(crate) fn starting_at(seconds: i64) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(seconds)))
+    }
+
+    pub(crate) fn advance(&self, seconds: i64) {
+        self.0.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    pub(crate) fn seconds(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        at(self.seconds())
+    }
+}
+
+pub(crate) fn alice() -> UserId {
+    UserId::parse("0190b5a4-7c2e-7d3a-9f00-00000000a11c").unwrap()
+}
+
+pub(crate) fn caps(names: &[&str]) -> BTreeSet<Capability> {
+    names
+        .iter()
+        .map(|n| Capability::parse(n).unwrap())
+        .collect()
+}
+
+/// 15-minute tokens, rotation after 5 minutes, 1-hour sessions, 30 s leeway.
+pub(crate) fn lifetimes() -> SessionLifetimes {
+    SessionLifetimes::new(
+        Duration::minutes(15),
+        Duration::hours(1),
+        Duration::minutes(5),
+        Duration::seconds(30),
+    )
+    .unwrap()
+}
+
+/// A fresh signing key.
+pub(crate) fn signing_key(alg: JwsAlgorithm, kid: &str) -> SigningKey {
+    SigningKey::generate(alg, kid).unwrap()
+}
+
+/// A session manager wired like production, with a manual clock and an
+/// in-memory directory holding Alice as a user of tenant `acme`.
+pub(crate) struct App {
+    pub(crate) sessions: Tessera<UserRole>,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) directory: Arc<InMemoryUserDirectory<UserRole>>,
+}
+
+pub(crate) fn spawn_app(keys: KeyRing) -> App {
+    let clock = ManualClock::starting_at(START);
+    let directory = Arc::new(InMemoryUserDirectory::new());
+    directory.upsert(DirectoryUser {
+        user_id: alice(),
+        role: UserRole::User,
+        capabilities: caps(&["posts:write"]),
+        tenant: Some(TenantId::parse("acme").unwrap()),
+        enabled: true,
+    });
+    let sessions = Tessera::builder(keys, ISSUER, AUDIENCE)
+        .lifetimes(lifetimes())
+        .clock(clock.clone())
+        .user_directory(directory.clone())
+        .build();
+    App {
+        sessions,
+        clock,
+        directory,
+    }
+}
+
+impl App {
+    /// Signs Alice in as a plain user of `acme`.
+    pub(crate) fn sign_in_alice(&self) -> tessera::application::EstablishedSession<UserRole> {
+        self.sessions
+            .establish()
+            .execute(EstablishRequest {
+                user_id: alice(),
+                role: UserRole::User,
+                capabilities: caps(&["posts:write"]),
+                tenant: Some(TenantId::parse("acme").unwrap()),
+                authenticated_at: None,
+            })
+            .unwrap()
+    }
+}
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A compact JWS over exactly these header and payload bytes, signed with `key`.
+pub(crate) fn forge(header: &str, payload: &str, key: &SigningKey) -> String {
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let signature = key.sign(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(&signature))
+}
+
+/// The JSON of a valid session payload for Alice issued at `iat`, as a value
+/// tests can bend.
+pub(crate) fn payload(iat: i64) -> serde_json::Value {
+    serde_json::json!({
+        "sub": alice().to_string(),
+        "jti": "0190b5a4-7c2e-7d3a-9f00-0000000000aa",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": iat,
+        "exp": iat + 900,
+        "auth_time": iat,
+        "role": "user",
+        "caps": ["posts:write"],
+        "tid": "acme",
+    })
+}
+
+/// The header tessera itself writes for `key`.
+pub(crate) fn header(key: &SigningKey) -> serde_json::Value {
+    serde_json::json!({
+        "alg": key.algorithm().name(),
+        "kid": key.kid(),
+        "typ": tessera::infrastructure::SESSION_TOKEN_TYPE,
+    })
+}
