@@ -9,6 +9,62 @@
 //!   [`RotateSession`], [`RevokeSession`] and [`AuthorizeRequest`].
 //!
 //! Adapters live in `tessera-infrastructure`; the `tessera` facade wires them.
+//! A port is a trait: anything that implements it can fill it, as here with
+//! a fixed clock and a toy codec that keeps claims in memory.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::{Arc, Mutex};
+//!
+//! use tessera_application::ports::{Clock, IdGenerator, SessionTokenCodec, TokenError};
+//! use tessera_application::{EstablishRequest, EstablishSession, SessionToken, SessionTokenClaims};
+//! use tessera_domain::{SessionId, SessionLifetimes, UserId, UserRole};
+//! use time::OffsetDateTime;
+//!
+//! struct FixedClock(OffsetDateTime);
+//! impl Clock for FixedClock {
+//!     fn now(&self) -> OffsetDateTime { self.0 }
+//! }
+//!
+//! struct OneId(SessionId);
+//! impl IdGenerator for OneId {
+//!     fn session_id(&self) -> SessionId { self.0 }
+//! }
+//!
+//! /// Not a real codec: tokens are numbers, claims stay in a map.
+//! #[derive(Default)]
+//! struct ToyCodec(Mutex<HashMap<String, SessionTokenClaims<UserRole>>>);
+//! impl SessionTokenCodec<UserRole> for ToyCodec {
+//!     fn encode(&self, claims: &SessionTokenClaims<UserRole>) -> Result<SessionToken, TokenError> {
+//!         let mut map = self.0.lock().map_err(|_| TokenError::Malformed("poisoned"))?;
+//!         let token = map.len().to_string();
+//!         map.insert(token.clone(), claims.clone());
+//!         Ok(SessionToken::new(token))
+//!     }
+//!     fn decode(&self, token: &str) -> Result<SessionTokenClaims<UserRole>, TokenError> {
+//!         let map = self.0.lock().map_err(|_| TokenError::Malformed("poisoned"))?;
+//!         map.get(token).cloned().ok_or(TokenError::InvalidSignature)
+//!     }
+//! }
+//!
+//! let now = OffsetDateTime::from_unix_timestamp(1_700_000_000)?;
+//! let establish = EstablishSession::new(
+//!     Arc::new(ToyCodec::default()),
+//!     Arc::new(FixedClock(now)),
+//!     Arc::new(OneId(SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa")?)),
+//!     SessionLifetimes::default(),
+//! );
+//! let issued = establish.execute(EstablishRequest {
+//!     user_id: UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001")?,
+//!     role: UserRole::User,
+//!     capabilities: Default::default(),
+//!     tenant: None,
+//!     authenticated_at: None,
+//! })?;
+//! assert_eq!(issued.token.expose_secret(), "0");
+//! assert_eq!(issued.session.expires_at(), now + SessionLifetimes::default().token());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod ports;
 pub mod token;

@@ -11,6 +11,35 @@
 //! - [`codec`]: [`JwtSessionCodec`], the token codec port's adapter;
 //! - [`system`]: [`SystemClock`] and [`UuidV7SessionIds`];
 //! - [`memory`]: [`InMemoryRevocationStore`] and [`InMemoryUserDirectory`].
+//!
+//! ```
+//! use tessera_application::ports::SessionTokenCodec;
+//! use tessera_infrastructure::{JwsAlgorithm, JwtSessionCodec, KeyRing, SigningKey};
+//! # use tessera_application::SessionTokenClaims;
+//! # use tessera_domain::{NewSession, SessionEntity, SessionId, UserId, UserRole};
+//! # use time::{Duration, OffsetDateTime};
+//! # let now = OffsetDateTime::from_unix_timestamp(1_700_000_000)?;
+//! # let claims = SessionTokenClaims::new(SessionEntity::new(NewSession {
+//! #     user_id: UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001")?,
+//! #     session_id: SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa")?,
+//! #     role: UserRole::Admin, capabilities: Default::default(), tenant: None,
+//! #     issued_at: now, expires_at: now + Duration::minutes(15), authenticated_at: now,
+//! # })?, None);
+//!
+//! // One active signing key; older keys can stay in the ring to verify.
+//! let ring = KeyRing::new(SigningKey::generate(JwsAlgorithm::Es256, "2026-11")?);
+//! let codec = JwtSessionCodec::new(ring, "https://api.example", "web");
+//!
+//! let token = codec.encode(&claims)?;
+//! let decoded: SessionTokenClaims<UserRole> = codec.decode(token.expose_secret())?;
+//! assert_eq!(decoded, claims);
+//!
+//! // A token for another audience is refused, with a typed reason.
+//! let other = JwtSessionCodec::new(codec.key_ring(), "https://api.example", "admin");
+//! let refused = SessionTokenCodec::<UserRole>::decode(&other, token.expose_secret());
+//! assert_eq!(refused.unwrap_err().code(), "wrong_audience");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod claims;
 pub mod codec;
