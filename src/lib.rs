@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use tessera_application::ports::{Clock, IdGenerator, RevocationStore, UserDirectory};
 use tessera_application::{
-    EstablishSession, ReadSession, RevokeSession, RotateSession, VerifySession,
+    AuthorizeRequest, EstablishSession, ReadSession, RevokeSession, RotateSession, VerifySession,
 };
-use tessera_domain::{Role, SessionLifetimes};
+use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 
 pub use tessera_application as application;
 pub use tessera_domain as domain;
@@ -83,6 +83,20 @@ impl<R: Role> Tessera<R> {
     #[must_use]
     pub fn codec(&self) -> &JwtSessionCodec {
         &self.codec
+    }
+
+    /// Route access: `policy` applied to requests, verifying with this
+    /// manager.
+    #[must_use]
+    pub fn authorize(&self, policy: RoutePolicy<R>) -> AuthorizeRequest<R> {
+        AuthorizeRequest::new(self.verify.clone(), Arc::new(policy))
+    }
+
+    /// The HTTP layer enforcing `policy` and rotating with this manager:
+    /// `sessions.session_layer(policy).build()?`, with any setting of
+    /// [`http::SessionLayerBuilder`] in between.
+    pub fn session_layer(&self, policy: RoutePolicy<R>) -> http::SessionLayerBuilder<R> {
+        http::SessionLayer::builder(self.authorize(policy), self.rotate.clone())
     }
 }
 

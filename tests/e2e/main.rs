@@ -9,6 +9,11 @@
 )]
 
 mod attacks;
+mod http_demo;
+mod http_gateway;
+mod http_layer;
+mod http_properties;
+mod http_support;
 mod interop;
 mod lifecycle;
 mod properties;

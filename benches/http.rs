@@ -1,0 +1,172 @@
+//! The HTTP layer's cost: the same axum router with and without tessera's
+//! `SessionLayer`, driven in process with a valid session cookie, next to
+//! `VerifySession` alone on the same token, in one run.
+//!
+//! Budget (issue 3): with − without ≤ VerifySession + 1 µs per request.
+//!
+//! ```text
+//! cargo bench --bench http -- --warm-up-time 1 --measurement-time 4
+//! ```
+//!
+//! After criterion's groups the bench prints the budget check from its own
+//! interleaved timing loop (criterion's figures are the ones to record).
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group};
+use http::Request;
+use tessera::application::EstablishRequest;
+use tessera::domain::{Capability, Requirement, RoutePolicy, RouteRule, TenantId, UserId};
+use tessera::{KeyRing, SigningKey, Tessera, UserRole};
+use tokio::runtime::Runtime;
+use tower::ServiceExt as _;
+
+struct Fixture {
+    sessions: Tessera<UserRole>,
+    token: String,
+    bare: Router,
+    noop: Router,
+    layered: Router,
+    runtime: Runtime,
+}
+
+fn fixture() -> Fixture {
+    let key = SigningKey::hmac_sha256("bench", &[0x5a; 32]).unwrap();
+    let sessions: Tessera<UserRole> =
+        Tessera::builder(KeyRing::new(key), "https://api.example", "web").build();
+    let token = sessions
+        .establish()
+        .execute(EstablishRequest {
+            user_id: UserId::parse("0190b5a4-7c2e-7d3a-9f00-00000000a11c").unwrap(),
+            role: UserRole::Moderator,
+            capabilities: [
+                Capability::parse("posts:write").unwrap(),
+                Capability::parse("posts:hide").unwrap(),
+            ]
+            .into(),
+            tenant: Some(TenantId::parse("acme").unwrap()),
+            authenticated_at: None,
+        })
+        .unwrap()
+        .token
+        .expose_secret()
+        .to_owned();
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/", Requirement::Public))
+        .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
+        .rule(RouteRule::new(
+            "/admin/*",
+            Requirement::AtLeastRole(UserRole::Admin),
+        ))
+        .rule(RouteRule::new("/posts/:id", Requirement::Authenticated))
+        .build()
+        .unwrap();
+    let routes = || {
+        Router::new()
+            .route("/", get(|| async { "home" }))
+            .route("/posts/{id}", get(|| async { "post" }))
+    };
+    let layer = sessions.session_layer(policy).build().unwrap();
+    Fixture {
+        bare: routes(),
+        noop: routes().layer(tower::layer::util::Identity::new()),
+        layered: routes().layer(layer),
+        sessions,
+        token,
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    }
+}
+
+fn request(token: &str) -> Request<Body> {
+    Request::get("/posts/42")
+        .header("cookie", format!("theme=dark; __Host-session={token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn call(f: &Fixture, router: &Router) {
+    let response = f
+        .runtime
+        .block_on(router.clone().oneshot(request(&f.token)))
+        .unwrap();
+    assert!(response.status().is_success());
+    black_box(response);
+}
+
+fn bench_layer(c: &mut Criterion) {
+    let f = fixture();
+    println!("token: {} bytes (HS256)", f.token.len());
+    let mut group = c.benchmark_group("http layer (HS256 cookie, GET /posts/42)");
+    group.bench_function("router without layer", |b| b.iter(|| call(&f, &f.bare)));
+    // What axum's `Router::layer` costs for any layer: a reference only.
+    group.bench_function("router with a no-op layer", |b| {
+        b.iter(|| call(&f, &f.noop))
+    });
+    group.bench_function("router with SessionLayer", |b| {
+        b.iter(|| call(&f, &f.layered))
+    });
+    group.bench_function("VerifySession alone", |b| {
+        b.iter(|| black_box(f.sessions.verify().execute(black_box(&f.token)).unwrap()));
+    });
+    group.finish();
+}
+
+/// Mean time per call of `work` over `rounds` interleaved rounds, keeping
+/// the fastest round (the least disturbed by other work on the machine).
+fn fastest_mean(rounds: usize, per_round: u32, mut work: impl FnMut()) -> Duration {
+    (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                work();
+            }
+            start.elapsed() / per_round
+        })
+        .min()
+        .unwrap()
+}
+
+fn budget() {
+    let f = fixture();
+    let (mut bare, mut layered, mut verify) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        bare.push(fastest_mean(3, 20_000, || call(&f, &f.bare)));
+        layered.push(fastest_mean(3, 20_000, || call(&f, &f.layered)));
+        verify.push(fastest_mean(3, 20_000, || {
+            black_box(f.sessions.verify().execute(&f.token).unwrap());
+        }));
+    }
+    let (bare, layered, verify) = (
+        *bare.iter().min().unwrap(),
+        *layered.iter().min().unwrap(),
+        *verify.iter().min().unwrap(),
+    );
+    let added = layered.saturating_sub(bare);
+    let allowed = verify + Duration::from_micros(1);
+    println!(
+        "\nbudget: router {bare:?}, with layer {layered:?}: the layer adds {added:?}; \
+         VerifySession {verify:?} + 1 µs = {allowed:?}; ratio {:.2} (≤ 1.00 holds)",
+        added.as_secs_f64() / allowed.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, bench_layer);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Under `cargo test --benches` (`--test`), criterion runs each bench
+    // once; skip the timing loop there too.
+    if !std::env::args().any(|arg| arg == "--test") {
+        budget();
+    }
+}

@@ -1,0 +1,417 @@
+//! Reading the session credential from a request: `Authorization: Bearer`
+//! or the session cookie, never both with different values.
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
+
+/// Where the credential came from, which is where a rotated one goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// The session cookie.
+    Cookie,
+    /// Both, carrying the same token.
+    Both,
+}
+
+impl Source {
+    /// Whether the session cookie carried the credential.
+    pub(crate) fn has_cookie(self) -> bool {
+        matches!(self, Self::Cookie | Self::Both)
+    }
+
+    /// Whether the `Authorization` header carried the credential.
+    pub(crate) fn has_bearer(self) -> bool {
+        matches!(self, Self::Bearer | Self::Both)
+    }
+}
+
+/// A credential, borrowed from the request's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Credential<'a> {
+    /// The token. A secret: never log it.
+    pub(crate) token: &'a str,
+    /// Where it came from.
+    pub(crate) source: Source,
+}
+
+/// Why the request's credential cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CredentialError {
+    /// More than one `Authorization` header.
+    SeveralAuthorizationHeaders,
+    /// The `Authorization` header is not visible ASCII.
+    AuthorizationNotText,
+    /// `Bearer` with no token, or a token that is not `token68`.
+    MalformedBearer,
+    /// The session cookie appears several times with different values.
+    ConflictingCookies,
+    /// The session cookie's value is not a token.
+    MalformedCookie,
+    /// A bearer token and a session cookie with different values.
+    ConflictingCredentials,
+    /// The token is longer than the cap; nothing was decoded.
+    TooLarge {
+        /// The session cookie carried it.
+        in_cookie: bool,
+    },
+}
+
+impl CredentialError {
+    /// A stable code for logs.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::SeveralAuthorizationHeaders => "several_authorization_headers",
+            Self::AuthorizationNotText => "authorization_not_text",
+            Self::MalformedBearer => "malformed_bearer",
+            Self::ConflictingCookies => "conflicting_cookies",
+            Self::MalformedCookie => "malformed_cookie",
+            Self::ConflictingCredentials => "conflicting_credentials",
+            Self::TooLarge { .. } => "credential_too_large",
+        }
+    }
+
+    /// Whether a token was presented and is bad (RFC 6750 `invalid_token`,
+    /// 401), rather than the request being malformed (`invalid_request`, 400).
+    pub(crate) fn is_invalid_token(self) -> bool {
+        matches!(self, Self::MalformedCookie | Self::TooLarge { .. })
+    }
+
+    /// Whether the session cookie is what is bad, so that clearing it helps.
+    pub(crate) fn blames_cookie(self) -> bool {
+        matches!(
+            self,
+            Self::MalformedCookie | Self::TooLarge { in_cookie: true }
+        )
+    }
+}
+
+/// Whether `b` is a `token68` character (RFC 7235) other than `=`.
+/// Branch-free, so that checking a whole token vectorizes.
+fn is_token68_char(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    letter
+        | digit
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
+
+/// Whether `token` is a plausible compact JWS: `token68` characters, which
+/// for a JWS are base64url and dots (`+`, `/`, `~` and trailing `=` are
+/// allowed by RFC 6750 and passed on for the codec to refuse).
+fn is_token68(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_token68_char(b))
+}
+
+fn bearer(headers: &HeaderMap, max: usize) -> Result<Option<&str>, CredentialError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(CredentialError::SeveralAuthorizationHeaders);
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| CredentialError::AuthorizationNotText)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, ...): not our credential, and not an error
+        // either (RFC 6750 §3.1: such a request "lacks" a bearer token).
+        return Ok(None);
+    }
+    let token = rest.trim_matches(|c| c == ' ' || c == '\t');
+    if token.len() > max {
+        return Err(CredentialError::TooLarge { in_cookie: false });
+    }
+    if !is_token68(token) {
+        return Err(CredentialError::MalformedBearer);
+    }
+    Ok(Some(token))
+}
+
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t'));
+    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+    match (start, end) {
+        (Some(start), Some(end)) => bytes.get(start..=end).unwrap_or_default(),
+        _ => &[],
+    }
+}
+
+/// The `name=value` pairs of a `Cookie` header (RFC 6265 §4.2.1), as
+/// bytes, with optional whitespace tolerated; pairs without `=` are skipped.
+/// Bytes, because other cookies of the site may hold anything: only the
+/// session cookie's value must be text.
+fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|&b| b == b';').filter_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let (name, value) = (pair.get(..eq)?, pair.get(eq + 1..)?);
+        Some((trim_ows(name), trim_ows(value)))
+    })
+}
+
+fn cookie<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+    max: usize,
+) -> Result<Option<&'h str>, CredentialError> {
+    let mut found: Option<&'h str> = None;
+    for header in headers.get_all(COOKIE) {
+        for (pair_name, raw) in cookie_pairs(header.as_bytes()) {
+            if pair_name != name.as_bytes() {
+                continue;
+            }
+            // A DQUOTE-wrapped value (RFC 6265 cookie-value) is the same value.
+            let value = raw
+                .strip_prefix(b"\"")
+                .and_then(|r| r.strip_suffix(b"\""))
+                .unwrap_or(raw);
+            if value.is_empty() {
+                // `name=` is what a cleared cookie leaves: no credential.
+                continue;
+            }
+            if value.len() > max {
+                return Err(CredentialError::TooLarge { in_cookie: true });
+            }
+            let value = std::str::from_utf8(value)
+                .ok()
+                .filter(|value| is_token68(value))
+                .ok_or(CredentialError::MalformedCookie)?;
+            match found {
+                Some(previous) if previous != value => {
+                    return Err(CredentialError::ConflictingCookies);
+                }
+                _ => found = Some(value),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The request's credential, if any.
+///
+/// Errors, in order: several `Authorization` headers or one that is not
+/// text, a malformed bearer token, an unreadable or conflicting session
+/// cookie, a token over `max` bytes, and two credentials that differ.
+pub(crate) fn extract<'h>(
+    headers: &'h HeaderMap,
+    cookie_name: &str,
+    max: usize,
+) -> Result<Option<Credential<'h>>, CredentialError> {
+    let bearer = bearer(headers, max)?;
+    let cookie = cookie(headers, cookie_name, max)?;
+    Ok(match (bearer, cookie) {
+        (None, None) => None,
+        (Some(token), None) => Some(Credential {
+            token,
+            source: Source::Bearer,
+        }),
+        (None, Some(token)) => Some(Credential {
+            token,
+            source: Source::Cookie,
+        }),
+        (Some(a), Some(b)) if a == b => Some(Credential {
+            token: a,
+            source: Source::Both,
+        }),
+        (Some(_), Some(_)) => return Err(CredentialError::ConflictingCredentials),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    const NAME: &str = "__Host-session";
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        map
+    }
+
+    fn read(pairs: &[(&'static str, &[u8])]) -> Result<Option<(String, Source)>, CredentialError> {
+        let map = headers(pairs);
+        extract(&map, NAME, 64).map(|c| c.map(|c| (c.token.to_owned(), c.source)))
+    }
+
+    fn ok(token: &str, source: Source) -> Result<Option<(String, Source)>, CredentialError> {
+        Ok(Some((token.to_owned(), source)))
+    }
+
+    #[test]
+    fn token68_characters_are_exactly_the_rfc_ones() {
+        for b in 0..=u8::MAX {
+            let expected = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_token68_char(b), expected, "{b:#04x}");
+        }
+        assert!(is_token68("a.b_c-d~e+f/g=="));
+        assert!(!is_token68("=="));
+        assert!(!is_token68("a=b"));
+    }
+
+    #[test]
+    fn no_credential_is_none() {
+        assert_eq!(read(&[]), Ok(None));
+        assert_eq!(read(&[("cookie", b"theme=dark; lang=en")]), Ok(None));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_tolerates_extra_spaces() {
+        assert_eq!(
+            read(&[("authorization", b"Bearer a.b.c")]),
+            ok("a.b.c", Source::Bearer)
+        );
+        assert_eq!(
+            read(&[("authorization", b"bEaReR   a.b.c ")]),
+            ok("a.b.c", Source::Bearer)
+        );
+    }
+
+    #[test]
+    fn other_authorization_schemes_are_not_a_credential() {
+        assert_eq!(read(&[("authorization", b"Basic YWxpY2U6cHc=")]), Ok(None));
+        assert_eq!(read(&[("authorization", b"Bearerx a.b.c")]), Ok(None));
+    }
+
+    #[test]
+    fn bearer_without_a_token68_is_a_malformed_request() {
+        for bad in [
+            &b"Bearer"[..],
+            b"Bearer ",
+            b"Bearer a b",
+            b"Bearer a,b",
+            b"Bearer =abc",
+            b"Bearer \"a\"",
+        ] {
+            assert_eq!(
+                read(&[("authorization", bad)]),
+                Err(CredentialError::MalformedBearer),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn several_authorization_headers_are_a_malformed_request() {
+        assert_eq!(
+            read(&[
+                ("authorization", b"Bearer a.b.c"),
+                ("authorization", b"Bearer a.b.c")
+            ]),
+            Err(CredentialError::SeveralAuthorizationHeaders)
+        );
+    }
+
+    #[test]
+    fn authorization_that_is_not_text_is_a_malformed_request() {
+        assert_eq!(
+            read(&[("authorization", b"Bearer a.b\xffc")]),
+            Err(CredentialError::AuthorizationNotText)
+        );
+    }
+
+    #[test]
+    fn oversized_tokens_are_refused_before_anything_else_reads_them() {
+        let long = format!("Bearer {}", "a".repeat(65));
+        assert_eq!(
+            read(&[("authorization", long.as_bytes())]),
+            Err(CredentialError::TooLarge { in_cookie: false })
+        );
+        let long = format!("{NAME}={}", "a".repeat(65));
+        assert_eq!(
+            read(&[("cookie", long.as_bytes())]),
+            Err(CredentialError::TooLarge { in_cookie: true })
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_across_cookie_headers() {
+        assert_eq!(
+            read(&[("cookie", b"a=1; __Host-session=x.y.z; b=2")]),
+            ok("x.y.z", Source::Cookie)
+        );
+        assert_eq!(
+            read(&[("cookie", b"a=1"), ("cookie", b"__Host-session=\"x.y.z\"")]),
+            ok("x.y.z", Source::Cookie)
+        );
+        // Cookie names are case-sensitive.
+        assert_eq!(read(&[("cookie", b"__host-session=x.y.z")]), Ok(None));
+    }
+
+    #[test]
+    fn a_cleared_cookie_is_no_credential() {
+        assert_eq!(read(&[("cookie", b"__Host-session=")]), Ok(None));
+    }
+
+    #[test]
+    fn unparseable_pairs_of_other_cookies_are_ignored() {
+        assert_eq!(
+            read(&[("cookie", b"=junk; ;;; __Host-session=x.y.z; novalue")]),
+            ok("x.y.z", Source::Cookie)
+        );
+        assert_eq!(read(&[("cookie", "theme=d\u{e9}cor".as_bytes())]), Ok(None));
+    }
+
+    #[test]
+    fn a_malformed_session_cookie_is_an_invalid_token() {
+        let err = read(&[("cookie", b"__Host-session=not a token")]).unwrap_err();
+        assert_eq!(err, CredentialError::MalformedCookie);
+        assert!(err.is_invalid_token() && err.blames_cookie());
+    }
+
+    #[test]
+    fn a_session_cookie_that_is_not_text_is_an_invalid_token_but_other_cookies_may_be_anything() {
+        assert_eq!(
+            read(&[("cookie", b"__Host-session=\xff\xfe")]),
+            Err(CredentialError::MalformedCookie)
+        );
+        assert_eq!(
+            read(&[("cookie", b"legacy=\xe9t\xe9; __Host-session=x.y.z")]),
+            ok("x.y.z", Source::Cookie)
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_twice_with_different_values_is_a_malformed_request() {
+        assert_eq!(
+            read(&[("cookie", b"__Host-session=a.b.c; __Host-session=d.e.f")]),
+            Err(CredentialError::ConflictingCookies)
+        );
+        assert_eq!(
+            read(&[("cookie", b"__Host-session=a.b.c; __Host-session=a.b.c")]),
+            ok("a.b.c", Source::Cookie)
+        );
+    }
+
+    #[test]
+    fn bearer_and_cookie_must_agree() {
+        assert_eq!(
+            read(&[
+                ("authorization", b"Bearer a.b.c"),
+                ("cookie", b"__Host-session=a.b.c")
+            ]),
+            ok("a.b.c", Source::Both)
+        );
+        let err = read(&[
+            ("authorization", b"Bearer a.b.c"),
+            ("cookie", b"__Host-session=d.e.f"),
+        ])
+        .unwrap_err();
+        assert_eq!(err, CredentialError::ConflictingCredentials);
+        assert!(!err.is_invalid_token() && !err.blames_cookie());
+    }
+}

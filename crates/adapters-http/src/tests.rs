@@ -1,0 +1,963 @@
+//! The layer and the extractors through a real axum router, with mockall
+//! fakes of every port and exact expectations.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use mockall::predicate::eq;
+use tessera_application::ports::{
+    DirectoryError, DirectoryUser, MockClock, MockRevocationStore, MockSessionTokenCodec,
+    MockUserDirectory, RevocationError, RevocationStatus, TokenError,
+};
+use tessera_application::{
+    AuthorizeRequest, RotateSession, SessionToken, SessionTokenClaims, VerifySession,
+};
+use tessera_domain::{
+    Capability, NewSession, Requirement, RoutePolicy, RouteRule, SessionEntity, SessionId,
+    SessionLifetimes, UserId, UserRole,
+};
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt as _;
+
+use crate::{
+    ConfigError, RequireCapability, RequireRole, RequiredCapability, Session, SessionLayer,
+    roles::Admin,
+};
+
+const NOW: i64 = 1_700_000_000;
+const TOKEN: &str = "old.token.value";
+const ROTATED: &str = "rotated.token.value";
+const COOKIE: &str = "__Host-session";
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+}
+
+fn user() -> UserId {
+    UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001").unwrap()
+}
+
+fn caps(names: &[&str]) -> BTreeSet<Capability> {
+    names
+        .iter()
+        .map(|n| Capability::parse(n).unwrap())
+        .collect()
+}
+
+/// 900 s tokens, 3600 s sessions, rotation after 300 s, 30 s leeway.
+fn lifetimes() -> SessionLifetimes {
+    SessionLifetimes::new(
+        Duration::seconds(900),
+        Duration::seconds(3600),
+        Duration::seconds(300),
+        Duration::seconds(30),
+    )
+    .unwrap()
+}
+
+fn session(role: UserRole, iat: i64) -> SessionEntity<UserRole> {
+    SessionEntity::new(NewSession {
+        user_id: user(),
+        session_id: SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa").unwrap(),
+        role,
+        capabilities: caps(&["posts:write"]),
+        tenant: None,
+        issued_at: at(iat),
+        expires_at: at(iat + 900),
+        authenticated_at: at(iat),
+    })
+    .unwrap()
+}
+
+fn policy() -> RoutePolicy<UserRole> {
+    RoutePolicy::builder()
+        .rule(RouteRule::new("/", Requirement::Public))
+        .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
+        .rule(RouteRule::new("/me", Requirement::Authenticated))
+        .rule(RouteRule::new("/app/*", Requirement::Authenticated).browser())
+        .rule(RouteRule::new(
+            "/admin/*",
+            Requirement::AtLeastRole(UserRole::Admin),
+        ))
+        .rule(RouteRule::new("/any/*", Requirement::Authenticated))
+        .rule(RouteRule::new("/closed", Requirement::Deny))
+        .build()
+        .unwrap()
+}
+
+/// Every port, as an exact fake. A port no step expects is expected
+/// `.times(0)` when the router is built.
+struct Ports {
+    codec: MockSessionTokenCodec<UserRole>,
+    clock: MockClock,
+    store: MockRevocationStore,
+    directory: MockUserDirectory<UserRole>,
+    decodes: bool,
+    checks: bool,
+    rotates: bool,
+}
+
+impl Ports {
+    fn new() -> Self {
+        Self {
+            codec: MockSessionTokenCodec::new(),
+            clock: MockClock::new(),
+            store: MockRevocationStore::new(),
+            directory: MockUserDirectory::new(),
+            decodes: false,
+            checks: false,
+            rotates: false,
+        }
+    }
+
+    /// Sets `.times(0)` on every call no step expects.
+    fn seal(mut self) -> Self {
+        if !self.decodes {
+            self.codec.expect_decode().times(0);
+        }
+        if !self.checks {
+            self.clock.expect_now().times(0);
+            self.store.expect_check().times(0);
+        }
+        if !self.rotates {
+            self.codec.expect_encode().times(0);
+            self.directory.expect_find().times(0);
+        }
+        self
+    }
+
+    /// `TOKEN` is decoded once into `session` and the store answers `status`.
+    fn verifies(mut self, session: SessionEntity<UserRole>, status: RevocationStatus) -> Self {
+        self.codec
+            .expect_decode()
+            .with(eq(TOKEN))
+            .times(1)
+            .return_once(move |_| Ok(SessionTokenClaims::new(session, None)));
+        self.clock.expect_now().times(1).return_const(at(NOW));
+        self.store
+            .expect_check()
+            .times(1)
+            .return_once(move |_| Ok(status));
+        self.decodes = true;
+        self.checks = true;
+        self
+    }
+
+    /// `TOKEN` is decoded once and refused with a bad signature.
+    fn refuses(mut self) -> Self {
+        self.codec
+            .expect_decode()
+            .with(eq(TOKEN))
+            .times(1)
+            .returning(|_| Err(TokenError::InvalidSignature));
+        self.decodes = true;
+        self
+    }
+
+    /// The directory answers once, and a found, enabled user gets a token.
+    fn rotates_to(
+        mut self,
+        found: Result<Option<DirectoryUser<UserRole>>, DirectoryError>,
+        signs: bool,
+    ) -> Self {
+        self.rotates = true;
+        self.directory
+            .expect_find()
+            .with(eq(user()))
+            .times(1)
+            .return_once(move |_| found);
+        self.codec
+            .expect_encode()
+            .times(usize::from(signs))
+            .returning(|_| Ok(SessionToken::new(ROTATED.into())));
+        self
+    }
+
+    fn router(self) -> Router {
+        router_with(self, |layer| layer)
+    }
+}
+
+fn directory_user(role: UserRole, enabled: bool) -> DirectoryUser<UserRole> {
+    DirectoryUser {
+        user_id: user(),
+        role,
+        capabilities: caps(&["posts:write", "reports:read"]),
+        tenant: None,
+        enabled,
+    }
+}
+
+async fn who(session: Session<UserRole>) -> String {
+    format!("{} {}", session.user_id(), session.role())
+}
+
+async fn maybe(session: Option<Session<UserRole>>) -> String {
+    session.map_or_else(|| "guest".to_owned(), |s| s.role().to_string())
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/", get(maybe))
+        .route("/login", get(|| async { "login form" }))
+        .route("/me", get(who))
+        .route("/app/home", get(who).post(who))
+        .route("/app/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route(
+            "/app/logout",
+            post(|| async {
+                let clear = crate::SessionCookies::default().clear();
+                (clear, "bye")
+            }),
+        )
+        .route("/admin/panel", get(who))
+        .route("/closed", get(|| async { "never" }))
+        .route(
+            "/any/admin",
+            get(|admin: RequireRole<Admin>| async move { admin.role().to_string() }),
+        )
+        .route(
+            "/any/reports",
+            get(|reader: RequireCapability<ReadReports>| async move { reader.user_id().to_string() }),
+        )
+}
+
+struct ReadReports;
+impl RequiredCapability for ReadReports {
+    const NAME: &'static str = "reports:read";
+}
+
+fn router_with(
+    ports: Ports,
+    configure: impl FnOnce(crate::SessionLayerBuilder<UserRole>) -> crate::SessionLayerBuilder<UserRole>,
+) -> Router {
+    let ports = ports.seal();
+    let codec = Arc::new(ports.codec);
+    let verify = VerifySession::new(
+        codec.clone(),
+        Arc::new(ports.clock),
+        Arc::new(ports.store),
+        lifetimes(),
+    );
+    let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
+    let authorize = AuthorizeRequest::new(verify, Arc::new(policy()));
+    let layer = configure(SessionLayer::builder(authorize, rotate))
+        .build()
+        .unwrap();
+    routes().layer(layer)
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+}
+
+async fn send(router: Router, request: Request<Body>) -> Reply {
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+fn get_with(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::get(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+fn bearer() -> (&'static str, String) {
+    ("authorization", format!("Bearer {TOKEN}"))
+}
+
+fn cookie() -> (&'static str, String) {
+    ("cookie", format!("theme=dark; {COOKIE}={TOKEN}"))
+}
+
+async fn get_as(router: Router, path: &str, credential: (&str, String)) -> Reply {
+    send(router, get_with(path, &[(credential.0, &credential.1)])).await
+}
+
+fn assert_error(reply: &Reply, status: u16, challenge: Option<&str>, code: &str) {
+    assert_eq!(reply.status.as_u16(), status, "body: {}", reply.body);
+    assert_eq!(reply.header("www-authenticate"), challenge);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.body, format!("{{\"error\":\"{code}\"}}"));
+}
+
+fn assert_clears_cookie(reply: &Reply) {
+    let cookies = reply.set_cookies();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let cleared = cookie::Cookie::parse(cookies[0]).unwrap();
+    assert_eq!(cleared.name(), COOKIE);
+    assert_eq!(cleared.value(), "");
+    assert_eq!(cleared.max_age(), Some(cookie::time::Duration::ZERO));
+}
+
+// ---------------------------------------------------------------- guests
+
+#[tokio::test]
+async fn public_route_serves_a_guest_without_touching_any_port() {
+    let reply = send(Ports::new().router(), get_with("/", &[])).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "guest");
+    assert!(reply.set_cookies().is_empty());
+}
+
+#[tokio::test]
+async fn public_route_reads_a_refused_token_as_a_guest() {
+    let reply = get_as(Ports::new().refuses().router(), "/", bearer()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "guest");
+    assert!(reply.headers.get("www-authenticate").is_none());
+}
+
+#[tokio::test]
+async fn public_route_passes_a_valid_session_to_an_optional_extractor() {
+    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/", bearer()).await;
+    assert_eq!(reply.body, "user");
+}
+
+#[tokio::test]
+async fn protected_route_without_a_credential_is_401_with_a_bare_bearer_challenge() {
+    let reply = send(Ports::new().router(), get_with("/me", &[])).await;
+    assert_error(&reply, 401, Some("Bearer"), "unauthenticated");
+    assert!(reply.set_cookies().is_empty());
+}
+
+#[tokio::test]
+async fn other_authorization_schemes_count_as_no_credential() {
+    let reply = send(
+        Ports::new().router(),
+        get_with("/me", &[("authorization", "Basic YWxpY2U6cHc=")]),
+    )
+    .await;
+    assert_error(&reply, 401, Some("Bearer"), "unauthenticated");
+}
+
+#[tokio::test]
+async fn protected_route_with_a_refused_bearer_token_is_401_invalid_token() {
+    let reply = get_as(Ports::new().refuses().router(), "/me", bearer()).await;
+    assert_error(
+        &reply,
+        401,
+        Some("Bearer error=\"invalid_token\""),
+        "invalid_token",
+    );
+    assert!(reply.set_cookies().is_empty(), "no cookie to clear");
+}
+
+#[tokio::test]
+async fn protected_route_with_a_refused_cookie_is_401_and_clears_the_cookie() {
+    let reply = get_as(Ports::new().refuses().router(), "/me", cookie()).await;
+    assert_error(
+        &reply,
+        401,
+        Some("Bearer error=\"invalid_token\""),
+        "invalid_token",
+    );
+    assert_clears_cookie(&reply);
+}
+
+#[tokio::test]
+async fn revoked_session_is_401_invalid_token() {
+    let mut ports = Ports::new();
+    ports.codec.expect_decode().times(1).return_once(|_| {
+        Ok(SessionTokenClaims::new(
+            session(UserRole::User, NOW - 10),
+            None,
+        ))
+    });
+    ports.clock.expect_now().times(1).return_const(at(NOW));
+    (ports.decodes, ports.checks) = (true, true);
+    ports.store.expect_check().times(1).return_once(|_| {
+        Ok(RevocationStatus::Revoked(
+            tessera_application::ports::RevocationReason::UserLoggedOut,
+        ))
+    });
+    let reply = get_as(ports.router(), "/me", bearer()).await;
+    assert_error(
+        &reply,
+        401,
+        Some("Bearer error=\"invalid_token\""),
+        "invalid_token",
+    );
+}
+
+#[tokio::test]
+async fn browser_route_without_a_session_redirects_to_login_with_a_relative_return_to() {
+    let reply = send(Ports::new().router(), get_with("/app/home?tab=2", &[])).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        reply.header("location"),
+        Some("/login?return_to=%2Fapp%2Fhome%3Ftab%3D2")
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert!(reply.headers.get("www-authenticate").is_none());
+    assert_eq!(reply.body, "");
+}
+
+#[tokio::test]
+async fn browser_route_with_a_refused_cookie_redirects_and_clears_the_cookie() {
+    let reply = get_as(Ports::new().refuses().router(), "/app/home", cookie()).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        reply.header("location"),
+        Some("/login?return_to=%2Fapp%2Fhome")
+    );
+    assert_clears_cookie(&reply);
+}
+
+#[tokio::test]
+async fn browser_post_redirects_to_login_without_a_return_to() {
+    let request = Request::post("/app/home").body(Body::empty()).unwrap();
+    let reply = send(Ports::new().router(), request).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.header("location"), Some("/login"));
+}
+
+#[tokio::test]
+async fn login_path_and_return_to_parameter_are_configurable() {
+    let router = router_with(Ports::new(), |b| {
+        b.login_path("/auth/sign-in").return_to_param("next")
+    });
+    let reply = send(router, get_with("/app/home", &[])).await;
+    assert_eq!(
+        reply.header("location"),
+        Some("/auth/sign-in?next=%2Fapp%2Fhome")
+    );
+}
+
+#[tokio::test]
+async fn route_denied_to_everyone_is_403_forbidden_without_a_challenge() {
+    let reply = send(Ports::new().router(), get_with("/closed", &[])).await;
+    assert_error(&reply, 403, None, "forbidden");
+}
+
+#[tokio::test]
+async fn path_that_is_not_canonical_is_403_even_for_a_valid_session() {
+    let ports = Ports::new().verifies(session(UserRole::Admin, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/app/../admin/panel", bearer()).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+// ---------------------------------------------------------------- signed in
+
+#[tokio::test]
+async fn valid_session_reaches_the_handler_with_nothing_attached() {
+    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/me", cookie()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, format!("{} user", user()));
+    assert!(reply.set_cookies().is_empty());
+    assert!(reply.headers.get("x-session-token").is_none());
+}
+
+#[tokio::test]
+async fn bearer_and_cookie_carrying_the_same_token_are_one_credential() {
+    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let (b, c) = (bearer(), cookie());
+    let reply = send(ports.router(), get_with("/me", &[(b.0, &b.1), (c.0, &c.1)])).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn insufficient_role_is_403_insufficient_scope() {
+    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/admin/panel", bearer()).await;
+    assert_error(
+        &reply,
+        403,
+        Some("Bearer error=\"insufficient_scope\""),
+        "insufficient_scope",
+    );
+}
+
+#[tokio::test]
+async fn guest_only_page_sends_a_signed_in_user_to_the_signed_in_page() {
+    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/login", cookie()).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.header("location"), Some("/"));
+}
+
+#[tokio::test]
+async fn guest_only_page_honours_a_safe_return_to_only() {
+    for (query, location) in [
+        ("return_to=%2Fapp%2Fhome", "/app/home"),
+        ("return_to=%2F%2Fevil.example", "/"),
+        ("return_to=https%3A%2F%2Fevil.example", "/"),
+        ("return_to=%2F%5Cevil.example", "/"),
+        ("return_to=%2Flogin", "/"),
+    ] {
+        let ports =
+            Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+        let reply = get_as(ports.router(), &format!("/login?{query}"), cookie()).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{query}");
+        assert_eq!(reply.header("location"), Some(location), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn guest_only_page_serves_a_guest() {
+    let reply = send(Ports::new().router(), get_with("/login", &[])).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "login form");
+}
+
+#[tokio::test]
+async fn unavailable_revocation_state_fails_closed_with_503() {
+    let mut ports = Ports::new();
+    ports.codec.expect_decode().times(1).return_once(|_| {
+        Ok(SessionTokenClaims::new(
+            session(UserRole::User, NOW - 10),
+            None,
+        ))
+    });
+    ports.clock.expect_now().times(1).return_const(at(NOW));
+    ports
+        .store
+        .expect_check()
+        .times(1)
+        .return_once(|_| Err(RevocationError::Unavailable("listener down".into())));
+    (ports.decodes, ports.checks) = (true, true);
+    let reply = get_as(ports.router(), "/me", cookie()).await;
+    assert_error(&reply, 503, None, "temporarily_unavailable");
+    assert!(
+        reply.set_cookies().is_empty(),
+        "a 503 never clears the cookie"
+    );
+}
+
+// ---------------------------------------------------------------- malformed requests
+
+#[tokio::test]
+async fn two_different_credentials_are_400_invalid_request_on_a_protected_route() {
+    let b = bearer();
+    let reply = send(
+        Ports::new().router(),
+        get_with(
+            "/me",
+            &[
+                (b.0, &b.1),
+                ("cookie", &format!("{COOKIE}=other.token.value")),
+            ],
+        ),
+    )
+    .await;
+    assert_error(
+        &reply,
+        400,
+        Some("Bearer error=\"invalid_request\""),
+        "invalid_request",
+    );
+    assert!(reply.set_cookies().is_empty());
+}
+
+#[tokio::test]
+async fn two_different_credentials_are_a_guest_on_a_public_route() {
+    let b = bearer();
+    let reply = send(
+        Ports::new().router(),
+        get_with(
+            "/",
+            &[
+                (b.0, &b.1),
+                ("cookie", &format!("{COOKIE}=other.token.value")),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "guest");
+}
+
+#[tokio::test]
+async fn several_authorization_headers_are_400_invalid_request() {
+    let b = bearer();
+    let reply = send(
+        Ports::new().router(),
+        get_with("/me", &[(b.0, &b.1), (b.0, &b.1)]),
+    )
+    .await;
+    assert_error(
+        &reply,
+        400,
+        Some("Bearer error=\"invalid_request\""),
+        "invalid_request",
+    );
+}
+
+#[tokio::test]
+async fn authorization_header_that_is_not_text_is_400_invalid_request() {
+    let mut request = get_with("/me", &[]);
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        axum::http::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+    );
+    let reply = send(Ports::new().router(), request).await;
+    assert_error(
+        &reply,
+        400,
+        Some("Bearer error=\"invalid_request\""),
+        "invalid_request",
+    );
+}
+
+#[tokio::test]
+async fn oversized_token_is_401_invalid_token_without_decoding() {
+    let router = router_with(Ports::new(), |b| b.max_credential_bytes(TOKEN.len() - 1));
+    let reply = get_as(router, "/me", bearer()).await;
+    assert_error(
+        &reply,
+        401,
+        Some("Bearer error=\"invalid_token\""),
+        "invalid_token",
+    );
+}
+
+#[tokio::test]
+async fn malformed_session_cookie_is_401_invalid_token_and_cleared() {
+    let reply = send(
+        Ports::new().router(),
+        get_with("/me", &[("cookie", &format!("{COOKIE}=not<a>token"))]),
+    )
+    .await;
+    assert_error(
+        &reply,
+        401,
+        Some("Bearer error=\"invalid_token\""),
+        "invalid_token",
+    );
+    assert_clears_cookie(&reply);
+}
+
+// ---------------------------------------------------------------- rotation
+
+fn rotated_cookie(reply: &Reply) -> cookie::Cookie<'static> {
+    let cookies = reply.set_cookies();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    cookie::Cookie::parse(cookies[0].to_owned()).unwrap()
+}
+
+#[tokio::test]
+async fn due_cookie_session_is_rotated_and_the_new_cookie_attached() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let reply = get_as(ports.router(), "/me", cookie()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let cookie = rotated_cookie(&reply);
+    assert_eq!(cookie.name(), COOKIE);
+    assert_eq!(cookie.value(), ROTATED);
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+    assert_eq!(cookie.max_age(), Some(cookie::time::Duration::seconds(900)));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert!(reply.headers.get("x-session-token").is_none());
+}
+
+#[tokio::test]
+async fn due_bearer_session_gets_the_new_token_in_the_documented_header() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let reply = get_as(ports.router(), "/me", bearer()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("x-session-token"), Some(ROTATED));
+    assert!(reply.headers.get("x-session-token").unwrap().is_sensitive());
+    assert!(reply.set_cookies().is_empty());
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn token_header_name_is_configurable() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let reply = get_as(
+        router_with(ports, |b| b.token_header("x-renewed")),
+        "/me",
+        bearer(),
+    )
+    .await;
+    assert_eq!(reply.header("x-renewed"), Some(ROTATED));
+}
+
+#[tokio::test]
+async fn rotation_is_attached_even_when_the_handler_fails() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let reply = get_as(ports.router(), "/app/fail", cookie()).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(rotated_cookie(&reply).value(), ROTATED);
+}
+
+#[tokio::test]
+async fn handler_that_sets_the_session_cookie_itself_wins_over_rotation() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let c = cookie();
+    let request = Request::post("/app/logout")
+        .header(c.0, c.1)
+        .body(Body::empty())
+        .unwrap();
+    let reply = send(ports.router(), request).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_clears_cookie(&reply);
+}
+
+#[tokio::test]
+async fn rotation_finding_the_user_gone_refuses_the_request_and_clears_the_cookie() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Ok(None), false);
+    let reply = get_as(ports.router(), "/me", cookie()).await;
+    assert_error(
+        &reply,
+        401,
+        Some("Bearer error=\"invalid_token\""),
+        "invalid_token",
+    );
+    assert_clears_cookie(&reply);
+}
+
+#[tokio::test]
+async fn rotation_finding_the_user_disabled_on_a_browser_route_redirects_to_login() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Ok(Some(directory_user(UserRole::User, false))), false);
+    let reply = get_as(ports.router(), "/app/home", cookie()).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        reply.header("location"),
+        Some("/login?return_to=%2Fapp%2Fhome")
+    );
+    assert_clears_cookie(&reply);
+}
+
+#[tokio::test]
+async fn stale_claims_are_refreshed_before_the_route_is_decided() {
+    // The token says admin; the directory says the user was demoted.
+    let ports = Ports::new()
+        .verifies(
+            session(UserRole::Admin, NOW - 10),
+            RevocationStatus::ClaimsStale,
+        )
+        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let reply = get_as(ports.router(), "/admin/panel", cookie()).await;
+    assert_error(
+        &reply,
+        403,
+        Some("Bearer error=\"insufficient_scope\""),
+        "insufficient_scope",
+    );
+    assert_eq!(
+        rotated_cookie(&reply).value(),
+        ROTATED,
+        "the refreshed token still goes out"
+    );
+}
+
+#[tokio::test]
+async fn stale_claims_let_a_promoted_user_in_at_once() {
+    let ports = Ports::new()
+        .verifies(
+            session(UserRole::User, NOW - 10),
+            RevocationStatus::ClaimsStale,
+        )
+        .rotates_to(Ok(Some(directory_user(UserRole::Admin, true))), true);
+    let reply = get_as(ports.router(), "/admin/panel", bearer()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, format!("{} admin", user()));
+    assert_eq!(reply.header("x-session-token"), Some(ROTATED));
+}
+
+#[tokio::test]
+async fn stale_claims_with_the_directory_down_fail_closed() {
+    let ports = Ports::new()
+        .verifies(
+            session(UserRole::User, NOW - 10),
+            RevocationStatus::ClaimsStale,
+        )
+        .rotates_to(Err(DirectoryError::Unavailable("db down".into())), false);
+    let reply = get_as(ports.router(), "/me", cookie()).await;
+    assert_error(&reply, 503, None, "temporarily_unavailable");
+    assert!(reply.set_cookies().is_empty());
+}
+
+#[tokio::test]
+async fn due_rotation_with_the_directory_down_keeps_the_current_session() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(Err(DirectoryError::Unavailable("db down".into())), false);
+    let reply = get_as(ports.router(), "/me", cookie()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.set_cookies().is_empty());
+}
+
+// ---------------------------------------------------------------- extractors
+
+#[tokio::test]
+async fn require_role_refuses_a_lesser_role_with_403() {
+    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/any/admin", bearer()).await;
+    assert_error(
+        &reply,
+        403,
+        Some("Bearer error=\"insufficient_scope\""),
+        "insufficient_scope",
+    );
+}
+
+#[tokio::test]
+async fn require_role_lets_the_role_through() {
+    let ports = Ports::new().verifies(session(UserRole::Admin, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/any/admin", bearer()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "admin");
+}
+
+#[tokio::test]
+async fn require_capability_checks_the_capability() {
+    let ports = Ports::new().verifies(session(UserRole::Admin, NOW - 10), RevocationStatus::Active);
+    let reply = get_as(ports.router(), "/any/reports", bearer()).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn session_extractor_without_the_layer_is_a_500_not_a_guest() {
+    let router = Router::new().route("/me", get(who)).route("/", get(maybe));
+    for path in ["/me", "/"] {
+        let reply = send(router.clone(), get_with(path, &[])).await;
+        assert_error(&reply, 500, None, "server_error");
+    }
+}
+
+#[tokio::test]
+async fn session_rejections_map_to_the_layers_responses() {
+    let response = crate::SessionRejection::Unauthenticated.into_response();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn nested_routers_are_judged_on_the_full_path() {
+    let ports = Ports::new()
+        .verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active)
+        .seal();
+    let codec = Arc::new(ports.codec);
+    let verify = VerifySession::new(
+        codec.clone(),
+        Arc::new(ports.clock),
+        Arc::new(ports.store),
+        lifetimes(),
+    );
+    let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
+    let layer = SessionLayer::new(AuthorizeRequest::new(verify, Arc::new(policy())), rotate);
+    // "/panel" alone would be unmatched; "/admin/panel" needs admin.
+    let router = Router::new()
+        .nest("/admin", Router::new().route("/panel", get(who)))
+        .layer(layer);
+    let reply = get_as(router, "/admin/panel", bearer()).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.body, "{\"error\":\"insufficient_scope\"}");
+}
+
+// ---------------------------------------------------------------- configuration
+
+#[test]
+fn builder_refuses_settings_that_cannot_work() {
+    let build = |configure: fn(
+        crate::SessionLayerBuilder<UserRole>,
+    ) -> crate::SessionLayerBuilder<UserRole>| {
+        let ports = Ports::new().seal();
+        let codec = Arc::new(ports.codec);
+        let verify = VerifySession::new(
+            codec.clone(),
+            Arc::new(ports.clock),
+            Arc::new(ports.store),
+            lifetimes(),
+        );
+        let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
+        configure(SessionLayer::builder(
+            AuthorizeRequest::new(verify, Arc::new(policy())),
+            rotate,
+        ))
+        .build()
+        .map(|_| ())
+    };
+    assert_eq!(
+        build(|b| b.cookie_name("bad name")),
+        Err(ConfigError::InvalidCookieName("bad name".into()))
+    );
+    assert!(matches!(
+        build(|b| b.login_path("https://idp.example/login")),
+        Err(ConfigError::InvalidPath {
+            which: "login_path",
+            ..
+        })
+    ));
+    assert!(matches!(
+        build(|b| b.signed_in_path("//evil")),
+        Err(ConfigError::InvalidPath {
+            which: "signed_in_path",
+            ..
+        })
+    ));
+    assert!(matches!(
+        build(|b| b.return_to_param("a&b")),
+        Err(ConfigError::InvalidReturnToParam(_))
+    ));
+    assert!(matches!(
+        build(|b| b.token_header("x-user-token")),
+        Err(ConfigError::InvalidTokenHeader(_))
+    ));
+    assert!(matches!(
+        build(|b| b.token_header("not a header")),
+        Err(ConfigError::InvalidTokenHeader(_))
+    ));
+    assert_eq!(
+        build(|b| b.max_credential_bytes(0)),
+        Err(ConfigError::ZeroCredentialCap)
+    );
+    assert_eq!(
+        build(|b| b.cookie_name("sid").login_path("/auth?x=1")),
+        Ok(())
+    );
+}

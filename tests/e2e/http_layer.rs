@@ -1,0 +1,436 @@
+//! Every response of the HTTP layer, through the real router and the real
+//! codec, both in process (`oneshot`) and over a loopback socket.
+
+use http::StatusCode;
+use tessera::UserRole;
+use tessera::application::RevokeRequest;
+use tessera::application::ports::{DirectoryUser, WatermarkScope};
+use tessera::domain::TenantId;
+
+use crate::http_support::*;
+use crate::support::{alice, caps};
+
+#[tokio::test]
+async fn a_guest_is_served_on_a_public_route() {
+    for transport in TRANSPORTS {
+        let (_, router) = fresh();
+        let reply = send(transport, router, &Spec::get("/")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{transport:?}");
+        assert_eq!(reply.body, "guest");
+        assert!(reply.session_cookie().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_protected_route_without_a_credential_is_401_with_a_bare_challenge() {
+    for transport in TRANSPORTS {
+        let (_, router) = fresh();
+        let reply = send(transport, router, &Spec::get("/me")).await;
+        reply.assert_error(401, Some("Bearer"), "unauthenticated");
+    }
+}
+
+#[tokio::test]
+async fn a_forged_token_is_401_invalid_token() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let mut token = app.alice_token().into_bytes();
+        // A signature byte flipped (in the middle: no padding bits there).
+        let i = token.len() - 20;
+        token[i] = if token[i] == b'A' { b'B' } else { b'A' };
+        let token = String::from_utf8(token).unwrap();
+        let reply = send(transport, router, &Spec::get("/me").bearer(&token)).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+        assert!(
+            reply.session_cookie().is_none(),
+            "a bearer client has no cookie to clear"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_cookie_is_401_and_the_cookie_is_cleared() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        app.clock.advance(15 * 60 + 31);
+        let reply = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+        reply.assert_clears_cookie();
+    }
+}
+
+#[tokio::test]
+async fn a_valid_session_reaches_the_handler_with_its_typed_session() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let reply = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, format!("{} user", alice()));
+        assert!(
+            reply.session_cookie().is_none(),
+            "fresh tokens are not rotated"
+        );
+        assert!(reply.header("x-session-token").is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_browser_route_redirects_a_guest_to_login_with_a_relative_return_to() {
+    for transport in TRANSPORTS {
+        let (_, router) = fresh();
+        let reply = send(transport, router, &Spec::get("/app/home?tab=a%20b")).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{transport:?}");
+        assert_eq!(
+            reply.header("location"),
+            Some("/login?return_to=%2Fapp%2Fhome%3Ftab%3Da%2520b")
+        );
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+        assert!(reply.header("www-authenticate").is_none());
+        assert_eq!(reply.body, "");
+    }
+}
+
+#[tokio::test]
+async fn an_insufficient_role_is_403_insufficient_scope() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let reply = send(transport, router, &Spec::get("/admin/panel").bearer(&token)).await;
+        reply.assert_error(
+            403,
+            Some("Bearer error=\"insufficient_scope\""),
+            "insufficient_scope",
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_route_is_403_and_the_sessions_own_is_served() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let other = send(
+            transport,
+            router.clone(),
+            &Spec::get("/t/globex/billing").bearer(&token),
+        )
+        .await;
+        other.assert_error(
+            403,
+            Some("Bearer error=\"insufficient_scope\""),
+            "insufficient_scope",
+        );
+        let own = send(
+            transport,
+            router,
+            &Spec::get("/t/acme/billing").bearer(&token),
+        )
+        .await;
+        assert_eq!(own.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_route_denied_to_everyone_is_403_forbidden() {
+    for transport in TRANSPORTS {
+        let (_, router) = fresh();
+        let reply = send(transport, router, &Spec::get("/closed")).await;
+        reply.assert_error(403, None, "forbidden");
+    }
+}
+
+#[tokio::test]
+async fn an_unmatched_route_is_forbidden_even_to_a_signed_in_user() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let reply = send(transport, router, &Spec::get("/headers").bearer(&token)).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn a_guest_only_page_sends_a_signed_in_user_on() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let home = send(
+            transport,
+            router.clone(),
+            &Spec::get("/login").cookie(&token),
+        )
+        .await;
+        assert_eq!(home.status, StatusCode::SEE_OTHER);
+        assert_eq!(home.header("location"), Some("/"));
+        let back = send(
+            transport,
+            router.clone(),
+            &Spec::get("/login?return_to=%2Fapp%2Fhome").cookie(&token),
+        )
+        .await;
+        assert_eq!(back.header("location"), Some("/app/home"));
+        let evil = send(
+            transport,
+            router,
+            &Spec::get("/login?return_to=%2F%2Fevil.example").cookie(&token),
+        )
+        .await;
+        assert_eq!(evil.header("location"), Some("/"), "no open redirect");
+    }
+}
+
+#[tokio::test]
+async fn two_different_credentials_are_400_invalid_request() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let (one, two) = (app.alice_token(), {
+            app.clock.advance(1);
+            app.alice_token()
+        });
+        let reply = send(
+            transport,
+            router,
+            &Spec::get("/me").bearer(&one).cookie(&two),
+        )
+        .await;
+        reply.assert_error(
+            400,
+            Some("Bearer error=\"invalid_request\""),
+            "invalid_request",
+        );
+    }
+}
+
+#[tokio::test]
+async fn several_authorization_headers_are_400_invalid_request() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let spec = Spec::get("/me").bearer(&token).bearer(&token);
+        let reply = send(transport, router, &spec).await;
+        reply.assert_error(
+            400,
+            Some("Bearer error=\"invalid_request\""),
+            "invalid_request",
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_token_is_401_invalid_token() {
+    for transport in TRANSPORTS {
+        let (_, router) = fresh();
+        let huge = "a".repeat(9 * 1024);
+        let reply = send(transport, router, &Spec::get("/me").bearer(&huge)).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_session_cookie_is_401_invalid_token_and_cleared() {
+    for transport in TRANSPORTS {
+        let (_, router) = fresh();
+        let spec = Spec::get("/me").header("cookie", &format!("{COOKIE}=%7B%22alg%22%7D"));
+        let reply = send(transport, router, &spec).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+        reply.assert_clears_cookie();
+    }
+}
+
+#[tokio::test]
+async fn sign_in_sets_the_promised_cookie_and_sign_out_revokes_and_clears_it() {
+    for transport in TRANSPORTS {
+        let (_, router) = fresh();
+        let signed_in = send(transport, router.clone(), &Spec::post("/login")).await;
+        assert_eq!(signed_in.status, StatusCode::OK);
+        let cookie = signed_in.session_cookie().unwrap();
+        assert_eq!(
+            cookie.value(),
+            signed_in.body,
+            "the cookie carries the token"
+        );
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax));
+        assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.domain(), None, "host-only");
+        assert_eq!(cookie.max_age(), Some(cookie::time::Duration::seconds(900)));
+        let token = cookie.value().to_owned();
+
+        let out = send(
+            transport,
+            router.clone(),
+            &Spec::post("/logout").cookie(&token),
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::OK);
+        out.assert_clears_cookie();
+
+        let after = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        after.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+    }
+}
+
+#[tokio::test]
+async fn a_due_cookie_session_slides_with_a_new_cookie_for_the_remaining_life() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        app.clock.advance(5 * 60);
+        let reply = send(transport, router.clone(), &Spec::get("/me").cookie(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let cookie = reply.session_cookie().expect("a rotated cookie");
+        assert_ne!(cookie.value(), token);
+        assert_eq!(cookie.max_age(), Some(cookie::time::Duration::seconds(900)));
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+        let rotated = app.sessions.verify().execute(cookie.value()).unwrap();
+        assert_eq!(
+            rotated.session().issued_at(),
+            crate::support::at(app.clock.seconds())
+        );
+
+        // The new cookie is fresh: the next request is not rotated again.
+        let next = send(transport, router, &Spec::get("/me").cookie(cookie.value())).await;
+        assert_eq!(next.status, StatusCode::OK);
+        assert!(next.session_cookie().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_due_bearer_session_gets_its_new_token_in_x_session_token() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        app.clock.advance(6 * 60);
+        let reply = send(transport, router, &Spec::get("/me").bearer(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let new = reply.header("x-session-token").expect("a rotated token");
+        assert!(app.sessions.verify().execute(new).is_ok());
+        assert!(reply.session_cookie().is_none());
+    }
+}
+
+#[tokio::test]
+async fn rotation_reaches_the_client_even_when_the_handler_fails() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        app.clock.advance(5 * 60);
+        let reply = send(transport, router, &Spec::get("/app/fail").cookie(&token)).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(reply.session_cookie().is_some());
+    }
+}
+
+#[tokio::test]
+async fn changed_permissions_apply_on_the_next_request() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let before = send(
+            transport,
+            router.clone(),
+            &Spec::get("/admin/panel").cookie(&token),
+        )
+        .await;
+        assert_eq!(before.status, StatusCode::FORBIDDEN);
+
+        app.clock.advance(1);
+        app.directory.upsert(DirectoryUser {
+            user_id: alice(),
+            role: UserRole::Admin,
+            capabilities: caps(&["posts:write"]),
+            tenant: Some(TenantId::parse("acme").unwrap()),
+            enabled: true,
+        });
+        app.sessions
+            .revoke()
+            .execute(RevokeRequest::PermissionsChanged(WatermarkScope::User(
+                alice(),
+            )))
+            .await
+            .unwrap();
+
+        let after = send(transport, router, &Spec::get("/admin/panel").cookie(&token)).await;
+        assert_eq!(after.status, StatusCode::OK, "{after:?}");
+        assert_eq!(after.body, format!("{} admin", alice()));
+        let cookie = after.session_cookie().expect("the refreshed token");
+        let refreshed = app.sessions.verify().execute(cookie.value()).unwrap();
+        assert_eq!(refreshed.session().role(), &UserRole::Admin);
+    }
+}
+
+#[tokio::test]
+async fn a_user_removed_from_the_directory_is_signed_out_at_rotation() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        app.clock.advance(5 * 60);
+        assert!(app.directory.remove(&alice()));
+        let reply = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+        reply.assert_clears_cookie();
+    }
+}
+
+#[tokio::test]
+async fn a_force_logout_signs_the_user_out_everywhere() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        app.sessions
+            .revoke()
+            .execute(RevokeRequest::ForceLogout(WatermarkScope::User(alice())))
+            .await
+            .unwrap();
+        let reply = send(transport, router, &Spec::get("/app/home").cookie(&token)).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            reply.header("location"),
+            Some("/login?return_to=%2Fapp%2Fhome")
+        );
+        reply.assert_clears_cookie();
+    }
+}
+
+#[tokio::test]
+async fn untrustworthy_revocation_state_fails_closed_with_503() {
+    use std::sync::Arc;
+
+    use tessera::application::ports::{MockRevocationStore, RevocationError};
+
+    for transport in TRANSPORTS {
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_check()
+            .returning(|_| Err(RevocationError::Unavailable("listener lost".into())));
+        let ring = tessera::KeyRing::new(crate::support::signing_key(
+            tessera::JwsAlgorithm::EdDsa,
+            "k1",
+        ));
+        let app = crate::support::spawn_app(ring.clone());
+        let sessions =
+            tessera::Tessera::builder(ring, crate::support::ISSUER, crate::support::AUDIENCE)
+                .lifetimes(crate::support::lifetimes())
+                .clock(app.clock.clone())
+                .revocation_store(Arc::new(store))
+                .build();
+        let token = app.sign_in_alice().token.expose_secret().to_owned();
+        let layer = sessions.session_layer(policy()).build().unwrap();
+        let router = router_with(app, layer);
+
+        let protected = send(transport, router.clone(), &Spec::get("/me").cookie(&token)).await;
+        protected.assert_error(503, None, "temporarily_unavailable");
+        assert!(
+            protected.session_cookie().is_none(),
+            "a 503 keeps the cookie"
+        );
+        let public = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        assert_eq!(public.status, StatusCode::OK, "public routes read a guest");
+        assert_eq!(public.body, "guest");
+    }
+}
