@@ -344,3 +344,31 @@ fn a_token_for_another_issuers_key_type_is_not_a_session() {
         TokenError::WrongType
     ));
 }
+
+#[test]
+fn claims_at_the_end_of_time_are_refused_without_panicking() {
+    // 9999-12-31T23:59:59Z, the last second a claim can name.
+    const END: i64 = 253_402_300_799;
+    let app = app();
+    let far_exp = with(payload(START), "exp", json!(END));
+    assert!(matches!(
+        verify(&app, &forged(&valid_header(), &far_exp)),
+        Err(VerifyError::LifetimeTooLong)
+    ));
+    let mut far_everything = payload(END - 10);
+    far_everything["exp"] = json!(END);
+    assert!(matches!(
+        verify(&app, &forged(&valid_header(), &far_everything)),
+        Err(VerifyError::IssuedInFuture)
+    ));
+    let far_nbf = with(payload(START), "nbf", json!(END));
+    assert!(matches!(
+        verify(&app, &forged(&valid_header(), &far_nbf)),
+        Err(VerifyError::NotYetValid)
+    ));
+    let beyond = with(payload(START), "exp", json!(END + 1));
+    match token_error(verify(&app, &forged(&valid_header(), &beyond))) {
+        TokenError::Claims(e) => assert_eq!(e.claim(), "exp"),
+        other => panic!("expected a claims error, got {other:?}"),
+    }
+}

@@ -182,9 +182,12 @@ impl<R: Role> SessionEntity<R> {
     }
 
     /// Whether the token has expired at `now`, allowing `leeway` for clock skew.
+    ///
+    /// Time arithmetic here and below saturates at the ends of the
+    /// representable range, so no claim value can make it panic.
     #[must_use]
     pub fn is_expired(&self, now: OffsetDateTime, leeway: Duration) -> bool {
-        now >= self.expires_at + leeway
+        now >= self.expires_at.saturating_add(leeway)
     }
 
     /// How long ago this token was issued (negative if issued in the future).
@@ -202,7 +205,7 @@ impl<R: Role> SessionEntity<R> {
     /// The time after which the session may no longer be used or rotated.
     #[must_use]
     pub fn absolute_expiry(&self, lifetimes: &SessionLifetimes) -> OffsetDateTime {
-        self.authenticated_at + lifetimes.absolute
+        self.authenticated_at.saturating_add(lifetimes.absolute)
     }
 
     /// Whether the whole session, measured from authentication and so across
@@ -213,7 +216,9 @@ impl<R: Role> SessionEntity<R> {
         now: OffsetDateTime,
         lifetimes: &SessionLifetimes,
     ) -> bool {
-        now >= self.absolute_expiry(lifetimes) + lifetimes.leeway
+        now >= self
+            .absolute_expiry(lifetimes)
+            .saturating_add(lifetimes.leeway)
     }
 
     /// Whether this token should be rotated at `now`: it is older than the
@@ -331,7 +336,9 @@ impl SessionLifetimes {
         issued_at: OffsetDateTime,
         authenticated_at: OffsetDateTime,
     ) -> OffsetDateTime {
-        (issued_at + self.token).min(authenticated_at + self.absolute)
+        issued_at
+            .saturating_add(self.token)
+            .min(authenticated_at.saturating_add(self.absolute))
     }
 }
 
@@ -457,6 +464,24 @@ mod tests {
         let l = lifetimes();
         assert_eq!(l.token_expiry(at(1000), at(1000)), at(1900));
         assert_eq!(l.token_expiry(at(4000), at(1000)), at(4600));
+    }
+
+    #[test]
+    fn lifetime_rules_saturate_at_the_end_of_time_instead_of_panicking() {
+        let end = OffsetDateTime::new_utc(
+            time::Date::from_calendar_date(9999, time::Month::December, 31).unwrap(),
+            time::Time::from_hms(23, 59, 59).unwrap(),
+        );
+        let l = lifetimes();
+        let mut p = parts(1000, 1900, 1000);
+        p.issued_at = end - Duration::seconds(10);
+        p.authenticated_at = p.issued_at;
+        p.expires_at = end;
+        let s = SessionEntity::new(p).unwrap();
+        assert!(!s.is_expired(end, Duration::seconds(30)));
+        assert!(!s.is_past_absolute_lifetime(end, &l));
+        assert!(!s.needs_rotation(end, &l));
+        assert_eq!(l.token_expiry(end, end), end.saturating_add(Duration::DAY));
     }
 
     #[test]

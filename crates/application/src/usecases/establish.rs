@@ -102,7 +102,7 @@ impl<R: Role> EstablishSession<R> {
         let now = truncate_to_seconds(self.clock.now());
         let authenticated_at = match request.authenticated_at {
             None => now,
-            Some(at) if at > now + self.lifetimes.leeway() => {
+            Some(at) if at > now.saturating_add(self.lifetimes.leeway()) => {
                 return Err(EstablishError::AuthenticatedInFuture);
             }
             Some(at) => truncate_to_seconds(at).min(now),

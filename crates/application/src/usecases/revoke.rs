@@ -82,7 +82,9 @@ impl RevokeSession {
                 session_id,
                 authenticated_at,
             } => {
-                let until = authenticated_at + self.lifetimes.absolute() + self.lifetimes.leeway();
+                let until = authenticated_at
+                    .saturating_add(self.lifetimes.absolute())
+                    .saturating_add(self.lifetimes.leeway());
                 self.revocations.revoke_session(session_id, until).await
             }
             RevokeRequest::ForceLogout(scope) => {

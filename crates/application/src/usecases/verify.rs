@@ -161,17 +161,18 @@ impl<R: Role> VerifySession<R> {
     pub fn execute(&self, token: &str) -> Result<VerifiedSession<R>, VerifyError> {
         let claims = self.codec.decode(token)?;
         let now = self.clock.now();
-        let leeway = self.lifetimes.leeway();
+        // Saturating: claim values near the end of time must not panic.
+        let horizon = now.saturating_add(self.lifetimes.leeway());
         let not_before = claims.not_before();
         let session = claims.into_session();
 
-        if session.issued_at() > now + leeway {
+        if session.issued_at() > horizon {
             return Err(VerifyError::IssuedInFuture);
         }
-        if not_before.is_some_and(|nbf| nbf > now + leeway) {
+        if not_before.is_some_and(|nbf| nbf > horizon) {
             return Err(VerifyError::NotYetValid);
         }
-        if session.is_expired(now, leeway) {
+        if session.is_expired(now, self.lifetimes.leeway()) {
             return Err(VerifyError::Expired);
         }
         if session.expires_at() - session.issued_at() > self.lifetimes.token() {
