@@ -9,6 +9,8 @@
 )]
 
 mod attacks;
+#[cfg(feature = "cli")]
+mod cli;
 mod http_demo;
 mod http_gateway;
 mod http_layer;

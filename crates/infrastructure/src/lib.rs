@@ -49,6 +49,6 @@ pub mod system;
 
 pub use claims::{Audience, SessionJwtClaims};
 pub use codec::{DEFAULT_MAX_TOKEN_BYTES, JwtSessionCodec, SESSION_TOKEN_TYPE};
-pub use jose::{JwsAlgorithm, KeyError, KeyRing, SigningKey, VerificationKey};
+pub use jose::{JwsAlgorithm, KeyError, KeyRing, PrivateJwk, SigningKey, VerificationKey};
 pub use memory::{InMemoryRevocationStore, InMemoryUserDirectory};
 pub use system::{SystemClock, UuidV7SessionIds};

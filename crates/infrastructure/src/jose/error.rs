@@ -186,6 +186,11 @@ pub enum KeyError {
         #[source]
         source: Unspecified,
     },
+    /// The key cannot be written as a JWK: an HMAC key asked for a public
+    /// JWK (its secret is exported from the signing key only), or a key
+    /// whose encoding the exporter does not read; the text says which.
+    #[error("the key cannot be exported as a JWK: {0}")]
+    NotExportable(&'static str),
     /// The encoded header passed to [`sign_compact`](super::sign_compact) is
     /// empty or not base64url.
     #[error("the encoded header is not base64url")]

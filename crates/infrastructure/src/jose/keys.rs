@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::{AsBigEndian as _, AsDer as _};
 use aws_lc_rs::error::Unspecified;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::algorithm::JwsAlgorithm;
 use super::error::{KeyError, Unsupported};
+use super::export::{self, PrivateJwk, PrivateMembers, PublicMembers};
 use super::jwk;
 use super::pem::{self, PemLabel};
 use super::rsa_checks::check_rsa_public;
@@ -151,6 +153,30 @@ impl VerificationKey {
         self.alg
     }
 
+    /// This key as a public JWK (RFC 7517) with `kid` (when the key has
+    /// one), `alg` and `use: "sig"`: `RSA` (`n`, `e`), `EC` P-256 (`x`, `y`)
+    /// or `OKP` Ed25519 (`x`). [`VerificationKey::from_jwk`] reads it back.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotExportable`] for an HS256 key (its secret is not
+    /// public; export it with [`SigningKey::to_private_jwk`]), or when the
+    /// crypto library's encoding of the key is not one the exporter reads (a
+    /// compressed P-256 point); [`KeyError::Crypto`] if the crypto library
+    /// fails.
+    pub fn to_public_jwk(&self) -> Result<String, KeyError> {
+        export::public_jwk(self.alg, self.kid(), &self.public_members()?)
+    }
+
+    fn public_members(&self) -> Result<PublicMembers, KeyError> {
+        match &self.verifier {
+            Verifier::Hmac(_) => Err(KeyError::NotExportable(
+                "an HMAC key has no public part; export it from its SigningKey",
+            )),
+            Verifier::Public(key) => export::public_members(self.alg, key.as_der()?.as_ref()),
+        }
+    }
+
     /// Whether `signature` is a valid signature of `message` under this key,
     /// with this key's algorithm. ES256 signatures must be the fixed 64-byte
     /// `r || s` form (a DER signature is refused); HMAC tags are compared in
@@ -200,7 +226,12 @@ pub struct SigningKey {
 }
 
 enum Signer {
-    Hmac(Box<hmac::Key>),
+    /// The secret is kept (wiped on drop) for [`SigningKey::to_private_jwk`]:
+    /// an `hmac::Key` cannot give it back.
+    Hmac {
+        key: Box<hmac::Key>,
+        secret: Zeroizing<Vec<u8>>,
+    },
     Rsa(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
@@ -217,7 +248,10 @@ impl SigningKey {
         let verification = VerificationKey::hmac_sha256(Some(kid), secret)?;
         Self::new(
             kid,
-            Signer::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, secret))),
+            Signer::Hmac {
+                key: Box::new(hmac::Key::new(hmac::HMAC_SHA256, secret)),
+                secret: Zeroizing::new(secret.to_vec()),
+            },
             verification,
         )
     }
@@ -355,6 +389,57 @@ impl SigningKey {
         self.verification.clone()
     }
 
+    /// This key as a private JWK (RFC 7517, RFC 7518 §6, RFC 8037) with
+    /// `kid`, `alg` and `use: "sig"`: `oct` (`k`), `RSA` (`n`, `e`, `d`, `p`,
+    /// `q`, `dp`, `dq`, `qi`), `EC` P-256 (`x`, `y`, `d`) or `OKP` Ed25519
+    /// (`x`, `d`). [`SigningKey::from_jwk`] reads it back.
+    ///
+    /// The result never prints its text (see [`PrivateJwk`]).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotExportable`] when the crypto library's encoding of the
+    /// key is not one the exporter reads; [`KeyError::Crypto`] if the crypto
+    /// library fails.
+    pub fn to_private_jwk(&self) -> Result<PrivateJwk, KeyError> {
+        let (public, private) = match &*self.signer {
+            Signer::Hmac { secret, .. } => (
+                None,
+                PrivateMembers::Oct {
+                    k: export::b64_secret(secret),
+                },
+            ),
+            Signer::Rsa(pair) => {
+                let (public, private) = export::rsa_members(pair.as_der()?.as_ref())?;
+                (Some(public), private)
+            }
+            Signer::Ecdsa(pair) => (
+                Some(self.verification.public_members()?),
+                PrivateMembers::Scalar {
+                    d: export::b64_secret(pair.private_key().as_be_bytes()?.as_ref()),
+                },
+            ),
+            Signer::Ed25519(pair) => (
+                Some(self.verification.public_members()?),
+                PrivateMembers::Scalar {
+                    d: export::b64_secret(pair.seed()?.as_be_bytes()?.as_ref()),
+                },
+            ),
+        };
+        export::private_jwk(self.alg, &self.kid, public.as_ref(), &private)
+    }
+
+    /// This key's public JWK, as [`VerificationKey::to_public_jwk`] of its
+    /// [`verification_key`](Self::verification_key).
+    ///
+    /// # Errors
+    ///
+    /// As [`VerificationKey::to_public_jwk`]; always
+    /// [`KeyError::NotExportable`] for HS256.
+    pub fn to_public_jwk(&self) -> Result<String, KeyError> {
+        self.verification.to_public_jwk()
+    }
+
     /// Signs `message` (RS256 PKCS#1 v1.5, ES256 fixed `r || s`, Ed25519 and
     /// HS256 are deterministic except ES256).
     ///
@@ -374,7 +459,7 @@ impl SigningKey {
         out: &mut [u8; MAX_SIGNATURE_BYTES],
     ) -> Result<usize, KeyError> {
         match &*self.signer {
-            Signer::Hmac(key) => copy_signature(hmac::sign(key, message).as_ref(), out),
+            Signer::Hmac { key, .. } => copy_signature(hmac::sign(key, message).as_ref(), out),
             Signer::Rsa(pair) => {
                 let len = pair.public_modulus_len();
                 let buffer = out.get_mut(..len).ok_or(Unspecified)?;
@@ -396,7 +481,7 @@ impl SigningKey {
     /// The signature's length in bytes.
     pub(crate) fn signature_len(&self) -> usize {
         match &*self.signer {
-            Signer::Hmac(_) => 32,
+            Signer::Hmac { .. } => 32,
             Signer::Rsa(pair) => pair.public_modulus_len(),
             Signer::Ecdsa(_) | Signer::Ed25519(_) => 64,
         }

@@ -15,6 +15,9 @@
 //!   then three strict base64url parts, a JSON-object header without `crit`,
 //!   the key the header names, `alg` pinned to that key, one signature check.
 //! - [`encode_header`] and [`sign_compact`] produce compact JWS.
+//! - [`SigningKey::to_private_jwk`] (a redacted [`PrivateJwk`]),
+//!   [`VerificationKey::to_public_jwk`] and [`KeyRing::to_public_jwk_set`]
+//!   write keys back out as JWKs that the `from_jwk` readers accept.
 //!
 //! Only HS256, RS256 (PKCS#1 v1.5), ES256 (P-256, fixed-size `r || s`
 //! signatures) and EdDSA (Ed25519) are supported; every other algorithm,
@@ -38,7 +41,9 @@
 
 mod algorithm;
 mod compact;
+mod der;
 mod error;
+mod export;
 mod jwk;
 mod keys;
 mod pem;
@@ -52,5 +57,6 @@ mod tests;
 pub use algorithm::JwsAlgorithm;
 pub use compact::{JwsHeader, VerifiedJws, encode_header, sign_compact, verify_compact};
 pub use error::{JwsError, KeyError, Unsupported};
+pub use export::PrivateJwk;
 pub use keys::{SigningKey, VerificationKey};
 pub use ring::KeyRing;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::algorithm::JwsAlgorithm;
 use super::error::{JwsError, KeyError};
+use super::export;
 use super::jwk;
 use super::keys::{SigningKey, VerificationKey};
 
@@ -170,6 +171,25 @@ impl KeyRing {
     #[must_use]
     pub fn verification_keys(&self) -> &[VerificationKey] {
         &self.inner.keys
+    }
+
+    /// The JWK set (`{"keys":[...]}`, RFC 7517 §5) of every key this ring
+    /// verifies with, public members only, for publishing to verifiers;
+    /// [`KeyRing::from_jwk_set`] reads it back.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotExportable`] for a ring of HS256 keys (a shared secret
+    /// is never public; see [`SigningKey::to_private_jwk`]), and every error
+    /// of [`VerificationKey::to_public_jwk`].
+    pub fn to_public_jwk_set(&self) -> Result<String, KeyError> {
+        let jwks = self
+            .inner
+            .keys
+            .iter()
+            .map(VerificationKey::to_public_jwk)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(export::jwk_set(jwks.iter().map(String::as_str)))
     }
 
     /// The key a token's header selects: the one named by `kid`, or the only
