@@ -122,11 +122,12 @@ impl<R: Role> EstablishSession<R> {
             authenticated_at,
         })
         .map_err(EstablishError::InvalidSession)?;
-        let token = self
-            .codec
-            .encode(&SessionTokenClaims::new(session.clone(), None))
-            .map_err(EstablishError::Token)?;
-        Ok(EstablishedSession { token, session })
+        let claims = SessionTokenClaims::new(session, None);
+        let token = self.codec.encode(&claims).map_err(EstablishError::Token)?;
+        Ok(EstablishedSession {
+            token,
+            session: claims.into_session(),
+        })
     }
 }
 

@@ -128,11 +128,12 @@ impl<R: Role> RotateSession<R> {
             authenticated_at: old.authenticated_at,
         })
         .map_err(RotateError::InvalidSession)?;
-        let token = self
-            .codec
-            .encode(&SessionTokenClaims::new(session.clone(), None))
-            .map_err(RotateError::Token)?;
-        Ok(RotatedSession { token, session })
+        let claims = SessionTokenClaims::new(session, None);
+        let token = self.codec.encode(&claims).map_err(RotateError::Token)?;
+        Ok(RotatedSession {
+            token,
+            session: claims.into_session(),
+        })
     }
 }
 
