@@ -3,7 +3,17 @@
 //! ```text
 //! cargo run --example demo              # http://127.0.0.1:3000
 //! cargo run --example demo -- --port 8080   # or PORT=8080
+//!
+//! # Two instances sharing force-logout through PostgreSQL
+//! # (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test):
+//! cargo run --features postgres --example demo -- --postgres --port 3000
+//! cargo run --features postgres --example demo -- --postgres --port 3001
 //! ```
+//!
+//! With `--postgres`, users and revocations live in the database and every
+//! instance signs with one fixed demo key (HS256, printed nowhere, usable
+//! nowhere but here), so a cookie from one instance works on the other and a
+//! force-logout on one is honoured by both.
 //!
 //! In-memory stores, a fresh Ed25519 key per run, and three demo users:
 //! alice (admin), carol (moderator) and bob (user). Signing in takes only a
@@ -68,6 +78,16 @@ impl DemoUser {
             .collect()
     }
 
+    fn directory_entry(&self) -> Result<DirectoryUser<UserRole>, tessera::domain::IdError> {
+        Ok(DirectoryUser {
+            user_id: self.id()?,
+            role: self.role,
+            capabilities: self.capabilities()?,
+            tenant: None,
+            enabled: true,
+        })
+    }
+
     fn named(name: &str) -> Option<&'static Self> {
         USERS.iter().find(|user| user.name == name)
     }
@@ -121,18 +141,58 @@ struct Demo {
 pub(crate) fn app() -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let directory = Arc::new(InMemoryUserDirectory::new());
     for user in &USERS {
-        directory.upsert(DirectoryUser {
-            user_id: user.id()?,
-            role: user.role,
-            capabilities: user.capabilities()?,
-            tenant: None,
-            enabled: true,
-        });
+        directory.upsert(user.directory_entry()?);
     }
     let key = SigningKey::generate(JwsAlgorithm::EdDsa, "demo-key")?;
-    let sessions = Tessera::builder(KeyRing::new(key), "http://127.0.0.1", "tessera-demo")
-        .user_directory(directory)
-        .build();
+    router(
+        Tessera::builder(KeyRing::new(key), "http://127.0.0.1", "tessera-demo")
+            .user_directory(directory)
+            .build(),
+    )
+}
+
+/// The demo's router on PostgreSQL: users and revocations shared by every
+/// instance using `database_url`, and one fixed demo signing key.
+#[cfg(feature = "postgres")]
+pub(crate) async fn postgres_app(
+    database_url: &str,
+) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    use tessera::domain::SessionLifetimes;
+    use tessera::infrastructure::postgres::{
+        PostgresRevocationConfig, PostgresRevocationStore, PostgresUserDirectory, migrate,
+        sqlx::postgres::PgPoolOptions,
+    };
+
+    /// A demo-only secret: every instance must sign with the same key.
+    const DEMO_SECRET: &[u8; 32] = b"tessera-demo-only-shared-secret!";
+
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(database_url)
+        .await?;
+    migrate(&pool).await?;
+    let directory = PostgresUserDirectory::new(pool.clone());
+    for user in &USERS {
+        directory.upsert(&user.directory_entry()?).await?;
+    }
+    let lifetimes = SessionLifetimes::default();
+    let revocations = PostgresRevocationStore::start(
+        pool,
+        Arc::new(tessera::SystemClock),
+        PostgresRevocationConfig::new(lifetimes),
+    )
+    .await?;
+    let key = SigningKey::hmac_sha256("demo-shared", DEMO_SECRET)?;
+    router(
+        Tessera::builder(KeyRing::new(key), "http://127.0.0.1", "tessera-demo")
+            .lifetimes(lifetimes)
+            .user_directory(Arc::new(directory))
+            .revocation_store(Arc::new(revocations))
+            .build(),
+    )
+}
+
+fn router(sessions: Tessera<UserRole>) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let layer = sessions.session_layer(policy()?).build()?;
     let demo = Demo {
         sessions,
@@ -545,26 +605,46 @@ pub(crate) fn walkthrough_text(base: &str) -> String {
     text
 }
 
-fn port() -> Result<u16, String> {
+/// The command line: `[--port N] [--postgres[=URL]]`.
+struct Args {
+    port: u16,
+    /// The database URL, when `--postgres` was given.
+    postgres: Option<String>,
+}
+
+const USAGE: &str = "usage: demo [--port N] [--postgres[=DATABASE_URL]]";
+
+fn args() -> Result<Args, String> {
+    let mut port = std::env::var("PORT").ok();
+    let mut postgres = None;
     let mut args = std::env::args().skip(1);
-    let value = match args.next().as_deref() {
-        None => match std::env::var("PORT") {
-            Ok(value) => value,
-            Err(_) => return Ok(3000),
-        },
-        Some("--port") => args.next().ok_or("--port needs a number")?,
-        Some(other) => match other.strip_prefix("--port=") {
-            Some(value) => value.to_owned(),
-            None => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: demo [--port N]"
-                ));
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => port = Some(args.next().ok_or("--port needs a number")?),
+            "--postgres" => {
+                postgres = Some(
+                    std::env::var("DATABASE_URL")
+                        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+                );
             }
-        },
+            other => {
+                if let Some(value) = other.strip_prefix("--port=") {
+                    port = Some(value.to_owned());
+                } else if let Some(url) = other.strip_prefix("--postgres=") {
+                    postgres = Some(url.to_owned());
+                } else {
+                    return Err(format!("unknown argument {other:?}; {USAGE}"));
+                }
+            }
+        }
+    }
+    let port = match port {
+        None => 3000,
+        Some(value) => value
+            .parse()
+            .map_err(|_| format!("{value:?} is not a port number (1 to 65535)"))?,
     };
-    value
-        .parse()
-        .map_err(|_| format!("{value:?} is not a port number (1 to 65535)"))
+    Ok(Args { port, postgres })
 }
 
 #[tokio::main]
@@ -573,16 +653,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .with_max_level(tracing::Level::DEBUG)
         .with_target(false)
         .init();
-    let port = port()?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let args = args()?;
+    let app = match &args.postgres {
+        None => app()?,
+        #[cfg(feature = "postgres")]
+        Some(url) => postgres_app(url).await?,
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => return Err("--postgres needs the postgres feature: cargo run --features postgres --example demo -- --postgres".into()),
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
         "tessera demo listening on {base}\n\
+         stores: {}\n\
          users: alice (admin), carol (moderator), bob (user); sign in with just the name.\n\
          Refusals are logged below with their reason (never the token).\n\n\
          Try, in another shell (run in a scratch directory: the jars are files):\n\n{}",
+        if args.postgres.is_some() {
+            "PostgreSQL, shared with every demo started with --postgres on the same database"
+        } else {
+            "in memory"
+        },
         walkthrough_text(&base)
     );
-    axum::serve(listener, app()?).await?;
+    axum::serve(listener, app).await?;
     Ok(())
 }

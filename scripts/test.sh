@@ -12,6 +12,43 @@ if [ -n "$forbidden" ]; then
   exit 1
 fi
 
+echo "==> database for the PostgreSQL tests"
+# The PostgreSQL store's tests need a server: the one at 127.0.0.1:5432 (trust
+# auth, database `test`) unless DATABASE_URL names another. A throwaway
+# database is created for this run and dropped on exit; the tests get it as
+# DATABASE_URL, with TESSERA_REQUIRE_DB=1 so that none of them can pass by
+# skipping. TESSERA_SKIP_DB=1 runs everything else and says what it skipped.
+if [ "${TESSERA_SKIP_DB:-}" = 1 ]; then
+  echo "TESSERA_SKIP_DB=1: the PostgreSQL tests will report themselves skipped"
+  unset DATABASE_URL
+else
+  server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  if ! command -v psql >/dev/null 2>&1; then
+    echo "psql (the PostgreSQL client) is needed to create the test database;" >&2
+    echo "install it (Debian: apt-get install postgresql-client), or run with TESSERA_SKIP_DB=1" >&2
+    exit 1
+  fi
+  if ! psql "$server_url" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    echo "no PostgreSQL answers at $server_url." >&2
+    echo "Start one, for example:" >&2
+    echo "  Debian: apt-get install postgresql && pg_ctlcluster \$(ls /etc/postgresql) main start" >&2
+    echo "  Docker: docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16" >&2
+    echo "or point DATABASE_URL at a server where this user may CREATE DATABASE," >&2
+    echo "or run with TESSERA_SKIP_DB=1 to skip the PostgreSQL tests." >&2
+    exit 1
+  fi
+  test_db="tessera_test_$$"
+  # Same server and options, another database: swap the URL's last path segment.
+  base="${server_url%%\?*}"
+  query="${server_url#"$base"}"
+  if [[ "$base" =~ ^[a-z]+://[^/]*$ ]]; then prefix="$base"; else prefix="${base%/*}"; fi
+  psql "$server_url" -Atqc "CREATE DATABASE $test_db" >/dev/null
+  trap 'psql "$server_url" -Atqc "DROP DATABASE IF EXISTS $test_db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+  export DATABASE_URL="$prefix/$test_db$query"
+  export TESSERA_REQUIRE_DB=1
+  echo "using throwaway database $test_db (dropped on exit)"
+fi
+
 echo "==> tests (unit, integration, end-to-end, doc-tests)"
 cargo test --workspace --all-features
 

@@ -148,3 +148,85 @@ async fn signing_in_from_the_form_returns_to_a_safe_page_only() {
     let unknown = sign_in("username=mallory").await;
     assert_eq!(unknown.status().as_u16(), 400);
 }
+
+/// The session cookie a demo sign-in set, as a `Cookie` header value.
+#[cfg(feature = "postgres")]
+fn session_cookie(response: &reqwest::Response) -> String {
+    let mut jar = Jar::new();
+    store(&mut jar, response);
+    let value = jar
+        .get("__Host-session")
+        .expect("sign-in sets the session cookie");
+    format!("__Host-session={value}")
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn two_demo_instances_on_postgres_share_sessions_and_force_logout() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var("TESSERA_REQUIRE_DB").is_err(),
+            "TESSERA_REQUIRE_DB is set but DATABASE_URL is not"
+        );
+        eprintln!("skipped: no DATABASE_URL; ./scripts/test.sh provides a database");
+        return;
+    };
+    let first = serve(demo::postgres_app(&url).await.unwrap()).await;
+    let second = serve(demo::postgres_app(&url).await.unwrap()).await;
+    let http = client();
+
+    // Bob signs in on the first instance; his cookie works on the second.
+    let signed_in = http
+        .post(format!("http://{first}/login"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("username=bob")
+        .send()
+        .await
+        .unwrap();
+    let bob = session_cookie(&signed_in);
+    let me = |address: std::net::SocketAddr, cookie: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{address}/me"))
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(second, bob.clone()).await, 200, "one key, one directory");
+
+    // Alice, signed in on the second instance, force-logs-out Bob there...
+    let alice_signed_in = http
+        .post(format!("http://{second}/login"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("username=alice")
+        .send()
+        .await
+        .unwrap();
+    let alice = session_cookie(&alice_signed_in);
+    let status = http
+        .post(format!("http://{second}/admin/users/bob/force-logout"))
+        .header(COOKIE, alice)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "force-logout answered {status}");
+
+    // ...and the first instance refuses Bob too, within moments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = me(first, bob.clone()).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first instance still answers {status} for Bob after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -10,7 +10,9 @@
 //! - [`claims`]: [`SessionJwtClaims`], the wire form, and the enrich mapper;
 //! - [`codec`]: [`JwtSessionCodec`], the token codec port's adapter;
 //! - [`system`]: [`SystemClock`] and [`UuidV7SessionIds`];
-//! - [`memory`]: [`InMemoryRevocationStore`] and [`InMemoryUserDirectory`].
+//! - [`memory`]: [`InMemoryRevocationStore`] and [`InMemoryUserDirectory`];
+//! - `postgres` (feature `postgres`): `PostgresRevocationStore` and
+//!   `PostgresUserDirectory`, for several instances sharing one database.
 //!
 //! ```
 //! use tessera_application::ports::SessionTokenCodec;
@@ -45,6 +47,8 @@ pub mod claims;
 pub mod codec;
 pub mod jose;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod system;
 
 pub use claims::{Audience, SessionJwtClaims};

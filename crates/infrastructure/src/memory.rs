@@ -84,8 +84,11 @@ impl WatermarkSlot<'_> {
     }
 }
 
+/// Logouts and watermarks, and the rules that read them: the state behind
+/// [`InMemoryRevocationStore`] and behind the PostgreSQL store's local cache,
+/// so that both answer alike.
 #[derive(Debug, Default)]
-struct RevocationState {
+pub(crate) struct RevocationState {
     sessions: HashMap<SessionId, OffsetDateTime>,
     force_logout: Watermarks,
     claims_stale: Watermarks,
@@ -99,12 +102,61 @@ impl RevocationState {
         }
     }
 
-    fn purge(&mut self, now: OffsetDateTime, lifetimes: &SessionLifetimes) {
+    /// The session's standing: a logout, then a force-logout, then
+    /// claims-stale, in that order of precedence.
+    pub(crate) fn check(&self, query: &RevocationQuery<'_>) -> RevocationStatus {
+        if self.sessions.contains_key(query.session_id) {
+            return RevocationStatus::Revoked(RevocationReason::SessionLoggedOut);
+        }
+        let iat = query.issued_at.unix_timestamp();
+        if let Some(reason) = self.force_logout.covering(query, iat) {
+            return RevocationStatus::Revoked(reason);
+        }
+        if self.claims_stale.covering(query, iat).is_some() {
+            return RevocationStatus::ClaimsStale;
+        }
+        RevocationStatus::Active
+    }
+
+    /// Logs a session out until `until`; a later end replaces an earlier one.
+    pub(crate) fn log_out(&mut self, session_id: SessionId, until: OffsetDateTime) {
+        let entry = self.sessions.entry(session_id).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Raises a watermark to `at` (Unix seconds); never lowers it.
+    pub(crate) fn raise(&mut self, scope: WatermarkScope, kind: WatermarkKind, at: i64) {
+        self.watermarks(kind).slot(scope).raise(at);
+    }
+
+    /// Removes a watermark.
+    pub(crate) fn clear(&mut self, scope: WatermarkScope, kind: WatermarkKind) {
+        self.watermarks(kind).slot(scope).clear();
+    }
+
+    /// Drops what can no longer matter at `now`: logouts past their end,
+    /// watermarks at or before `now - absolute lifetime - leeway`.
+    pub(crate) fn purge(&mut self, now: OffsetDateTime, lifetimes: &SessionLifetimes) {
         self.sessions.retain(|_, until| *until > now);
-        let horizon = (now - lifetimes.absolute() - lifetimes.leeway()).unix_timestamp();
+        let horizon = purge_horizon(now, lifetimes);
         self.force_logout.purge(horizon);
         self.claims_stale.purge(horizon);
     }
+
+    /// How many logouts and watermarks are held.
+    pub(crate) fn len(&self) -> usize {
+        self.sessions.len() + self.force_logout.len() + self.claims_stale.len()
+    }
+}
+
+/// The Unix second at or before which a watermark can no longer cover any
+/// acceptable token: every token issued then is past its absolute lifetime,
+/// leeway included.
+/// Saturates (forgets nothing) should the subtraction leave the calendar.
+pub(crate) fn purge_horizon(now: OffsetDateTime, lifetimes: &SessionLifetimes) -> i64 {
+    now.checked_sub(lifetimes.absolute())
+        .and_then(|t| t.checked_sub(lifetimes.leeway()))
+        .map_or(i64::MIN, OffsetDateTime::unix_timestamp)
 }
 
 /// Logouts and watermarks held in this process's memory.
@@ -142,8 +194,10 @@ impl InMemoryRevocationStore {
     /// How many logouts and watermarks are held.
     #[must_use]
     pub fn len(&self) -> usize {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        state.sessions.len() + state.force_logout.len() + state.claims_stale.len()
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether nothing is held.
@@ -165,19 +219,7 @@ impl InMemoryRevocationStore {
 impl RevocationStore for InMemoryRevocationStore {
     fn check<'a>(&self, query: RevocationQuery<'a>) -> Result<RevocationStatus, RevocationError> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        if state.sessions.contains_key(query.session_id) {
-            return Ok(RevocationStatus::Revoked(
-                RevocationReason::SessionLoggedOut,
-            ));
-        }
-        let iat = query.issued_at.unix_timestamp();
-        if let Some(reason) = state.force_logout.covering(&query, iat) {
-            return Ok(RevocationStatus::Revoked(reason));
-        }
-        if state.claims_stale.covering(&query, iat).is_some() {
-            return Ok(RevocationStatus::ClaimsStale);
-        }
-        Ok(RevocationStatus::Active)
+        Ok(state.check(&query))
     }
 
     async fn revoke_session(
@@ -185,10 +227,7 @@ impl RevocationStore for InMemoryRevocationStore {
         session_id: SessionId,
         until: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(|s| {
-            let entry = s.sessions.entry(session_id).or_insert(until);
-            *entry = (*entry).max(until);
-        });
+        self.write(|s| s.log_out(session_id, until));
         Ok(())
     }
 
@@ -198,7 +237,7 @@ impl RevocationStore for InMemoryRevocationStore {
         kind: WatermarkKind,
         at: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(|s| s.watermarks(kind).slot(scope).raise(at.unix_timestamp()));
+        self.write(|s| s.raise(scope, kind, at.unix_timestamp()));
         Ok(())
     }
 
@@ -207,7 +246,7 @@ impl RevocationStore for InMemoryRevocationStore {
         scope: WatermarkScope,
         kind: WatermarkKind,
     ) -> Result<(), RevocationError> {
-        self.write(|s| s.watermarks(kind).slot(scope).clear());
+        self.write(|s| s.clear(scope, kind));
         Ok(())
     }
 }
