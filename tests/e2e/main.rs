@@ -16,6 +16,8 @@ mod http_gateway;
 mod http_layer;
 mod http_properties;
 mod http_support;
+#[cfg(feature = "jwks-fetch")]
+mod idp_exchange;
 mod interop;
 mod lifecycle;
 mod properties;

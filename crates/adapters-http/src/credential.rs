@@ -110,7 +110,7 @@ fn is_token68(token: &str) -> bool {
     !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_token68_char(b))
 }
 
-fn bearer(headers: &HeaderMap, max: usize) -> Result<Option<&str>, CredentialError> {
+pub(crate) fn bearer(headers: &HeaderMap, max: usize) -> Result<Option<&str>, CredentialError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);

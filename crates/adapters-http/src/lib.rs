@@ -59,6 +59,7 @@
 
 mod cookies;
 mod credential;
+mod exchange;
 mod extract;
 pub mod gateway;
 mod layer;
@@ -69,6 +70,7 @@ mod response;
 mod tests;
 
 pub use cookies::{CookieError, DEFAULT_COOKIE_NAME, SessionCookies, SetCookie};
+pub use exchange::exchange_token;
 pub use extract::{
     MinimumRole, RequireCapability, RequireRole, RequiredCapability, Session, SessionRejection,
     roles,

@@ -5,8 +5,11 @@
 //!   [`SessionTokenClaims`], the typed claims use cases reason about;
 //! - [`ports`]: token codec, clock, id generator, user directory and
 //!   revocation store, with mockall fakes behind the `mocks` feature;
+//! - [`external`]: identity-provider ports (provider token verifier,
+//!   directory of provider-linked users, webhook event decoder);
 //! - [`usecases`]: [`EstablishSession`], [`VerifySession`], [`ReadSession`],
-//!   [`RotateSession`], [`RevokeSession`] and [`AuthorizeRequest`].
+//!   [`RotateSession`], [`RevokeSession`], [`AuthorizeRequest`],
+//!   [`ExchangeToken`] and [`ApplyUserEvent`].
 //!
 //! Adapters live in `tessera-infrastructure`; the `tessera` facade wires them.
 //! A port is a trait: anything that implements it can fill it, as here with
@@ -66,6 +69,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod external;
 pub mod ports;
 pub mod token;
 pub mod usecases;
@@ -78,7 +82,9 @@ pub use usecases::authorize::{Authorization, AuthorizeRequest};
 pub use usecases::establish::{
     EstablishError, EstablishRequest, EstablishSession, EstablishedSession,
 };
+pub use usecases::exchange::{ExchangeError, ExchangeToken, ExchangedToken, ISSUED_TOKEN_TYPE};
 pub use usecases::read::ReadSession;
 pub use usecases::revoke::{RevokeError, RevokeRequest, RevokeSession};
 pub use usecases::rotate::{RotateError, RotateSession, RotatedSession};
+pub use usecases::user_events::{ApplyUserEvent, ApplyUserEventError, UserEventOutcome};
 pub use usecases::verify::{RotationNeed, VerifiedSession, VerifyError, VerifySession};

@@ -9,6 +9,8 @@
 //!   tests check that jsonwebtoken verifies tessera's tokens and the reverse;
 //! - [`claims`]: [`SessionJwtClaims`], the wire form, and the enrich mapper;
 //! - [`codec`]: [`JwtSessionCodec`], the token codec port's adapter;
+//! - [`identity`]: identity-provider tokens (JWKS verification, claim
+//!   mapping) and provider-linked users;
 //! - [`system`]: [`SystemClock`] and [`UuidV7SessionIds`];
 //! - [`memory`]: [`InMemoryRevocationStore`] and [`InMemoryUserDirectory`];
 //! - `postgres` (feature `postgres`): `PostgresRevocationStore` and
@@ -45,6 +47,7 @@
 
 pub mod claims;
 pub mod codec;
+pub mod identity;
 pub mod jose;
 pub mod memory;
 #[cfg(feature = "postgres")]

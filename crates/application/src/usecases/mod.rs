@@ -2,7 +2,9 @@
 
 pub mod authorize;
 pub mod establish;
+pub mod exchange;
 pub mod read;
 pub mod revoke;
 pub mod rotate;
+pub mod user_events;
 pub mod verify;

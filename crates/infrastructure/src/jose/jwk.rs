@@ -109,6 +109,23 @@ pub(crate) fn verification_keys(json: &str) -> Result<Vec<VerificationKey>, KeyE
         .collect()
 }
 
+/// One member of a published set: its `kid` and the key or why it is refused.
+pub(crate) type EachKey = (Option<String>, Result<VerificationKey, KeyError>);
+
+/// Each key of a JWK set with its `kid`, read as a verification key or
+/// refused on its own: for sets published by others, where one unusable key
+/// must not void the rest.
+pub(crate) fn verification_keys_each(json: &str) -> Result<Vec<EachKey>, KeyError> {
+    let set = serde_json::from_str::<ObjectOnly<RawJwkSet>>(json)
+        .map_err(|_| KeyError::MalformedJwk)?
+        .0;
+    Ok(set
+        .keys
+        .iter()
+        .map(|jwk| (jwk.0.kid.clone(), to_verification_key(&jwk.0)))
+        .collect())
+}
+
 fn to_verification_key(jwk: &RawJwk) -> Result<VerificationKey, KeyError> {
     let alg = check_purpose(jwk, Operation::Verify)?;
     let kid = jwk.kid.as_deref();

@@ -59,4 +59,4 @@ pub use compact::{JwsHeader, VerifiedJws, encode_header, sign_compact, verify_co
 pub use error::{JwsError, KeyError, Unsupported};
 pub use export::PrivateJwk;
 pub use keys::{SigningKey, VerificationKey};
-pub use ring::KeyRing;
+pub use ring::{KeyRing, SkipReason, SkippedKey};

@@ -95,6 +95,59 @@ impl KeyRing {
         Self::verify_only(jwk::verification_keys(jwks_json)?)
     }
 
+    /// A verify-only ring from a JWK set published by someone else (an
+    /// identity provider's JWKS endpoint), keeping every usable key and
+    /// reporting the rest.
+    ///
+    /// Unlike [`KeyRing::from_jwk_set`], one unusable key does not void the
+    /// set: providers publish encryption keys, algorithms tessera does not
+    /// support (RS384, PS256, ...) and keys about to be retired next to the
+    /// signing ones. Left out, each with its reason in the returned list:
+    /// any key [`VerificationKey::from_jwk`] refuses; symmetric (`oct`)
+    /// keys, which have no place in a published set; keys without a `kid`
+    /// when the set has several usable keys; and every key of a `kid` that
+    /// appears more than once (which of them signs is ambiguous).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::MalformedJwk`] when the document is not a JWK set;
+    /// [`KeyError::EmptyKeyRing`] when no key is usable.
+    pub fn from_provider_jwk_set(jwks_json: &str) -> Result<(Self, Vec<SkippedKey>), KeyError> {
+        let mut skipped = Vec::new();
+        let mut usable = Vec::new();
+        for (kid, key) in jwk::verification_keys_each(jwks_json)? {
+            match key {
+                Ok(key) if key.algorithm().is_symmetric() => skipped.push(SkippedKey {
+                    kid,
+                    reason: SkipReason::Symmetric,
+                }),
+                Ok(key) => usable.push(key),
+                Err(error) => skipped.push(SkippedKey {
+                    kid,
+                    reason: SkipReason::Unusable(error),
+                }),
+            }
+        }
+        let several = usable.len() > 1;
+        let shared = |kid: &str| usable.iter().filter(|k| k.kid() == Some(kid)).count() > 1;
+        let mut keys = Vec::with_capacity(usable.len());
+        for key in &usable {
+            let reason = match key.kid() {
+                Some(kid) if shared(kid) => Some(SkipReason::DuplicateKeyId),
+                None if several => Some(SkipReason::MissingKeyId),
+                _ => None,
+            };
+            match reason {
+                Some(reason) => skipped.push(SkippedKey {
+                    kid: key.kid().map(str::to_owned),
+                    reason,
+                }),
+                None => keys.push(key.clone()),
+            }
+        }
+        Ok((Self::verify_only(keys)?, skipped))
+    }
+
     /// The ring with one more key to verify with.
     ///
     /// # Errors
@@ -223,6 +276,31 @@ impl KeyRing {
         }
         Ok(key)
     }
+}
+
+/// A key of a published JWK set that [`KeyRing::from_provider_jwk_set`]
+/// left out.
+#[derive(Debug)]
+pub struct SkippedKey {
+    /// Its `kid`, when it has one (an identifier, not key material).
+    pub kid: Option<String>,
+    /// Why it was left out.
+    pub reason: SkipReason,
+}
+
+/// Why a published key was left out of a ring.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The key itself is refused: encryption key, unsupported algorithm or
+    /// curve, weak key, malformed member...
+    Unusable(KeyError),
+    /// A symmetric (`oct`) key: a shared secret is never published.
+    Symmetric,
+    /// No `kid`, in a set of several keys: no token could select it.
+    MissingKeyId,
+    /// Its `kid` appears on several keys.
+    DuplicateKeyId,
 }
 
 /// Whether `key` may join `keys`.

@@ -1,0 +1,66 @@
+//! The token-exchange endpoint: an identity provider's token in
+//! `Authorization: Bearer`, the backend's own session out as an RFC 8693
+//! shaped JSON response.
+
+use axum::body::Body;
+use axum::extract::State;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use tessera_application::{ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE};
+use tessera_domain::Role;
+
+use crate::credential;
+use crate::layer::DEFAULT_MAX_CREDENTIAL_BYTES;
+use crate::response::Denial;
+
+/// An axum handler exchanging the provider token of `Authorization: Bearer`
+/// for a session: mount it as `post(exchange_token::<YourRole>)` with the
+/// [`ExchangeToken`] use case as state, on a route the session layer
+/// treats as public.
+///
+/// Success is 200 with `Cache-Control: no-store` and
+/// `{"access_token":…,"issued_token_type":"urn:ietf:params:oauth:token-type:jwt","token_type":"Bearer","expires_in":…}`.
+/// A missing token is 401 `unauthenticated`; a malformed request 400
+/// `invalid_request`; a refused token or a disabled user 401
+/// `invalid_token`; keys, directory or signing unavailable 503. The reason
+/// goes to `tracing` at debug (warn for 503), never the token.
+pub async fn exchange_token<R: Role>(
+    State(exchange): State<ExchangeToken<R>>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let token = match credential::bearer(&headers, DEFAULT_MAX_CREDENTIAL_BYTES) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Denial::Unauthenticated { refused: false }.into_response(),
+        Err(error) if error.is_invalid_token() => {
+            return Denial::Unauthenticated { refused: true }.into_response();
+        }
+        Err(_) => return Denial::InvalidRequest.into_response(),
+    };
+    match exchange.execute(token).await {
+        Ok(exchanged) => {
+            // The token is base64url and dots, the type a constant: no escaping needed.
+            let body = format!(
+                r#"{{"access_token":"{}","issued_token_type":"{ISSUED_TOKEN_TYPE}","token_type":"Bearer","expires_in":{}}}"#,
+                exchanged.token.expose_secret(),
+                exchanged.expires_in,
+            );
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::OK;
+            let headers = response.headers_mut();
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(error) => denial(&error).into_response(),
+    }
+}
+
+fn denial(error: &ExchangeError) -> Denial {
+    if error.is_unavailable() {
+        tracing::warn!(code = error.code(), error = %error, "token exchange unavailable");
+        Denial::Unavailable
+    } else {
+        tracing::debug!(code = error.code(), error = %error, "token exchange refused");
+        Denial::Unauthenticated { refused: true }
+    }
+}

@@ -1,0 +1,416 @@
+//! Identity-provider ports: verifying a provider's token, the local record
+//! of provider users, and the user events a provider sends.
+//!
+//! A backend that signs users in with a hosted identity provider (Clerk,
+//! Auth0, Supabase, Keycloak, Cognito) verifies the provider's token with an
+//! [`ExternalTokenVerifier`], keeps a local user per provider account in an
+//! [`ExternalUserDirectory`], and applies the provider's webhooks through a
+//! [`UserEventDecoder`]. The use cases that combine them are
+//! [`ExchangeToken`](crate::ExchangeToken) and
+//! [`ApplyUserEvent`](crate::ApplyUserEvent).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use async_trait::async_trait;
+use tessera_domain::{Role, RoleError};
+use time::OffsetDateTime;
+
+use crate::ports::{DirectoryError, DirectoryUser};
+
+/// The longest provider subject (`sub`) accepted, in bytes.
+pub const MAX_SUBJECT_BYTES: usize = 255;
+
+/// A provider's account id for a user (its `sub`): non-empty, at most
+/// [`MAX_SUBJECT_BYTES`] bytes, no control characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExternalSubject(Box<str>);
+
+/// Why a provider subject was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubjectError {
+    /// The subject is empty.
+    #[error("subject is empty")]
+    Empty,
+    /// The subject is longer than [`MAX_SUBJECT_BYTES`].
+    #[error("subject is longer than {MAX_SUBJECT_BYTES} bytes")]
+    TooLong,
+    /// The subject contains a control character.
+    #[error("subject contains a control character")]
+    ControlCharacter,
+}
+
+impl ExternalSubject {
+    /// Parses a provider subject.
+    ///
+    /// # Errors
+    ///
+    /// [`SubjectError`] for an empty, overlong or control-character subject.
+    pub fn parse(value: &str) -> Result<Self, SubjectError> {
+        if value.is_empty() {
+            return Err(SubjectError::Empty);
+        }
+        if value.len() > MAX_SUBJECT_BYTES {
+            return Err(SubjectError::TooLong);
+        }
+        if value.chars().any(char::is_control) {
+            return Err(SubjectError::ControlCharacter);
+        }
+        Ok(Self(value.into()))
+    }
+
+    /// The subject as the provider wrote it.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ExternalSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExternalSubject({:?})", self.0)
+    }
+}
+
+impl fmt::Display for ExternalSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who a provider says a user is: the identity a verified provider token
+/// carries, with the role already mapped to the application's role type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIdentity<R> {
+    /// The provider's issuer (`iss`), which scopes `subject`.
+    pub issuer: String,
+    /// The provider's account id (`sub`).
+    pub subject: ExternalSubject,
+    /// The application role the provider's role claim maps to.
+    pub role: R,
+    /// The user's email, when the provider's mapping names one.
+    pub email: Option<String>,
+    /// The user's display name, when the provider's mapping names one.
+    pub name: Option<String>,
+    /// When the provider issued the token (`iat`).
+    pub issued_at: OffsetDateTime,
+    /// When the user authenticated at the provider (`auth_time`), if said.
+    pub authenticated_at: Option<OffsetDateTime>,
+    /// When the provider's token expires (`exp`).
+    pub expires_at: OffsetDateTime,
+}
+
+impl<R> ExternalIdentity<R> {
+    /// When the user authenticated: `auth_time` when the provider said,
+    /// otherwise the token's `iat`.
+    #[must_use]
+    pub fn authentication_time(&self) -> OffsetDateTime {
+        self.authenticated_at.unwrap_or(self.issued_at)
+    }
+}
+
+/// Why a provider's role claim cannot be turned into an application role.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoleMappingError {
+    /// The role claim is absent (or an empty array) and the provider's
+    /// policy is to reject such tokens.
+    #[error("role claim `{path}` is missing")]
+    Missing {
+        /// The configured path of the role claim.
+        path: String,
+    },
+    /// The role claim holds a role the mapping table does not know. Never
+    /// mapped to a default.
+    #[error("role claim holds a role with no mapping")]
+    Unmapped(#[source] RoleError),
+    /// The role claim is neither a string nor an array of strings.
+    #[error("role claim `{path}` is not a string or an array of strings")]
+    WrongType {
+        /// The configured path of the role claim.
+        path: String,
+    },
+}
+
+/// Why a provider's token was refused.
+///
+/// Every variant names the rule that failed; none carries token contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExternalTokenError {
+    /// The token is longer than the provider's cap; nothing was decoded.
+    #[error("token is larger than {max} bytes")]
+    TooLarge {
+        /// The cap, in bytes.
+        max: usize,
+    },
+    /// The token is not a compact JWS with a JSON header and payload.
+    #[error("token is malformed: {0}")]
+    Malformed(&'static str),
+    /// No configured provider has the token's issuer.
+    #[error("token issuer is not a configured provider")]
+    UnknownIssuer,
+    /// The header's `alg` is not on the provider's allow-list, or not the
+    /// algorithm of the key it names.
+    #[error("token algorithm is not allowed for this provider")]
+    AlgorithmNotAllowed,
+    /// The token names no key and the provider publishes several.
+    #[error("token names no key id and the provider publishes several keys")]
+    MissingKeyId,
+    /// The token names a key the provider does not publish (after a refetch,
+    /// or within the refetch cooldown).
+    #[error("token names a key the provider does not publish")]
+    UnknownKeyId,
+    /// The header lists critical extensions.
+    #[error("token header carries critical extensions")]
+    CriticalHeader,
+    /// The header's `typ` is not the one configured for the provider.
+    #[error("token type is not the provider's configured type")]
+    WrongType,
+    /// The signature does not verify.
+    #[error("token signature is invalid")]
+    InvalidSignature,
+    /// `aud` does not include an accepted audience.
+    #[error("token audience is not accepted")]
+    WrongAudience,
+    /// `azp` is missing or not among the allowed parties.
+    #[error("token authorized party is not allowed")]
+    WrongAuthorizedParty,
+    /// `exp` has passed, beyond the leeway.
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` is not reached yet, beyond the leeway.
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// `iat` is in the future beyond the leeway.
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    /// A required claim is absent.
+    #[error("claim `{0}` is missing")]
+    MissingClaim(&'static str),
+    /// A claim has the wrong JSON type or an invalid value.
+    #[error("claim `{claim}` is invalid")]
+    InvalidClaim {
+        /// The claim at fault (`payload` when no single claim is).
+        claim: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The role claim cannot be mapped.
+    #[error(transparent)]
+    Role(#[from] RoleMappingError),
+    /// The provider's keys cannot be had: never fetched, or unreachable past
+    /// the staleness bound. Verification fails closed.
+    #[error("the provider's keys are unavailable")]
+    KeysUnavailable(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl ExternalTokenError {
+    /// A stable, machine-readable code for this failure, for logs and tools.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "token_too_large",
+            Self::Malformed(_) => "token_malformed",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::MissingKeyId => "missing_kid",
+            Self::UnknownKeyId => "unknown_kid",
+            Self::CriticalHeader => "critical_header",
+            Self::WrongType => "wrong_typ",
+            Self::InvalidSignature => "invalid_signature",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongAuthorizedParty => "wrong_azp",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::InvalidClaim { .. } => "invalid_claim",
+            Self::Role(RoleMappingError::Missing { .. }) => "missing_role",
+            Self::Role(_) => "unmapped_role",
+            Self::KeysUnavailable(_) => "keys_unavailable",
+        }
+    }
+
+    /// Whether the failure is the verifier's, not the token's: the request
+    /// deserves a "try again later" (503), not a "sign in again" (401).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::KeysUnavailable(_))
+    }
+}
+
+/// Verifies identity-provider tokens and maps their claims.
+///
+/// Implementations MUST check the signature against the keys of the
+/// provider that issued the token and no other, the provider's algorithm
+/// allow-list, `iss`, `aud`, `azp` (when configured), `exp`/`nbf`/`iat`
+/// with leeway and `typ` (when configured), and map the role fail-closed.
+/// With keys in hand they MUST do no I/O; when keys cannot be had they MUST
+/// fail closed with [`ExternalTokenError::KeysUnavailable`].
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ExternalTokenVerifier<R: Role>: Send + Sync + 'static {
+    /// Verifies `token` and returns who it says the user is.
+    ///
+    /// # Errors
+    ///
+    /// An [`ExternalTokenError`] naming the rule the token breaks, or
+    /// [`ExternalTokenError::KeysUnavailable`].
+    async fn verify(&self, token: &str) -> Result<ExternalIdentity<R>, ExternalTokenError>;
+}
+
+/// What a provider says about one of its users, to create or update the
+/// local record with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalProfile<R> {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The provider's account id.
+    pub subject: ExternalSubject,
+    /// The application role.
+    pub role: R,
+    /// Email, if known.
+    pub email: Option<String>,
+    /// Display name, if known.
+    pub name: Option<String>,
+    /// Whether the user may sign in; `None` keeps the stored value (a new
+    /// record is enabled).
+    pub enabled: Option<bool>,
+}
+
+impl<R: Role> ExternalProfile<R> {
+    /// The profile a verified token describes (enabled state unchanged).
+    #[must_use]
+    pub fn from_identity(identity: &ExternalIdentity<R>) -> Self {
+        Self {
+            issuer: identity.issuer.clone(),
+            subject: identity.subject.clone(),
+            role: identity.role.clone(),
+            email: identity.email.clone(),
+            name: identity.name.clone(),
+            enabled: None,
+        }
+    }
+}
+
+/// A local user linked to a provider account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalUser<R> {
+    /// The local user, as the session use cases see it.
+    pub user: DirectoryUser<R>,
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The provider's account id.
+    pub subject: ExternalSubject,
+    /// Email, if known.
+    pub email: Option<String>,
+    /// Display name, if known.
+    pub name: Option<String>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upserted<R> {
+    /// The record as stored now.
+    pub current: ExternalUser<R>,
+    /// The record before, or `None` when this upsert created it.
+    pub previous: Option<ExternalUser<R>>,
+}
+
+/// Local users linked to provider accounts, found by the provider's id.
+///
+/// This is a separate port from [`UserDirectory`](crate::ports::UserDirectory)
+/// so that adapters can add it without changing that one; an adapter
+/// usually implements both, so that rotation finds linked users.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ExternalUserDirectory<R: Role>: Send + Sync + 'static {
+    /// Finds the local user linked to `subject` at `issuer`.
+    ///
+    /// Implementations MUST return `Ok(None)` for an unknown account.
+    ///
+    /// # Errors
+    ///
+    /// [`DirectoryError`] when the directory cannot answer.
+    async fn find_by_external_id(
+        &self,
+        issuer: &str,
+        subject: &ExternalSubject,
+    ) -> Result<Option<ExternalUser<R>>, DirectoryError>;
+
+    /// Creates the local user for a provider account, or updates it (role,
+    /// email, name, and `enabled` when given). A new user gets a fresh
+    /// local id; an existing one keeps its id, capabilities and tenant.
+    ///
+    /// Implementations MUST be race-safe: concurrent first upserts of one
+    /// `(issuer, subject)` create exactly one record, and every caller gets
+    /// that record back.
+    ///
+    /// # Errors
+    ///
+    /// [`DirectoryError`] when the directory cannot write.
+    async fn upsert_external(
+        &self,
+        profile: ExternalProfile<R>,
+    ) -> Result<Upserted<R>, DirectoryError>;
+
+    /// Removes the local user linked to a provider account, returning it if
+    /// there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`DirectoryError`] when the directory cannot write.
+    async fn delete_external(
+        &self,
+        issuer: &str,
+        subject: &ExternalSubject,
+    ) -> Result<Option<ExternalUser<R>>, DirectoryError>;
+}
+
+/// A change to a user at the provider, as its webhooks report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserEvent<R> {
+    /// The user was created or updated.
+    Upserted(ExternalProfile<R>),
+    /// The user was deleted.
+    Deleted {
+        /// The provider's issuer.
+        issuer: String,
+        /// The provider's account id.
+        subject: ExternalSubject,
+    },
+    /// An event the application does not act on (another event type).
+    Ignored,
+}
+
+/// Why a webhook payload cannot be read as a user event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserEventError {
+    /// The payload is not JSON of the expected shape; the text names the
+    /// part at fault.
+    #[error("webhook payload is malformed: {0}")]
+    Malformed(&'static str),
+    /// The payload's role cannot be mapped.
+    #[error(transparent)]
+    Role(#[from] RoleMappingError),
+}
+
+/// Reads a provider's webhook payloads (already authenticated) as user
+/// events.
+///
+/// Implementations MUST map roles exactly as the provider's token verifier
+/// does, and MUST return [`UserEvent::Ignored`] for event types they do
+/// not handle rather than an error.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait UserEventDecoder<R: Role>: Send + Sync + 'static {
+    /// Reads one payload.
+    ///
+    /// # Errors
+    ///
+    /// [`UserEventError`] for a payload that cannot be read.
+    fn decode(&self, payload: &[u8]) -> Result<UserEvent<R>, UserEventError>;
+}

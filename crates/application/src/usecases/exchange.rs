@@ -1,0 +1,360 @@
+//! ExchangeToken: an identity provider's token in, the backend's own
+//! session out (the shape of an RFC 8693 token exchange).
+
+use std::sync::Arc;
+
+use tessera_domain::{Role, SessionEntity};
+
+use super::establish::{EstablishError, EstablishRequest, EstablishSession};
+use crate::external::{
+    ExternalProfile, ExternalTokenError, ExternalTokenVerifier, ExternalUser, ExternalUserDirectory,
+};
+use crate::ports::DirectoryError;
+use crate::token::SessionToken;
+
+/// The token type an exchange issues: a JWT (RFC 8693 §3), namely a
+/// tessera session token.
+pub const ISSUED_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// The backend's own session, issued for a provider's token.
+#[derive(Debug, Clone)]
+pub struct ExchangedToken<R> {
+    /// The session token to hand to the client.
+    pub token: SessionToken,
+    /// The session it carries.
+    pub session: SessionEntity<R>,
+    /// Seconds until the token expires (RFC 8693 `expires_in`).
+    pub expires_in: i64,
+    /// The local user linked to the provider account, as now stored.
+    pub user: ExternalUser<R>,
+    /// Whether this exchange created the local user.
+    pub created: bool,
+}
+
+/// Why a provider's token could not be exchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// The provider's token was refused (or its keys are unavailable).
+    #[error("provider token refused")]
+    Token(#[source] ExternalTokenError),
+    /// The local user directory could not be read or written.
+    #[error("user directory could not be updated")]
+    Directory(#[source] DirectoryError),
+    /// The local user is disabled.
+    #[error("user is disabled")]
+    UserDisabled,
+    /// The session could not be established (authentication too old, or
+    /// signing failed).
+    #[error("session could not be established")]
+    Establish(#[source] EstablishError),
+}
+
+impl ExchangeError {
+    /// A stable, machine-readable code for this failure, for logs and tools.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Token(e) => e.code(),
+            Self::Directory(_) => "directory_unavailable",
+            Self::UserDisabled => "user_disabled",
+            Self::Establish(EstablishError::Token(_)) => "signing_failed",
+            Self::Establish(_) => "authentication_unusable",
+        }
+    }
+
+    /// Whether the failure is the server's, not the token's (503, not 400).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Token(e) => e.is_unavailable(),
+            Self::Directory(_) => true,
+            Self::Establish(EstablishError::Token(_)) => true,
+            Self::UserDisabled | Self::Establish(_) => false,
+        }
+    }
+}
+
+/// Exchanges identity-provider tokens for sessions.
+#[derive(Clone)]
+pub struct ExchangeToken<R: Role> {
+    verifier: Arc<dyn ExternalTokenVerifier<R>>,
+    users: Arc<dyn ExternalUserDirectory<R>>,
+    establish: EstablishSession<R>,
+}
+
+impl<R: Role> std::fmt::Debug for ExchangeToken<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeToken")
+            .field("establish", &self.establish)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Role> ExchangeToken<R> {
+    /// Wires the use case to its ports.
+    #[must_use]
+    pub fn new(
+        verifier: Arc<dyn ExternalTokenVerifier<R>>,
+        users: Arc<dyn ExternalUserDirectory<R>>,
+        establish: EstablishSession<R>,
+    ) -> Self {
+        Self {
+            verifier,
+            users,
+            establish,
+        }
+    }
+
+    /// Verifies the provider's token, brings the local user up to date with
+    /// its claims (creating the user on first sign-in), and establishes a
+    /// session for that user with the local role, capabilities and tenant,
+    /// authenticated when the provider says (`auth_time`, else `iat`).
+    ///
+    /// # Errors
+    ///
+    /// [`ExchangeError`]: the token refused, the directory failing, the
+    /// user disabled, or the session not establishable.
+    pub async fn execute(&self, provider_token: &str) -> Result<ExchangedToken<R>, ExchangeError> {
+        let identity = self
+            .verifier
+            .verify(provider_token)
+            .await
+            .map_err(ExchangeError::Token)?;
+        let upserted = self
+            .users
+            .upsert_external(ExternalProfile::from_identity(&identity))
+            .await
+            .map_err(ExchangeError::Directory)?;
+        let user = upserted.current;
+        if !user.user.enabled {
+            return Err(ExchangeError::UserDisabled);
+        }
+        let established = self
+            .establish
+            .execute(EstablishRequest {
+                user_id: user.user.user_id,
+                role: user.user.role.clone(),
+                capabilities: user.user.capabilities.clone(),
+                tenant: user.user.tenant.clone(),
+                authenticated_at: Some(identity.authentication_time()),
+            })
+            .map_err(ExchangeError::Establish)?;
+        let session = established.session;
+        let expires_in = (session.expires_at() - session.issued_at()).whole_seconds();
+        Ok(ExchangedToken {
+            token: established.token,
+            session,
+            expires_in,
+            user,
+            created: upserted.previous.is_none(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mockall::predicate::{eq, function};
+
+    use super::*;
+    use crate::external::{
+        ExternalIdentity, ExternalSubject, MockExternalTokenVerifier, MockExternalUserDirectory,
+        Upserted,
+    };
+    use crate::ports::{DirectoryUser, MockIdGenerator, MockSessionTokenCodec};
+    use crate::testing::*;
+    use crate::token::SessionTokenClaims;
+    use tessera_domain::UserRole;
+
+    const ISSUER: &str = "https://idp.example";
+
+    fn identity(auth_time: Option<i64>) -> ExternalIdentity<UserRole> {
+        ExternalIdentity {
+            issuer: ISSUER.into(),
+            subject: ExternalSubject::parse("user_2abc").unwrap(),
+            role: UserRole::Moderator,
+            email: Some("a@example.com".into()),
+            name: None,
+            issued_at: at(NOW - 10),
+            authenticated_at: auth_time.map(at),
+            expires_at: at(NOW + 50),
+        }
+    }
+
+    fn stored(enabled: bool) -> ExternalUser<UserRole> {
+        ExternalUser {
+            user: DirectoryUser {
+                user_id: user(),
+                role: UserRole::Moderator,
+                capabilities: caps(&["posts:edit"]),
+                tenant: Some(tenant()),
+                enabled,
+            },
+            issuer: ISSUER.into(),
+            subject: ExternalSubject::parse("user_2abc").unwrap(),
+            email: Some("a@example.com".into()),
+            name: None,
+        }
+    }
+
+    fn verifier_returning(
+        result: fn() -> Result<ExternalIdentity<UserRole>, ExternalTokenError>,
+    ) -> MockExternalTokenVerifier<UserRole> {
+        let mut verifier = MockExternalTokenVerifier::new();
+        verifier
+            .expect_verify()
+            .with(eq("provider-token"))
+            .times(1)
+            .returning(move |_| result());
+        verifier
+    }
+
+    fn exchange(
+        verifier: MockExternalTokenVerifier<UserRole>,
+        users: MockExternalUserDirectory<UserRole>,
+        codec: MockSessionTokenCodec<UserRole>,
+        session_ids: usize,
+        clock_reads: usize,
+    ) -> ExchangeToken<UserRole> {
+        let mut ids = MockIdGenerator::new();
+        ids.expect_session_id()
+            .times(session_ids)
+            .return_const(session_id());
+        let mut clock = crate::ports::MockClock::new();
+        clock.expect_now().times(clock_reads).return_const(at(NOW));
+        ExchangeToken::new(
+            Arc::new(verifier),
+            Arc::new(users),
+            EstablishSession::new(Arc::new(codec), Arc::new(clock), Arc::new(ids), lifetimes()),
+        )
+    }
+
+    #[tokio::test]
+    async fn exchange_upserts_the_user_and_issues_a_session_authenticated_at_auth_time() {
+        let verifier = verifier_returning(|| Ok(identity(Some(NOW - 100))));
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_upsert_external()
+            .with(function(|p: &ExternalProfile<UserRole>| {
+                p.issuer == ISSUER
+                    && p.subject.as_str() == "user_2abc"
+                    && p.role == UserRole::Moderator
+                    && p.email.as_deref() == Some("a@example.com")
+                    && p.enabled.is_none()
+            }))
+            .times(1)
+            .returning(|_| {
+                Ok(Upserted {
+                    current: stored(true),
+                    previous: None,
+                })
+            });
+        let mut codec = MockSessionTokenCodec::new();
+        codec
+            .expect_encode()
+            .with(function(|c: &SessionTokenClaims<UserRole>| {
+                let s = c.session();
+                s.user_id() == &user()
+                    && s.role() == &UserRole::Moderator
+                    && s.has_capability("posts:edit")
+                    && s.is_in_tenant("acme")
+                    && s.authenticated_at() == at(NOW - 100)
+                    && s.issued_at() == at(NOW)
+            }))
+            .times(1)
+            .returning(|_| Ok(SessionToken::new("session".into())));
+
+        let out = exchange(verifier, users, codec, 1, 1)
+            .execute("provider-token")
+            .await
+            .unwrap();
+        assert_eq!(out.token.expose_secret(), "session");
+        assert_eq!(out.expires_in, 900);
+        assert!(out.created);
+    }
+
+    #[tokio::test]
+    async fn exchange_falls_back_to_iat_when_the_provider_gives_no_auth_time() {
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(1).returning(|_| {
+            Ok(Upserted {
+                current: stored(true),
+                previous: Some(stored(true)),
+            })
+        });
+        let mut codec = MockSessionTokenCodec::new();
+        codec
+            .expect_encode()
+            .with(function(|c: &SessionTokenClaims<UserRole>| {
+                c.session().authenticated_at() == at(NOW - 10)
+            }))
+            .times(1)
+            .returning(|_| Ok(SessionToken::new("session".into())));
+        let out = exchange(verifier, users, codec, 1, 1)
+            .execute("provider-token")
+            .await
+            .unwrap();
+        assert!(!out.created);
+    }
+
+    #[tokio::test]
+    async fn exchange_refuses_a_refused_provider_token_without_touching_the_directory() {
+        let verifier = verifier_returning(|| Err(ExternalTokenError::InvalidSignature));
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(0);
+        let mut codec = MockSessionTokenCodec::new();
+        codec.expect_encode().times(0);
+        let err = exchange(verifier, users, codec, 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_signature");
+        assert!(!err.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn exchange_refuses_a_disabled_user_without_issuing() {
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(1).returning(|_| {
+            Ok(Upserted {
+                current: stored(false),
+                previous: Some(stored(false)),
+            })
+        });
+        let mut codec = MockSessionTokenCodec::new();
+        codec.expect_encode().times(0);
+        let err = exchange(verifier, users, codec, 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExchangeError::UserDisabled));
+    }
+
+    #[tokio::test]
+    async fn exchange_reports_unavailable_keys_and_directory_as_unavailable() {
+        let verifier =
+            verifier_returning(|| Err(ExternalTokenError::KeysUnavailable("provider down".into())));
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(0);
+        let err = exchange(verifier, users, MockSessionTokenCodec::new(), 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable());
+
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_upsert_external()
+            .times(1)
+            .returning(|_| Err(DirectoryError::Unavailable("db down".into())));
+        let err = exchange(verifier, users, MockSessionTokenCodec::new(), 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExchangeError::Directory(_)));
+        assert!(err.is_unavailable());
+    }
+}

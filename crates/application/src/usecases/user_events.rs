@@ -1,0 +1,358 @@
+//! ApplyUserEvent: a provider's user created / updated / deleted events
+//! applied to the local directory, with force-logout where access ends.
+
+use std::sync::Arc;
+
+use tessera_domain::{Role, UserId};
+
+use super::revoke::{RevokeError, RevokeRequest, RevokeSession};
+use crate::external::{ExternalUserDirectory, UserEvent};
+use crate::ports::{DirectoryError, WatermarkScope};
+
+/// What applying an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserEventOutcome {
+    /// A local user was created.
+    Created(UserId),
+    /// A local user was updated.
+    Updated {
+        /// The user.
+        user_id: UserId,
+        /// Their sessions were force-logged-out (the user is disabled).
+        logged_out: bool,
+        /// Their sessions must rotate to pick up a changed role.
+        permissions_changed: bool,
+    },
+    /// A local user was deleted and force-logged-out.
+    Deleted(UserId),
+    /// Nothing to do: an unknown user deleted, or an event type not acted on.
+    Nothing,
+}
+
+/// Why an event could not be applied. Providers retry failed deliveries.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyUserEventError {
+    /// The directory could not be read or written.
+    #[error("user directory could not be updated")]
+    Directory(#[source] DirectoryError),
+    /// The force-logout or permissions-changed mark could not be recorded.
+    #[error("revocation could not be recorded")]
+    Revoke(#[source] RevokeError),
+}
+
+/// Applies provider user events to the local directory.
+#[derive(Clone)]
+pub struct ApplyUserEvent<R: Role> {
+    users: Arc<dyn ExternalUserDirectory<R>>,
+    revoke: RevokeSession,
+}
+
+impl<R: Role> std::fmt::Debug for ApplyUserEvent<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyUserEvent")
+            .field("revoke", &self.revoke)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Role> ApplyUserEvent<R> {
+    /// Wires the use case to its ports.
+    #[must_use]
+    pub fn new(users: Arc<dyn ExternalUserDirectory<R>>, revoke: RevokeSession) -> Self {
+        Self { users, revoke }
+    }
+
+    /// Applies one event:
+    ///
+    /// - created or updated: upsert the local user; if it is now disabled,
+    ///   force-logout every session of it; if its role changed, mark its
+    ///   permissions changed, so that sessions rotate with the new role;
+    /// - deleted: remove the local user and force-logout every session of it.
+    ///
+    /// Applying the same event twice leaves the same state.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyUserEventError`] when the directory or the revocation store
+    /// fails; the provider should deliver the event again.
+    pub async fn execute(
+        &self,
+        event: UserEvent<R>,
+    ) -> Result<UserEventOutcome, ApplyUserEventError> {
+        match event {
+            UserEvent::Upserted(profile) => {
+                let upserted = self
+                    .users
+                    .upsert_external(profile)
+                    .await
+                    .map_err(ApplyUserEventError::Directory)?;
+                let current = &upserted.current.user;
+                let user_id = current.user_id;
+                let logged_out = !current.enabled;
+                let permissions_changed = !logged_out
+                    && upserted.previous.as_ref().is_some_and(|previous| {
+                        previous.user.role != current.role
+                            || previous.user.capabilities != current.capabilities
+                    });
+                if logged_out {
+                    self.force_logout(user_id).await?;
+                } else if permissions_changed {
+                    self.revoke
+                        .execute(RevokeRequest::PermissionsChanged(WatermarkScope::User(
+                            user_id,
+                        )))
+                        .await
+                        .map_err(ApplyUserEventError::Revoke)?;
+                }
+                Ok(match upserted.previous {
+                    None if !logged_out => UserEventOutcome::Created(user_id),
+                    _ => UserEventOutcome::Updated {
+                        user_id,
+                        logged_out,
+                        permissions_changed,
+                    },
+                })
+            }
+            UserEvent::Deleted { issuer, subject } => {
+                let deleted = self
+                    .users
+                    .delete_external(&issuer, &subject)
+                    .await
+                    .map_err(ApplyUserEventError::Directory)?;
+                match deleted {
+                    Some(user) => {
+                        self.force_logout(user.user.user_id).await?;
+                        Ok(UserEventOutcome::Deleted(user.user.user_id))
+                    }
+                    None => Ok(UserEventOutcome::Nothing),
+                }
+            }
+            UserEvent::Ignored => Ok(UserEventOutcome::Nothing),
+        }
+    }
+
+    async fn force_logout(&self, user_id: UserId) -> Result<(), ApplyUserEventError> {
+        self.revoke
+            .execute(RevokeRequest::ForceLogout(WatermarkScope::User(user_id)))
+            .await
+            .map_err(ApplyUserEventError::Revoke)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mockall::predicate::{always, eq};
+
+    use super::*;
+    use crate::external::{
+        ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory, Upserted,
+    };
+    use crate::ports::{DirectoryUser, MockClock, MockRevocationStore, WatermarkKind};
+    use crate::testing::*;
+    use tessera_domain::UserRole;
+
+    const ISSUER: &str = "https://idp.example";
+
+    fn subject() -> ExternalSubject {
+        ExternalSubject::parse("user_2abc").unwrap()
+    }
+
+    fn stored(role: UserRole, enabled: bool) -> ExternalUser<UserRole> {
+        ExternalUser {
+            user: DirectoryUser {
+                user_id: user(),
+                role,
+                capabilities: caps(&[]),
+                tenant: None,
+                enabled,
+            },
+            issuer: ISSUER.into(),
+            subject: subject(),
+            email: None,
+            name: None,
+        }
+    }
+
+    fn profile(role: UserRole, enabled: Option<bool>) -> ExternalProfile<UserRole> {
+        ExternalProfile {
+            issuer: ISSUER.into(),
+            subject: subject(),
+            role,
+            email: None,
+            name: None,
+            enabled,
+        }
+    }
+
+    fn apply(
+        users: MockExternalUserDirectory<UserRole>,
+        store: MockRevocationStore,
+        clock_reads: usize,
+    ) -> ApplyUserEvent<UserRole> {
+        let mut clock = MockClock::new();
+        clock.expect_now().times(clock_reads).return_const(at(NOW));
+        ApplyUserEvent::new(
+            Arc::new(users),
+            RevokeSession::new(Arc::new(store), Arc::new(clock), lifetimes()),
+        )
+    }
+
+    fn expect_upsert(
+        users: &mut MockExternalUserDirectory<UserRole>,
+        previous: Option<ExternalUser<UserRole>>,
+        current: ExternalUser<UserRole>,
+    ) {
+        users
+            .expect_upsert_external()
+            .times(1)
+            .return_once(|_| Ok(Upserted { current, previous }));
+    }
+
+    #[tokio::test]
+    async fn a_created_user_is_stored_and_nobody_is_logged_out() {
+        let mut users = MockExternalUserDirectory::new();
+        expect_upsert(&mut users, None, stored(UserRole::User, true));
+        let mut store = MockRevocationStore::new();
+        store.expect_set_watermark().times(0);
+        let outcome = apply(users, store, 0)
+            .execute(UserEvent::Upserted(profile(UserRole::User, None)))
+            .await
+            .unwrap();
+        assert_eq!(outcome, UserEventOutcome::Created(user()));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_user_is_force_logged_out() {
+        let mut users = MockExternalUserDirectory::new();
+        expect_upsert(
+            &mut users,
+            Some(stored(UserRole::User, true)),
+            stored(UserRole::User, false),
+        );
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_set_watermark()
+            .with(
+                eq(WatermarkScope::User(user())),
+                eq(WatermarkKind::ForceLogout),
+                eq(at(NOW)),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let outcome = apply(users, store, 1)
+            .execute(UserEvent::Upserted(profile(UserRole::User, Some(false))))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            UserEventOutcome::Updated {
+                user_id: user(),
+                logged_out: true,
+                permissions_changed: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_role_change_marks_permissions_changed_without_logging_out() {
+        let mut users = MockExternalUserDirectory::new();
+        expect_upsert(
+            &mut users,
+            Some(stored(UserRole::User, true)),
+            stored(UserRole::Admin, true),
+        );
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_set_watermark()
+            .with(
+                eq(WatermarkScope::User(user())),
+                eq(WatermarkKind::ClaimsStale),
+                always(),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let outcome = apply(users, store, 1)
+            .execute(UserEvent::Upserted(profile(UserRole::Admin, None)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            UserEventOutcome::Updated {
+                permissions_changed: true,
+                logged_out: false,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_user_is_removed_and_force_logged_out() {
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_delete_external()
+            .with(eq(ISSUER), eq(subject()))
+            .times(1)
+            .returning(|_, _| Ok(Some(stored(UserRole::User, true))));
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_set_watermark()
+            .with(
+                eq(WatermarkScope::User(user())),
+                eq(WatermarkKind::ForceLogout),
+                eq(at(NOW)),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let outcome = apply(users, store, 1)
+            .execute(UserEvent::Deleted {
+                issuer: ISSUER.into(),
+                subject: subject(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(outcome, UserEventOutcome::Deleted(user()));
+    }
+
+    #[tokio::test]
+    async fn deleting_an_unknown_user_does_nothing() {
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_delete_external()
+            .times(1)
+            .returning(|_, _| Ok(None));
+        let mut store = MockRevocationStore::new();
+        store.expect_set_watermark().times(0);
+        let outcome = apply(users, store, 0)
+            .execute(UserEvent::Deleted {
+                issuer: ISSUER.into(),
+                subject: subject(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(outcome, UserEventOutcome::Nothing);
+    }
+
+    #[tokio::test]
+    async fn a_revocation_failure_is_reported_so_the_provider_retries() {
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_delete_external()
+            .times(1)
+            .returning(|_, _| Ok(Some(stored(UserRole::User, true))));
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_set_watermark()
+            .times(1)
+            .returning(|_, _, _| Err(crate::ports::RevocationError::Unavailable("down".into())));
+        let err = apply(users, store, 1)
+            .execute(UserEvent::Deleted {
+                issuer: ISSUER.into(),
+                subject: subject(),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApplyUserEventError::Revoke(_)));
+    }
+}

@@ -1,0 +1,141 @@
+//! `HttpJwksSource`: a provider's JWKS endpoint over HTTPS (reqwest, rustls).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::CACHE_CONTROL;
+
+use super::cache::{JwksDocument, JwksFetchError, JwksSource};
+
+/// The largest JWK set accepted, in bytes.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Why an [`HttpJwksSource`] cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksUrlError {
+    /// The URL does not parse.
+    #[error("the JWKS URL is not a URL")]
+    Invalid(#[source] reqwest::Error),
+    /// The URL is not `https` (plain `http` is accepted for loopback hosts
+    /// only, for development and tests).
+    #[error("the JWKS URL must use https (http only for loopback hosts)")]
+    NotHttps,
+    /// The HTTP client could not be built.
+    #[error("the HTTP client could not be built")]
+    Client(#[source] reqwest::Error),
+}
+
+/// A JWKS endpoint fetched with reqwest over rustls.
+///
+/// Every fetch has a timeout, follows no redirect, reads at most
+/// [`MAX_JWKS_BYTES`], and reports `Cache-Control: max-age`.
+#[derive(Debug, Clone)]
+pub struct HttpJwksSource {
+    client: reqwest::Client,
+    url: reqwest::Url,
+}
+
+impl HttpJwksSource {
+    /// A source for `url`, each fetch bounded by `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`JwksUrlError`] for a URL that is not `https` (or `http` to a
+    /// loopback host), or a client that cannot be built.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, JwksUrlError> {
+        let url = reqwest::Url::parse(url).map_err(|_| JwksUrlError::NotHttps)?;
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(JwksUrlError::NotHttps);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(JwksUrlError::Client)?;
+        Ok(Self { client, url })
+    }
+}
+
+fn max_age(value: &str) -> Option<Duration> {
+    value.split(',').find_map(|directive| {
+        let (name, seconds) = directive.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| seconds.trim().trim_matches('"').parse::<u64>().ok())
+            .flatten()
+            .map(Duration::from_secs)
+    })
+}
+
+#[async_trait]
+impl JwksSource for HttpJwksSource {
+    async fn fetch(&self) -> Result<JwksDocument, JwksFetchError> {
+        let mut response = self
+            .client
+            .get(self.url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(JwksFetchError::Status(response.status().as_u16()));
+        }
+        let max_age = response
+            .headers()
+            .get(CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(JwksFetchError::TooLarge(MAX_JWKS_BYTES));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8(body).map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?;
+        Ok(JwksDocument { body, max_age })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_urls_are_accepted() {
+        let t = Duration::from_secs(1);
+        assert!(HttpJwksSource::new("https://idp.example/.well-known/jwks.json", t).is_ok());
+        assert!(HttpJwksSource::new("http://127.0.0.1:8080/jwks", t).is_ok());
+        assert!(HttpJwksSource::new("http://localhost/jwks", t).is_ok());
+        assert!(matches!(
+            HttpJwksSource::new("http://idp.example/jwks", t),
+            Err(JwksUrlError::NotHttps)
+        ));
+        assert!(HttpJwksSource::new("not a url", t).is_err());
+    }
+}

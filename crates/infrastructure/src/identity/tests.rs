@@ -1,0 +1,595 @@
+//! The provider verifier and its key cache, against an in-process provider
+//! stand-in whose JWKS source counts fetches and can go down or slow.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tessera_application::external::{ExternalTokenError, ExternalTokenVerifier, RoleMappingError};
+use tessera_application::ports::Clock;
+use tessera_domain::UserRole;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::jose::{self, JwsAlgorithm, KeyRing, SigningKey, SkipReason};
+
+const ISSUER: &str = "https://idp-a.example";
+const NOW: i64 = 1_800_000_000;
+
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(NOW).unwrap()
+    }
+}
+
+fn rsa(kid: &str) -> SigningKey {
+    SigningKey::generate(JwsAlgorithm::Rs256, kid).unwrap()
+}
+
+fn sign(key: &SigningKey, typ: &str, claims: &Value) -> String {
+    let header = jose::encode_header(key, typ);
+    jose::sign_compact(key, &header, claims.to_string().as_bytes()).unwrap()
+}
+
+fn claims(iss: &str) -> Value {
+    json!({
+        "iss": iss, "sub": "user_2abc", "aud": "api", "azp": "https://app.example",
+        "iat": NOW - 10, "exp": NOW + 300, "auth_time": NOW - 100,
+        "email": "a@example.com",
+        "public_metadata": {"role": "org:admin"},
+    })
+}
+
+fn mapping(missing: MissingRole<UserRole>) -> ClaimMapping<UserRole> {
+    ClaimMapping::new("public_metadata.role", missing)
+        .unwrap()
+        .map("org:admin", UserRole::Admin)
+        .unwrap()
+        .map("org:member", UserRole::User)
+        .unwrap()
+        .email("email")
+        .unwrap()
+}
+
+fn static_provider(
+    issuer: &str,
+    keys: &[&SigningKey],
+    configure: impl FnOnce(ProviderBuilder<UserRole>) -> ProviderBuilder<UserRole>,
+) -> IdentityProvider<UserRole> {
+    let ring = KeyRing::verify_only(keys.iter().map(|k| k.verification_key()).collect()).unwrap();
+    configure(
+        IdentityProvider::builder(issuer, mapping(MissingRole::Reject))
+            .audience("api")
+            .clock(Arc::new(FixedClock))
+            .static_keys(ring),
+    )
+    .build()
+    .unwrap()
+}
+
+async fn verify_with(
+    provider: IdentityProvider<UserRole>,
+    token: &str,
+) -> Result<tessera_application::external::ExternalIdentity<UserRole>, ExternalTokenError> {
+    JwksTokenVerifier::new(provider).verify(token).await
+}
+
+// ----- claims -----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_valid_provider_token_gives_the_mapped_identity() {
+    let key = rsa("a1");
+    let identity = verify_with(
+        static_provider(ISSUER, &[&key], |b| b),
+        &sign(&key, "JWT", &claims(ISSUER)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(identity.subject.as_str(), "user_2abc");
+    assert_eq!(identity.role, UserRole::Admin);
+    assert_eq!(identity.email.as_deref(), Some("a@example.com"));
+    assert_eq!(identity.authentication_time().unix_timestamp(), NOW - 100);
+}
+
+#[tokio::test]
+async fn a_token_of_issuer_b_never_verifies_against_issuer_a_keys() {
+    let key_a = rsa("a1");
+    let key_b = rsa("b1");
+    let verifier = JwksTokenVerifier::new(static_provider(ISSUER, &[&key_a], |b| b))
+        .with_provider(static_provider("https://idp-b.example", &[&key_b], |b| b))
+        .unwrap();
+    // B's key, claiming to be A: routed to A, whose keys do not hold b1.
+    let forged = sign(&key_b, "JWT", &claims(ISSUER));
+    assert!(matches!(
+        verifier.verify(&forged).await,
+        Err(ExternalTokenError::UnknownKeyId)
+    ));
+    // A's key (kid renamed to B's), claiming to be B: signature fails under B's key.
+    let confused = SigningKey::from_jwk(
+        &key_a
+            .to_private_jwk()
+            .unwrap()
+            .expose_secret()
+            .replace("\"a1\"", "\"b1\""),
+    )
+    .unwrap();
+    assert!(matches!(
+        verifier
+            .verify(&sign(&confused, "JWT", &claims("https://idp-b.example")))
+            .await,
+        Err(ExternalTokenError::InvalidSignature)
+    ));
+    assert!(matches!(
+        verifier
+            .verify(&sign(&key_a, "JWT", &claims("https://idp-c.example")))
+            .await,
+        Err(ExternalTokenError::UnknownIssuer)
+    ));
+    assert!(
+        verifier
+            .verify(&sign(&key_b, "JWT", &claims("https://idp-b.example")))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn an_authorized_party_outside_the_allowed_list_is_refused() {
+    let key = rsa("a1");
+    let provider = || static_provider(ISSUER, &[&key], |b| b.allowed_party("https://app.example"));
+    assert!(
+        verify_with(provider(), &sign(&key, "JWT", &claims(ISSUER)))
+            .await
+            .is_ok()
+    );
+    let mut other = claims(ISSUER);
+    other["azp"] = json!("https://evil.example");
+    assert!(matches!(
+        verify_with(provider(), &sign(&key, "JWT", &other)).await,
+        Err(ExternalTokenError::WrongAuthorizedParty)
+    ));
+    other.as_object_mut().unwrap().remove("azp");
+    assert!(matches!(
+        verify_with(provider(), &sign(&key, "JWT", &other)).await,
+        Err(ExternalTokenError::WrongAuthorizedParty)
+    ));
+}
+
+#[tokio::test]
+async fn an_algorithm_not_on_the_providers_allow_list_is_refused() {
+    let es = SigningKey::generate(JwsAlgorithm::Es256, "e1").unwrap();
+    let token = sign(&es, "JWT", &claims(ISSUER));
+    // RS256 only (the default), though the key itself is in the ring.
+    assert!(matches!(
+        verify_with(static_provider(ISSUER, &[&es], |b| b), &token).await,
+        Err(ExternalTokenError::AlgorithmNotAllowed)
+    ));
+    assert!(
+        verify_with(
+            static_provider(ISSUER, &[&es], |b| b.algorithms(&[JwsAlgorithm::Es256])),
+            &token
+        )
+        .await
+        .is_ok()
+    );
+    assert!(matches!(
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+            .audience("api")
+            .algorithms(&[JwsAlgorithm::Hs256])
+            .static_keys(KeyRing::verify_only(vec![es.verification_key()]).unwrap())
+            .build(),
+        Err(ProviderConfigError::Algorithms)
+    ));
+}
+
+#[tokio::test]
+async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway() {
+    let key = rsa("a1");
+    let check = |edit: &dyn Fn(&mut Value)| {
+        let mut c = claims(ISSUER);
+        edit(&mut c);
+        sign(&key, "JWT", &c)
+    };
+    let provider = || static_provider(ISSUER, &[&key], |b| b);
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|c| c["aud"] = json!(["other", "x"])),
+            "wrong_audience",
+        ),
+        (Box::new(|c| c["exp"] = json!(NOW - 61)), "expired"),
+        (Box::new(|c| c["nbf"] = json!(NOW + 61)), "not_yet_valid"),
+        (Box::new(|c| c["iat"] = json!(NOW + 61)), "issued_in_future"),
+        (
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            "missing_claim",
+        ),
+        (Box::new(|c| c["exp"] = json!("soon")), "invalid_claim"),
+        (Box::new(|c| c["sub"] = json!("")), "invalid_claim"),
+    ];
+    for (edit, code) in cases {
+        assert_eq!(
+            verify_with(provider(), &check(&*edit))
+                .await
+                .unwrap_err()
+                .code(),
+            code
+        );
+    }
+    // Within the leeway.
+    assert!(
+        verify_with(provider(), &check(&|c| c["exp"] = json!(NOW - 59)))
+            .await
+            .is_ok()
+    );
+    assert!(
+        verify_with(provider(), &check(&|c| c["aud"] = json!(["x", "api"])))
+            .await
+            .is_ok()
+    );
+    // typ when configured.
+    let typed = || static_provider(ISSUER, &[&key], |b| b.typ("at+jwt"));
+    assert!(
+        verify_with(typed(), &sign(&key, "application/AT+JWT", &claims(ISSUER)))
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        verify_with(typed(), &sign(&key, "JWT", &claims(ISSUER))).await,
+        Err(ExternalTokenError::WrongType)
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_role_claim_is_least_privilege_or_refused_as_configured() {
+    let key = rsa("a1");
+    let mut no_role = claims(ISSUER);
+    no_role.as_object_mut().unwrap().remove("public_metadata");
+    let token = sign(&key, "JWT", &no_role);
+    assert!(matches!(
+        verify_with(static_provider(ISSUER, &[&key], |b| b), &token).await,
+        Err(ExternalTokenError::Role(RoleMappingError::Missing { .. }))
+    ));
+    let lenient =
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::LeastPrivilege(UserRole::User)))
+            .audience("api")
+            .clock(Arc::new(FixedClock))
+            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+            .build()
+            .unwrap();
+    assert_eq!(
+        verify_with(lenient, &token).await.unwrap().role,
+        UserRole::User
+    );
+}
+
+#[tokio::test]
+async fn a_present_but_unmappable_role_is_always_refused() {
+    let key = rsa("a1");
+    let mut c = claims(ISSUER);
+    c["public_metadata"]["role"] = json!("org:owner");
+    let lenient =
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::LeastPrivilege(UserRole::User)))
+            .audience("api")
+            .clock(Arc::new(FixedClock))
+            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+            .build()
+            .unwrap();
+    assert!(matches!(
+        verify_with(lenient, &sign(&key, "JWT", &c)).await,
+        Err(ExternalTokenError::Role(RoleMappingError::Unmapped(_)))
+    ));
+}
+
+#[tokio::test]
+async fn nested_and_array_role_claims_are_mapped() {
+    let key = rsa("a1");
+    for (path, claim) in [
+        (
+            "metadata.roles",
+            json!({"metadata": {"roles": ["viewer", "editor"]}}),
+        ),
+        (
+            "app_metadata.roles",
+            json!({"app_metadata": {"roles": "editor"}}),
+        ),
+        ("o.rol", json!({"o": {"rol": ["editor"], "id": "org_1"}})),
+    ] {
+        let mut c = claims(ISSUER);
+        for (k, v) in claim.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let m = ClaimMapping::new(path, MissingRole::Reject)
+            .unwrap()
+            .map("viewer", UserRole::User)
+            .unwrap()
+            .map("editor", UserRole::Moderator)
+            .unwrap();
+        let provider = IdentityProvider::builder(ISSUER, m)
+            .audience("api")
+            .clock(Arc::new(FixedClock))
+            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+            .build()
+            .unwrap();
+        assert_eq!(
+            verify_with(provider, &sign(&key, "JWT", &c))
+                .await
+                .unwrap()
+                .role,
+            UserRole::Moderator,
+            "{path}"
+        );
+    }
+}
+
+// ----- provider JWK sets ------------------------------------------------------------
+
+#[test]
+fn a_provider_set_keeps_usable_keys_and_reports_encryption_rs384_and_secret_keys() {
+    let good = rsa("sig-1");
+    let mut jwk: Value =
+        serde_json::from_str(&good.verification_key().to_public_jwk().unwrap()).unwrap();
+    let mut enc = jwk.clone();
+    enc["kid"] = json!("enc-1");
+    enc["use"] = json!("enc");
+    let mut rs384 = jwk.clone();
+    rs384["kid"] = json!("rs384");
+    rs384["alg"] = json!("RS384");
+    let oct = json!({"kty": "oct", "kid": "secret", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"});
+    jwk["use"] = json!("sig");
+    let set = json!({"keys": [enc, jwk, rs384, oct]}).to_string();
+    assert!(KeyRing::from_jwk_set(&set).is_err());
+    let (ring, skipped) = KeyRing::from_provider_jwk_set(&set).unwrap();
+    assert_eq!(ring.verification_keys().len(), 1);
+    assert_eq!(ring.verification_keys()[0].kid(), Some("sig-1"));
+    let reasons: Vec<_> = skipped
+        .iter()
+        .map(|s| (s.kid.as_deref(), &s.reason))
+        .collect();
+    assert!(matches!(
+        reasons[0],
+        (Some("enc-1"), SkipReason::Unusable(_))
+    ));
+    assert!(matches!(
+        reasons[1],
+        (Some("rs384"), SkipReason::Unusable(_))
+    ));
+    assert!(matches!(
+        reasons[2],
+        (Some("secret"), SkipReason::Symmetric)
+    ));
+    assert!(KeyRing::from_provider_jwk_set(r#"{"keys":[]}"#).is_err());
+}
+
+#[test]
+fn a_provider_set_drops_every_key_of_a_repeated_kid() {
+    let a = rsa("k");
+    let b = rsa("k");
+    let c = rsa("c");
+    let jwk = |k: &SigningKey| {
+        serde_json::from_str::<Value>(&k.verification_key().to_public_jwk().unwrap()).unwrap()
+    };
+    let set = json!({"keys": [jwk(&a), jwk(&b), jwk(&c)]}).to_string();
+    let (ring, skipped) = KeyRing::from_provider_jwk_set(&set).unwrap();
+    assert_eq!(ring.verification_keys().len(), 1);
+    assert_eq!(skipped.len(), 2);
+}
+
+// ----- key cache --------------------------------------------------------------------
+
+/// A provider's JWKS endpoint in process: counts fetches, serves the
+/// current set, can be taken down or slowed.
+struct StandIn {
+    set: Mutex<String>,
+    fetches: AtomicU64,
+    down: AtomicBool,
+    delay: Mutex<StdDuration>,
+}
+
+impl StandIn {
+    fn new(keys: &[&SigningKey]) -> Arc<Self> {
+        let stand_in = Arc::new(Self {
+            set: Mutex::new(String::new()),
+            fetches: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            delay: Mutex::new(StdDuration::ZERO),
+        });
+        stand_in.publish(keys);
+        stand_in
+    }
+
+    fn publish(&self, keys: &[&SigningKey]) {
+        let ring =
+            KeyRing::verify_only(keys.iter().map(|k| k.verification_key()).collect()).unwrap();
+        *self.set.lock().unwrap() = ring.to_public_jwk_set().unwrap();
+    }
+
+    fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl JwksSource for StandIn {
+    async fn fetch(&self) -> Result<JwksDocument, JwksFetchError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(JwksFetchError::Status(503));
+        }
+        Ok(JwksDocument {
+            body: self.set.lock().unwrap().clone(),
+            max_age: None,
+        })
+    }
+}
+
+fn policy(max_age_ms: u64, cooldown_ms: u64, stale_ms: u64) -> CachePolicy {
+    CachePolicy {
+        default_max_age: StdDuration::from_millis(max_age_ms),
+        min_max_age: StdDuration::ZERO,
+        max_max_age: StdDuration::from_secs(3600),
+        cooldown: StdDuration::from_millis(cooldown_ms),
+        stale_bound: StdDuration::from_millis(stale_ms),
+        fetch_timeout: StdDuration::from_millis(300),
+    }
+}
+
+fn cached(stand_in: &Arc<StandIn>, policy: CachePolicy) -> Arc<JwksTokenVerifier<UserRole>> {
+    Arc::new(JwksTokenVerifier::new(
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+            .audience("api")
+            .clock(Arc::new(FixedClock))
+            .jwks(stand_in.clone(), policy)
+            .build()
+            .unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn a_warm_cache_verifies_without_fetching_again() {
+    let key = rsa("k1");
+    let stand_in = StandIn::new(&[&key]);
+    let verifier = cached(&stand_in, policy(60_000, 60_000, 60_000));
+    let token = sign(&key, "JWT", &claims(ISSUER));
+    for _ in 0..50 {
+        verifier.verify(&token).await.unwrap();
+    }
+    assert_eq!(stand_in.fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_storm_shares_one_fetch() {
+    let key = rsa("k1");
+    let stand_in = StandIn::new(&[&key]);
+    *stand_in.delay.lock().unwrap() = StdDuration::from_millis(50);
+    let verifier = cached(&stand_in, policy(60_000, 60_000, 60_000));
+    let token = Arc::new(sign(&key, "JWT", &claims(ISSUER)));
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            tokio::spawn(async move { verifier.verify(&token).await.is_ok() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(stand_in.fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kid_storm_causes_at_most_one_fetch_per_cooldown_window() {
+    let key = rsa("k1");
+    let stand_in = StandIn::new(&[&key]);
+    let verifier = cached(&stand_in, policy(60_000, 400, 60_000));
+    verifier
+        .verify(&sign(&key, "JWT", &claims(ISSUER)))
+        .await
+        .unwrap();
+    assert_eq!(stand_in.fetches(), 1);
+    // Within the cooldown of the first fetch: no refetch at all.
+    let mut tokens = Vec::new();
+    for i in 0..2000 {
+        let header = format!(r#"{{"alg":"RS256","kid":"random-{i}","typ":"JWT"}}"#);
+        let b64 =
+            |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+        tokens.push(Arc::new(format!(
+            "{}.{}.{}",
+            b64(header.as_bytes()),
+            b64(claims(ISSUER).to_string().as_bytes()),
+            b64(&[0u8; 256])
+        )));
+    }
+    let storm = |tokens: &[Arc<String>]| {
+        tokens
+            .iter()
+            .map(|t| {
+                let (verifier, t) = (verifier.clone(), t.clone());
+                tokio::spawn(async move { verifier.verify(&t).await.unwrap_err().code() })
+            })
+            .collect::<Vec<_>>()
+    };
+    for task in storm(&tokens) {
+        assert_eq!(task.await.unwrap(), "unknown_kid");
+    }
+    assert_eq!(stand_in.fetches(), 1);
+    // After the cooldown: exactly one refetch for the whole storm.
+    tokio::time::sleep(StdDuration::from_millis(450)).await;
+    for task in storm(&tokens) {
+        assert_eq!(task.await.unwrap(), "unknown_kid");
+    }
+    assert_eq!(stand_in.fetches(), 2);
+}
+
+#[tokio::test]
+async fn key_rotation_at_the_provider_picks_up_the_new_kid_and_drops_the_old() {
+    let old = rsa("old");
+    let new = rsa("new");
+    let stand_in = StandIn::new(&[&old]);
+    let verifier = cached(&stand_in, policy(60_000, 100, 60_000));
+    let old_token = sign(&old, "JWT", &claims(ISSUER));
+    verifier.verify(&old_token).await.unwrap();
+    stand_in.publish(&[&new]);
+    tokio::time::sleep(StdDuration::from_millis(150)).await;
+    verifier
+        .verify(&sign(&new, "JWT", &claims(ISSUER)))
+        .await
+        .unwrap();
+    assert_eq!(stand_in.fetches(), 2);
+    assert_eq!(
+        verifier.verify(&old_token).await.unwrap_err().code(),
+        "unknown_kid"
+    );
+    // The old kid's refusal came within the cooldown: no third fetch.
+    assert_eq!(stand_in.fetches(), 2);
+}
+
+#[tokio::test]
+async fn while_the_provider_is_down_cached_keys_work_up_to_the_bound_then_verification_fails_closed()
+ {
+    let key = rsa("k1");
+    let stand_in = StandIn::new(&[&key]);
+    let verifier = cached(&stand_in, policy(100, 100, 400));
+    let token = sign(&key, "JWT", &claims(ISSUER));
+    verifier.verify(&token).await.unwrap();
+    stand_in.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(StdDuration::from_millis(150)).await;
+    // Stale, within the bound: served, one failed refresh attempted.
+    verifier.verify(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+    assert_eq!(stand_in.fetches(), 2);
+    tokio::time::sleep(StdDuration::from_millis(450)).await;
+    let err = verifier.verify(&token).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    // Back up: keys fresh again.
+    stand_in.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(StdDuration::from_millis(120)).await;
+    verifier.verify(&token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_provider_times_out_without_a_pile_up_of_fetches() {
+    let key = rsa("k1");
+    let stand_in = StandIn::new(&[&key]);
+    *stand_in.delay.lock().unwrap() = StdDuration::from_secs(5);
+    let verifier = cached(&stand_in, policy(60_000, 1_000, 60_000));
+    let token = Arc::new(sign(&key, "JWT", &claims(ISSUER)));
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            tokio::spawn(async move { verifier.verify(&token).await.unwrap_err().is_unavailable() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert!(started.elapsed() < StdDuration::from_secs(2));
+    assert_eq!(stand_in.fetches(), 1);
+}

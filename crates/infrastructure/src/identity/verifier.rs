@@ -1,0 +1,547 @@
+//! `JwksTokenVerifier`: identity-provider tokens verified locally against
+//! each provider's own keys, claims checked and mapped.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera_application::external::{
+    ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalTokenVerifier,
+};
+use tessera_application::ports::Clock;
+use tessera_domain::Role;
+use time::{Duration, OffsetDateTime};
+
+use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError};
+use super::payload::{Leaf, PathTrie};
+use crate::codec::DEFAULT_MAX_TOKEN_BYTES;
+use crate::jose::{self, JwsAlgorithm, JwsError, KeyRing};
+use crate::system::SystemClock;
+
+#[cfg(feature = "jwks-fetch")]
+use super::cache::KeyCache;
+
+/// A claim of the wrong JSON type or out of range.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ClaimShape(&'static str);
+
+/// A provider setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderConfigError {
+    /// No audience is configured and the audience check was not explicitly
+    /// skipped.
+    #[error("no audience configured; add one or skip the audience check explicitly")]
+    NoAudience,
+    /// The algorithm allow-list is empty or lists HS256 (a provider's keys
+    /// are public; a shared secret has no place in a JWKS).
+    #[error("the algorithm allow-list must be non-empty and asymmetric")]
+    Algorithms,
+    /// No keys were configured.
+    #[error("no keys configured for the provider")]
+    NoKeys,
+    /// Two providers share an issuer.
+    #[error("issuer {0:?} is configured twice")]
+    DuplicateIssuer(String),
+    /// A claim mapping setting is wrong.
+    #[error(transparent)]
+    Mapping(#[from] MappingConfigError),
+}
+
+/// The clock, printed as its name only.
+#[derive(Clone)]
+struct ClockHandle(Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Where a provider's keys come from.
+#[derive(Debug)]
+enum ProviderKeys {
+    Static(KeyRing),
+    #[cfg(feature = "jwks-fetch")]
+    Cached(KeyCache),
+}
+
+/// Slots of the payload extractor.
+#[derive(Debug, Clone, Copy)]
+struct Slots {
+    iss: usize,
+    sub: usize,
+    aud: usize,
+    azp: usize,
+    exp: usize,
+    nbf: usize,
+    iat: usize,
+    auth_time: usize,
+    role: usize,
+    email: Option<usize>,
+    name: Option<usize>,
+}
+
+/// One identity provider: its issuer, what its tokens must satisfy, its
+/// keys and its claim mapping.
+#[derive(Debug)]
+pub struct IdentityProvider<R: Role> {
+    issuer: String,
+    audiences: Vec<String>,
+    allowed_parties: Vec<String>,
+    algorithms: Vec<JwsAlgorithm>,
+    leeway: Duration,
+    typ: Option<String>,
+    max_token_bytes: usize,
+    mapping: ClaimMapping<R>,
+    keys: ProviderKeys,
+    trie: PathTrie,
+    slots: Slots,
+    clock: ClockHandle,
+}
+
+impl<R: Role> IdentityProvider<R> {
+    /// Starts a provider with issuer `issuer` (compared exactly with `iss`)
+    /// and its claim mapping. Defaults: RS256 only, 60 s leeway, no `typ`
+    /// check, no `azp` check, 8 KiB tokens, the system clock.
+    pub fn builder(issuer: impl Into<String>, mapping: ClaimMapping<R>) -> ProviderBuilder<R> {
+        ProviderBuilder {
+            issuer: issuer.into(),
+            mapping,
+            audiences: Vec::new(),
+            skip_audience: false,
+            allowed_parties: Vec::new(),
+            algorithms: vec![JwsAlgorithm::Rs256],
+            leeway: Duration::seconds(60),
+            typ: None,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            keys: None,
+            clock: ClockHandle(Arc::new(SystemClock)),
+        }
+    }
+
+    /// The issuer.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The key cache, when the keys are fetched.
+    #[cfg(feature = "jwks-fetch")]
+    #[must_use]
+    pub fn key_cache(&self) -> Option<&KeyCache> {
+        match &self.keys {
+            ProviderKeys::Cached(cache) => Some(cache),
+            ProviderKeys::Static(_) => None,
+        }
+    }
+
+    async fn verify_signature<'t>(
+        &self,
+        token: &'t str,
+    ) -> Result<jose::VerifiedJws<'t>, ExternalTokenError> {
+        match &self.keys {
+            ProviderKeys::Static(ring) => {
+                jose::verify_compact(token, ring, self.max_token_bytes).map_err(jws_error)
+            }
+            #[cfg(feature = "jwks-fetch")]
+            ProviderKeys::Cached(cache) => {
+                let (ring, generation) = cache
+                    .ring()
+                    .await
+                    .map_err(|e| ExternalTokenError::KeysUnavailable(Box::new(e)))?;
+                match jose::verify_compact(token, &ring, self.max_token_bytes) {
+                    Err(JwsError::UnknownKeyId) => {
+                        let Some(ring) = cache.refetch_for_unknown_kid(generation).await else {
+                            return Err(ExternalTokenError::UnknownKeyId);
+                        };
+                        jose::verify_compact(token, &ring, self.max_token_bytes).map_err(jws_error)
+                    }
+                    other => other.map_err(jws_error),
+                }
+            }
+        }
+    }
+
+    /// Verifies a token of this provider.
+    async fn verify(&self, token: &str) -> Result<ExternalIdentity<R>, ExternalTokenError> {
+        if token.len() > self.max_token_bytes {
+            return Err(ExternalTokenError::TooLarge {
+                max: self.max_token_bytes,
+            });
+        }
+        let jws = self.verify_signature(token).await?;
+        if !self.algorithms.contains(&jws.header.alg) {
+            return Err(ExternalTokenError::AlgorithmNotAllowed);
+        }
+        if let Some(expected) = &self.typ
+            && !jws
+                .header
+                .typ
+                .as_deref()
+                .is_some_and(|t| same_type(t, expected))
+        {
+            return Err(ExternalTokenError::WrongType);
+        }
+        let mut claims = self
+            .trie
+            .extract(&jws.payload)
+            .map_err(|e| invalid("payload", e))?;
+        let mut take = |slot: usize| claims.get_mut(slot).and_then(Option::take);
+
+        match take(self.slots.iss) {
+            Some(Leaf::Str(iss)) if iss == self.issuer => {}
+            Some(Leaf::Str(_)) => return Err(ExternalTokenError::UnknownIssuer),
+            None => return Err(ExternalTokenError::MissingClaim("iss")),
+            Some(_) => return Err(invalid("iss", ClaimShape("not a string"))),
+        }
+        let subject = match take(self.slots.sub) {
+            Some(Leaf::Str(sub)) => ExternalSubject::parse(&sub).map_err(|e| invalid("sub", e))?,
+            None => return Err(ExternalTokenError::MissingClaim("sub")),
+            Some(_) => return Err(invalid("sub", ClaimShape("not a string"))),
+        };
+        let aud = take(self.slots.aud);
+        if !self.audiences.is_empty() {
+            let accepted = |a: &String| self.audiences.contains(a);
+            let ok = match &aud {
+                Some(Leaf::Str(a)) => accepted(a),
+                Some(Leaf::Strings(all)) => all.iter().any(accepted),
+                _ => false,
+            };
+            if !ok {
+                return Err(ExternalTokenError::WrongAudience);
+            }
+        }
+        let azp = take(self.slots.azp);
+        if !self.allowed_parties.is_empty() {
+            match &azp {
+                Some(Leaf::Str(party)) if self.allowed_parties.contains(party) => {}
+                _ => return Err(ExternalTokenError::WrongAuthorizedParty),
+            }
+        }
+
+        let now = self.clock.0.now();
+        let expires_at = time_claim("exp", take(self.slots.exp))?
+            .ok_or(ExternalTokenError::MissingClaim("exp"))?;
+        if now > expires_at.saturating_add(self.leeway) {
+            return Err(ExternalTokenError::Expired);
+        }
+        if let Some(nbf) = time_claim("nbf", take(self.slots.nbf))?
+            && now.saturating_add(self.leeway) < nbf
+        {
+            return Err(ExternalTokenError::NotYetValid);
+        }
+        let issued_at = time_claim("iat", take(self.slots.iat))?
+            .ok_or(ExternalTokenError::MissingClaim("iat"))?;
+        if issued_at > now.saturating_add(self.leeway) {
+            return Err(ExternalTokenError::IssuedInFuture);
+        }
+        let authenticated_at = time_claim("auth_time", take(self.slots.auth_time))?;
+        if authenticated_at.is_some_and(|at| at > issued_at.saturating_add(self.leeway)) {
+            return Err(invalid("auth_time", ClaimShape("later than iat")));
+        }
+
+        let role = self.mapping.resolve(take(self.slots.role).as_ref())?;
+        let email = self
+            .slots
+            .email
+            .and_then(&mut take)
+            .and_then(Leaf::into_string);
+        let name = self
+            .slots
+            .name
+            .and_then(&mut take)
+            .and_then(Leaf::into_string);
+        Ok(ExternalIdentity {
+            issuer: self.issuer.clone(),
+            subject,
+            role,
+            email,
+            name,
+            issued_at,
+            authenticated_at,
+            expires_at,
+        })
+    }
+}
+
+fn invalid(
+    claim: &'static str,
+    source: impl StdError + Send + Sync + 'static,
+) -> ExternalTokenError {
+    ExternalTokenError::InvalidClaim {
+        claim,
+        source: Box::new(source),
+    }
+}
+
+fn time_claim(
+    claim: &'static str,
+    leaf: Option<Leaf>,
+) -> Result<Option<OffsetDateTime>, ExternalTokenError> {
+    let seconds = match leaf {
+        None => return Ok(None),
+        Some(Leaf::Int(s)) => s,
+        // NumericDate may have a fraction (RFC 7519 §2); whole seconds count.
+        Some(Leaf::Float(f)) if f.is_finite() && f.abs() < 1e15 => f.floor() as i64,
+        Some(_) => return Err(invalid(claim, ClaimShape("not a number"))),
+    };
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map(Some)
+        .map_err(|e| invalid(claim, e))
+}
+
+fn jws_error(error: JwsError) -> ExternalTokenError {
+    match error {
+        JwsError::TooLarge { max } => ExternalTokenError::TooLarge { max },
+        JwsError::Malformed(part) => ExternalTokenError::Malformed(part),
+        JwsError::MissingKeyId => ExternalTokenError::MissingKeyId,
+        JwsError::UnknownKeyId => ExternalTokenError::UnknownKeyId,
+        JwsError::CriticalHeader => ExternalTokenError::CriticalHeader,
+        JwsError::InvalidSignature => ExternalTokenError::InvalidSignature,
+        JwsError::UnsupportedAlgorithm | JwsError::AlgorithmNotAllowedForKey => {
+            ExternalTokenError::AlgorithmNotAllowed
+        }
+    }
+}
+
+/// Media types compare case-insensitively; `application/` may be omitted.
+fn same_type(actual: &str, expected: &str) -> bool {
+    let strip = |t: &str| -> String {
+        let lower = t.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map_or(lower.clone(), str::to_owned)
+    };
+    strip(actual) == strip(expected)
+}
+
+/// Builds an [`IdentityProvider`].
+#[must_use = "a builder does nothing until built"]
+#[derive(Debug)]
+pub struct ProviderBuilder<R: Role> {
+    issuer: String,
+    mapping: ClaimMapping<R>,
+    audiences: Vec<String>,
+    skip_audience: bool,
+    allowed_parties: Vec<String>,
+    algorithms: Vec<JwsAlgorithm>,
+    leeway: Duration,
+    typ: Option<String>,
+    max_token_bytes: usize,
+    keys: Option<ProviderKeys>,
+    clock: ClockHandle,
+}
+
+impl<R: Role> ProviderBuilder<R> {
+    /// Accepts tokens whose `aud` includes `audience` (any of those added).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Does not check `aud`: for providers whose tokens carry none (Clerk
+    /// session tokens, which are bound by `azp` instead). Prefer
+    /// [`ProviderBuilder::allowed_party`] then.
+    pub fn skip_audience_check(mut self) -> Self {
+        self.skip_audience = true;
+        self
+    }
+
+    /// Requires `azp` to be one of the parties added (origins or client ids).
+    pub fn allowed_party(mut self, party: impl Into<String>) -> Self {
+        self.allowed_parties.push(party.into());
+        self
+    }
+
+    /// The algorithms this provider's tokens may use (default RS256 only).
+    pub fn algorithms(mut self, algorithms: &[JwsAlgorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// Clock-skew leeway for `exp`, `nbf` and `iat` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires this `typ` header (for example `at+jwt`, RFC 9068).
+    pub fn typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Caps the size of accepted tokens (default 8 KiB).
+    pub fn max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = max;
+        self
+    }
+
+    /// The clock (tests pin it).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = ClockHandle(clock);
+        self
+    }
+
+    /// Fixed keys, networkless: a ring from a JWK, a JWK set or PEM.
+    pub fn static_keys(mut self, ring: KeyRing) -> Self {
+        self.keys = Some(ProviderKeys::Static(ring));
+        self
+    }
+
+    /// Keys fetched and cached from `source`.
+    #[cfg(feature = "jwks-fetch")]
+    pub fn jwks(
+        mut self,
+        source: Arc<dyn super::cache::JwksSource>,
+        policy: super::cache::CachePolicy,
+    ) -> Self {
+        self.keys = Some(ProviderKeys::Cached(KeyCache::new(source, policy)));
+        self
+    }
+
+    /// The provider.
+    ///
+    /// # Errors
+    ///
+    /// [`ProviderConfigError`] for a setting that cannot work.
+    pub fn build(self) -> Result<IdentityProvider<R>, ProviderConfigError> {
+        if self.audiences.is_empty() && !self.skip_audience {
+            return Err(ProviderConfigError::NoAudience);
+        }
+        if self.algorithms.is_empty() || self.algorithms.iter().any(|a| a.is_symmetric()) {
+            return Err(ProviderConfigError::Algorithms);
+        }
+        let keys = self.keys.ok_or(ProviderConfigError::NoKeys)?;
+        let mut trie = PathTrie::new();
+        let mut add = |name: &str| -> Result<usize, MappingConfigError> {
+            trie.add(&ClaimPath::parse(name)?)
+        };
+        let mut slots = Slots {
+            iss: add("iss")?,
+            sub: add("sub")?,
+            aud: add("aud")?,
+            azp: add("azp")?,
+            exp: add("exp")?,
+            nbf: add("nbf")?,
+            iat: add("iat")?,
+            auth_time: add("auth_time")?,
+            role: 0,
+            email: None,
+            name: None,
+        };
+        slots.role = trie.add(self.mapping.role_path())?;
+        slots.email = self.mapping.email_path().map(|p| trie.add(p)).transpose()?;
+        slots.name = self.mapping.name_path().map(|p| trie.add(p)).transpose()?;
+        Ok(IdentityProvider {
+            issuer: self.issuer,
+            audiences: self.audiences,
+            allowed_parties: self.allowed_parties,
+            algorithms: self.algorithms,
+            leeway: self.leeway,
+            typ: self.typ,
+            max_token_bytes: self.max_token_bytes,
+            mapping: self.mapping,
+            keys,
+            trie,
+            slots,
+            clock: self.clock,
+        })
+    }
+}
+
+/// Verifies identity-provider tokens for one or several providers, each
+/// against its own keys only: the token's `iss` picks the provider (read
+/// before the signature check only to choose), and the provider then
+/// checks everything, `iss` included, after the signature.
+#[derive(Debug)]
+pub struct JwksTokenVerifier<R: Role> {
+    providers: Vec<IdentityProvider<R>>,
+    issuer_trie: PathTrie,
+}
+
+impl<R: Role> JwksTokenVerifier<R> {
+    /// A verifier for one provider.
+    #[must_use]
+    pub fn new(provider: IdentityProvider<R>) -> Self {
+        let mut issuer_trie = PathTrie::new();
+        // "iss" is a valid one-segment path; adding it to a fresh trie
+        // cannot collide.
+        if let Ok(path) = ClaimPath::parse("iss") {
+            let _ = issuer_trie.add(&path);
+        }
+        Self {
+            providers: vec![provider],
+            issuer_trie,
+        }
+    }
+
+    /// Adds another provider.
+    ///
+    /// # Errors
+    ///
+    /// [`ProviderConfigError::DuplicateIssuer`].
+    pub fn with_provider(
+        mut self,
+        provider: IdentityProvider<R>,
+    ) -> Result<Self, ProviderConfigError> {
+        if self.providers.iter().any(|p| p.issuer == provider.issuer) {
+            return Err(ProviderConfigError::DuplicateIssuer(provider.issuer));
+        }
+        self.providers.push(provider);
+        Ok(self)
+    }
+
+    /// The provider with this issuer.
+    #[must_use]
+    pub fn provider(&self, issuer: &str) -> Option<&IdentityProvider<R>> {
+        self.providers.iter().find(|p| p.issuer == issuer)
+    }
+
+    fn route(&self, token: &str) -> Result<&IdentityProvider<R>, ExternalTokenError> {
+        if let [only] = self.providers.as_slice() {
+            return Ok(only);
+        }
+        let max = self
+            .providers
+            .iter()
+            .map(|p| p.max_token_bytes)
+            .max()
+            .unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+        if token.len() > max {
+            return Err(ExternalTokenError::TooLarge { max });
+        }
+        let payload = token
+            .split('.')
+            .nth(1)
+            .ok_or(ExternalTokenError::Malformed(
+                "not three dot-separated parts",
+            ))?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| ExternalTokenError::Malformed("payload is not base64url"))?;
+        let iss = self
+            .issuer_trie
+            .extract(&payload)
+            .map_err(|e| invalid("payload", e))?
+            .into_iter()
+            .next()
+            .flatten();
+        match iss {
+            Some(Leaf::Str(iss)) => self.provider(&iss).ok_or(ExternalTokenError::UnknownIssuer),
+            None => Err(ExternalTokenError::MissingClaim("iss")),
+            Some(_) => Err(invalid("iss", ClaimShape("not a string"))),
+        }
+    }
+}
+
+#[async_trait]
+impl<R: Role> ExternalTokenVerifier<R> for JwksTokenVerifier<R> {
+    async fn verify(&self, token: &str) -> Result<ExternalIdentity<R>, ExternalTokenError> {
+        self.route(token)?.verify(token).await
+    }
+}
