@@ -378,6 +378,20 @@ async fn a_user_removed_from_the_directory_is_signed_out_at_rotation() {
 }
 
 #[tokio::test]
+async fn a_user_removed_from_the_directory_is_a_guest_on_a_public_route() {
+    for transport in TRANSPORTS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        app.clock.advance(5 * 60);
+        assert!(app.directory.remove(&alice()));
+        let reply = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "public routes read leniently");
+        assert_eq!(reply.body, "guest");
+        reply.assert_clears_cookie();
+    }
+}
+
+#[tokio::test]
 async fn a_force_logout_signs_the_user_out_everywhere() {
     for transport in TRANSPORTS {
         let (app, router) = fresh();

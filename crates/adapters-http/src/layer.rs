@@ -92,10 +92,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// - user gone or disabled: 401 `invalid_token` (or the login redirect),
 ///   the session cookie cleared — the request never reaches the handler as
-///   authenticated;
+///   authenticated; on a route that needs no session the request goes on
+///   as a guest's (the cookie still cleared);
 /// - claims stale and rotation impossible: the old claims cannot be
 ///   trusted, so 503 when the directory or signing failed, 401 when the
-///   session is past its absolute lifetime;
+///   session is past its absolute lifetime — or, on a route that needs no
+///   session, the request goes on as a guest's;
 /// - only due by age: the request goes on with the still-valid session and
 ///   no new credential (a warning is logged).
 ///
@@ -687,6 +689,22 @@ impl<R: Role> Shared<R> {
     }
 
     /// The outcome of a decision for a session.
+    /// The answer for a guest on this route (after a session was dropped).
+    fn conclude_guest<B>(&self, request: &Request<B>) -> Outcome<R> {
+        let uri = full_uri(request);
+        let route = self
+            .authorize
+            .policy()
+            .route(request.method().as_str(), uri.path());
+        match route.decide(None) {
+            AccessDecision::Allow | AccessDecision::RedirectAuthenticated => Outcome::Forward(None),
+            AccessDecision::Forbidden => Outcome::Deny(Denial::Forbidden { signed_in: false }),
+            AccessDecision::Unauthenticated => {
+                Outcome::Deny(Denial::Unauthenticated { refused: false })
+            }
+        }
+    }
+
     fn conclude<B>(
         &self,
         decision: AccessDecision,
@@ -748,9 +766,21 @@ impl<R: Role> Shared<R> {
         };
         let user_gone = matches!(error, RotateError::UserNotFound | RotateError::UserDisabled);
         let past_lifetime = matches!(error, RotateError::AbsoluteLifetimeExceeded);
+        let route = self.authorize.policy().route(method, path);
+        if !route.needs_session() && (user_gone || stale) {
+            // A route that needs no session reads leniently: a session that
+            // cannot be refreshed is a guest here, not a refusal.
+            tracing::debug!(reason = %error, method, path, "session not refreshed; served as a guest");
+            let attach = if user_gone && source.is_some_and(Source::has_cookie) {
+                Attach::ClearCookie
+            } else {
+                Attach::Nothing
+            };
+            return (self.conclude_guest(request), attach);
+        }
         if user_gone || (stale && past_lifetime) {
             tracing::info!(reason = %error, method, path, "session ended at rotation");
-            let browser = self.authorize.policy().route(method, path).is_browser();
+            let browser = route.is_browser();
             let denial = if browser {
                 self.login_redirect(request.method(), uri)
             } else {
