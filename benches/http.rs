@@ -39,7 +39,10 @@ struct Fixture {
 fn fixture() -> Fixture {
     let key = SigningKey::hmac_sha256("bench", &[0x5a; 32]).unwrap();
     let sessions: Tessera<UserRole> =
-        Tessera::builder(KeyRing::new(key), "https://api.example", "web").build();
+        Tessera::builder(KeyRing::new(key), "https://api.example", "web")
+            // The bench's session is never due for rotation: the directory is never read.
+            .user_directory(std::sync::Arc::new(tessera::InMemoryUserDirectory::new()))
+            .build();
     let token = sessions
         .establish()
         .execute(EstablishRequest {
@@ -72,7 +75,7 @@ fn fixture() -> Fixture {
             .route("/", get(|| async { "home" }))
             .route("/posts/{id}", get(|| async { "post" }))
     };
-    let layer = sessions.session_layer(policy).build().unwrap();
+    let layer = sessions.session_layer(policy).unwrap().build().unwrap();
     Fixture {
         bare: routes(),
         noop: routes().layer(tower::layer::util::Identity::new()),

@@ -193,7 +193,7 @@ pub(crate) async fn postgres_app(
 }
 
 fn router(sessions: Tessera<UserRole>) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    let layer = sessions.session_layer(policy()?).build()?;
+    let layer = sessions.session_layer(policy()?)?.build()?;
     let demo = Demo {
         sessions,
         cookies: layer.cookies().clone(),

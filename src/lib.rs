@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use tessera_application::ports::{Clock, IdGenerator, RevocationStore, UserDirectory};
+use tessera_application::ports::{
+    Clock, DirectoryError, IdGenerator, RevocationStore, UserDirectory,
+};
 use tessera_application::{
     AuthorizeRequest, EstablishSession, ReadSession, RevokeSession, RotateSession, VerifySession,
 };
@@ -28,6 +30,32 @@ pub struct Tessera<R: Role = UserRole> {
     read: ReadSession<R>,
     rotate: RotateSession<R>,
     revoke: RevokeSession,
+    has_directory: bool,
+}
+
+/// The session manager has no user directory, and what was asked needs one.
+///
+/// Rotation re-reads the user's role, capabilities, tenant and enabled flag
+/// from the directory; without one configured
+/// ([`TesseraBuilder::user_directory`]) every rotation fails with this as
+/// its cause, and [`Tessera::session_layer`] refuses to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no user directory is configured: call TesseraBuilder::user_directory")]
+pub struct MissingUserDirectory;
+
+/// The directory of a manager built without one: every lookup fails with
+/// [`MissingUserDirectory`], so rotation says why instead of signing
+/// everyone out as unknown users.
+struct UnconfiguredDirectory;
+
+#[async_trait::async_trait]
+impl<R: Role> UserDirectory<R> for UnconfiguredDirectory {
+    async fn find(
+        &self,
+        _: &tessera_domain::UserId,
+    ) -> Result<Option<tessera_application::ports::DirectoryUser<R>>, DirectoryError> {
+        Err(DirectoryError::Unavailable(Box::new(MissingUserDirectory)))
+    }
 }
 
 impl<R: Role> Tessera<R> {
@@ -93,16 +121,33 @@ impl<R: Role> Tessera<R> {
     }
 
     /// The HTTP layer enforcing `policy` and rotating with this manager:
-    /// `sessions.session_layer(policy).build()?`, with any setting of
+    /// `sessions.session_layer(policy)?.build()?`, with any setting of
     /// [`http::SessionLayerBuilder`] in between.
-    pub fn session_layer(&self, policy: RoutePolicy<R>) -> http::SessionLayerBuilder<R> {
-        http::SessionLayer::builder(self.authorize(policy), self.rotate.clone())
+    ///
+    /// # Errors
+    ///
+    /// [`MissingUserDirectory`] when the manager was built without
+    /// [`TesseraBuilder::user_directory`]: the layer rotates sliding
+    /// sessions, and rotation re-reads every user from the directory, so
+    /// without one every session would end at its first rotation.
+    pub fn session_layer(
+        &self,
+        policy: RoutePolicy<R>,
+    ) -> Result<http::SessionLayerBuilder<R>, MissingUserDirectory> {
+        if !self.has_directory {
+            return Err(MissingUserDirectory);
+        }
+        Ok(http::SessionLayer::builder(
+            self.authorize(policy),
+            self.rotate.clone(),
+        ))
     }
 }
 
 /// Builds a [`Tessera`]. Defaults: [`SessionLifetimes::default`], the
-/// system clock, UUID v7 session ids, an empty in-memory user directory and
-/// an in-memory revocation store.
+/// system clock, UUID v7 session ids and an in-memory revocation store.
+/// There is no default user directory: rotation and the HTTP layer need one
+/// ([`MissingUserDirectory`]).
 #[must_use = "a builder does nothing until built"]
 pub struct TesseraBuilder<R: Role> {
     codec: JwtSessionCodec,
@@ -168,9 +213,10 @@ impl<R: Role> TesseraBuilder<R> {
                 self.lifetimes,
             ))
         });
+        let has_directory = self.directory.is_some();
         let directory = self
             .directory
-            .unwrap_or_else(|| Arc::new(InMemoryUserDirectory::<R>::new()));
+            .unwrap_or_else(|| Arc::new(UnconfiguredDirectory));
         let verify = VerifySession::new(
             codec.clone(),
             self.clock.clone(),
@@ -189,6 +235,7 @@ impl<R: Role> TesseraBuilder<R> {
             revoke: RevokeSession::new(revocations, self.clock, self.lifetimes),
             verify,
             codec,
+            has_directory,
         }
     }
 }

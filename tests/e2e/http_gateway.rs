@@ -77,6 +77,7 @@ fn gateway(app: crate::support::App, upstream: SocketAddr) -> Router {
     let layer = app
         .sessions
         .session_layer(policy)
+        .unwrap()
         .gateway(GatewayKey::new(SECRET).unwrap())
         .build()
         .unwrap();

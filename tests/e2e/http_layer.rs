@@ -431,10 +431,11 @@ async fn untrustworthy_revocation_state_fails_closed_with_503() {
             tessera::Tessera::builder(ring, crate::support::ISSUER, crate::support::AUDIENCE)
                 .lifetimes(crate::support::lifetimes())
                 .clock(app.clock.clone())
+                .user_directory(app.directory.clone())
                 .revocation_store(Arc::new(store))
                 .build();
         let token = app.sign_in_alice().token.expose_secret().to_owned();
-        let layer = sessions.session_layer(policy()).build().unwrap();
+        let layer = sessions.session_layer(policy()).unwrap().build().unwrap();
         let router = router_with(app, layer);
 
         let protected = send(transport, router.clone(), &Spec::get("/me").cookie(&token)).await;

@@ -189,7 +189,12 @@ fn run(router: Router, token: &str, allowed_5xx: Option<u16>) {
 fn arbitrary_requests_never_panic_and_never_get_a_server_error() {
     let app = spawn_app(KeyRing::new(signing_key(JwsAlgorithm::EdDsa, "k1")));
     let token = app.sign_in_alice().token.expose_secret().to_owned();
-    let layer = app.sessions.session_layer(policy()).build().unwrap();
+    let layer = app
+        .sessions
+        .session_layer(policy())
+        .unwrap()
+        .build()
+        .unwrap();
     run(routes().layer(layer), &token, None);
 }
 
@@ -205,8 +210,9 @@ fn arbitrary_requests_get_no_server_error_but_503_when_revocation_state_is_untru
     let sessions: Tessera<UserRole> = Tessera::builder(ring, ISSUER, AUDIENCE)
         .lifetimes(lifetimes())
         .clock(app.clock.clone())
+        .user_directory(app.directory.clone())
         .revocation_store(Arc::new(store))
         .build();
-    let layer = sessions.session_layer(policy()).build().unwrap();
+    let layer = sessions.session_layer(policy()).unwrap().build().unwrap();
     run(routes().layer(layer), &token, Some(503));
 }

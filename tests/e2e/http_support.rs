@@ -120,7 +120,12 @@ pub(crate) fn fresh() -> (TestApp, Router) {
         "k1",
     )));
     let handle = TestApp::of(&app);
-    let layer = app.sessions.session_layer(policy()).build().unwrap();
+    let layer = app
+        .sessions
+        .session_layer(policy())
+        .unwrap()
+        .build()
+        .unwrap();
     (handle, router_with(app, layer))
 }
 

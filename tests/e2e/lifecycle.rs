@@ -267,3 +267,41 @@ async fn key_rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() {
     ));
     assert!(app.sessions.verify().execute(&new).is_ok());
 }
+
+#[tokio::test]
+async fn a_manager_without_a_user_directory_says_so_instead_of_signing_users_out() {
+    let sessions: tessera::Tessera<UserRole> = tessera::Tessera::builder(
+        KeyRing::new(signing_key(tessera::JwsAlgorithm::EdDsa, "k1")),
+        ISSUER,
+        AUDIENCE,
+    )
+    .build();
+    let policy = tessera::domain::RoutePolicy::builder().build().unwrap();
+    assert!(matches!(
+        sessions.session_layer(policy),
+        Err(tessera::MissingUserDirectory)
+    ));
+    let issued = sessions
+        .establish()
+        .execute(tessera::application::EstablishRequest {
+            user_id: alice(),
+            role: UserRole::User,
+            capabilities: caps(&[]),
+            tenant: None,
+            authenticated_at: None,
+        })
+        .unwrap();
+    let error = sessions
+        .rotate()
+        .execute(issued.token.expose_secret())
+        .await
+        .unwrap_err();
+    let tessera::application::RotateError::Directory(cause) = error else {
+        panic!("expected a directory error, got {error:?}");
+    };
+    let source = std::error::Error::source(&cause).unwrap();
+    assert_eq!(
+        source.to_string(),
+        tessera::MissingUserDirectory.to_string()
+    );
+}
