@@ -63,13 +63,13 @@ fn alg_none_is_rejected() {
     );
     assert!(matches!(
         token_error(verify(&app, &unsigned)),
-        TokenError::AlgorithmRejected | TokenError::Malformed(_)
+        TokenError::AlgorithmRejected
     ));
     // Even with a signature part present.
     let with_sig = format!("{unsigned}AAAA");
     assert!(matches!(
         token_error(verify(&app, &with_sig)),
-        TokenError::AlgorithmRejected | TokenError::Malformed(_)
+        TokenError::AlgorithmRejected
     ));
 }
 
@@ -329,7 +329,7 @@ fn duplicate_json_members_are_rejected() {
     let token = forge(&header, &payload(START).to_string(), &hs_key());
     assert!(matches!(
         token_error(verify(&app, &token)),
-        TokenError::Malformed(_) | TokenError::AlgorithmRejected
+        TokenError::Malformed(_)
     ));
 }
 

@@ -13,6 +13,8 @@ use tessera_domain::{
 };
 use time::OffsetDateTime;
 
+use crate::jose::serde_util::ObjectOnly;
+
 /// A session token's claims exactly as they travel: standard claims with
 /// their standard meaning, the role as an opaque string.
 ///
@@ -136,22 +138,28 @@ impl SessionJwtClaims {
     ///
     /// # Errors
     ///
-    /// [`ClaimsError::Malformed`] naming the claim that is missing, repeated
-    /// or of the wrong JSON type (`payload` when the payload is not a JSON
-    /// object at all).
+    /// [`ClaimsError::Missing`] naming a required claim that is absent;
+    /// [`ClaimsError::Malformed`] naming the claim that is repeated or of the
+    /// wrong JSON type (`payload` when the payload is not a JSON object).
     pub fn from_json(payload: &[u8]) -> Result<Self, ClaimsError> {
-        serde_json::from_slice(payload).map_err(|first| {
-            // The error path only: parse again to learn which claim failed.
-            let mut de = serde_json::Deserializer::from_slice(payload);
-            let claim = match serde_path_to_error::deserialize::<_, Self>(&mut de) {
-                Err(e) => claim_at(&e.path().to_string(), &first),
-                Ok(_) => "payload",
-            };
-            ClaimsError::Malformed {
-                claim,
-                source: Box::new(first),
-            }
-        })
+        // `ObjectOnly`: a derived struct would also accept a JSON array.
+        serde_json::from_slice::<ObjectOnly<Self>>(payload)
+            .map(|claims| claims.0)
+            .map_err(|first| {
+                // The error path only: parse again to learn which claim failed.
+                let mut de = serde_json::Deserializer::from_slice(payload);
+                let claim = match serde_path_to_error::deserialize::<_, ObjectOnly<Self>>(&mut de) {
+                    Err(e) => claim_at(&e.path().to_string(), &first),
+                    Ok(_) => "payload",
+                };
+                if claim != "payload" && first.to_string().starts_with("missing field") {
+                    return ClaimsError::Missing(claim);
+                }
+                ClaimsError::Malformed {
+                    claim,
+                    source: Box::new(first),
+                }
+            })
     }
 
     /// The wire form of `claims`, issued by `issuer` for `audience`.
@@ -380,7 +388,7 @@ mod tests {
         let mut missing = json.clone();
         missing.as_object_mut().unwrap().remove("exp");
         let err = SessionJwtClaims::from_json(missing.to_string().as_bytes()).unwrap_err();
-        assert_eq!(err.claim(), "exp");
+        assert!(matches!(err, ClaimsError::Missing("exp")));
 
         let mut wrong_type = json.clone();
         wrong_type["iat"] = serde_json::json!("yesterday");
@@ -393,6 +401,23 @@ mod tests {
         assert_eq!(err.claim(), "role");
 
         let err = SessionJwtClaims::from_json(b"[1,2]").unwrap_err();
+        assert_eq!(err.claim(), "payload");
+
+        // A derived struct would take an array of the eleven values in order.
+        let as_array = serde_json::json!([
+            "0190b5a4-7c2e-7d3a-9f00-000000000001",
+            "0190b5a4-7c2e-7d3a-9f00-0000000000aa",
+            "https://auth.example",
+            "app",
+            1_700_000_000,
+            1_700_000_900,
+            null,
+            1_699_999_000,
+            "moderator",
+            [],
+            null
+        ]);
+        let err = SessionJwtClaims::from_json(as_array.to_string().as_bytes()).unwrap_err();
         assert_eq!(err.claim(), "payload");
     }
 

@@ -49,7 +49,7 @@ mod keys;
 mod pem;
 mod ring;
 mod rsa_checks;
-mod serde_util;
+pub(crate) mod serde_util;
 
 #[cfg(test)]
 mod tests;
