@@ -2,7 +2,7 @@
 //! asserts the exact rule that refuses it.
 
 use aws_lc_rs::hmac;
-use serde_json::{Value, json};
+use serde_json::json;
 use tessera::application::ports::TokenError;
 use tessera::application::{ClaimsError, VerifyError};
 use tessera::domain::{IdError, RoleError};
@@ -13,10 +13,6 @@ use crate::support::*;
 const RSA_PRIVATE: &[u8] = include_bytes!("../keys/rsa2048-test-only.pem");
 const RSA_PUBLIC: &[u8] = include_bytes!("../keys/rsa2048-test-only.pub.pem");
 
-fn hs_key() -> SigningKey {
-    SigningKey::hmac_sha256("hs1", &[7u8; 32]).unwrap()
-}
-
 /// The app under attack: HS256 key `hs1`.
 fn app() -> App {
     spawn_app(KeyRing::new(hs_key()))
@@ -24,19 +20,6 @@ fn app() -> App {
 
 fn verify(app: &App, token: &str) -> Result<(), VerifyError> {
     app.sessions.verify().execute(token).map(|_| ())
-}
-
-fn forged(header: &Value, payload: &Value) -> String {
-    forge(&header.to_string(), &payload.to_string(), &hs_key())
-}
-
-fn valid_header() -> Value {
-    header(&hs_key())
-}
-
-fn with(mut value: Value, key: &str, new: Value) -> Value {
-    value[key] = new;
-    value
 }
 
 fn token_error(result: Result<(), VerifyError>) -> TokenError {

@@ -301,29 +301,12 @@ fn keygen_refuses_to_overwrite_a_key_file_unless_forced() {
 
 // ----- verify: every attack, with the library's verdict -------------------------
 
-fn hs_key() -> SigningKey {
-    SigningKey::hmac_sha256("hs1", &[7u8; 32]).unwrap()
-}
-
 fn hs_jwks(keys: &[SigningKey]) -> String {
     let jwks: Vec<Value> = keys
         .iter()
         .map(|key| serde_json::from_str(key.to_private_jwk().unwrap().expose_secret()).unwrap())
         .collect();
     json!({ "keys": jwks }).to_string()
-}
-
-fn forged(header: &Value, payload: &Value) -> String {
-    forge(&header.to_string(), &payload.to_string(), &hs_key())
-}
-
-fn valid_header() -> Value {
-    header(&hs_key())
-}
-
-fn with(mut value: Value, key: &str, new: Value) -> Value {
-    value[key] = new;
-    value
 }
 
 fn without(mut value: Value, key: &str) -> Value {

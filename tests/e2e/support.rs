@@ -161,3 +161,28 @@ pub(crate) fn header(key: &SigningKey) -> serde_json::Value {
         "typ": tessera::infrastructure::SESSION_TOKEN_TYPE,
     })
 }
+
+/// The HS256 key (`hs1`) the attack tests forge with.
+pub(crate) fn hs_key() -> SigningKey {
+    SigningKey::hmac_sha256("hs1", &[7u8; 32]).unwrap()
+}
+
+/// A token over exactly this header and payload, signed with [`hs_key`].
+pub(crate) fn forged(header: &serde_json::Value, payload: &serde_json::Value) -> String {
+    forge(&header.to_string(), &payload.to_string(), &hs_key())
+}
+
+/// The header tessera writes for [`hs_key`].
+pub(crate) fn valid_header() -> serde_json::Value {
+    header(&hs_key())
+}
+
+/// `value` with `key` set to `new`.
+pub(crate) fn with(
+    mut value: serde_json::Value,
+    key: &str,
+    new: serde_json::Value,
+) -> serde_json::Value {
+    value[key] = new;
+    value
+}
