@@ -18,6 +18,7 @@ mod http_properties;
 mod http_support;
 #[cfg(feature = "jwks-fetch")]
 mod idp_exchange;
+mod idp_webhooks;
 mod interop;
 mod lifecycle;
 mod properties;

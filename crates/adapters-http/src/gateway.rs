@@ -34,7 +34,7 @@
 //! default, either way), and that the signature was not seen before within
 //! the window (a bounded replay cache), then parses the values.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -49,6 +49,7 @@ use tessera_application::ports::Clock;
 use tessera_domain::{Capability, Role, SessionEntity, SessionId, TenantId, UserId, UserRole};
 use time::OffsetDateTime;
 
+use crate::replay::{Refusal, ReplayCache};
 use crate::response::Denial;
 
 /// The user id header.
@@ -305,52 +306,9 @@ impl IntoResponse for GatewayRejection {
     }
 }
 
-/// Signatures seen within the freshness window.
-#[derive(Debug)]
-struct ReplayCache {
-    seen: HashSet<[u8; SIGNATURE_BYTES]>,
-    by_time: BTreeSet<(i64, [u8; SIGNATURE_BYTES])>,
-    capacity: usize,
-}
-
-impl ReplayCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            seen: HashSet::new(),
-            by_time: BTreeSet::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// Records `signature`, signed at `signed_at`, unless it was seen.
-    /// Forgets signatures signed before `oldest`, which are stale anyway.
-    fn admit(
-        &mut self,
-        signature: [u8; SIGNATURE_BYTES],
-        signed_at: i64,
-        oldest: i64,
-    ) -> Result<(), GatewayRejection> {
-        while let Some(&(at, old)) = self.by_time.first() {
-            if at >= oldest {
-                break;
-            }
-            self.by_time.pop_first();
-            self.seen.remove(&old);
-        }
-        if self.seen.contains(&signature) {
-            return Err(GatewayRejection::Replayed);
-        }
-        if self.seen.len() >= self.capacity {
-            return Err(GatewayRejection::ReplayCacheFull);
-        }
-        self.seen.insert(signature);
-        self.by_time.insert((signed_at, signature));
-        Ok(())
-    }
-}
-
+/// The system clock, for verifiers built without one.
 #[derive(Debug, Clone, Copy)]
-struct SystemTime;
+pub(crate) struct SystemTime;
 
 impl Clock for SystemTime {
     fn now(&self) -> OffsetDateTime {
@@ -367,7 +325,7 @@ pub struct GatewayVerifier {
     key: GatewayKey,
     freshness: i64,
     clock: Arc<dyn Clock>,
-    replay: Arc<Mutex<ReplayCache>>,
+    replay: Arc<Mutex<ReplayCache<[u8; SIGNATURE_BYTES]>>>,
 }
 
 impl fmt::Debug for GatewayVerifier {
@@ -497,7 +455,11 @@ impl GatewayVerifier {
         self.replay
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .admit(signature, signed_at, now.saturating_sub(self.freshness))?;
+            .admit(signature, signed_at, now.saturating_sub(self.freshness))
+            .map_err(|refusal| match refusal {
+                Refusal::Seen { .. } => GatewayRejection::Replayed,
+                Refusal::Full => GatewayRejection::ReplayCacheFull,
+            })?;
         Ok(identity)
     }
 }

@@ -17,6 +17,8 @@
 //!   to a `return_to` parameter.
 //! - [`gateway`]: strip the client's `X-User-*` headers, inject signed
 //!   ones, and verify them in the services behind the gateway.
+//! - [`webhooks`]: an identity provider's user webhooks (Standard
+//!   Webhooks signatures, as Svix sends them) applied to the directory.
 //!
 //! This crate depends on the application layer only: the composition
 //! (which codec, which stores) is the facade's or your `main`'s.
@@ -64,7 +66,9 @@ mod extract;
 pub mod gateway;
 mod layer;
 mod redirect;
+mod replay;
 mod response;
+pub mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -84,6 +88,10 @@ pub use layer::{
 pub use redirect::{MAX_RETURN_TO_BYTES, safe_return_to};
 #[doc(no_inline)]
 pub use tessera_application::AuthorizeRequest;
+pub use webhooks::{
+    Delivery, NewDelivery, UserWebhook, WebhookError, WebhookOutcome, WebhookSecret,
+    WebhookSecretError, WebhookVerifier, user_webhook,
+};
 
 /// A [`SessionLayer`] setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

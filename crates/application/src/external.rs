@@ -414,3 +414,56 @@ pub trait UserEventDecoder<R: Role>: Send + Sync + 'static {
     /// [`UserEventError`] for a payload that cannot be read.
     fn decode(&self, payload: &[u8]) -> Result<UserEvent<R>, UserEventError>;
 }
+
+/// Why the provider's user API could not say who a user is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderUserError {
+    /// The API is unreachable, timed out, or answered with a server error.
+    #[error("the provider's user API is unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// The API refused the request (a wrong API key, say) or answered with
+    /// something that is not a user of the expected shape.
+    #[error("the provider's user API answered with an unusable response")]
+    InvalidResponse(#[source] Box<dyn StdError + Send + Sync>),
+    /// No user API is configured for the user's issuer.
+    #[error("no user API is configured for this issuer")]
+    UnknownIssuer,
+    /// The user's role at the provider cannot be mapped.
+    #[error(transparent)]
+    Role(#[from] RoleMappingError),
+}
+
+impl ProviderUserError {
+    /// Whether the failure is the server's, not the user's: the request
+    /// deserves a "try again later" (503). Only an unmappable role is the
+    /// user's.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        !matches!(self, Self::Role(_))
+    }
+}
+
+/// A provider's user API: who a user is, asked by the provider's id, for
+/// when a token does not say enough.
+///
+/// Implementations MUST return `Ok(None)` for a user the provider does not
+/// know, return profiles whose `issuer` and `subject` are the ones asked
+/// for, map roles fail-closed exactly as the provider's token verifier does,
+/// and set `enabled` to `Some(false)` for a user the provider reports as
+/// banned or locked.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdentityProviderUsers<R: Role>: Send + Sync + 'static {
+    /// Fetches the user `subject` of the provider `issuer`.
+    ///
+    /// # Errors
+    ///
+    /// [`ProviderUserError`]: the API unavailable or answering nonsense,
+    /// no API for `issuer`, or a role that cannot be mapped.
+    async fn fetch_user(
+        &self,
+        issuer: &str,
+        subject: &ExternalSubject,
+    ) -> Result<Option<ExternalProfile<R>>, ProviderUserError>;
+}

@@ -73,6 +73,7 @@ pub mod external;
 pub mod ports;
 pub mod token;
 pub mod usecases;
+pub mod user_cache;
 
 #[cfg(test)]
 mod testing;
@@ -84,7 +85,11 @@ pub use usecases::establish::{
 };
 pub use usecases::exchange::{ExchangeError, ExchangeToken, ExchangedToken, ISSUED_TOKEN_TYPE};
 pub use usecases::read::ReadSession;
+pub use usecases::resolve_user::{
+    ProviderApiUse, ResolveUser, ResolveUserError, ResolveUserRequest, ResolvedFrom, ResolvedUser,
+};
 pub use usecases::revoke::{RevokeError, RevokeRequest, RevokeSession};
 pub use usecases::rotate::{RotateError, RotateSession, RotatedSession};
 pub use usecases::user_events::{ApplyUserEvent, ApplyUserEventError, UserEventOutcome};
 pub use usecases::verify::{RotationNeed, VerifiedSession, VerifyError, VerifySession};
+pub use user_cache::{CachedExternalUserDirectory, UserCachePolicy};

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod establish;
 pub mod exchange;
 pub mod read;
+pub mod resolve_user;
 pub mod revoke;
 pub mod rotate;
 pub mod user_events;

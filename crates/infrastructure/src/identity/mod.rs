@@ -7,7 +7,12 @@
 //!   or fetched and cached: [`KeyCache`], feature `jwks-fetch`), algorithm
 //!   allow-list, `iss`/`aud`/`azp`/`typ` rules, leeway and [`ClaimMapping`];
 //! - [`InMemoryExternalUserDirectory`]: provider-linked users in memory;
-//! - [`HttpJwksSource`] (feature `jwks-fetch`): a JWKS endpoint over HTTPS.
+//! - [`JsonUserEventDecoder`]: a provider's user webhooks read as events;
+//! - `PostgresExternalUserDirectory` (feature `postgres`): provider-linked
+//!   users in PostgreSQL, shared by every instance;
+//! - [`HttpJwksSource`] (feature `jwks-fetch`): a JWKS endpoint over HTTPS;
+//! - [`HttpUserApi`] (feature `jwks-fetch`): a provider's user API over
+//!   HTTPS, for `ResolveUser` when a token does not say enough.
 
 #[cfg(feature = "jwks-fetch")]
 mod cache;
@@ -16,7 +21,12 @@ mod fetch;
 mod mapping;
 mod memory_users;
 mod payload;
+#[cfg(feature = "postgres")]
+mod postgres_users;
+#[cfg(feature = "jwks-fetch")]
+mod user_api;
 mod verifier;
+mod webhook_events;
 
 #[cfg(test)]
 mod tests;
@@ -27,4 +37,9 @@ pub use cache::{CachePolicy, JwksDocument, JwksFetchError, JwksSource, KeyCache,
 pub use fetch::{HttpJwksSource, JwksUrlError, MAX_JWKS_BYTES};
 pub use mapping::{ClaimMapping, ClaimPath, MappingConfigError, MissingRole};
 pub use memory_users::InMemoryExternalUserDirectory;
+#[cfg(feature = "postgres")]
+pub use postgres_users::PostgresExternalUserDirectory;
+#[cfg(feature = "jwks-fetch")]
+pub use user_api::{ApiKey, HttpUserApi, MAX_USER_BYTES, UserApiConfigError, UserApiStatus};
 pub use verifier::{IdentityProvider, JwksTokenVerifier, ProviderBuilder, ProviderConfigError};
+pub use webhook_events::JsonUserEventDecoder;

@@ -13,6 +13,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0001_revocations.sql"),
     ),
     (2, "users", include_str!("../../migrations/0002_users.sql")),
+    (
+        3,
+        "external_accounts",
+        include_str!("../../migrations/0003_external_accounts.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises concurrent [`migrate`] calls

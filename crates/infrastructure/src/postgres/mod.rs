@@ -39,8 +39,11 @@
 //! # Tables and operations
 //!
 //! `tessera_session_logouts (session_id, until)`, `tessera_watermarks (kind,
-//! scope, subject, at)` and `tessera_users (id, role, capabilities, tenant,
-//! enabled)`, plus `tessera_schema_migrations`, all in the first schema of
+//! scope, subject, at)`, `tessera_users (id, role, capabilities, tenant,
+//! enabled)` and `tessera_external_accounts (issuer, subject, user_id,
+//! email, name)` (provider accounts linked to users, used by
+//! `identity::PostgresExternalUserDirectory`), plus
+//! `tessera_schema_migrations`, all in the first schema of
 //! the connection's `search_path` (give the pool a `search_path` option to
 //! keep them apart from the application's tables).
 //!
