@@ -1,7 +1,6 @@
 //! `PostgresExternalUserDirectory`: provider-linked users in PostgreSQL,
 //! shared by every instance (feature `postgres`).
 
-use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
@@ -10,9 +9,10 @@ use tessera_application::external::{
     ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, Upserted,
 };
 use tessera_application::ports::{DirectoryError, DirectoryUser, UserDirectory};
-use tessera_domain::{Capability, Role, TenantId, UserId};
+use tessera_domain::{Role, UserId};
 use uuid::Uuid;
 
+use crate::postgres::directory::{UserRow, invalid, to_user};
 use crate::postgres::{InvalidUserRecord, PostgresUserDirectory};
 
 /// Provider accounts in `tessera_external_accounts (issuer, subject,
@@ -51,9 +51,6 @@ impl<R> Clone for PostgresExternalUserDirectory<R> {
         }
     }
 }
-
-/// `role, capabilities, tenant, enabled` of a `tessera_users` row.
-type UserColumns = (String, Vec<String>, Option<String>, bool);
 
 /// A linked account joined with its user.
 type AccountRow = (
@@ -140,7 +137,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
         };
 
         if user_id == fresh {
-            let row: UserColumns = sqlx::query_as(CREATE_USER)
+            let row: UserRow = sqlx::query_as(CREATE_USER)
                 .bind(user_id)
                 .bind(profile.role.name())
                 .bind(profile.enabled.unwrap_or(true))
@@ -158,14 +155,14 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             });
         }
 
-        let before: Option<UserColumns> = sqlx::query_as(LOCK_USER)
+        let before: Option<UserRow> = sqlx::query_as(LOCK_USER)
             .bind(user_id)
             .fetch_optional(&mut **tx)
             .await
             .map_err(database)?;
         let before = before.ok_or_else(|| DirectoryError::InvalidRecord(Box::new(DanglingLink)))?;
         let previous = account(to_user(id, before)?, old_email, old_name);
-        let after: UserColumns = sqlx::query_as(UPDATE_USER)
+        let after: UserRow = sqlx::query_as(UPDATE_USER)
             .bind(user_id)
             .bind(profile.role.name())
             .bind(profile.enabled)
@@ -205,32 +202,6 @@ fn database(e: sqlx::Error) -> DirectoryError {
         }
         e => DirectoryError::Unavailable(Box::new(e)),
     }
-}
-
-fn invalid(e: InvalidUserRecord) -> DirectoryError {
-    DirectoryError::InvalidRecord(Box::new(e))
-}
-
-fn to_user<R: Role>(user_id: UserId, row: UserColumns) -> Result<DirectoryUser<R>, DirectoryError> {
-    let (role, capabilities, tenant, enabled) = row;
-    let role = R::parse(&role).map_err(|e| invalid(InvalidUserRecord::Role(e)))?;
-    let capabilities = capabilities
-        .iter()
-        .map(|c| Capability::parse(c))
-        .collect::<Result<BTreeSet<_>, _>>()
-        .map_err(|e| invalid(InvalidUserRecord::Capability(e)))?;
-    let tenant = tenant
-        .as_deref()
-        .map(TenantId::parse)
-        .transpose()
-        .map_err(|e| invalid(InvalidUserRecord::Tenant(e)))?;
-    Ok(DirectoryUser {
-        user_id,
-        role,
-        capabilities,
-        tenant,
-        enabled,
-    })
 }
 
 fn to_external<R: Role>(

@@ -54,7 +54,8 @@ impl<R> Clone for PostgresUserDirectory<R> {
     }
 }
 
-type UserRow = (String, Vec<String>, Option<String>, bool);
+/// A `tessera_users` row: role, capabilities, tenant, enabled.
+pub(crate) type UserRow = (String, Vec<String>, Option<String>, bool);
 
 impl<R: Role> PostgresUserDirectory<R> {
     /// A directory reading through `pool`.
@@ -110,11 +111,15 @@ impl<R: Role> PostgresUserDirectory<R> {
     }
 }
 
-fn invalid(e: InvalidUserRecord) -> DirectoryError {
+pub(crate) fn invalid(e: InvalidUserRecord) -> DirectoryError {
     DirectoryError::InvalidRecord(Box::new(e))
 }
 
-fn to_user<R: Role>(user_id: UserId, row: UserRow) -> Result<DirectoryUser<R>, DirectoryError> {
+/// A stored row as a valid user, or why it is not one (never a default role).
+pub(crate) fn to_user<R: Role>(
+    user_id: UserId,
+    row: UserRow,
+) -> Result<DirectoryUser<R>, DirectoryError> {
     let (role, capabilities, tenant, enabled) = row;
     let role = R::parse(&role).map_err(|e| invalid(InvalidUserRecord::Role(e)))?;
     let capabilities = capabilities

@@ -57,7 +57,7 @@
 
 pub use sqlx;
 
-mod directory;
+pub(crate) mod directory;
 mod migrate;
 mod payload;
 mod revocation;
