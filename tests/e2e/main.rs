@@ -18,6 +18,8 @@ mod http_properties;
 mod http_support;
 #[cfg(feature = "jwks-fetch")]
 mod idp_exchange;
+#[cfg(feature = "jwks-fetch")]
+mod idp_hybrid;
 mod idp_webhooks;
 mod interop;
 mod lifecycle;

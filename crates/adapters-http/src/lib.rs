@@ -64,6 +64,7 @@ mod credential;
 mod exchange;
 mod extract;
 pub mod gateway;
+mod hybrid;
 mod layer;
 mod redirect;
 mod replay;
@@ -80,6 +81,7 @@ pub use extract::{
     roles,
 };
 pub use gateway::{GatewayIdentity, GatewayKey, GatewayRejection, GatewayVerifier};
+pub use hybrid::{HybridFuture, HybridLayer, HybridService, ProviderUser};
 pub use layer::{
     DEFAULT_LOGIN_PATH, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_RETURN_TO_PARAM,
     DEFAULT_SIGNED_IN_PATH, DEFAULT_TOKEN_HEADER, SessionFuture, SessionLayer, SessionLayerBuilder,
