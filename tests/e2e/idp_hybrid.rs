@@ -138,7 +138,6 @@ async fn one_route_answers_the_own_session_and_a_provider_token() {
     );
     let layer = HybridLayer::new(
         session,
-        policy,
         Arc::new(verifier),
         ResolveUser::new(Arc::new(cached)),
     );

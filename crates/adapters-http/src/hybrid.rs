@@ -21,7 +21,7 @@ use tower::{Layer, Service};
 
 use crate::credential::{self, Source};
 use crate::extract::{LayerSeen, Session, SessionRejection};
-use crate::layer::{DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_SIGNED_IN_PATH, SessionService};
+use crate::layer::{DEFAULT_MAX_CREDENTIAL_BYTES, SessionService};
 use crate::response::Denial;
 use crate::{SessionLayer, gateway, redirect};
 
@@ -62,7 +62,7 @@ const SESSION_TYPE: &[u8] = b"tessera-session+jwt";
 /// | provider keys, user directory or provider API unavailable | 503 `temporarily_unavailable` | served as a guest |
 /// | token refused, user disabled or unknown | 401 `invalid_token` | served as a guest |
 /// | user falls short of the route | 403 `insufficient_scope` | 403 |
-/// | guest-only page | 303 to `/` | 303 to `/` |
+/// | guest-only page | 303 to the session layer's signed-in path | the same |
 ///
 /// Browser routes answer 401 too (no login redirect: a bearer client is
 /// not a browser). Identity headers the client sent are stripped; gateway
@@ -78,6 +78,7 @@ pub struct HybridLayer<R: Role> {
 
 struct Shared<R: Role> {
     policy: Arc<RoutePolicy<R>>,
+    signed_in_path: String,
     verifier: Arc<dyn ExternalTokenVerifier<R>>,
     resolve: ResolveUser<R>,
     cookie_name: String,
@@ -103,25 +104,24 @@ impl<R: Role> fmt::Debug for HybridLayer<R> {
 
 impl<R: Role> HybridLayer<R> {
     /// Wraps `session`, accepting provider tokens verified by `verifier`
-    /// and resolved by `resolve`. `policy` must be the policy the session
-    /// layer's [`AuthorizeRequest`](crate::AuthorizeRequest) holds, so that
-    /// both kinds of credential face the same rules.
+    /// and resolved by `resolve`; both kinds of credential face the session
+    /// layer's route policy.
     #[must_use]
     pub fn new(
         session: SessionLayer<R>,
-        policy: Arc<RoutePolicy<R>>,
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
     ) -> Self {
         let cookie_name = session.cookies().name().to_owned();
         Self {
-            session,
             shared: Arc::new(Shared {
-                policy,
+                policy: Arc::clone(session.policy()),
+                signed_in_path: session.signed_in_path().to_owned(),
                 verifier,
                 resolve,
                 cookie_name,
             }),
+            session,
         }
     }
 }
@@ -294,7 +294,7 @@ impl<R: Role> Shared<R> {
                 Err(Denial::Forbidden { signed_in: true })
             }
             AccessDecision::RedirectAuthenticated => Err(Denial::SignedInRedirect(
-                redirect::location(DEFAULT_SIGNED_IN_PATH),
+                redirect::location(&self.signed_in_path),
             )),
             AccessDecision::Unauthenticated => Err(Denial::Unauthenticated { refused: false }),
         }
@@ -583,7 +583,6 @@ mod tests {
         );
         let layer = HybridLayer::new(
             session,
-            policy,
             Arc::new(verifier),
             ResolveUser::new(Arc::new(cached)),
         );

@@ -193,6 +193,16 @@ impl<R: Role> SessionLayer<R> {
         }
     }
 
+    /// The route policy this layer enforces.
+    pub(crate) fn policy(&self) -> &Arc<tessera_domain::RoutePolicy<R>> {
+        self.shared.authorize.policy()
+    }
+
+    /// Where signed-in users are sent away from guest-only pages.
+    pub(crate) fn signed_in_path(&self) -> &str {
+        &self.shared.signed_in_path
+    }
+
     /// The session cookies this layer reads and rotates: hand them to the
     /// sign-in and sign-out handlers.
     #[must_use]

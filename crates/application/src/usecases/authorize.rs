@@ -57,7 +57,7 @@ impl<R: Role> AuthorizeRequest<R> {
 
     /// The policy in force.
     #[must_use]
-    pub fn policy(&self) -> &RoutePolicy<R> {
+    pub fn policy(&self) -> &Arc<RoutePolicy<R>> {
         &self.policy
     }
 
