@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use tessera_application::external::{ExternalTokenVerifier, ExternalUserDirectory};
 use tessera_application::ports::{
     Clock, DirectoryError, IdGenerator, RevocationStore, UserDirectory,
 };
 use tessera_application::{
-    AuthorizeRequest, EstablishSession, ReadSession, RevokeSession, RotateSession, VerifySession,
+    AuthorizeRequest, EstablishSession, ExchangeToken, ReadSession, ResolveUser, RevokeSession,
+    RotateSession, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 
@@ -42,6 +44,18 @@ pub struct Tessera<R: Role = UserRole> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no user directory is configured: call TesseraBuilder::user_directory")]
 pub struct MissingUserDirectory;
+
+/// Why [`Tessera::hybrid_layer`] could not build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HybridLayerError {
+    /// The manager has no user directory.
+    #[error(transparent)]
+    MissingUserDirectory(#[from] MissingUserDirectory),
+    /// A session layer setting cannot work.
+    #[error(transparent)]
+    Config(#[from] http::ConfigError),
+}
 
 /// The directory of a manager built without one: every lookup fails with
 /// [`MissingUserDirectory`], so rotation says why instead of signing
@@ -111,6 +125,36 @@ impl<R: Role> Tessera<R> {
     #[must_use]
     pub fn codec(&self) -> &JwtSessionCodec {
         &self.codec
+    }
+
+    /// Token exchange: a provider token verified by `verifier`, its user
+    /// upserted into `users`, a session of this manager issued.
+    #[must_use]
+    pub fn exchange(
+        &self,
+        verifier: Arc<dyn ExternalTokenVerifier<R>>,
+        users: Arc<dyn ExternalUserDirectory<R>>,
+    ) -> ExchangeToken<R> {
+        ExchangeToken::new(verifier, users, self.establish.clone())
+    }
+
+    /// The HTTP layer of [`Tessera::session_layer`] that also accepts a
+    /// provider's bearer token, verified by `verifier` and resolved to the
+    /// local user by `resolve` (give it a
+    /// [`CachedExternalUserDirectory`](application::CachedExternalUserDirectory)).
+    ///
+    /// # Errors
+    ///
+    /// [`HybridLayerError`]: no user directory (as for
+    /// [`Tessera::session_layer`]) or a layer setting that cannot work.
+    pub fn hybrid_layer(
+        &self,
+        policy: RoutePolicy<R>,
+        verifier: Arc<dyn ExternalTokenVerifier<R>>,
+        resolve: ResolveUser<R>,
+    ) -> Result<http::HybridLayer<R>, HybridLayerError> {
+        let session = self.session_layer(policy)?.build()?;
+        Ok(http::HybridLayer::new(session, verifier, resolve))
     }
 
     /// Route access: `policy` applied to requests, verifying with this

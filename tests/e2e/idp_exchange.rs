@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tessera::application::ExchangeToken;
 use tessera::http::exchange_token;
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, HttpJwksSource, IdentityProvider, InMemoryExternalUserDirectory,
@@ -84,11 +83,7 @@ async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
             .build()
             .unwrap(),
     );
-    let exchange = ExchangeToken::new(
-        Arc::new(verifier),
-        users.clone(),
-        sessions.establish().clone(),
-    );
+    let exchange = sessions.exchange(Arc::new(verifier), users.clone());
     let app = Router::new()
         .route("/token", post(exchange_token::<UserRole>))
         .with_state(exchange);

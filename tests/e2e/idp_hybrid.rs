@@ -14,11 +14,9 @@ use tessera::application::external::{
     ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, Upserted,
 };
 use tessera::application::ports::DirectoryError;
-use tessera::application::{
-    AuthorizeRequest, CachedExternalUserDirectory, ResolveUser, UserCachePolicy,
-};
+use tessera::application::{CachedExternalUserDirectory, ResolveUser, UserCachePolicy};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::{HybridLayer, ProviderUser, Session, SessionLayer};
+use tessera::http::{ProviderUser, Session};
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, HttpJwksSource, IdentityProvider, InMemoryExternalUserDirectory,
     JwksTokenVerifier, MissingRole,
@@ -98,16 +96,10 @@ async fn one_route_answers_the_own_session_and_a_provider_token() {
     .await;
 
     let app = spawn_app(KeyRing::new(signing_key(JwsAlgorithm::EdDsa, "s1")));
-    let policy = Arc::new(
-        RoutePolicy::builder()
-            .rule(RouteRule::new("/me", Requirement::Authenticated))
-            .build()
-            .unwrap(),
-    );
-    let session = SessionLayer::new(
-        AuthorizeRequest::new(app.sessions.verify().clone(), policy.clone()),
-        app.sessions.rotate().clone(),
-    );
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/me", Requirement::Authenticated))
+        .build()
+        .unwrap();
     let mapping = ClaimMapping::new(
         "public_metadata.role",
         MissingRole::LeastPrivilege(UserRole::User),
@@ -136,11 +128,14 @@ async fn one_route_answers_the_own_session_and_a_provider_token() {
         UserCachePolicy::new(100, time::Duration::seconds(60)),
         app.clock.clone(),
     );
-    let layer = HybridLayer::new(
-        session,
-        Arc::new(verifier),
-        ResolveUser::new(Arc::new(cached)),
-    );
+    let layer = app
+        .sessions
+        .hybrid_layer(
+            policy,
+            Arc::new(verifier),
+            ResolveUser::new(Arc::new(cached)),
+        )
+        .unwrap();
     let addr = crate::http_support::serve(Router::new().route("/me", get(who)).layer(layer)).await;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/me");
