@@ -23,7 +23,12 @@ const SECRET: &[u8] = b"gateway-and-services-shared-secret!";
 /// The service behind the gateway: it knows users only by the gateway's
 /// signed headers.
 fn service(clock: Arc<dyn Clock>) -> Router {
-    let verifier = GatewayVerifier::new(GatewayKey::new(SECRET).unwrap()).with_clock(clock);
+    service_with(GatewayKey::new(SECRET).unwrap(), clock)
+}
+
+/// The service, verifying with `key`.
+fn service_with(key: GatewayKey, clock: Arc<dyn Clock>) -> Router {
+    let verifier = GatewayVerifier::new(key).with_clock(clock);
     Router::new()
         .route("/whoami", get(whoami))
         .route("/orders", get(orders))
@@ -68,6 +73,11 @@ async fn proxy(State(upstream): State<SocketAddr>, request: Request) -> Response
 
 /// A gateway whose own handler at `/local` shows what it received.
 fn gateway(app: crate::support::App, upstream: SocketAddr) -> Router {
+    gateway_with(app, upstream, GatewayKey::new(SECRET).unwrap())
+}
+
+/// The gateway, signing with `key`.
+fn gateway_with(app: crate::support::App, upstream: SocketAddr, key: GatewayKey) -> Router {
     let policy = RoutePolicy::builder()
         .rule(RouteRule::new("/whoami", Requirement::Public))
         .rule(RouteRule::new("/local", Requirement::Public))
@@ -78,7 +88,7 @@ fn gateway(app: crate::support::App, upstream: SocketAddr) -> Router {
         .sessions
         .session_layer(policy)
         .unwrap()
-        .gateway(GatewayKey::new(SECRET).unwrap())
+        .gateway(key)
         .build()
         .unwrap();
     Router::new()
@@ -278,4 +288,48 @@ async fn the_gateway_still_enforces_the_route_policy() {
     let reply = send_to(s.gateway, &spoofed(Spec::get("/orders"))).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+}
+
+#[tokio::test]
+async fn a_signature_for_one_service_is_refused_by_another() {
+    let app = spawn_app(KeyRing::new(signing_key(JwsAlgorithm::EdDsa, "k1")));
+    let handle = TestApp {
+        sessions: app.sessions.clone(),
+        clock: app.clock.clone(),
+        directory: app.directory.clone(),
+    };
+    let master = GatewayKey::new(SECRET).unwrap();
+    let orders = serve(service_with(
+        master.for_audience("orders"),
+        ManualClock::starting_at(START),
+    ))
+    .await;
+    let billing = serve(service_with(
+        master.for_audience("billing"),
+        ManualClock::starting_at(START),
+    ))
+    .await;
+    let gateway = serve(gateway_with(app, orders, master.for_audience("orders"))).await;
+    let token = handle.alice_token();
+
+    // Service A (orders) accepts what the gateway signed for it.
+    let first = send_to(gateway, &Spec::get("/whoami").bearer(&token)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        first.body.starts_with(&alice().to_string()),
+        "{}",
+        first.body
+    );
+    let signed = captured(&first);
+
+    // Service A, compromised, replays it to service B (billing) within the
+    // window, same method and path: B never saw it, but it is not for B.
+    let replayed = send_to(billing, &with_headers(Spec::get("/whoami"), &signed)).await;
+    assert_eq!(replayed.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(replayed.body, "{\"error\":\"untrusted_identity\"}");
+
+    // A fresh signature for A works at A on a required route.
+    let again = send_to(gateway, &Spec::get("/orders").bearer(&token)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, format!("orders of {}", alice()));
 }

@@ -449,3 +449,85 @@ async fn untrustworthy_revocation_state_fails_closed_with_503() {
         assert_eq!(public.body, "guest");
     }
 }
+
+/// A public route whose handler nonetheless takes the required `Session`.
+fn lenient_route_requiring_a_session() -> (TestApp, axum::Router) {
+    use tessera::domain::{Requirement, RoutePolicy, RouteRule};
+    let app = crate::support::spawn_app(tessera::KeyRing::new(crate::support::signing_key(
+        tessera::JwsAlgorithm::EdDsa,
+        "k1",
+    )));
+    let handle = TestApp {
+        sessions: app.sessions.clone(),
+        clock: app.clock.clone(),
+        directory: app.directory.clone(),
+    };
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/", Requirement::Public))
+        .build()
+        .unwrap();
+    let layer = app.sessions.session_layer(policy).unwrap().build().unwrap();
+    let router = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|session: tessera::http::Session| async move {
+                session.user_id().to_string()
+            }),
+        )
+        .layer(layer);
+    (handle, router)
+}
+
+#[tokio::test]
+async fn the_required_extractor_on_a_public_route_says_invalid_token_for_a_refused_credential() {
+    for transport in TRANSPORTS {
+        // No credential: a bare challenge, as before.
+        let (_, router) = lenient_route_requiring_a_session();
+        let reply = send(transport, router, &Spec::get("/")).await;
+        reply.assert_error(401, Some("Bearer"), "unauthenticated");
+        assert!(reply.session_cookie().is_none());
+
+        // An expired cookie, a malformed cookie, a forged bearer token: the
+        // layer let them through as a guest's, the extractor refuses them.
+        let (app, router) = lenient_route_requiring_a_session();
+        let token = app.alice_token();
+        app.clock.advance(15 * 60 + 31);
+        let reply = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+
+        let (_, router) = lenient_route_requiring_a_session();
+        let spec = Spec::get("/").header("cookie", &format!("{COOKIE}=%7B%22alg%22%7D"));
+        let reply = send(transport, router, &spec).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+
+        let (app, router) = lenient_route_requiring_a_session();
+        let reply = send(
+            transport,
+            router,
+            &Spec::get("/").bearer(&format!("{}x", app.alice_token())),
+        )
+        .await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+
+        // A user gone at rotation: invalid_token, and the layer clears the
+        // cookie on the extractor's answer too.
+        let (app, router) = lenient_route_requiring_a_session();
+        let token = app.alice_token();
+        app.clock.advance(5 * 60);
+        assert!(app.directory.remove(&alice()));
+        let reply = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+        reply.assert_clears_cookie();
+
+        // A valid session still gets through.
+        let (app, router) = lenient_route_requiring_a_session();
+        let reply = send(
+            transport,
+            router,
+            &Spec::get("/").cookie(&app.alice_token()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, alice().to_string());
+    }
+}

@@ -16,7 +16,10 @@ use crate::response::Denial;
 /// capabilities fresh from the user directory).
 ///
 /// As an extractor it is **required**: without a session it rejects with
-/// 401 and `WWW-Authenticate: Bearer`, as the layer does. Use
+/// 401 and `WWW-Authenticate: Bearer`, as the layer does — with
+/// `error="invalid_token"` when the request sent a credential the layer
+/// refused (on a route that needs no session, where the layer let it
+/// through as a guest's). Use
 /// `Option<Session<R>>` on routes that serve guests too. Either way, a
 /// route whose router lacks the layer answers 500, so that a wiring
 /// mistake cannot pass for a guest.
@@ -32,7 +35,12 @@ pub struct Session<R: Role = UserRole> {
 /// that the extractors can tell "no session" from "no layer" (a request
 /// with a [`Session`] obviously went through the layer).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct LayerSeen;
+pub(crate) struct LayerSeen {
+    /// A credential was sent and refused (a route that needs no session
+    /// reads it leniently, as a guest's): the required extractors then
+    /// answer [`SessionRejection::InvalidToken`], as the layer would have.
+    pub(crate) refused: bool,
+}
 
 impl<R: Role> Session<R> {
     pub(crate) fn new(entity: SessionEntity<R>) -> Self {
@@ -102,6 +110,21 @@ impl<R: Role> Session<R> {
         }
         Ok(None)
     }
+
+    /// The required extractor's answer: the session, or why there is none.
+    fn required(parts: &Parts) -> Result<Self, SessionRejection> {
+        Self::from_parts(parts)?.ok_or_else(|| {
+            if parts
+                .extensions
+                .get::<LayerSeen>()
+                .is_some_and(|seen| seen.refused)
+            {
+                SessionRejection::InvalidToken
+            } else {
+                SessionRejection::Unauthenticated
+            }
+        })
+    }
 }
 
 impl<R: Role> Deref for Session<R> {
@@ -116,9 +139,17 @@ impl<R: Role> Deref for Session<R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionRejection {
-    /// No valid session: 401 with `WWW-Authenticate: Bearer`.
+    /// No session, and no credential sent: 401 with
+    /// `WWW-Authenticate: Bearer`.
     #[error("the request has no valid session")]
     Unauthenticated,
+    /// A credential was sent but refused (bad, expired, revoked, its user
+    /// gone), on a route the layer serves to guests too: 401 with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`. The session cookie
+    /// is not cleared by this answer, except when the layer itself clears
+    /// it (a user found gone or disabled at rotation).
+    #[error("the request's credential was refused")]
+    InvalidToken,
     /// The session falls short of the role or capability asked for: 403
     /// with `error="insufficient_scope"`.
     #[error("the session lacks the role or capability this handler needs")]
@@ -133,6 +164,7 @@ impl SessionRejection {
     pub(crate) fn denial(self) -> Denial {
         match self {
             Self::Unauthenticated => Denial::Unauthenticated { refused: false },
+            Self::InvalidToken => Denial::Unauthenticated { refused: true },
             Self::InsufficientScope => Denial::Forbidden { signed_in: true },
             Self::LayerMissing => Denial::Misconfigured,
         }
@@ -149,7 +181,7 @@ impl<S: Send + Sync, R: Role> FromRequestParts<S> for Session<R> {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Self::from_parts(parts)?.ok_or(SessionRejection::Unauthenticated)
+        Self::required(parts)
     }
 }
 

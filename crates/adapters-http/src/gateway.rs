@@ -33,6 +33,25 @@
 //! constant time, that `signed-at` is within the freshness window (30 s by
 //! default, either way), and that the signature was not seen before within
 //! the window (a bounded replay cache), then parses the values.
+//!
+//! # Audiences: one key per service
+//!
+//! The signed message does not name the service it is for, and each
+//! service has its own replay cache: with one key shared by every service,
+//! a compromised service could replay a request it received (same method
+//! and path) to another service within the freshness window. So give each
+//! service its own key, derived from one master secret with
+//! [`GatewayKey::for_audience`]:
+//!
+//! - the gateway: one [`SessionLayer`](crate::SessionLayer) per upstream
+//!   service (on the router, or nested router, that proxies to it), each
+//!   built with `.gateway(master.for_audience("orders"))`;
+//! - the service: `GatewayVerifier::new(master.for_audience("orders"))`.
+//!
+//! A signature made for `orders` then fails at `billing` (a
+//! [`GatewayRejection::BadSignature`]), and a service holding only its own
+//! derived key can neither sign nor verify for another. Using the master
+//! key itself on both sides still works, without that binding.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -77,6 +96,9 @@ pub const DEFAULT_FRESHNESS_SECONDS: u32 = 30;
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
 const DOMAIN: &str = "tessera-gateway-v1";
+/// Prefix of the label an audience's key is derived from; signed messages
+/// start with [`DOMAIN`] instead, so the two never collide.
+const AUDIENCE_LABEL: &str = "tessera-gateway-audience:";
 const NONCE_BYTES: usize = 16;
 const SIGNATURE_BYTES: usize = 32;
 
@@ -150,6 +172,24 @@ impl GatewayKey {
         Ok(Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
         })
+    }
+
+    /// The key of one downstream service, the *audience*: HMAC-SHA256 of
+    /// `tessera-gateway-audience:<audience>` under this (master) key, used
+    /// as a key of its own. The gateway signs with it for requests it
+    /// forwards to that service, and that service verifies with it, so a
+    /// signature made for one audience does not verify at another (see
+    /// [Audiences](self#audiences-one-key-per-service)).
+    ///
+    /// Audience names are compared exactly (case and all); any string is
+    /// accepted, but keep them fixed service names from configuration.
+    #[must_use]
+    pub fn for_audience(&self, audience: &str) -> Self {
+        let label = format!("{AUDIENCE_LABEL}{audience}");
+        let derived = hmac::sign(&self.key, label.as_bytes());
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
+        }
     }
 }
 
@@ -791,6 +831,37 @@ mod tests {
         assert_eq!(
             verify(&other_key, &headers),
             Err(GatewayRejection::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_signature_for_one_audience_verifies_there_and_nowhere_else() {
+        let master = GatewayKey::new(SECRET).unwrap();
+        let signer = GatewaySigner::new(master.for_audience("orders"));
+        let at = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+        let headers: HeaderMap = signer
+            .headers(&Method::GET, "/orders?page=2", &session(None), at)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let at = |key: GatewayKey| GatewayVerifier::new(key).with_clock(pinned());
+        for other in [
+            master.for_audience("billing"),
+            master.for_audience("Orders"),
+            master.for_audience("orders ").for_audience(""),
+            master.clone(),
+        ] {
+            assert_eq!(
+                verify(&at(other), &headers),
+                Err(GatewayRejection::BadSignature)
+            );
+        }
+        // Same derivation, same key: from the master secret again.
+        let orders = GatewayKey::new(SECRET).unwrap().for_audience("orders");
+        assert!(verify(&at(orders), &headers).unwrap().is_some());
+        assert_eq!(
+            format!("{:?}", master.for_audience("orders")),
+            "GatewayKey(**redacted**)"
         );
     }
 

@@ -210,7 +210,9 @@ where
                     extensions.insert(user);
                 }
                 Ok(None) => {
-                    request.extensions_mut().insert(LayerSeen);
+                    request
+                        .extensions_mut()
+                        .insert(LayerSeen { refused: false });
                 }
             }
             std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;

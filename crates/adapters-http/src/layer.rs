@@ -291,6 +291,11 @@ impl<R: Role> SessionLayerBuilder<R> {
 
     /// Turns on [gateway mode](crate::gateway): strip the client's identity
     /// headers and inject signed ones for verified sessions.
+    ///
+    /// Pass the key of the one service this layer's router forwards to,
+    /// [`GatewayKey::for_audience`], so that its signatures are good at
+    /// that service only (one layer per upstream; see
+    /// [Audiences](crate::gateway#audiences-one-key-per-service)).
     pub fn gateway(mut self, key: GatewayKey) -> Self {
         self.gateway = Some(key);
         self
@@ -529,6 +534,10 @@ struct Settled<R> {
 enum Outcome<R> {
     /// Call the handler, with the session if there is one.
     Forward(Option<Settled<R>>),
+    /// Call the handler as a guest's whose credential was sent and refused
+    /// (on a route that needs no session), so that a required extractor
+    /// answers `invalid_token`.
+    Refused,
     /// Answer instead.
     Deny(Denial),
 }
@@ -606,7 +615,13 @@ impl<R: Role> Shared<R> {
                 Ok(())
             }
             Outcome::Forward(None) => {
-                request.extensions_mut().insert(LayerSeen);
+                request
+                    .extensions_mut()
+                    .insert(LayerSeen { refused: false });
+                Ok(())
+            }
+            Outcome::Refused => {
+                request.extensions_mut().insert(LayerSeen { refused: true });
                 Ok(())
             }
         }
@@ -618,6 +633,7 @@ impl<R: Role> Shared<R> {
         let uri = full_uri(request);
         let method = request.method().as_str();
         let path = uri.path();
+        let mut refused = false;
         let credential = match credential::extract(
             request.headers(),
             self.cookies.name(),
@@ -633,6 +649,7 @@ impl<R: Role> Shared<R> {
                         path,
                         "credential ignored on a route that needs none"
                     );
+                    refused = true;
                     None
                 } else {
                     tracing::debug!(reason = error.code(), method, path, "credential refused");
@@ -652,8 +669,18 @@ impl<R: Role> Shared<R> {
         };
         let source = credential.map(|c| c.source);
         let token = credential.map(|c| c.token);
+        // A token sent but not verified on a route that needs no session
+        // was refused leniently: `Allowed(None)` with a token means that.
+        let refused = refused || token.is_some();
         match self.authorize.execute(method, path, token) {
-            Authorization::Allowed(None) => Plan::Done(Outcome::Forward(None), Attach::Nothing),
+            Authorization::Allowed(None) => {
+                let outcome = if refused {
+                    Outcome::Refused
+                } else {
+                    Outcome::Forward(None)
+                };
+                Plan::Done(outcome, Attach::Nothing)
+            }
             Authorization::Allowed(Some(verified)) => Plan::Session {
                 verified,
                 decision: AccessDecision::Allow,
@@ -698,15 +725,18 @@ impl<R: Role> Shared<R> {
         }
     }
 
-    /// The outcome of a decision for a session.
-    /// The answer for a guest on this route (after a session was dropped).
-    fn conclude_guest<B>(&self, request: &Request<B>) -> Outcome<R> {
+    /// The answer for a guest on this route (after a session was dropped;
+    /// `refused` when the session ended, not merely went unrefreshed).
+    fn conclude_guest<B>(&self, request: &Request<B>, refused: bool) -> Outcome<R> {
         let uri = full_uri(request);
         let route = self
             .authorize
             .policy()
             .route(request.method().as_str(), uri.path());
         match route.decide(None) {
+            AccessDecision::Allow | AccessDecision::RedirectAuthenticated if refused => {
+                Outcome::Refused
+            }
             AccessDecision::Allow | AccessDecision::RedirectAuthenticated => Outcome::Forward(None),
             AccessDecision::Forbidden => Outcome::Deny(Denial::Forbidden { signed_in: false }),
             AccessDecision::Unauthenticated => {
@@ -786,7 +816,7 @@ impl<R: Role> Shared<R> {
             } else {
                 Attach::Nothing
             };
-            return (self.conclude_guest(request), attach);
+            return (self.conclude_guest(request, user_gone), attach);
         }
         if user_gone || (stale && past_lifetime) {
             tracing::info!(reason = %error, method, path, "session ended at rotation");
