@@ -1,6 +1,7 @@
 //! The wire form of a session token's claims, and the enrich mapper between
 //! it and the application's typed claims.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -13,7 +14,7 @@ use tessera_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::jose::serde_util::ObjectOnly;
+use crate::jose::serde_util::{ObjectOnly, borrowed_opt_str};
 
 /// A session token's claims exactly as they travel: standard claims with
 /// their standard meaning, the role as an opaque string.
@@ -31,16 +32,24 @@ use crate::jose::serde_util::ObjectOnly;
 ///
 /// Duplicate members are rejected; unknown members are ignored, as RFC 7519
 /// asks.
+///
+/// Strings borrow from the payload they were parsed from (or from the
+/// session they were built from) wherever they can: decoding a token
+/// allocates only for what the typed claims keep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionJwtClaims {
+pub struct SessionJwtClaims<'a> {
     /// Subject: the user id.
-    pub sub: String,
+    #[serde(borrow)]
+    pub sub: Cow<'a, str>,
     /// JWT id: the session id.
-    pub jti: String,
+    #[serde(borrow)]
+    pub jti: Cow<'a, str>,
     /// Issuer.
-    pub iss: String,
+    #[serde(borrow)]
+    pub iss: Cow<'a, str>,
     /// Audience.
-    pub aud: Audience,
+    #[serde(borrow)]
+    pub aud: Audience<'a>,
     /// Issued at, in Unix seconds.
     pub iat: i64,
     /// Expires at, in Unix seconds.
@@ -51,23 +60,34 @@ pub struct SessionJwtClaims {
     /// When the user authenticated, in Unix seconds.
     pub auth_time: i64,
     /// The role's wire name, not yet known to be valid.
-    pub role: String,
+    #[serde(borrow)]
+    pub role: Cow<'a, str>,
     /// Capabilities.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub caps: Vec<String>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_strs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub caps: Vec<Cow<'a, str>>,
     /// Tenant id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tid: Option<String>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tid: Option<Cow<'a, str>>,
 }
 
 /// The `aud` claim: one audience or several.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Audience(Vec<String>);
+pub struct Audience<'a>(Vec<Cow<'a, str>>);
 
-impl Audience {
+impl<'a> Audience<'a> {
     /// A single audience.
     #[must_use]
-    pub fn one(audience: impl Into<String>) -> Self {
+    pub fn one(audience: impl Into<Cow<'a, str>>) -> Self {
         Self(vec![audience.into()])
     }
 
@@ -78,7 +98,7 @@ impl Audience {
     }
 }
 
-impl Serialize for Audience {
+impl Serialize for Audience<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0.as_slice() {
             [one] => serializer.serialize_str(one),
@@ -93,20 +113,23 @@ impl Serialize for Audience {
     }
 }
 
-impl<'de> Deserialize<'de> for Audience {
+impl<'de: 'a, 'a> Deserialize<'de> for Audience<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct AudienceVisitor;
         impl<'de> Visitor<'de> for AudienceVisitor {
-            type Value = Audience;
+            type Value = Audience<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string or an array of strings")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audience, E> {
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Audience<'de>, E> {
                 Ok(Audience::one(v))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audience<'de>, E> {
+                Ok(Audience::one(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Audience<'de>, A::Error> {
                 let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(8));
-                while let Some(a) = seq.next_element::<String>()? {
+                while let Some(Borrowed(a)) = seq.next_element()? {
                     all.push(a);
                 }
                 if all.is_empty() {
@@ -117,6 +140,18 @@ impl<'de> Deserialize<'de> for Audience {
         }
         deserializer.deserialize_any(AudienceVisitor)
     }
+}
+
+/// A string that borrows from the input when it has no escapes (serde's
+/// `#[serde(borrow)]` only borrows a bare `Cow` field, not one in a `Vec`).
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn borrowed_strs<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Cow<'de, str>>, D::Error> {
+    Vec::<Borrowed<'de>>::deserialize(deserializer)
+        .map(|all| all.into_iter().map(|b| b.0).collect())
 }
 
 const CLAIM_NAMES: [&str; 11] = [
@@ -133,7 +168,7 @@ const CLAIM_NAMES: [&str; 11] = [
     "tid",
 ];
 
-impl SessionJwtClaims {
+impl<'a> SessionJwtClaims<'a> {
     /// Parses the JSON payload of a token.
     ///
     /// # Errors
@@ -141,13 +176,19 @@ impl SessionJwtClaims {
     /// [`ClaimsError::Missing`] naming a required claim that is absent;
     /// [`ClaimsError::Malformed`] naming the claim that is repeated or of the
     /// wrong JSON type (`payload` when the payload is not a JSON object).
-    pub fn from_json(payload: &[u8]) -> Result<Self, ClaimsError> {
+    pub fn from_json(payload: &'a [u8]) -> Result<Self, ClaimsError> {
+        // UTF-8 checked once for the whole payload (the fast ASCII path),
+        // rather than string by string as `from_slice` would.
+        let text = std::str::from_utf8(payload).map_err(|e| ClaimsError::Malformed {
+            claim: "payload",
+            source: Box::new(e),
+        })?;
         // `ObjectOnly`: a derived struct would also accept a JSON array.
-        serde_json::from_slice::<ObjectOnly<Self>>(payload)
+        serde_json::from_str::<ObjectOnly<Self>>(text)
             .map(|claims| claims.0)
             .map_err(|first| {
                 // The error path only: parse again to learn which claim failed.
-                let mut de = serde_json::Deserializer::from_slice(payload);
+                let mut de = serde_json::Deserializer::from_str(text);
                 let claim = match serde_path_to_error::deserialize::<_, ObjectOnly<Self>>(&mut de) {
                     Err(e) => claim_at(&e.path().to_string(), &first),
                     Ok(_) => "payload",
@@ -165,27 +206,27 @@ impl SessionJwtClaims {
     /// The wire form of `claims`, issued by `issuer` for `audience`.
     #[must_use]
     pub fn from_claims<R: Role>(
-        claims: &SessionTokenClaims<R>,
-        issuer: &str,
-        audience: &str,
+        claims: &'a SessionTokenClaims<R>,
+        issuer: &'a str,
+        audience: &'a str,
     ) -> Self {
         let s = claims.session();
         Self {
-            sub: s.user_id().to_string(),
-            jti: s.session_id().to_string(),
-            iss: issuer.to_owned(),
+            sub: Cow::Owned(s.user_id().to_string()),
+            jti: Cow::Owned(s.session_id().to_string()),
+            iss: Cow::Borrowed(issuer),
             aud: Audience::one(audience),
             iat: s.issued_at().unix_timestamp(),
             exp: s.expires_at().unix_timestamp(),
             nbf: claims.not_before().map(OffsetDateTime::unix_timestamp),
             auth_time: s.authenticated_at().unix_timestamp(),
-            role: s.role().name().to_owned(),
+            role: Cow::Borrowed(s.role().name()),
             caps: s
                 .capabilities()
                 .iter()
-                .map(|c| c.as_str().to_owned())
+                .map(|c| Cow::Borrowed(c.as_str()))
                 .collect(),
-            tid: s.tenant().map(|t| t.as_str().to_owned()),
+            tid: s.tenant().map(|t| Cow::Borrowed(t.as_str())),
         }
     }
 
@@ -275,7 +316,7 @@ mod tests {
     use super::*;
     use tessera_domain::{IdError, RoleError, UserRole};
 
-    fn wire() -> SessionJwtClaims {
+    fn wire() -> SessionJwtClaims<'static> {
         SessionJwtClaims {
             sub: "0190b5a4-7c2e-7d3a-9f00-000000000001".into(),
             jti: "0190b5a4-7c2e-7d3a-9f00-0000000000aa".into(),
@@ -313,7 +354,7 @@ mod tests {
     #[test]
     fn empty_role_is_an_error() {
         let mut w = wire();
-        w.role = String::new();
+        w.role = "".into();
         assert!(matches!(
             w.enrich::<UserRole>(),
             Err(ClaimsError::Role(RoleError::Empty))
@@ -368,18 +409,18 @@ mod tests {
         w.caps = vec!["has space".into()];
         assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "caps");
         let mut w = wire();
-        w.tid = Some(String::new());
+        w.tid = Some("".into());
         assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "tid");
     }
 
     #[test]
     fn audience_is_a_string_or_a_non_empty_array() {
-        let one: Audience = serde_json::from_str(r#""app""#).unwrap();
+        let one: Audience<'_> = serde_json::from_str(r#""app""#).unwrap();
         assert!(one.contains("app"));
-        let many: Audience = serde_json::from_str(r#"["web","app"]"#).unwrap();
+        let many: Audience<'_> = serde_json::from_str(r#"["web","app"]"#).unwrap();
         assert!(many.contains("app") && many.contains("web") && !many.contains("x"));
-        assert!(serde_json::from_str::<Audience>("[]").is_err());
-        assert!(serde_json::from_str::<Audience>("5").is_err());
+        assert!(serde_json::from_str::<Audience<'_>>("[]").is_err());
+        assert!(serde_json::from_str::<Audience<'_>>("5").is_err());
     }
 
     #[test]
@@ -422,10 +463,28 @@ mod tests {
     }
 
     #[test]
+    fn decoding_borrows_plain_strings_and_copies_escaped_ones() {
+        let text = serde_json::to_string(&wire())
+            .unwrap()
+            .replace("https://auth.example", "https:\\/\\/auth.example");
+        let parsed = SessionJwtClaims::from_json(text.as_bytes()).unwrap();
+        assert!(matches!(parsed.sub, Cow::Borrowed(_)));
+        assert!(matches!(parsed.role, Cow::Borrowed(_)));
+        assert!(parsed.caps.iter().all(|c| matches!(c, Cow::Borrowed(_))));
+        assert!(matches!(parsed.tid, Some(Cow::Borrowed(_))));
+        assert!(
+            matches!(parsed.iss, Cow::Owned(_)),
+            "an escaped string is unescaped"
+        );
+        assert_eq!(parsed, wire());
+    }
+
+    #[test]
     fn unknown_claims_are_ignored() {
         let mut json = serde_json::to_value(wire()).unwrap();
         json["x-extra"] = serde_json::json!({"nested": true});
-        let parsed = SessionJwtClaims::from_json(json.to_string().as_bytes()).unwrap();
+        let text = json.to_string();
+        let parsed = SessionJwtClaims::from_json(text.as_bytes()).unwrap();
         assert_eq!(parsed, wire());
     }
 }
