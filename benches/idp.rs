@@ -18,7 +18,10 @@ use async_trait::async_trait;
 use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[path = "support/interleave.rs"]
+mod interleave;
 use criterion::{Criterion, criterion_group, criterion_main};
+use interleave::interleaved_ratio;
 use serde_json::json;
 use tessera::application::external::{
     ExternalIdentity, ExternalProfile, ExternalTokenVerifier, ExternalUserDirectory,
@@ -166,6 +169,19 @@ fn bench_verify(c: &mut Criterion) {
             )
         })
     });
+    let ratio = interleaved_ratio(
+        200,
+        || {
+            ready(cached.verify(black_box(&token))).unwrap();
+        },
+        || {
+            assert!(
+                raw.verify_sig(black_box(&input), black_box(&signature))
+                    .is_ok()
+            )
+        },
+    );
+    eprintln!("idp/verify RS256: warm key cache / raw signature check = {ratio:.3} (interleaved)");
 
     let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
         &URL_SAFE_NO_PAD.encode(n),

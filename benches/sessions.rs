@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
@@ -19,6 +18,10 @@ use aws_lc_rs::{hmac, rand::SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "support/interleave.rs"]
+mod interleave;
+use interleave::interleaved_ratio;
 use tessera::application::EstablishRequest;
 use tessera::domain::{Capability, TenantId, UserId};
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
@@ -132,24 +135,6 @@ fn raw_signer(alg: JwsAlgorithm) -> Signer {
             Box::new(move |m| pair.sign(m).as_ref().to_vec())
         }
     }
-}
-
-/// `a`'s time over `b`'s, robust to the machine's drift: rounds of
-/// `per_round` calls of each, interleaved, and the median of the per-round
-/// ratios. Criterion measures one function after the other, so on a shared
-/// machine its two medians can come from different moments; the budgets
-/// are judged on this figure.
-fn interleaved_ratio(per_round: u32, mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
-    let time = |work: &mut dyn FnMut()| {
-        let start = Instant::now();
-        for _ in 0..per_round {
-            work();
-        }
-        start.elapsed().as_secs_f64()
-    };
-    let mut ratios: Vec<f64> = (0..21).map(|_| time(&mut a) / time(&mut b)).collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The claims as jsonwebtoken's baseline sees them.
