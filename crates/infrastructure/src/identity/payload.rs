@@ -100,7 +100,11 @@ impl PathTrie {
     /// appears twice makes the payload malformed.
     pub(crate) fn extract(&self, payload: &[u8]) -> Result<Vec<Option<Leaf>>, serde_json::Error> {
         let mut out = vec![None; self.slots];
-        let mut deserializer = serde_json::Deserializer::from_slice(payload);
+        // UTF-8 checked once for the whole payload (the fast ASCII path),
+        // rather than string by string as `from_slice` would.
+        let text = std::str::from_utf8(payload)
+            .map_err(|_| <serde_json::Error as serde::de::Error>::custom("payload is not UTF-8"))?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         NodeSeed {
             trie: self,
             node: 0,
