@@ -6,7 +6,7 @@ use std::fmt;
 use tessera_application::external::RoleMappingError;
 use tessera_domain::{Role, RoleError};
 
-use super::payload::Leaf;
+use super::payload::{Leaf, PathTrie};
 
 /// The longest claim path accepted, in segments.
 const MAX_PATH_SEGMENTS: usize = 8;
@@ -221,6 +221,29 @@ impl<R: Role> ClaimMapping<R> {
         )))
     }
 
+    /// Registers the role, email and name paths in `trie`, for
+    /// [`ClaimMapping::read_profile`].
+    pub(crate) fn register(&self, trie: &mut PathTrie) -> Result<ProfileSlots, MappingConfigError> {
+        Ok(ProfileSlots {
+            role: trie.add(self.role_path())?,
+            email: self.email_path().map(|p| trie.add(p)).transpose()?,
+            name: self.name_path().map(|p| trie.add(p)).transpose()?,
+        })
+    }
+
+    /// The mapped role, email and name among what `take` yields for the
+    /// slots [`ClaimMapping::register`] gave.
+    pub(crate) fn read_profile(
+        &self,
+        slots: &ProfileSlots,
+        mut take: impl FnMut(usize) -> Option<Leaf>,
+    ) -> Result<(R, Option<String>, Option<String>), RoleMappingError> {
+        let role = self.resolve(take(slots.role).as_ref())?;
+        let email = slots.email.and_then(&mut take).and_then(Leaf::into_string);
+        let name = slots.name.and_then(&mut take).and_then(Leaf::into_string);
+        Ok((role, email, name))
+    }
+
     /// The application role for what the token holds at the role path.
     pub(crate) fn resolve(&self, found: Option<&Leaf>) -> Result<R, RoleMappingError> {
         let mut best: Option<R> = None;
@@ -340,4 +363,12 @@ mod tests {
             ));
         }
     }
+}
+
+/// Where a [`ClaimMapping`]'s role, email and name sit in a [`PathTrie`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProfileSlots {
+    role: usize,
+    email: Option<usize>,
+    name: Option<usize>,
 }

@@ -13,7 +13,7 @@ use tessera_application::external::{
 use tessera_domain::Role;
 use zeroize::Zeroizing;
 
-use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError};
+use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError, ProfileSlots};
 use super::payload::{Leaf, PathTrie};
 
 /// The largest user document accepted, in bytes.
@@ -80,9 +80,7 @@ struct TooLarge;
 
 #[derive(Debug, Clone, Copy)]
 struct Slots {
-    role: usize,
-    email: Option<usize>,
-    name: Option<usize>,
+    profile: ProfileSlots,
     disabled: Option<usize>,
 }
 
@@ -166,9 +164,7 @@ impl<R: Role> HttpUserApi<R> {
             .map_err(UserApiConfigError::Client)?;
         let mut trie = PathTrie::new();
         let slots = Slots {
-            role: trie.add(mapping.role_path())?,
-            email: mapping.email_path().map(|p| trie.add(p)).transpose()?,
-            name: mapping.name_path().map(|p| trie.add(p)).transpose()?,
+            profile: mapping.register(&mut trie)?,
             disabled: None,
         };
         Ok(Self {
@@ -221,17 +217,7 @@ impl<R: Role> HttpUserApi<R> {
             .extract(body)
             .map_err(|e| ProviderUserError::InvalidResponse(Box::new(e)))?;
         let mut take = |slot: usize| found.get_mut(slot).and_then(Option::take);
-        let role = self.mapping.resolve(take(self.slots.role).as_ref())?;
-        let email = self
-            .slots
-            .email
-            .and_then(&mut take)
-            .and_then(Leaf::into_string);
-        let name = self
-            .slots
-            .name
-            .and_then(&mut take)
-            .and_then(Leaf::into_string);
+        let (role, email, name) = self.mapping.read_profile(&self.slots.profile, &mut take)?;
         let enabled = match self.slots.disabled.and_then(&mut take) {
             None | Some(Leaf::Null) => None,
             Some(Leaf::Bool(disabled)) => Some(!disabled),

@@ -14,7 +14,7 @@ use tessera_application::ports::Clock;
 use tessera_domain::Role;
 use time::{Duration, OffsetDateTime};
 
-use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError};
+use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError, ProfileSlots};
 use super::payload::{Leaf, PathTrie};
 use crate::codec::DEFAULT_MAX_TOKEN_BYTES;
 use crate::jose::{self, JwsAlgorithm, JwsError, KeyRing};
@@ -80,9 +80,7 @@ struct Slots {
     nbf: usize,
     iat: usize,
     auth_time: usize,
-    role: usize,
-    email: Option<usize>,
-    name: Option<usize>,
+    profile: ProfileSlots,
 }
 
 /// One identity provider: its issuer, what its tokens must satisfy, its
@@ -244,17 +242,7 @@ impl<R: Role> IdentityProvider<R> {
             return Err(invalid("auth_time", ClaimShape("later than iat")));
         }
 
-        let role = self.mapping.resolve(take(self.slots.role).as_ref())?;
-        let email = self
-            .slots
-            .email
-            .and_then(&mut take)
-            .and_then(Leaf::into_string);
-        let name = self
-            .slots
-            .name
-            .and_then(&mut take)
-            .and_then(Leaf::into_string);
+        let (role, email, name) = self.mapping.read_profile(&self.slots.profile, &mut take)?;
         Ok(ExternalIdentity {
             issuer: self.issuer.clone(),
             subject,
@@ -418,10 +406,11 @@ impl<R: Role> ProviderBuilder<R> {
         }
         let keys = self.keys.ok_or(ProviderConfigError::NoKeys)?;
         let mut trie = PathTrie::new();
+        let profile = self.mapping.register(&mut trie)?;
         let mut add = |name: &str| -> Result<usize, MappingConfigError> {
             trie.add(&ClaimPath::parse(name)?)
         };
-        let mut slots = Slots {
+        let slots = Slots {
             iss: add("iss")?,
             sub: add("sub")?,
             aud: add("aud")?,
@@ -430,13 +419,8 @@ impl<R: Role> ProviderBuilder<R> {
             nbf: add("nbf")?,
             iat: add("iat")?,
             auth_time: add("auth_time")?,
-            role: 0,
-            email: None,
-            name: None,
+            profile,
         };
-        slots.role = trie.add(self.mapping.role_path())?;
-        slots.email = self.mapping.email_path().map(|p| trie.add(p)).transpose()?;
-        slots.name = self.mapping.name_path().map(|p| trie.add(p)).transpose()?;
         Ok(IdentityProvider {
             issuer: self.issuer,
             audiences: self.audiences,
