@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
 use tessera::application::external::{
-    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, Upserted,
+    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
 };
 use tessera::application::ports::DirectoryError;
 use tessera::application::{CachedExternalUserDirectory, ResolveUser, UserCachePolicy};
@@ -49,7 +49,7 @@ impl ExternalUserDirectory<UserRole> for Counting {
     async fn upsert_external(
         &self,
         profile: ExternalProfile<UserRole>,
-    ) -> Result<Upserted<UserRole>, DirectoryError> {
+    ) -> Result<UpsertOutcome<UserRole>, DirectoryError> {
         self.inner.upsert_external(profile).await
     }
 
@@ -57,8 +57,9 @@ impl ExternalUserDirectory<UserRole> for Counting {
         &self,
         issuer: &str,
         subject: &ExternalSubject,
+        as_of: Option<time::OffsetDateTime>,
     ) -> Result<Option<ExternalUser<UserRole>>, DirectoryError> {
-        self.inner.delete_external(issuer, subject).await
+        self.inner.delete_external(issuer, subject, as_of).await
     }
 }
 

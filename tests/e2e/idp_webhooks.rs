@@ -1,21 +1,35 @@
 //! Identity-provider user webhooks end to end over loopback HTTP: deliveries
 //! signed as Svix signs them (computed here with aws-lc-rs, not through
-//! tessera), applied to the directory, with their effect on sessions.
+//! tessera), applied to the directory, with their effect on sessions; and,
+//! since providers deliver at least once and out of order, late and repeated
+//! deliveries, and a deleted user's provider token at the exchange endpoint
+//! and the hybrid layer.
 
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use tessera::application::external::{ExternalProfile, ExternalSubject, ExternalUserDirectory};
-use tessera::application::{ApplyUserEvent, EstablishRequest, VerifyError};
-use tessera::http::{UserWebhook, WebhookSecret, WebhookVerifier, user_webhook};
-use tessera::infrastructure::identity::{
-    ClaimMapping, InMemoryExternalUserDirectory, JsonUserEventDecoder, MissingRole,
+use tessera::application::external::{
+    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
 };
+use tessera::application::{
+    ApplyUserEvent, CachedExternalUserDirectory, EstablishRequest, ResolveUser, RotationNeed,
+    UserCachePolicy, VerifyError,
+};
+use tessera::domain::{Requirement, RoutePolicy, RouteRule};
+use tessera::http::{
+    ProviderUser, Session, UserWebhook, WebhookSecret, WebhookVerifier, exchange_token,
+    user_webhook,
+};
+use tessera::infrastructure::identity::{
+    ClaimMapping, IdentityProvider, InMemoryExternalUserDirectory, JsonUserEventDecoder,
+    JwksTokenVerifier, MissingRole,
+};
+use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
 
 use crate::support::{AUDIENCE, ISSUER, ManualClock, START, lifetimes};
@@ -90,7 +104,7 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
         ("user_admin", UserRole::Admin),
         ("user_gone", UserRole::User),
     ] {
-        let stored = users
+        let outcome = users
             .upsert_external(ExternalProfile {
                 issuer: IDP.into(),
                 subject: ExternalSubject::parse(subject).unwrap(),
@@ -98,10 +112,14 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
                 email: None,
                 name: None,
                 enabled: None,
+                as_of: None,
             })
             .await
-            .unwrap()
-            .current;
+            .unwrap();
+        let UpsertOutcome::Written(written) = outcome else {
+            panic!("expected a write, got {outcome:?}");
+        };
+        let stored = written.current;
         let established = sessions
             .establish()
             .execute(EstablishRequest {
@@ -201,4 +219,325 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
     let stored = users.find_by_external_id(IDP, &admin).await.unwrap();
     assert_eq!(stored.unwrap().user.role, UserRole::User);
     assert_eq!(users.len(), 1);
+}
+
+// Late, repeated and out-of-order deliveries, as providers make them.
+
+/// Clerk's `updated_at` / envelope `timestamp` unit: milliseconds.
+const T0_MS: i64 = START * 1000;
+
+fn mapping() -> ClaimMapping<UserRole> {
+    ClaimMapping::new(
+        "public_metadata.role",
+        MissingRole::LeastPrivilege(UserRole::User),
+    )
+    .unwrap()
+    .map("admin", UserRole::Admin)
+    .unwrap()
+    .map("member", UserRole::User)
+    .unwrap()
+}
+
+/// A Clerk event: a user's state as of `updated_at_ms`, in an envelope made
+/// a little later.
+fn user_event(kind: &str, id: &str, role: &str, updated_at_ms: i64) -> Value {
+    let mut data = clerk_user(id, role);
+    data["updated_at"] = json!(updated_at_ms);
+    json!({"type": kind, "object": "event", "timestamp": updated_at_ms + 7, "data": data})
+}
+
+/// Clerk's deletion: the id only, the event time in the envelope.
+fn deletion_event(id: &str, timestamp_ms: i64) -> Value {
+    json!({
+        "type": "user.deleted", "object": "event", "timestamp": timestamp_ms,
+        "data": {"id": id, "deleted": true, "object": "user"},
+    })
+}
+
+/// A webhook endpoint over loopback and the session manager it acts on,
+/// both on one directory: the in-memory one behind the user cache, as a
+/// deployment with the hybrid layer composes them.
+struct Webhooks {
+    clock: Arc<ManualClock>,
+    users: Arc<InMemoryExternalUserDirectory<UserRole>>,
+    directory: Arc<CachedExternalUserDirectory<UserRole>>,
+    sessions: Tessera<UserRole>,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Webhooks {
+    async fn spawn() -> Self {
+        let clock = ManualClock::starting_at(START);
+        let users =
+            Arc::new(InMemoryExternalUserDirectory::<UserRole>::new().with_clock(clock.clone()));
+        let directory = Arc::new(CachedExternalUserDirectory::new(
+            users.clone(),
+            UserCachePolicy::new(100, time::Duration::seconds(60)),
+            clock.clone(),
+        ));
+        let sessions: Tessera<UserRole> = Tessera::builder(
+            KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
+            ISSUER,
+            AUDIENCE,
+        )
+        .lifetimes(lifetimes())
+        .clock(clock.clone())
+        .user_directory(users.clone())
+        .build();
+        let hook = UserWebhook::new(
+            WebhookVerifier::new(
+                WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(SECRET))).unwrap(),
+            )
+            .with_clock(clock.clone()),
+            Arc::new(JsonUserEventDecoder::new(IDP, mapping())),
+            ApplyUserEvent::new(directory.clone(), sessions.revoke().clone()),
+        );
+        let app = Router::new()
+            .route("/webhooks/users", post(user_webhook::<UserRole>))
+            .with_state(hook);
+        let addr = crate::http_support::serve(app).await;
+        Self {
+            clock,
+            users,
+            directory,
+            sessions,
+            url: format!("http://{addr}/webhooks/users"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Delivers `payload` as message `id`, signed now; the status.
+    async fn deliver(&self, id: &str, payload: &Value) -> u16 {
+        let delivery = sign(SECRET, id, self.clock.seconds(), payload);
+        deliver(&self.client, &self.url, &delivery).await
+    }
+
+    async fn find(&self, id: &str) -> Option<ExternalUser<UserRole>> {
+        self.directory
+            .find_by_external_id(IDP, &ExternalSubject::parse(id).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// A session for the stored user `id`, as an exchange would issue.
+    fn sign_in(&self, id: &ExternalUser<UserRole>) -> tessera::application::SessionToken {
+        self.sessions
+            .establish()
+            .execute(EstablishRequest {
+                user_id: id.user.user_id,
+                role: id.user.role,
+                capabilities: id.user.capabilities.clone(),
+                tenant: None,
+                authenticated_at: None,
+            })
+            .unwrap()
+            .token
+    }
+}
+
+#[tokio::test]
+async fn out_of_order_updates_keep_the_newer_role() {
+    let hooks = Webhooks::spawn().await;
+    let created = user_event("user.created", "user_order", "admin", T0_MS);
+    assert_eq!(hooks.deliver("msg_created", &created).await, 204);
+    let admin = hooks.find("user_order").await.unwrap();
+    assert_eq!(admin.user.role, UserRole::Admin);
+    let token = hooks.sign_in(&admin);
+
+    // Demoted at +2 s, and that update arrives first ...
+    let demote = user_event("user.updated", "user_order", "member", T0_MS + 2_000);
+    assert_eq!(hooks.deliver("msg_demote", &demote).await, 204);
+    // ... then a promotion made at +1 s, delayed in the provider's queue.
+    let late = user_event("user.updated", "user_order", "admin", T0_MS + 1_000);
+    assert_eq!(
+        hooks.deliver("msg_late", &late).await,
+        204,
+        "accepted, so the provider stops retrying"
+    );
+
+    let stored = hooks.find("user_order").await.unwrap();
+    assert_eq!(stored.user.role, UserRole::User, "the newer role stands");
+    assert_eq!(stored.user.user_id, admin.user.user_id);
+    assert_eq!(hooks.users.len(), 1);
+    // The admin's session rotates to the newer role, not back to admin.
+    let rotated = hooks
+        .sessions
+        .rotate()
+        .execute(token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(rotated.session.role(), &UserRole::User);
+}
+
+#[tokio::test]
+async fn an_update_delivered_after_the_deletion_does_not_bring_the_user_back() {
+    let hooks = Webhooks::spawn().await;
+    let created = user_event("user.created", "user_gone", "member", T0_MS);
+    assert_eq!(hooks.deliver("msg_created", &created).await, 204);
+    let token = hooks.sign_in(&hooks.find("user_gone").await.unwrap());
+
+    assert_eq!(
+        hooks
+            .deliver("msg_deleted", &deletion_event("user_gone", T0_MS + 3_000))
+            .await,
+        204
+    );
+    assert!(matches!(
+        hooks.sessions.verify().execute(token.expose_secret()),
+        Err(VerifyError::Revoked(_))
+    ));
+
+    // An update made before the deletion, delivered after it; and the
+    // creation, redelivered under a new id.
+    let late = user_event("user.updated", "user_gone", "admin", T0_MS + 2_000);
+    assert_eq!(hooks.deliver("msg_late", &late).await, 204);
+    assert_eq!(hooks.deliver("msg_created_again", &created).await, 204);
+
+    assert_eq!(hooks.find("user_gone").await, None, "still deleted");
+    assert_eq!(hooks.users.len(), 0);
+    assert_eq!(hooks.users.tombstones(), 1);
+    assert!(matches!(
+        hooks.sessions.verify().execute(token.expose_secret()),
+        Err(VerifyError::Revoked(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_retried_identical_event_is_harmless() {
+    let hooks = Webhooks::spawn().await;
+    let created = user_event("user.created", "user_retry", "member", T0_MS);
+    assert_eq!(hooks.deliver("msg_created", &created).await, 204);
+    let promote = user_event("user.updated", "user_retry", "admin", T0_MS + 1_000);
+    assert_eq!(hooks.deliver("msg_promote", &promote).await, 204);
+    let admin = hooks.find("user_retry").await.unwrap();
+    assert_eq!(admin.user.role, UserRole::Admin);
+    hooks.clock.advance(1);
+    let token = hooks.sign_in(&admin);
+    hooks.clock.advance(1);
+
+    // The same event again under another message id, which the replay
+    // cache cannot recognise (another instance got the first, or it has
+    // left the window): applied again, to the same effect.
+    assert_eq!(hooks.deliver("msg_promote_again", &promote).await, 204);
+    assert_eq!(hooks.find("user_retry").await, Some(admin.clone()));
+    assert_eq!(hooks.users.len(), 1);
+    let verified = hooks
+        .sessions
+        .verify()
+        .execute(token.expose_secret())
+        .unwrap();
+    assert_eq!(
+        verified.rotation(),
+        RotationNeed::NotDue,
+        "no permissions-changed mark: nothing changed"
+    );
+    assert_eq!(verified.session().role(), &UserRole::Admin);
+
+    // A deletion twice: the user is gone once, and stays gone.
+    let deleted = deletion_event("user_retry", T0_MS + 5_000);
+    assert_eq!(hooks.deliver("msg_deleted", &deleted).await, 204);
+    assert_eq!(hooks.deliver("msg_deleted_again", &deleted).await, 204);
+    assert_eq!(hooks.find("user_retry").await, None);
+    assert_eq!(hooks.users.tombstones(), 1);
+}
+
+async fn who(session: Session, provider: Option<ProviderUser<UserRole>>) -> String {
+    match provider {
+        Some(user) => format!("provider {} {}", user.user_id(), user.role()),
+        None => format!("session {}", session.user_id()),
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_users_provider_token_is_refused_by_the_exchange_and_the_hybrid_layer() {
+    let hooks = Webhooks::spawn().await;
+    let idp_key = SigningKey::generate(JwsAlgorithm::Es256, "idp-1").unwrap();
+    let verifier = Arc::new(JwksTokenVerifier::new(
+        IdentityProvider::builder(IDP, mapping())
+            .skip_audience_check()
+            .algorithms(&[JwsAlgorithm::Es256])
+            .clock(hooks.clock.clone())
+            .static_keys(KeyRing::verify_only(vec![idp_key.verification_key()]).unwrap())
+            .build()
+            .unwrap(),
+    ));
+    let exchange = Router::new()
+        .route("/token", post(exchange_token::<UserRole>))
+        .with_state(
+            hooks
+                .sessions
+                .exchange(verifier.clone(), hooks.directory.clone()),
+        );
+    let exchange = format!(
+        "http://{}/token",
+        crate::http_support::serve(exchange).await
+    );
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/me", Requirement::Authenticated))
+        .build()
+        .unwrap();
+    let layer = hooks
+        .sessions
+        .hybrid_layer(policy, verifier, ResolveUser::new(hooks.directory.clone()))
+        .unwrap();
+    let me = Router::new().route("/me", get(who)).layer(layer);
+    let me = format!("http://{}/me", crate::http_support::serve(me).await);
+
+    // The provider's token, valid for ten minutes.
+    let claims = json!({
+        "iss": IDP, "sub": "user_token", "iat": START - 5, "exp": START + 600,
+        "public_metadata": {"role": "member"},
+    });
+    let header = jose::encode_header(&idp_key, "JWT");
+    let provider_token =
+        jose::sign_compact(&idp_key, &header, claims.to_string().as_bytes()).unwrap();
+    let exchange_status = || async {
+        hooks
+            .client
+            .post(&exchange)
+            .bearer_auth(&provider_token)
+            .send()
+            .await
+            .unwrap()
+    };
+    let me_status = || async {
+        hooks
+            .client
+            .get(&me)
+            .bearer_auth(&provider_token)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    // Signed in: the exchange creates the local user, the hybrid layer finds it.
+    let response = exchange_status().await;
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    let session = body["access_token"].as_str().unwrap().to_owned();
+    let response = me_status().await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().starts_with("provider "));
+    assert_eq!(hooks.users.len(), 1);
+
+    // Deleted at the provider, a second later.
+    hooks.clock.advance(1);
+    let deleted = deletion_event("user_token", (START + 1) * 1000);
+    assert_eq!(hooks.deliver("msg_deleted", &deleted).await, 204);
+
+    // The provider token has minutes left; it recreates no one and is refused.
+    for response in [exchange_status().await, me_status().await] {
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
+    }
+    assert_eq!(hooks.users.len(), 0, "not recreated");
+    assert_eq!(hooks.find("user_token").await, None);
+    assert!(matches!(
+        hooks.sessions.verify().execute(&session),
+        Err(VerifyError::Revoked(_))
+    ));
 }

@@ -18,7 +18,7 @@
 //!
 //! | outcome | status | body `error` |
 //! |---|---|---|
-//! | applied, or an event type not acted on | 204 | — |
+//! | applied, an event type not acted on, or an event overtaken by a newer one or by the user's deletion (see [Order](#order)) | 204 | — |
 //! | a redelivery of a message already applied (same id, new timestamp) | 204, not applied again | — |
 //! | a header missing, repeated or malformed | 400 | `missing_header` / `malformed_header` |
 //! | body over the cap | 413 | `payload_too_large` |
@@ -42,6 +42,20 @@
 //! only once its event is applied: a delivery that fails (400 payload, 503)
 //! leaves no trace, so the provider's retry is applied normally.
 //!
+//! # Order
+//!
+//! Deliveries are applied as they come, and providers deliver in no
+//! particular order: the directory puts events back in the provider's order
+//! by the instants they carry (see
+//! [`ExternalUserDirectory`](tessera_application::external::ExternalUserDirectory#ordering-and-deletions)),
+//! so that an older update arriving late changes nothing and an update
+//! arriving after the deletion does not bring the user back. A deletion
+//! whose payload carries no instant is dated by its delivery: the
+//! `webhook-timestamp`, rounded up to the next second, which is after the
+//! deletion on the provider's clock. Updates are never dated that way: the
+//! time of an attempt would make a retried old update look newer than the
+//! user's current state.
+//!
 //! [Standard Webhooks]: https://www.standardwebhooks.com/
 
 use std::collections::HashSet;
@@ -57,10 +71,11 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tessera_application::external::{UserEventDecoder, UserEventError};
+use tessera_application::external::{UserEvent, UserEventDecoder, UserEventError};
 use tessera_application::ports::Clock;
 use tessera_application::{ApplyUserEvent, ApplyUserEventError, UserEventOutcome};
 use tessera_domain::Role;
+use time::OffsetDateTime;
 
 use crate::gateway::SystemTime;
 use crate::replay::{Refusal, ReplayCache};
@@ -628,7 +643,9 @@ impl<R: Role> UserWebhook<R> {
     }
 
     /// Verifies one delivery, decodes it and applies it. The id is recorded
-    /// only when the event is applied.
+    /// only when the event is applied. A deletion the payload does not date
+    /// is dated by the delivery's timestamp, rounded up to the next second
+    /// (see the [module docs](self#order)).
     ///
     /// # Errors
     ///
@@ -645,7 +662,18 @@ impl<R: Role> UserWebhook<R> {
             Delivery::New(delivery) => delivery,
             Delivery::AlreadyApplied { .. } => return Ok(WebhookOutcome::AlreadyApplied),
         };
-        let event = self.decoder.decode(body).map_err(WebhookError::Payload)?;
+        let event = match self.decoder.decode(body).map_err(WebhookError::Payload)? {
+            UserEvent::Deleted {
+                issuer,
+                subject,
+                as_of: None,
+            } => UserEvent::Deleted {
+                issuer,
+                subject,
+                as_of: after_delivery(delivery.timestamp()),
+            },
+            event => event,
+        };
         let outcome = self
             .apply
             .execute(event)
@@ -654,6 +682,13 @@ impl<R: Role> UserWebhook<R> {
         delivery.complete();
         Ok(WebhookOutcome::Applied(outcome))
     }
+}
+
+/// The first whole second after a delivery made at `timestamp` (Unix
+/// seconds, rounded down by the sender): later than anything the delivery
+/// reports, on the sender's clock. `None` off the calendar.
+fn after_delivery(timestamp: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(timestamp.saturating_add(1)).ok()
 }
 
 /// An axum handler for a provider's user webhooks: mount it as
@@ -729,7 +764,7 @@ mod tests {
     use tessera_application::RevokeSession;
     use tessera_application::external::{
         ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory,
-        MockUserEventDecoder, Upserted, UserEvent,
+        MockUserEventDecoder, UpsertOutcome, Upserted,
     };
     use tessera_application::ports::{
         DirectoryError, DirectoryUser, MockClock, MockRevocationStore,
@@ -1169,6 +1204,7 @@ mod tests {
             email: None,
             name: None,
             enabled: None,
+            as_of: None,
         }
     }
 
@@ -1244,10 +1280,10 @@ mod tests {
             .with(eq(profile()))
             .times(1)
             .returning(|_| {
-                Ok(Upserted {
+                Ok(UpsertOutcome::Written(Upserted {
                     current: stored(),
                     previous: None,
-                })
+                }))
             });
         let hook = hook(decoding_once(), users);
         let headers = signed(SECRET_A, ID, NOW, BODY);
@@ -1281,10 +1317,10 @@ mod tests {
             .times(1)
             .in_sequence(&mut sequence)
             .returning(|_| {
-                Ok(Upserted {
+                Ok(UpsertOutcome::Written(Upserted {
                     current: stored(),
                     previous: None,
-                })
+                }))
             });
         let mut decoder = MockUserEventDecoder::new();
         decoder
@@ -1327,10 +1363,10 @@ mod tests {
     async fn the_axum_handler_answers_204_401_and_413() {
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(1).returning(|_| {
-            Ok(Upserted {
+            Ok(UpsertOutcome::Written(Upserted {
                 current: stored(),
                 previous: None,
-            })
+            }))
         });
         let app = Router::new()
             .route("/hooks/users", post(user_webhook::<UserRole>))
@@ -1365,5 +1401,79 @@ mod tests {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(u64::MAX));
         let declared = app.oneshot(request(headers, Vec::new())).await.unwrap();
         assert_eq!(declared.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    fn deleting(as_of: Option<OffsetDateTime>) -> MockUserEventDecoder<UserRole> {
+        let mut decoder = MockUserEventDecoder::new();
+        decoder.expect_decode().times(1).returning(move |_| {
+            Ok(UserEvent::Deleted {
+                issuer: ISSUER.into(),
+                subject: subject(),
+                as_of,
+            })
+        });
+        decoder
+    }
+
+    #[tokio::test]
+    async fn an_undated_deletion_is_dated_just_after_its_delivery() {
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_delete_external()
+            .with(
+                eq(ISSUER),
+                eq(subject()),
+                eq(Some(OffsetDateTime::from_unix_timestamp(NOW - 9).unwrap())),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(None));
+        let hook = hook(deleting(None), users);
+        assert_eq!(
+            hook.handle(&signed(SECRET_A, ID, NOW - 10, BODY), BODY)
+                .await
+                .unwrap(),
+            WebhookOutcome::Applied(UserEventOutcome::Nothing)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dated_deletion_and_an_undated_update_keep_what_the_payload_says() {
+        let dated = OffsetDateTime::from_unix_timestamp(NOW - 3_600).unwrap();
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_delete_external()
+            .with(eq(ISSUER), eq(subject()), eq(Some(dated)))
+            .times(1)
+            .returning(|_, _, _| Ok(None));
+        let deletion = hook(deleting(Some(dated)), users);
+        deletion
+            .handle(&signed(SECRET_A, ID, NOW, BODY), BODY)
+            .await
+            .unwrap();
+
+        // An update is never dated by its delivery.
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_upsert_external()
+            .with(eq(profile()))
+            .times(1)
+            .returning(|_| Ok(UpsertOutcome::Stale(stored())));
+        let hook = hook(decoding_once(), users);
+        assert_eq!(
+            hook.handle(&signed(SECRET_A, ID, NOW, BODY), BODY)
+                .await
+                .unwrap(),
+            WebhookOutcome::Applied(UserEventOutcome::Stale(user()))
+        );
+    }
+
+    #[test]
+    fn the_instant_after_a_delivery_is_its_next_second_or_none_off_the_calendar() {
+        assert_eq!(
+            after_delivery(NOW),
+            Some(OffsetDateTime::from_unix_timestamp(NOW + 1).unwrap())
+        );
+        assert_eq!(after_delivery(999_999_999_999), None);
+        assert_eq!(after_delivery(i64::MAX), None);
     }
 }

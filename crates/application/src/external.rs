@@ -11,6 +11,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_domain::{Role, RoleError};
@@ -264,6 +265,11 @@ pub trait ExternalTokenVerifier<R: Role>: Send + Sync + 'static {
 
 /// What a provider says about one of its users, to create or update the
 /// local record with.
+///
+/// Webhooks arrive at least once and in no particular order, so a profile
+/// read from one carries [`as_of`](Self::as_of): the instant at the
+/// provider that it describes. The directory orders profiles by it (see
+/// [`ExternalUserDirectory::upsert_external`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalProfile<R> {
     /// The provider's issuer.
@@ -279,10 +285,20 @@ pub struct ExternalProfile<R> {
     /// Whether the user may sign in; `None` keeps the stored value (a new
     /// record is enabled).
     pub enabled: Option<bool>,
+    /// The provider's instant this profile describes: when the provider
+    /// last changed the user (Clerk's `updated_at`). It MUST NOT be later
+    /// than that change, or a stale profile could win over a newer one.
+    ///
+    /// `None` when unknown, as for a profile built from a token's claims
+    /// at request time: such a profile updates a live record whatever the
+    /// record reflects, but never recreates a deleted user.
+    pub as_of: Option<OffsetDateTime>,
 }
 
 impl<R: Role> ExternalProfile<R> {
-    /// The profile a verified token describes (enabled state unchanged).
+    /// The profile a verified token describes (enabled state unchanged, no
+    /// [`as_of`](Self::as_of): a token says who the user is, not when the
+    /// provider last changed them).
     #[must_use]
     pub fn from_identity(identity: &ExternalIdentity<R>) -> Self {
         Self {
@@ -292,6 +308,7 @@ impl<R: Role> ExternalProfile<R> {
             email: identity.email.clone(),
             name: identity.name.clone(),
             enabled: None,
+            as_of: None,
         }
     }
 }
@@ -311,7 +328,7 @@ pub struct ExternalUser<R> {
     pub name: Option<String>,
 }
 
-/// What an upsert did.
+/// A profile written by an upsert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upserted<R> {
     /// The record as stored now.
@@ -320,11 +337,79 @@ pub struct Upserted<R> {
     pub previous: Option<ExternalUser<R>>,
 }
 
+/// What [`ExternalUserDirectory::upsert_external`] did with a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpsertOutcome<R> {
+    /// The profile was written: the record created or updated.
+    Written(Upserted<R>),
+    /// The profile is older than what the record already reflects: nothing
+    /// was written. Holds the record as stored.
+    Stale(ExternalUser<R>),
+    /// The provider deleted the account, and the profile is not newer than
+    /// the deletion (or has no [`as_of`](ExternalProfile::as_of)): nothing
+    /// was written and there is no local user.
+    Deleted {
+        /// The instant the directory records for the deletion.
+        deleted_as_of: OffsetDateTime,
+    },
+}
+
+impl<R> UpsertOutcome<R> {
+    /// The record as stored after the upsert: the written one, or the stale
+    /// profile's untouched one; `None` for a deleted account.
+    #[must_use]
+    pub fn stored(&self) -> Option<&ExternalUser<R>> {
+        match self {
+            Self::Written(upserted) => Some(&upserted.current),
+            Self::Stale(stored) => Some(stored),
+            Self::Deleted { .. } => None,
+        }
+    }
+}
+
+/// How long a directory keeps the tombstone of a deleted provider account
+/// unless configured otherwise: 30 days, far longer than any provider
+/// retries a webhook or lets a token live.
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// Local users linked to provider accounts, found by the provider's id.
 ///
 /// This is a separate port from [`UserDirectory`](crate::ports::UserDirectory)
 /// so that adapters can add it without changing that one; an adapter
 /// usually implements both, so that rotation finds linked users.
+///
+/// # Ordering and deletions
+///
+/// A provider's webhooks arrive at least once and out of order, so writes
+/// are ordered by the provider's own instants, not by arrival.
+/// Implementations MUST:
+///
+/// - remember, per account, the latest [`as_of`](ExternalProfile::as_of)
+///   they applied (an upsert without one leaves it as it is);
+/// - ignore an upsert whose `as_of` is older than that
+///   ([`UpsertOutcome::Stale`], the stored record unchanged), and apply one
+///   whose `as_of` is equal (a retried delivery is applied again, to the
+///   same effect) or newer, or absent (request-time sync from a token);
+/// - on a deletion, remove the user and keep a **tombstone** of the
+///   account recording the deletion's instant: the deletion's `as_of`, or
+///   the time the directory applies it when it has none, and never earlier
+///   than the `as_of` the record reflected or an earlier deletion recorded
+///   (a deletion always wins over what was seen before it). A deletion of
+///   an unknown account leaves a tombstone too, since its `user.created`
+///   may still be on its way;
+/// - refuse ([`UpsertOutcome::Deleted`]) an upsert on a tombstone unless
+///   its `as_of` is strictly newer than the deletion, in which case a new
+///   user (with a new local id) is created. An upsert without `as_of` never
+///   recreates a deleted user: a deleted user's provider token, still
+///   unexpired, must not bring them back;
+/// - keep each tombstone at least for their retention period (default
+///   [`DEFAULT_TOMBSTONE_RETENTION`]), and then MAY forget it, after which
+///   the account is unknown again.
+///
+/// Implementations may keep instants at a coarser precision than
+/// nanoseconds (PostgreSQL keeps microseconds) and compare them at that
+/// precision.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ExternalUserDirectory<R: Role>: Send + Sync + 'static {
@@ -342,12 +427,17 @@ pub trait ExternalUserDirectory<R: Role>: Send + Sync + 'static {
     ) -> Result<Option<ExternalUser<R>>, DirectoryError>;
 
     /// Creates the local user for a provider account, or updates it (role,
-    /// email, name, and `enabled` when given). A new user gets a fresh
-    /// local id; an existing one keeps its id, capabilities and tenant.
+    /// email, name, and `enabled` when given), unless the profile is older
+    /// than the record ([`UpsertOutcome::Stale`]) or the account was
+    /// deleted ([`UpsertOutcome::Deleted`]), as the
+    /// [ordering rules](ExternalUserDirectory#ordering-and-deletions) say.
+    /// A new user gets a fresh local id; an existing one keeps its id,
+    /// capabilities and tenant.
     ///
     /// Implementations MUST be race-safe: concurrent first upserts of one
     /// `(issuer, subject)` create exactly one record, and every caller gets
-    /// that record back.
+    /// that record back; an upsert and a deletion of one account take
+    /// effect one after the other, never interleaved.
     ///
     /// # Errors
     ///
@@ -355,10 +445,13 @@ pub trait ExternalUserDirectory<R: Role>: Send + Sync + 'static {
     async fn upsert_external(
         &self,
         profile: ExternalProfile<R>,
-    ) -> Result<Upserted<R>, DirectoryError>;
+    ) -> Result<UpsertOutcome<R>, DirectoryError>;
 
     /// Removes the local user linked to a provider account, returning it if
-    /// there was one.
+    /// there was one, and leaves a tombstone of the account recording the
+    /// deletion at `as_of` (or, when `None`, at the time the directory
+    /// applies it), as the
+    /// [ordering rules](ExternalUserDirectory#ordering-and-deletions) say.
     ///
     /// # Errors
     ///
@@ -367,6 +460,7 @@ pub trait ExternalUserDirectory<R: Role>: Send + Sync + 'static {
         &self,
         issuer: &str,
         subject: &ExternalSubject,
+        as_of: Option<OffsetDateTime>,
     ) -> Result<Option<ExternalUser<R>>, DirectoryError>;
 }
 
@@ -381,6 +475,11 @@ pub enum UserEvent<R> {
         issuer: String,
         /// The provider's account id.
         subject: ExternalSubject,
+        /// When the provider deleted the user, or any instant after it
+        /// (never before: an instant too early would let a stale update
+        /// recreate the user); `None` when unknown, and the directory
+        /// records the time it applies the deletion.
+        as_of: Option<OffsetDateTime>,
     },
     /// An event the application does not act on (another event type).
     Ignored,

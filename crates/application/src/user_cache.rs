@@ -11,7 +11,7 @@ use tessera_domain::Role;
 use time::{Duration, OffsetDateTime};
 
 use crate::external::{
-    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, Upserted,
+    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
 };
 use crate::ports::{Clock, DirectoryError};
 
@@ -313,16 +313,16 @@ impl<R: Role> ExternalUserDirectory<R> for CachedExternalUserDirectory<R> {
     async fn upsert_external(
         &self,
         profile: ExternalProfile<R>,
-    ) -> Result<Upserted<R>, DirectoryError> {
+    ) -> Result<UpsertOutcome<R>, DirectoryError> {
         let (issuer, subject) = (profile.issuer.clone(), profile.subject.clone());
         let since = self.forget(&issuer, &subject);
         let result = self.inner.upsert_external(profile).await;
-        match &result {
-            // Kept only if no other write started meanwhile: of two
-            // concurrent upserts, which one the directory applied last is
-            // unknown here, so neither is cached.
-            Ok(upserted) => self.put(&upserted.current, since),
-            Err(_) => {
+        // Kept only if no other write started meanwhile: of two concurrent
+        // upserts, which one the directory applied last is unknown here, so
+        // neither is cached. A deleted account has nothing to keep.
+        match result.as_ref().map(UpsertOutcome::stored) {
+            Ok(Some(stored)) => self.put(stored, since),
+            Ok(None) | Err(_) => {
                 self.forget(&issuer, &subject);
             }
         }
@@ -333,9 +333,10 @@ impl<R: Role> ExternalUserDirectory<R> for CachedExternalUserDirectory<R> {
         &self,
         issuer: &str,
         subject: &ExternalSubject,
+        as_of: Option<OffsetDateTime>,
     ) -> Result<Option<ExternalUser<R>>, DirectoryError> {
         self.invalidate(issuer, subject);
-        let result = self.inner.delete_external(issuer, subject).await;
+        let result = self.inner.delete_external(issuer, subject, as_of).await;
         self.forget(issuer, subject);
         result
     }
@@ -348,7 +349,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::external::MockExternalUserDirectory;
+    use crate::external::{MockExternalUserDirectory, Upserted};
     use crate::ports::DirectoryUser;
     use crate::testing::{NOW, at};
     use tessera_domain::{UserId, UserRole};
@@ -398,6 +399,7 @@ mod tests {
             email: None,
             name: None,
             enabled: None,
+            as_of: None,
         }
     }
 
@@ -500,15 +502,16 @@ mod tests {
             .with(eq(profile(1, UserRole::Admin)))
             .times(1)
             .returning(|_| {
-                Ok(Upserted {
+                Ok(UpsertOutcome::Written(Upserted {
                     current: stored(1, UserRole::Admin),
                     previous: Some(stored(1, UserRole::User)),
-                })
+                }))
             });
         inner
             .expect_delete_external()
+            .with(eq(ISSUER), eq(subject(1)), eq(Some(at(NOW))))
             .times(1)
-            .returning(|_, _| Ok(Some(stored(1, UserRole::Admin))));
+            .returning(|_, _, _| Ok(Some(stored(1, UserRole::Admin))));
         let (cache, _clock) = cache(inner, 10, 60);
         let before = cache.find_by_external_id(ISSUER, &subject(1)).await;
         assert_eq!(before.unwrap().unwrap().user.role, UserRole::User);
@@ -519,8 +522,52 @@ mod tests {
         // Served from the cache (the directory's find ran once), new role.
         let after = cache.find_by_external_id(ISSUER, &subject(1)).await;
         assert_eq!(after.unwrap().unwrap().user.role, UserRole::Admin);
-        cache.delete_external(ISSUER, &subject(1)).await.unwrap();
+        cache
+            .delete_external(ISSUER, &subject(1), Some(at(NOW)))
+            .await
+            .unwrap();
         assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stale_upsert_caches_the_stored_record_and_a_deleted_account_nothing() {
+        let mut inner = MockExternalUserDirectory::new();
+        inner
+            .expect_upsert_external()
+            .with(eq(profile(1, UserRole::Admin)))
+            .times(1)
+            .returning(|_| Ok(UpsertOutcome::Stale(stored(1, UserRole::User))));
+        inner
+            .expect_upsert_external()
+            .with(eq(profile(2, UserRole::Admin)))
+            .times(1)
+            .returning(|_| {
+                Ok(UpsertOutcome::Deleted {
+                    deleted_as_of: at(NOW),
+                })
+            });
+        finds(&mut inner, 1, 0);
+        inner
+            .expect_find_by_external_id()
+            .with(eq(ISSUER), eq(subject(2)))
+            .times(1)
+            .returning(|_, _| Ok(None));
+        let (cache, _clock) = cache(inner, 10, 60);
+        cache
+            .upsert_external(profile(1, UserRole::Admin))
+            .await
+            .unwrap();
+        cache
+            .upsert_external(profile(2, UserRole::Admin))
+            .await
+            .unwrap();
+        assert_eq!(cache.len(), 1);
+        // The stored record, served from the cache: the stale role is not.
+        let found = cache.find_by_external_id(ISSUER, &subject(1)).await;
+        assert_eq!(found.unwrap().unwrap().user.role, UserRole::User);
+        // The deleted account reads the directory, which knows no user.
+        let found = cache.find_by_external_id(ISSUER, &subject(2)).await;
+        assert_eq!(found.unwrap(), None);
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@ use tessera_domain::{Role, SessionEntity};
 
 use super::establish::{EstablishError, EstablishRequest, EstablishSession};
 use crate::external::{
-    ExternalProfile, ExternalTokenError, ExternalTokenVerifier, ExternalUser, ExternalUserDirectory,
+    ExternalProfile, ExternalTokenError, ExternalTokenVerifier, ExternalUser,
+    ExternalUserDirectory, UpsertOutcome,
 };
 use crate::ports::DirectoryError;
 use crate::token::SessionToken;
@@ -44,6 +45,10 @@ pub enum ExchangeError {
     /// The local user is disabled.
     #[error("user is disabled")]
     UserDisabled,
+    /// The provider deleted the user: the directory holds the account's
+    /// tombstone, which a token, however valid, never undoes.
+    #[error("the provider deleted the user")]
+    UserDeleted,
     /// The session could not be established (authentication too old, or
     /// signing failed).
     #[error("session could not be established")]
@@ -58,6 +63,7 @@ impl ExchangeError {
             Self::Token(e) => e.code(),
             Self::Directory(_) => "directory_unavailable",
             Self::UserDisabled => "user_disabled",
+            Self::UserDeleted => "unknown_user",
             Self::Establish(EstablishError::Token(_)) => "signing_failed",
             Self::Establish(_) => "authentication_unusable",
         }
@@ -70,7 +76,7 @@ impl ExchangeError {
             Self::Token(e) => e.is_unavailable(),
             Self::Directory(_) => true,
             Self::Establish(EstablishError::Token(_)) => true,
-            Self::UserDisabled | Self::Establish(_) => false,
+            Self::UserDisabled | Self::UserDeleted | Self::Establish(_) => false,
         }
     }
 }
@@ -111,22 +117,31 @@ impl<R: Role> ExchangeToken<R> {
     /// session for that user with the local role, capabilities and tenant,
     /// authenticated when the provider says (`auth_time`, else `iat`).
     ///
+    /// A user the provider deleted is not recreated by their token, which
+    /// is refused with [`ExchangeError::UserDeleted`].
+    ///
     /// # Errors
     ///
     /// [`ExchangeError`]: the token refused, the directory failing, the
-    /// user disabled, or the session not establishable.
+    /// user disabled or deleted, or the session not establishable.
     pub async fn execute(&self, provider_token: &str) -> Result<ExchangedToken<R>, ExchangeError> {
         let identity = self
             .verifier
             .verify(provider_token)
             .await
             .map_err(ExchangeError::Token)?;
-        let upserted = self
+        let outcome = self
             .users
             .upsert_external(ExternalProfile::from_identity(&identity))
             .await
             .map_err(ExchangeError::Directory)?;
-        let user = upserted.current;
+        let (user, created) = match outcome {
+            UpsertOutcome::Written(upserted) => (upserted.current, upserted.previous.is_none()),
+            // A token's profile has no instant and so is never stale; were
+            // it, the stored record would be the newer truth.
+            UpsertOutcome::Stale(stored) => (stored, false),
+            UpsertOutcome::Deleted { .. } => return Err(ExchangeError::UserDeleted),
+        };
         if !user.user.enabled {
             return Err(ExchangeError::UserDisabled);
         }
@@ -147,7 +162,7 @@ impl<R: Role> ExchangeToken<R> {
             session,
             expires_in,
             user,
-            created: upserted.previous.is_none(),
+            created,
         })
     }
 }
@@ -244,10 +259,10 @@ mod tests {
             }))
             .times(1)
             .returning(|_| {
-                Ok(Upserted {
+                Ok(UpsertOutcome::Written(Upserted {
                     current: stored(true),
                     previous: None,
-                })
+                }))
             });
         let mut codec = MockSessionTokenCodec::new();
         codec
@@ -278,10 +293,10 @@ mod tests {
         let verifier = verifier_returning(|| Ok(identity(None)));
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(1).returning(|_| {
-            Ok(Upserted {
+            Ok(UpsertOutcome::Written(Upserted {
                 current: stored(true),
                 previous: Some(stored(true)),
-            })
+            }))
         });
         let mut codec = MockSessionTokenCodec::new();
         codec
@@ -318,10 +333,10 @@ mod tests {
         let verifier = verifier_returning(|| Ok(identity(None)));
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(1).returning(|_| {
-            Ok(Upserted {
+            Ok(UpsertOutcome::Written(Upserted {
                 current: stored(false),
                 previous: Some(stored(false)),
-            })
+            }))
         });
         let mut codec = MockSessionTokenCodec::new();
         codec.expect_encode().times(0);
@@ -356,5 +371,31 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ExchangeError::Directory(_)));
         assert!(err.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn exchange_refuses_a_deleted_users_token_without_issuing() {
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_upsert_external()
+            .with(function(|p: &ExternalProfile<UserRole>| {
+                p.subject.as_str() == "user_2abc" && p.as_of.is_none()
+            }))
+            .times(1)
+            .returning(|_| {
+                Ok(UpsertOutcome::Deleted {
+                    deleted_as_of: at(NOW - 30),
+                })
+            });
+        let mut codec = MockSessionTokenCodec::new();
+        codec.expect_encode().times(0);
+        let err = exchange(verifier, users, codec, 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExchangeError::UserDeleted));
+        assert_eq!(err.code(), "unknown_user");
+        assert!(!err.is_unavailable(), "a refusal (401), not a 503");
     }
 }

@@ -8,7 +8,7 @@ use tessera_domain::Role;
 
 use crate::external::{
     ExternalIdentity, ExternalProfile, ExternalUser, ExternalUserDirectory, IdentityProviderUsers,
-    ProviderUserError,
+    ProviderUserError, UpsertOutcome,
 };
 use crate::ports::DirectoryError;
 
@@ -68,8 +68,10 @@ pub enum ResolveUserError {
     /// mapped.
     #[error("provider user API could not describe the user")]
     Provider(#[source] ProviderUserError),
-    /// The provider's user API does not know the token's subject (deleted
-    /// since the token was issued).
+    /// The provider no longer knows the token's subject: deleted since the
+    /// token was issued. Either its user API says so, or the directory
+    /// holds the account's tombstone (the provider's deletion webhook was
+    /// applied), which a token, however valid, never undoes.
     #[error("the provider does not know the user")]
     UnknownAtProvider,
     /// The local user is disabled.
@@ -114,7 +116,10 @@ struct WrongAccount;
 /// on a miss the user is built from the token's claims, or fetched from the
 /// provider's user API when so configured, and upserted. Concurrent first
 /// requests for one user create one record, as the directory's upsert
-/// guarantees. Put a
+/// guarantees. A user the provider deleted (a tombstone in the directory)
+/// is not recreated: the request fails with
+/// [`ResolveUserError::UnknownAtProvider`], as when the provider's API does
+/// not know the user, so a deleted user's unexpired token is refused. Put a
 /// [`CachedExternalUserDirectory`](crate::user_cache::CachedExternalUserDirectory)
 /// in front of the directory to serve repeated lookups from memory.
 #[derive(Clone)]
@@ -215,15 +220,23 @@ impl<R: Role> ResolveUser<R> {
                 (profile, ResolvedFrom::ProviderApi)
             }
         };
-        let upserted = self
+        let outcome = self
             .users
             .upsert_external(profile)
             .await
             .map_err(ResolveUserError::Directory)?;
+        let (user, created) = match outcome {
+            UpsertOutcome::Written(upserted) => (upserted.current, upserted.previous.is_none()),
+            // Only a profile with an instant can be stale: one from the
+            // provider's API, overtaken by a webhook. The stored record is
+            // the newer truth.
+            UpsertOutcome::Stale(stored) => (stored, false),
+            UpsertOutcome::Deleted { .. } => return Err(ResolveUserError::UnknownAtProvider),
+        };
         Ok(ResolvedUser {
-            user: upserted.current,
+            user,
             from,
-            created: upserted.previous.is_none(),
+            created,
         })
     }
 }
@@ -284,6 +297,7 @@ mod tests {
             email: Some("api@example.com".into()),
             name: Some("Ada".into()),
             enabled: Some(true),
+            as_of: None,
         }
     }
 
@@ -309,10 +323,10 @@ mod tests {
             .returning(move |p| {
                 let mut current = stored(p.role, true);
                 current.email = p.email;
-                Ok(Upserted {
+                Ok(UpsertOutcome::Written(Upserted {
                     current,
                     previous: previous.clone(),
-                })
+                }))
             });
     }
 
@@ -420,10 +434,10 @@ mod tests {
 
         let mut users = finding(None);
         users.expect_upsert_external().times(1).returning(|_| {
-            Ok(Upserted {
+            Ok(UpsertOutcome::Written(Upserted {
                 current: stored(UserRole::User, false),
                 previous: Some(stored(UserRole::User, false)),
-            })
+            }))
         });
         let err = run(&resolve(users, None), &identity(None))
             .await
@@ -510,5 +524,47 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_users_token_does_not_recreate_them_and_is_refused_as_unknown() {
+        let mut users = finding(None);
+        let id = identity(Some("a@example.com"));
+        users
+            .expect_upsert_external()
+            .with(eq(ExternalProfile::from_identity(&id)))
+            .times(1)
+            .returning(|_| {
+                Ok(UpsertOutcome::Deleted {
+                    deleted_as_of: at(NOW - 30),
+                })
+            });
+        let err = run(&resolve(users, None), &id).await.unwrap_err();
+        assert!(matches!(err, ResolveUserError::UnknownAtProvider));
+        assert_eq!(err.code(), "unknown_user");
+        assert!(!err.is_unavailable(), "a refusal (401), not a 503");
+    }
+
+    #[tokio::test]
+    async fn a_provider_api_profile_overtaken_by_a_webhook_yields_the_stored_record() {
+        let mut users = finding(None);
+        let mut fetched = api_profile();
+        fetched.as_of = Some(at(NOW - 100));
+        let answer = fetched.clone();
+        users
+            .expect_upsert_external()
+            .with(eq(fetched))
+            .times(1)
+            .returning(|_| Ok(UpsertOutcome::Stale(stored(UserRole::Admin, true))));
+        let mut api = MockIdentityProviderUsers::new();
+        api.expect_fetch_user()
+            .with(eq(ISSUER), eq(subject()))
+            .times(1)
+            .returning(move |_, _| Ok(Some(answer.clone())));
+        let resolve = resolve(users, Some((api, ProviderApiUse::Always)));
+        let out = run(&resolve, &identity(None)).await.unwrap();
+        assert_eq!(out.user, stored(UserRole::Admin, true));
+        assert_eq!(out.from, ResolvedFrom::ProviderApi);
+        assert!(!out.created);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tessera_domain::{Role, UserId};
 
 use super::revoke::{RevokeError, RevokeRequest, RevokeSession};
-use crate::external::{ExternalUserDirectory, UserEvent};
+use crate::external::{ExternalUserDirectory, UpsertOutcome, UserEvent};
 use crate::ports::{DirectoryError, WatermarkScope};
 
 /// What applying an event did.
@@ -26,7 +26,15 @@ pub enum UserEventOutcome {
     },
     /// A local user was deleted and force-logged-out.
     Deleted(UserId),
-    /// Nothing to do: an unknown user deleted, or an event type not acted on.
+    /// The event is older than what the local user already reflects (a
+    /// delivery overtaken by a newer one): nothing changed.
+    Stale(UserId),
+    /// The event would recreate a user the provider deleted, and is not
+    /// newer than the deletion (a delivery overtaken by the deletion):
+    /// nothing changed.
+    AlreadyDeleted,
+    /// Nothing to do: an unknown user deleted (a tombstone is kept), or an
+    /// event type not acted on.
     Nothing,
 }
 
@@ -68,10 +76,17 @@ impl<R: Role> ApplyUserEvent<R> {
     ///
     /// - created or updated: upsert the local user; if it is now disabled,
     ///   force-logout every session of it; if its role changed, mark its
-    ///   permissions changed, so that sessions rotate with the new role;
-    /// - deleted: remove the local user and force-logout every session of it.
+    ///   permissions changed, so that sessions rotate with the new role. An
+    ///   event older than the stored record, or not newer than the user's
+    ///   deletion, changes nothing ([`UserEventOutcome::Stale`],
+    ///   [`UserEventOutcome::AlreadyDeleted`]): the directory orders events
+    ///   by the provider's instants (see
+    ///   [`ExternalUserDirectory`](crate::external::ExternalUserDirectory#ordering-and-deletions));
+    /// - deleted: remove the local user, leaving a tombstone, and
+    ///   force-logout every session of it.
     ///
-    /// Applying the same event twice leaves the same state.
+    /// Applying the same event twice leaves the same state, and so does
+    /// applying events in any order.
     ///
     /// # Errors
     ///
@@ -83,11 +98,18 @@ impl<R: Role> ApplyUserEvent<R> {
     ) -> Result<UserEventOutcome, ApplyUserEventError> {
         match event {
             UserEvent::Upserted(profile) => {
-                let upserted = self
+                let outcome = self
                     .users
                     .upsert_external(profile)
                     .await
                     .map_err(ApplyUserEventError::Directory)?;
+                let upserted = match outcome {
+                    UpsertOutcome::Written(upserted) => upserted,
+                    UpsertOutcome::Stale(stored) => {
+                        return Ok(UserEventOutcome::Stale(stored.user.user_id));
+                    }
+                    UpsertOutcome::Deleted { .. } => return Ok(UserEventOutcome::AlreadyDeleted),
+                };
                 let current = &upserted.current.user;
                 let user_id = current.user_id;
                 let logged_out = !current.enabled;
@@ -115,10 +137,14 @@ impl<R: Role> ApplyUserEvent<R> {
                     },
                 })
             }
-            UserEvent::Deleted { issuer, subject } => {
+            UserEvent::Deleted {
+                issuer,
+                subject,
+                as_of,
+            } => {
                 let deleted = self
                     .users
-                    .delete_external(&issuer, &subject)
+                    .delete_external(&issuer, &subject, as_of)
                     .await
                     .map_err(ApplyUserEventError::Directory)?;
                 match deleted {
@@ -152,6 +178,7 @@ mod tests {
     use crate::ports::{DirectoryUser, MockClock, MockRevocationStore, WatermarkKind};
     use crate::testing::*;
     use tessera_domain::UserRole;
+    use time::OffsetDateTime;
 
     const ISSUER: &str = "https://idp.example";
 
@@ -183,6 +210,7 @@ mod tests {
             email: None,
             name: None,
             enabled,
+            as_of: None,
         }
     }
 
@@ -207,7 +235,7 @@ mod tests {
         users
             .expect_upsert_external()
             .times(1)
-            .return_once(|_| Ok(Upserted { current, previous }));
+            .return_once(|_| Ok(UpsertOutcome::Written(Upserted { current, previous })));
     }
 
     #[tokio::test]
@@ -292,9 +320,9 @@ mod tests {
         let mut users = MockExternalUserDirectory::new();
         users
             .expect_delete_external()
-            .with(eq(ISSUER), eq(subject()))
+            .with(eq(ISSUER), eq(subject()), eq(Some(at(NOW - 5))))
             .times(1)
-            .returning(|_, _| Ok(Some(stored(UserRole::User, true))));
+            .returning(|_, _, _| Ok(Some(stored(UserRole::User, true))));
         let mut store = MockRevocationStore::new();
         store
             .expect_set_watermark()
@@ -309,6 +337,7 @@ mod tests {
             .execute(UserEvent::Deleted {
                 issuer: ISSUER.into(),
                 subject: subject(),
+                as_of: Some(at(NOW - 5)),
             })
             .await
             .unwrap();
@@ -320,14 +349,16 @@ mod tests {
         let mut users = MockExternalUserDirectory::new();
         users
             .expect_delete_external()
+            .with(eq(ISSUER), eq(subject()), eq(None::<OffsetDateTime>))
             .times(1)
-            .returning(|_, _| Ok(None));
+            .returning(|_, _, _| Ok(None));
         let mut store = MockRevocationStore::new();
         store.expect_set_watermark().times(0);
         let outcome = apply(users, store, 0)
             .execute(UserEvent::Deleted {
                 issuer: ISSUER.into(),
                 subject: subject(),
+                as_of: None,
             })
             .await
             .unwrap();
@@ -340,7 +371,7 @@ mod tests {
         users
             .expect_delete_external()
             .times(1)
-            .returning(|_, _| Ok(Some(stored(UserRole::User, true))));
+            .returning(|_, _, _| Ok(Some(stored(UserRole::User, true))));
         let mut store = MockRevocationStore::new();
         store
             .expect_set_watermark()
@@ -350,9 +381,76 @@ mod tests {
             .execute(UserEvent::Deleted {
                 issuer: ISSUER.into(),
                 subject: subject(),
+                as_of: None,
             })
             .await
             .unwrap_err();
         assert!(matches!(err, ApplyUserEventError::Revoke(_)));
+    }
+
+    #[tokio::test]
+    async fn the_profile_reaches_the_directory_with_its_instant() {
+        let mut sent = profile(UserRole::Admin, None);
+        sent.as_of = Some(at(NOW - 60));
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_upsert_external()
+            .with(eq(sent.clone()))
+            .times(1)
+            .return_once(|_| {
+                Ok(UpsertOutcome::Written(Upserted {
+                    current: stored(UserRole::Admin, true),
+                    previous: Some(stored(UserRole::Admin, true)),
+                }))
+            });
+        let mut store = MockRevocationStore::new();
+        store.expect_set_watermark().times(0);
+        let outcome = apply(users, store, 0)
+            .execute(UserEvent::Upserted(sent))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            UserEventOutcome::Updated {
+                user_id: user(),
+                logged_out: false,
+                permissions_changed: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_event_changes_nothing_and_revokes_nothing() {
+        let mut users = MockExternalUserDirectory::new();
+        // Stored disabled: a written update would force-logout again.
+        users
+            .expect_upsert_external()
+            .times(1)
+            .return_once(|_| Ok(UpsertOutcome::Stale(stored(UserRole::User, false))));
+        let mut store = MockRevocationStore::new();
+        store.expect_set_watermark().times(0);
+        let outcome = apply(users, store, 0)
+            .execute(UserEvent::Upserted(profile(UserRole::Admin, Some(true))))
+            .await
+            .unwrap();
+        assert_eq!(outcome, UserEventOutcome::Stale(user()));
+    }
+
+    #[tokio::test]
+    async fn an_event_overtaken_by_the_deletion_changes_nothing_and_revokes_nothing() {
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(1).return_once(|_| {
+            Ok(UpsertOutcome::Deleted {
+                deleted_as_of: at(NOW - 1),
+            })
+        });
+        users.expect_delete_external().times(0);
+        let mut store = MockRevocationStore::new();
+        store.expect_set_watermark().times(0);
+        let outcome = apply(users, store, 0)
+            .execute(UserEvent::Upserted(profile(UserRole::Admin, None)))
+            .await
+            .unwrap();
+        assert_eq!(outcome, UserEventOutcome::AlreadyDeleted);
     }
 }

@@ -2,42 +2,65 @@
 //! shared by every instance (feature `postgres`).
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{PgPool, Postgres, Transaction};
 use tessera_application::external::{
-    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, Upserted,
+    DEFAULT_TOMBSTONE_RETENTION, ExternalProfile, ExternalSubject, ExternalUser,
+    ExternalUserDirectory, UpsertOutcome, Upserted,
 };
 use tessera_application::ports::{DirectoryError, DirectoryUser, UserDirectory};
 use tessera_domain::{Role, UserId};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::postgres::directory::{UserRow, invalid, to_user};
 use crate::postgres::{InvalidUserRecord, PostgresUserDirectory};
 
 /// Provider accounts in `tessera_external_accounts (issuer, subject,
-/// user_id, email, name)`, each linked to one `tessera_users` row (see
-/// [`migrate`](crate::postgres::migrate), migration 3).
+/// user_id, email, name, as_of, deleted_at)`, each linked to one
+/// `tessera_users` row or, once deleted, kept as a tombstone (see
+/// [`migrate`](crate::postgres::migrate), migrations 3 and 4).
 ///
 /// Implements [`ExternalUserDirectory`] and [`UserDirectory`], so that
 /// sessions exchanged for provider tokens rotate with the stored role.
 ///
 /// [`upsert_external`](ExternalUserDirectory::upsert_external) is race-safe
-/// across instances: in one transaction it claims the account with
-/// `INSERT .. ON CONFLICT (issuer, subject) DO UPDATE .. RETURNING user_id`
-/// (carrying a fresh user id), which makes concurrent first upserts of one
-/// account wait for one another on that row; the one whose fresh id comes
-/// back creates the user, the others lock and update it. There is no
-/// check-then-insert window.
+/// across instances: in one transaction it claims the account with a single
+/// `INSERT .. ON CONFLICT (issuer, subject) DO UPDATE .. RETURNING` statement
+/// (carrying a fresh user id), which makes concurrent upserts and deletions
+/// of one account wait for one another on that row and tells the claimant
+/// what the row holds; the upsert whose fresh id comes back creates the
+/// user, the others lock the user and update both rows in one statement, or
+/// roll back, leaving them as they are, when their profile is stale or the
+/// row is a tombstone. There is no check-then-insert window.
+/// [`delete_external`](ExternalUserDirectory::delete_external) claims the
+/// row the same way, then detaches and deletes the user in one statement,
+/// leaving the row as the tombstone.
+///
+/// Instants are kept to the microsecond (PostgreSQL's `timestamptz`); a
+/// profile's `as_of` is truncated to the microsecond before it is compared
+/// or stored. Deletions without an instant, and tombstones' retention, are
+/// dated by the database's clock (`now()`).
+///
+/// Tombstones are kept for the retention period
+/// ([`with_tombstone_retention`](Self::with_tombstone_retention), by
+/// default [`DEFAULT_TOMBSTONE_RETENTION`]) and deleted by the first purge
+/// after that: every deletion purges first (a failed purge is logged and
+/// does not stop the deletion), and so does
+/// [`purge_tombstones`](Self::purge_tombstones), for a scheduled job.
 pub struct PostgresExternalUserDirectory<R> {
     pool: PgPool,
     users: PostgresUserDirectory<R>,
+    retention: Duration,
     role: PhantomData<fn() -> R>,
 }
 
 impl<R> std::fmt::Debug for PostgresExternalUserDirectory<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresExternalUserDirectory")
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +70,7 @@ impl<R> Clone for PostgresExternalUserDirectory<R> {
         Self {
             pool: self.pool.clone(),
             users: self.users.clone(),
+            retention: self.retention,
             role: PhantomData,
         }
     }
@@ -63,17 +87,27 @@ type AccountRow = (
     bool,
 );
 
+/// An account row as a claim finds it: its user (`None` for a tombstone),
+/// email, name and instant.
+type ClaimRow = (
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<OffsetDateTime>,
+);
+
 const FIND: &str = "SELECT a.user_id, a.email, a.name, u.role, u.capabilities, u.tenant, u.enabled
      FROM tessera_external_accounts a JOIN tessera_users u ON u.id = a.user_id
      WHERE a.issuer = $1 AND a.subject = $2";
 
 /// Claims the account: inserts it with a fresh user id, or (on conflict)
-/// locks the existing row and returns it with its email and name as they
-/// were. `updated_at` is the only column the conflict branch writes.
-const CLAIM: &str = "INSERT INTO tessera_external_accounts (issuer, subject, user_id, email, name)
-     VALUES ($1, $2, $3, $4, $5)
+/// locks the existing row, live or tombstone, and returns it as it was.
+/// `updated_at` is the only column the conflict branch writes.
+const CLAIM: &str =
+    "INSERT INTO tessera_external_accounts (issuer, subject, user_id, email, name, as_of)
+     VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (issuer, subject) DO UPDATE SET updated_at = now()
-     RETURNING user_id, email, name";
+     RETURNING user_id, email, name, as_of";
 
 const CREATE_USER: &str = "INSERT INTO tessera_users (id, role, enabled) VALUES ($1, $2, $3)
      RETURNING role, capabilities, tenant, enabled";
@@ -81,53 +115,119 @@ const CREATE_USER: &str = "INSERT INTO tessera_users (id, role, enabled) VALUES 
 const LOCK_USER: &str =
     "SELECT role, capabilities, tenant, enabled FROM tessera_users WHERE id = $1 FOR UPDATE";
 
-const UPDATE_USER: &str = "UPDATE tessera_users
-     SET role = $2, enabled = coalesce($3, enabled), updated_at = now()
-     WHERE id = $1
+/// Updates a live account (claimed) and its user in one statement: the
+/// provider's fields on the account (a profile without an instant keeps
+/// the stored one), role and `enabled` (when given) on the user.
+const UPDATE: &str = "WITH account AS (
+         UPDATE tessera_external_accounts
+         SET email = $4, name = $5, as_of = coalesce($6, as_of)
+         WHERE issuer = $1 AND subject = $2
+     )
+     UPDATE tessera_users
+     SET role = $7, enabled = coalesce($8, enabled), updated_at = now()
+     WHERE id = $3
      RETURNING role, capabilities, tenant, enabled";
 
-const UPDATE_ACCOUNT: &str = "UPDATE tessera_external_accounts SET email = $3, name = $4
-     WHERE issuer = $1 AND subject = $2";
-
-const DELETE: &str = "WITH a AS (
-         DELETE FROM tessera_external_accounts WHERE issuer = $1 AND subject = $2
-         RETURNING user_id, email, name
-     ), u AS (
-         DELETE FROM tessera_users WHERE id IN (SELECT user_id FROM a)
-         RETURNING id, role, capabilities, tenant, enabled
+/// Brings a tombstone (claimed) back to life with a new user `$3`, for a
+/// profile newer than its deletion, in one statement.
+const REVIVE: &str = "WITH account AS (
+         UPDATE tessera_external_accounts
+         SET user_id = $3, email = $4, name = $5, as_of = $6, deleted_at = NULL
+         WHERE issuer = $1 AND subject = $2
      )
-     SELECT a.user_id, a.email, a.name, u.role, u.capabilities, u.tenant, u.enabled
-     FROM a JOIN u ON u.id = a.user_id";
+     INSERT INTO tessera_users (id, role, enabled) VALUES ($3, $7, coalesce($8, true))
+     RETURNING role, capabilities, tenant, enabled";
+
+/// Claims the account for a deletion: inserts its tombstone (dated `$3`,
+/// or now), or (on conflict) locks the existing row; a tombstone's instant
+/// moves up to `$3` if later, a live row is returned as it was.
+const MARK_DELETED: &str = "INSERT INTO tessera_external_accounts AS a
+         (issuer, subject, user_id, as_of, deleted_at)
+     VALUES ($1, $2, NULL, coalesce($3, now()), now())
+     ON CONFLICT (issuer, subject) DO UPDATE
+     SET as_of = CASE WHEN a.user_id IS NULL THEN GREATEST(a.as_of, EXCLUDED.as_of)
+                      ELSE a.as_of END,
+         updated_at = now()
+     RETURNING user_id, email, name";
+
+/// Turns the live account `$1, $2` (claimed) into its tombstone and deletes
+/// its user `$4`. The account is detached from the user in the same
+/// statement, so the foreign key's cascade finds nothing to delete.
+const DELETE_USER: &str = "WITH account AS (
+         UPDATE tessera_external_accounts
+         SET user_id = NULL, email = NULL, name = NULL,
+             as_of = GREATEST(as_of, coalesce($3, now())), deleted_at = now()
+         WHERE issuer = $1 AND subject = $2
+     )
+     DELETE FROM tessera_users WHERE id = $4
+     RETURNING role, capabilities, tenant, enabled";
+
+/// Deletes the tombstones at least `$1` seconds old. Seconds as a double,
+/// compared with the tombstone's age, so that no retention can overflow a
+/// timestamp.
+const PURGE: &str = "DELETE FROM tessera_external_accounts
+     WHERE user_id IS NULL AND extract(epoch FROM now() - deleted_at) >= $1";
 
 impl<R: Role> PostgresExternalUserDirectory<R> {
     /// A directory on `pool`, whose schema [`migrate`](crate::postgres::migrate)
-    /// has brought up to date.
+    /// has brought up to date, keeping tombstones for
+    /// [`DEFAULT_TOMBSTONE_RETENTION`].
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
         Self {
             users: PostgresUserDirectory::new(pool.clone()),
             pool,
+            retention: DEFAULT_TOMBSTONE_RETENTION,
             role: PhantomData,
         }
+    }
+
+    /// How long a deleted account's tombstone is kept at least (measured
+    /// from when the deletion was applied, by the database's clock). Zero
+    /// deletes it at the next purge. Instances sharing the tables should
+    /// share it: each purges by its own.
+    #[must_use]
+    pub fn with_tombstone_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Deletes the tombstones older than the retention period; returns how
+    /// many. Every deletion does this first; call it from a scheduled job
+    /// to reclaim them when deletions are rare.
+    ///
+    /// # Errors
+    ///
+    /// [`DirectoryError::Unavailable`] when the database cannot be written.
+    pub async fn purge_tombstones(&self) -> Result<u64, DirectoryError> {
+        let purged = sqlx::query(PURGE)
+            .bind(self.retention.as_secs_f64())
+            .execute(&self.pool)
+            .await
+            .map_err(database)?
+            .rows_affected();
+        if purged > 0 {
+            tracing::debug!(purged, "provider account tombstones purged");
+        }
+        Ok(purged)
     }
 
     async fn upsert_in(
         tx: &mut Transaction<'_, Postgres>,
         profile: ExternalProfile<R>,
-    ) -> Result<Upserted<R>, DirectoryError> {
+    ) -> Result<UpsertOutcome<R>, DirectoryError> {
         let fresh = Uuid::now_v7();
-        let (user_id, old_email, old_name): (Uuid, Option<String>, Option<String>) =
-            sqlx::query_as(CLAIM)
-                .bind(&profile.issuer)
-                .bind(profile.subject.as_str())
-                .bind(fresh)
-                .bind(profile.email.as_deref())
-                .bind(profile.name.as_deref())
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(database)?;
-        let id =
-            UserId::from_uuid(user_id).map_err(|e| DirectoryError::InvalidRecord(Box::new(e)))?;
+        let as_of = profile.as_of.map(to_microseconds);
+        let (user_id, old_email, old_name, stored_as_of): ClaimRow = sqlx::query_as(CLAIM)
+            .bind(&profile.issuer)
+            .bind(profile.subject.as_str())
+            .bind(fresh)
+            .bind(profile.email.as_deref())
+            .bind(profile.name.as_deref())
+            .bind(as_of)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(database)?;
         let account = |user, email, name| ExternalUser {
             user,
             issuer: profile.issuer.clone(),
@@ -136,25 +236,46 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             name,
         };
 
+        let Some(user_id) = user_id else {
+            let deleted_as_of = stored_as_of
+                .ok_or_else(|| DirectoryError::InvalidRecord(Box::new(UndatedTombstone)))?;
+            // Only a profile strictly newer than the deletion recreates the
+            // user; one without an instant never does.
+            if as_of.is_none_or(|as_of| as_of <= deleted_as_of) {
+                return Ok(UpsertOutcome::Deleted { deleted_as_of });
+            }
+            let row: UserRow = Self::write(REVIVE, tx, fresh, &profile, as_of).await?;
+            let current = account(
+                to_user(user_id_of(fresh)?, row)?,
+                profile.email.clone(),
+                profile.name.clone(),
+            );
+            return Ok(UpsertOutcome::Written(Upserted {
+                current,
+                previous: None,
+            }));
+        };
+
         if user_id == fresh {
             let row: UserRow = sqlx::query_as(CREATE_USER)
-                .bind(user_id)
+                .bind(fresh)
                 .bind(profile.role.name())
                 .bind(profile.enabled.unwrap_or(true))
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(database)?;
             let current = account(
-                to_user(id, row)?,
+                to_user(user_id_of(fresh)?, row)?,
                 profile.email.clone(),
                 profile.name.clone(),
             );
-            return Ok(Upserted {
+            return Ok(UpsertOutcome::Written(Upserted {
                 current,
                 previous: None,
-            });
+            }));
         }
 
+        let id = user_id_of(user_id)?;
         let before: Option<UserRow> = sqlx::query_as(LOCK_USER)
             .bind(user_id)
             .fetch_optional(&mut **tx)
@@ -162,32 +283,102 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             .map_err(database)?;
         let before = before.ok_or_else(|| DirectoryError::InvalidRecord(Box::new(DanglingLink)))?;
         let previous = account(to_user(id, before)?, old_email, old_name);
-        let after: UserRow = sqlx::query_as(UPDATE_USER)
-            .bind(user_id)
-            .bind(profile.role.name())
-            .bind(profile.enabled)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(database)?;
-        sqlx::query(UPDATE_ACCOUNT)
-            .bind(&profile.issuer)
-            .bind(profile.subject.as_str())
-            .bind(profile.email.as_deref())
-            .bind(profile.name.as_deref())
-            .execute(&mut **tx)
-            .await
-            .map_err(database)?;
+        if let (Some(new), Some(stored)) = (as_of, stored_as_of)
+            && new < stored
+        {
+            return Ok(UpsertOutcome::Stale(previous));
+        }
+        let after = Self::write(UPDATE, tx, user_id, &profile, as_of).await?;
         let current = account(
             to_user(id, after)?,
             profile.email.clone(),
             profile.name.clone(),
         );
-        Ok(Upserted {
+        Ok(UpsertOutcome::Written(Upserted {
             current,
             previous: Some(previous),
-        })
+        }))
+    }
+
+    /// Runs [`UPDATE`] or [`REVIVE`] for `profile` on the account's user
+    /// `user_id`, returning the user row as written.
+    async fn write(
+        sql: &'static str,
+        tx: &mut Transaction<'_, Postgres>,
+        user_id: Uuid,
+        profile: &ExternalProfile<R>,
+        as_of: Option<OffsetDateTime>,
+    ) -> Result<UserRow, DirectoryError> {
+        sqlx::query_as(sql)
+            .bind(&profile.issuer)
+            .bind(profile.subject.as_str())
+            .bind(user_id)
+            .bind(profile.email.as_deref())
+            .bind(profile.name.as_deref())
+            .bind(as_of)
+            .bind(profile.role.name())
+            .bind(profile.enabled)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(database)
+    }
+
+    async fn delete_in(
+        tx: &mut Transaction<'_, Postgres>,
+        issuer: &str,
+        subject: &ExternalSubject,
+        as_of: Option<OffsetDateTime>,
+    ) -> Result<Option<ExternalUser<R>>, DirectoryError> {
+        let as_of = as_of.map(to_microseconds);
+        let (user_id, email, name): (Option<Uuid>, Option<String>, Option<String>) =
+            sqlx::query_as(MARK_DELETED)
+                .bind(issuer)
+                .bind(subject.as_str())
+                .bind(as_of)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(database)?;
+        // No user: the account was unknown or already deleted, and its
+        // tombstone is written.
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        let id = user_id_of(user_id)?;
+        let row: Option<UserRow> = sqlx::query_as(DELETE_USER)
+            .bind(issuer)
+            .bind(subject.as_str())
+            .bind(as_of)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(database)?;
+        let row = row.ok_or_else(|| DirectoryError::InvalidRecord(Box::new(DanglingLink)))?;
+        Ok(Some(ExternalUser {
+            user: to_user(id, row)?,
+            issuer: issuer.to_owned(),
+            subject: subject.clone(),
+            email,
+            name,
+        }))
     }
 }
+
+fn user_id_of(id: Uuid) -> Result<UserId, DirectoryError> {
+    UserId::from_uuid(id).map_err(|e| DirectoryError::InvalidRecord(Box::new(e)))
+}
+
+/// `t` truncated to the microsecond, the precision PostgreSQL keeps, so that
+/// what is compared is what is stored.
+fn to_microseconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+/// A tombstone row without an instant (possible only if the table's check
+/// was dropped by hand).
+#[derive(Debug, thiserror::Error)]
+#[error("provider account tombstone has no deletion instant")]
+struct UndatedTombstone;
 
 /// An account row whose user row is missing (possible only if the
 /// foreign key was dropped by hand).
@@ -239,25 +430,35 @@ impl<R: Role> ExternalUserDirectory<R> for PostgresExternalUserDirectory<R> {
     async fn upsert_external(
         &self,
         profile: ExternalProfile<R>,
-    ) -> Result<Upserted<R>, DirectoryError> {
+    ) -> Result<UpsertOutcome<R>, DirectoryError> {
         let mut tx = self.pool.begin().await.map_err(database)?;
-        let upserted = Self::upsert_in(&mut tx, profile).await?;
-        tx.commit().await.map_err(database)?;
-        Ok(upserted)
+        let outcome = Self::upsert_in(&mut tx, profile).await?;
+        if let UpsertOutcome::Written(_) = outcome {
+            tx.commit().await.map_err(database)?;
+        } else {
+            // Stale or deleted: nothing to keep (the claim only touched
+            // `updated_at`).
+            tx.rollback().await.map_err(database)?;
+        }
+        Ok(outcome)
     }
 
     async fn delete_external(
         &self,
         issuer: &str,
         subject: &ExternalSubject,
+        as_of: Option<OffsetDateTime>,
     ) -> Result<Option<ExternalUser<R>>, DirectoryError> {
-        let row: Option<AccountRow> = sqlx::query_as(DELETE)
-            .bind(issuer)
-            .bind(subject.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(database)?;
-        row.map(|row| to_external(issuer, subject, row)).transpose()
+        if let Err(e) = self.purge_tombstones().await {
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "provider account tombstones could not be purged"
+            );
+        }
+        let mut tx = self.pool.begin().await.map_err(database)?;
+        let deleted = Self::delete_in(&mut tx, issuer, subject, as_of).await?;
+        tx.commit().await.map_err(database)?;
+        Ok(deleted)
     }
 }
 

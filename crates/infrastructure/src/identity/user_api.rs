@@ -234,6 +234,10 @@ impl<R: Role> HttpUserApi<R> {
             email,
             name,
             enabled,
+            // Not read: like a token's claims, the profile is request-time
+            // sync, which updates a live record and never overrides a
+            // deleted account's tombstone.
+            as_of: None,
         })
     }
 }

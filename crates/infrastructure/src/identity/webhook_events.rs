@@ -8,6 +8,7 @@ use tessera_application::external::{
     ExternalProfile, ExternalSubject, UserEvent, UserEventDecoder, UserEventError,
 };
 use tessera_domain::Role;
+use time::OffsetDateTime;
 
 use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError};
 use super::payload::Leaf;
@@ -27,6 +28,30 @@ use super::payload::Leaf;
 /// true; the role at the mapping's role path. The role goes through the
 /// mapping exactly as in tokens: a present role with no mapping is an
 /// error, never a default.
+///
+/// # Ordering instants
+///
+/// Deliveries arrive at least once and out of order; the directory puts
+/// them back in order by the provider's instants (see
+/// [`ExternalUserDirectory`](tessera_application::external::ExternalUserDirectory#ordering-and-deletions)).
+/// Both instants are JSON integers counting **milliseconds** since the
+/// Unix epoch, as Clerk writes them; another type is a malformed payload.
+///
+/// - An upsert's [`as_of`](ExternalProfile::as_of) is read from `data`, at
+///   `updated_at` by default ([`as_of_path`](Self::as_of_path)): the
+///   instant of the state the event carries. Never a later instant: an
+///   event's own time would let a retried older update beat a newer one.
+/// - A deletion's instant is the envelope's event time, at `timestamp` by
+///   default ([`event_time_path`](Self::event_time_path)): Clerk's
+///   `user.deleted` carries no user state, and the time the event was
+///   made is at or after the deletion, the same for every retry of it,
+///   signed with the body, and on the provider's clock like `updated_at`.
+///   The delivery's `webhook-timestamp` header is not seen here: it is the
+///   time of each attempt, in whole seconds, so it changes on every retry
+///   and, rounded down, may fall before an update made in the same second.
+///   When the envelope has no event time the deletion carries none, and
+///   whoever applies it dates it (the webhook handler of `tessera-http`
+///   uses the delivery's timestamp rounded up to the next second).
 ///
 /// ```
 /// use tessera_domain::UserRole;
@@ -53,6 +78,8 @@ pub struct JsonUserEventDecoder<R> {
     email_path: Option<Box<str>>,
     name_path: Option<Box<str>>,
     disabled_path: Option<Box<str>>,
+    as_of_path: Option<Box<str>>,
+    event_time_path: Option<Box<str>>,
 }
 
 /// A path checked by [`ClaimPath::parse`], kept as text.
@@ -78,6 +105,8 @@ impl<R: Role> JsonUserEventDecoder<R> {
             email_path: Some("email_addresses.0.email_address".into()),
             name_path: None,
             disabled_path: Some("banned".into()),
+            as_of_path: Some("updated_at".into()),
+            event_time_path: Some("timestamp".into()),
         }
     }
 
@@ -141,6 +170,30 @@ impl<R: Role> JsonUserEventDecoder<R> {
         Ok(self)
     }
 
+    /// Where, in `data`, the instant of the user's state lives: when the
+    /// provider last changed the user, in milliseconds since the Unix
+    /// epoch (`None`: not read, and upserts are not ordered).
+    ///
+    /// # Errors
+    ///
+    /// [`MappingConfigError::InvalidPath`].
+    pub fn as_of_path(mut self, path: Option<&str>) -> Result<Self, MappingConfigError> {
+        self.as_of_path = path.map(checked).transpose()?;
+        Ok(self)
+    }
+
+    /// Where, in the envelope (beside `type` and `data`), the time the
+    /// event was made lives, in milliseconds since the Unix epoch; it dates
+    /// deletions (`None`: not read).
+    ///
+    /// # Errors
+    ///
+    /// [`MappingConfigError::InvalidPath`].
+    pub fn event_time_path(mut self, path: Option<&str>) -> Result<Self, MappingConfigError> {
+        self.event_time_path = path.map(checked).transpose()?;
+        Ok(self)
+    }
+
     fn subject(&self, data: &Value) -> Result<ExternalSubject, UserEventError> {
         let id = lookup(data, &self.id_path).and_then(Value::as_str).ok_or(
             UserEventError::Malformed("user id is missing or not a string"),
@@ -159,6 +212,10 @@ impl<R: Role> JsonUserEventDecoder<R> {
             Some(Value::Bool(disabled)) => Some(*disabled),
             Some(_) => return Err(UserEventError::Malformed("disabled flag is not a boolean")),
         };
+        let as_of = milliseconds(
+            self.as_of_path.as_deref().and_then(|p| lookup(data, p)),
+            "user's updated time is not an integer of milliseconds",
+        )?;
         Ok(ExternalProfile {
             issuer: self.issuer.clone(),
             subject,
@@ -166,6 +223,7 @@ impl<R: Role> JsonUserEventDecoder<R> {
             email,
             name,
             enabled: disabled.map(|disabled| !disabled),
+            as_of,
         })
     }
 }
@@ -190,6 +248,12 @@ impl<R: Role> UserEventDecoder<R> for JsonUserEventDecoder<R> {
             return Ok(UserEvent::Deleted {
                 issuer: self.issuer.clone(),
                 subject: self.subject(data)?,
+                as_of: milliseconds(
+                    self.event_time_path
+                        .as_deref()
+                        .and_then(|p| lookup(&envelope, p)),
+                    "event time is not an integer of milliseconds",
+                )?,
             });
         }
         self.profile(data).map(UserEvent::Upserted)
@@ -203,6 +267,25 @@ fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
         Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
         _ => None,
     })
+}
+
+/// An optional instant written as milliseconds since the Unix epoch.
+fn milliseconds(
+    value: Option<&Value>,
+    wrong_type: &'static str,
+) -> Result<Option<OffsetDateTime>, UserEventError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(number)) => {
+            let millis = number
+                .as_i64()
+                .ok_or(UserEventError::Malformed(wrong_type))?;
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .map(Some)
+                .map_err(|_| UserEventError::Malformed(wrong_type))
+        }
+        Some(_) => Err(UserEventError::Malformed(wrong_type)),
+    }
 }
 
 fn optional_string(
@@ -274,8 +357,16 @@ mod tests {
                 {"id": "idn_2", "email_address": "alice@work.example"}
             ],
             "public_metadata": {"role": role},
-            "banned": banned
+            "banned": banned,
+            "updated_at": UPDATED_AT_MS
         })
+    }
+
+    /// Clerk's `updated_at`: 2022-05-31T16:16:31.514Z.
+    const UPDATED_AT_MS: i64 = 1_654_013_791_514;
+
+    fn millis(ms: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
     }
 
     #[test]
@@ -292,6 +383,7 @@ mod tests {
                 email: Some("alice@example.org".into()),
                 name: None,
                 enabled: Some(true),
+                as_of: Some(millis(UPDATED_AT_MS)),
             })
         );
     }
@@ -321,8 +413,128 @@ mod tests {
             UserEvent::Deleted {
                 issuer: ISSUER.into(),
                 subject: ExternalSubject::parse("user_1").unwrap(),
+                as_of: None,
             }
         );
+    }
+
+    #[test]
+    fn an_update_is_dated_by_the_users_updated_at_to_the_millisecond() {
+        let UserEvent::Upserted(profile) = decode(&json!({
+            "type": "user.updated",
+            "timestamp": UPDATED_AT_MS + 40,
+            "data": clerk_user(json!("member"), false)
+        }))
+        .unwrap() else {
+            panic!("expected an upsert");
+        };
+        // The state's instant, not the (later) event time.
+        let as_of = profile.as_of.unwrap();
+        assert_eq!(as_of, millis(UPDATED_AT_MS));
+        assert_eq!(as_of.unix_timestamp(), 1_654_013_791);
+        assert_eq!(as_of.millisecond(), 514);
+
+        let mut data = clerk_user(json!("member"), false);
+        data["updated_at"] = json!(null);
+        let UserEvent::Upserted(profile) =
+            decode(&json!({"type": "user.updated", "data": data})).unwrap()
+        else {
+            panic!("expected an upsert");
+        };
+        assert_eq!(profile.as_of, None, "null: unknown");
+    }
+
+    #[test]
+    fn a_deletion_is_dated_by_the_envelope_event_time_not_by_the_users_data() {
+        let event = decode(&json!({
+            "type": "user.deleted",
+            "object": "event",
+            "timestamp": 1_654_012_591_835_i64,
+            "data": {"deleted": true, "id": "user_1", "object": "user", "updated_at": 5}
+        }))
+        .unwrap();
+        assert_eq!(
+            event,
+            UserEvent::Deleted {
+                issuer: ISSUER.into(),
+                subject: ExternalSubject::parse("user_1").unwrap(),
+                as_of: Some(millis(1_654_012_591_835)),
+            }
+        );
+    }
+
+    #[test]
+    fn instants_that_are_not_integer_milliseconds_are_malformed() {
+        for updated_at in [
+            json!("2024-01-01T00:00:00Z"),
+            json!(1.654e12),
+            json!(true),
+            json!(i64::MAX),
+            json!(u64::MAX),
+        ] {
+            let mut data = clerk_user(json!("member"), false);
+            data["updated_at"] = updated_at.clone();
+            assert!(
+                matches!(
+                    decode(&json!({"type": "user.updated", "data": data})),
+                    Err(UserEventError::Malformed(_))
+                ),
+                "{updated_at}"
+            );
+        }
+        let deleted =
+            json!({"type": "user.deleted", "timestamp": "yesterday", "data": {"id": "u"}});
+        assert!(matches!(
+            decode(&deleted),
+            Err(UserEventError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn instant_paths_are_configurable_and_can_be_turned_off() {
+        let custom = decoder()
+            .as_of_path(Some("meta.changed_ms"))
+            .unwrap()
+            .event_time_path(Some("meta.sent_ms"))
+            .unwrap();
+        let mut data = clerk_user(json!("member"), false);
+        data["meta"] = json!({"changed_ms": 2_000});
+        let payload = json!({"type": "user.updated", "data": data});
+        let UserEvent::Upserted(profile) = custom.decode(payload.to_string().as_bytes()).unwrap()
+        else {
+            panic!("expected an upsert");
+        };
+        assert_eq!(profile.as_of, Some(millis(2_000)));
+        let payload =
+            json!({"type": "user.deleted", "meta": {"sent_ms": 3_000}, "data": {"id": "u"}});
+        let UserEvent::Deleted { as_of, .. } =
+            custom.decode(payload.to_string().as_bytes()).unwrap()
+        else {
+            panic!("expected a deletion");
+        };
+        assert_eq!(as_of, Some(millis(3_000)));
+
+        let off = custom
+            .as_of_path(None)
+            .unwrap()
+            .event_time_path(None)
+            .unwrap();
+        let payload = json!({"type": "user.updated", "data": clerk_user(json!("member"), false)});
+        let UserEvent::Upserted(profile) = off.decode(payload.to_string().as_bytes()).unwrap()
+        else {
+            panic!("expected an upsert");
+        };
+        assert_eq!(profile.as_of, None);
+        let payload = json!({"type": "user.deleted", "timestamp": 3_000, "data": {"id": "u"}});
+        let UserEvent::Deleted { as_of, .. } = off.decode(payload.to_string().as_bytes()).unwrap()
+        else {
+            panic!("expected a deletion");
+        };
+        assert_eq!(as_of, None);
+        assert!(matches!(
+            decoder().as_of_path(Some("")),
+            Err(MappingConfigError::InvalidPath(_))
+        ));
     }
 
     #[test]

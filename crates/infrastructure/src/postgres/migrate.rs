@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "external_accounts",
         include_str!("../../migrations/0003_external_accounts.sql"),
     ),
+    (
+        4,
+        "external_account_order",
+        include_str!("../../migrations/0004_external_account_order.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises concurrent [`migrate`] calls

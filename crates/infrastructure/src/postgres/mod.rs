@@ -41,13 +41,17 @@
 //! `tessera_session_logouts (session_id, until)`, `tessera_watermarks (kind,
 //! scope, subject, at)`, `tessera_users (id, role, capabilities, tenant,
 //! enabled)` and `tessera_external_accounts (issuer, subject, user_id,
-//! email, name)` (provider accounts linked to users, used by
+//! email, name, as_of, deleted_at)` (provider accounts linked to users, or
+//! tombstones of deleted ones, used by
 //! `identity::PostgresExternalUserDirectory`), plus
 //! `tessera_schema_migrations`, all in the first schema of
 //! the connection's `search_path` (give the pool a `search_path` option to
 //! keep them apart from the application's tables).
 //!
-//! Expired rows are deleted by every running store, every purge interval.
+//! Expired rows are deleted by every running store, every purge interval;
+//! tombstones of deleted provider accounts past their retention by the
+//! provider-user directory, at every deletion (and whenever its
+//! `purge_tombstones` is called).
 //! A row changed by hand reaches the caches only when they reload: send
 //! `SELECT pg_notify('tessera_revocations', 'resync')` (or the configured
 //! channel) afterwards. Force-logouts and claims-stale marks go through the

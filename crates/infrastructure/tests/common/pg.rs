@@ -48,6 +48,14 @@ fn skip(test: &str, why: &str) -> Option<TestDb> {
 /// A fresh, migrated schema for `test`, or `None` (after saying so) when
 /// there is no database to test against.
 pub(crate) async fn database(test: &str) -> Option<TestDb> {
+    let db = empty_database(test).await?;
+    migrate(&db.pool().await).await.unwrap();
+    Some(db)
+}
+
+/// A fresh schema for `test` with no tables at all (to migrate by hand),
+/// or `None` (after saying so) when there is no database to test against.
+pub(crate) async fn empty_database(test: &str) -> Option<TestDb> {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         return skip(test, "DATABASE_URL is not set");
     };
@@ -81,13 +89,11 @@ pub(crate) async fn database(test: &str) -> Option<TestDb> {
         .execute(&admin)
         .await
         .unwrap();
-    let db = TestDb {
+    Some(TestDb {
         options,
         schema,
         admin,
-    };
-    migrate(&db.pool().await).await.unwrap();
-    Some(db)
+    })
 }
 
 impl TestDb {

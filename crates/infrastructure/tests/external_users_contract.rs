@@ -1,0 +1,470 @@
+//! The provider-linked user directory contract, run against every adapter:
+//! the in-memory directory, and (feature `postgres`, with `DATABASE_URL`)
+//! the PostgreSQL one. It is the part of `ExternalUserDirectory` that
+//! webhooks delivered at least once and out of order depend on: ordering
+//! by the provider's instants, and tombstones of deleted accounts.
+
+// Test code: a panic is a failed test (clippy.toml allows these in `#[test]`
+// functions, but not in an integration test's helper functions).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use tessera_application::external::{
+    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome, Upserted,
+};
+use tessera_application::ports::UserDirectory;
+use tessera_domain::UserRole;
+use tessera_infrastructure::identity::InMemoryExternalUserDirectory;
+use time::{Duration, OffsetDateTime};
+
+const ISSUER: &str = "https://idp.example";
+const RACERS: usize = 32;
+
+/// What both ports of a directory adapter offer.
+trait Directory: ExternalUserDirectory<UserRole> + UserDirectory<UserRole> {}
+impl<D: ExternalUserDirectory<UserRole> + UserDirectory<UserRole>> Directory for D {}
+
+fn subject(s: &str) -> ExternalSubject {
+    ExternalSubject::parse(s).unwrap()
+}
+
+/// A webhook's profile of `sub`, as of `as_of` (Unix seconds) if given.
+fn profile(sub: &str, role: UserRole, as_of: Option<OffsetDateTime>) -> ExternalProfile<UserRole> {
+    ExternalProfile {
+        issuer: ISSUER.into(),
+        subject: subject(sub),
+        role,
+        email: Some(format!("{sub}@example.com")),
+        name: None,
+        enabled: None,
+        as_of,
+    }
+}
+
+fn written(outcome: UpsertOutcome<UserRole>) -> Upserted<UserRole> {
+    match outcome {
+        UpsertOutcome::Written(upserted) => upserted,
+        other => panic!("expected a write, got {other:?}"),
+    }
+}
+
+fn stale(outcome: UpsertOutcome<UserRole>) -> ExternalUser<UserRole> {
+    match outcome {
+        UpsertOutcome::Stale(stored) => stored,
+        other => panic!("expected a stale profile, got {other:?}"),
+    }
+}
+
+fn deleted_as_of(outcome: UpsertOutcome<UserRole>) -> OffsetDateTime {
+    match outcome {
+        UpsertOutcome::Deleted { deleted_as_of } => deleted_as_of,
+        other => panic!("expected a deleted account, got {other:?}"),
+    }
+}
+
+async fn found(directory: &dyn Directory, sub: &str) -> Option<ExternalUser<UserRole>> {
+    directory
+        .find_by_external_id(ISSUER, &subject(sub))
+        .await
+        .unwrap()
+}
+
+/// An older update delivered after a newer one is ignored; an equal one is
+/// applied again; an update without an instant applies but does not move
+/// the record's instant.
+async fn orders_updates_by_their_instant(directory: &dyn Directory) {
+    let newer = profile("user_order", UserRole::User, Some(at(T + 20)));
+    let created = written(directory.upsert_external(newer.clone()).await.unwrap());
+    assert!(created.previous.is_none());
+
+    // The delayed older update would grant admin and disable: ignored.
+    let mut older = profile("user_order", UserRole::Admin, Some(at(T + 10)));
+    older.enabled = Some(false);
+    older.email = Some("stale@example.com".into());
+    let stored = stale(directory.upsert_external(older).await.unwrap());
+    assert_eq!(stored, created.current, "the stored record, unchanged");
+    let now = found(directory, "user_order").await.unwrap();
+    assert_eq!(now, created.current);
+    assert_eq!(now.user.role, UserRole::User);
+    assert!(now.user.enabled);
+    let rotated = UserDirectory::find(directory, &now.user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rotated.role,
+        UserRole::User,
+        "sessions rotate to the newer role"
+    );
+
+    // The same delivery again: applied, to the same effect.
+    let retried = written(directory.upsert_external(newer).await.unwrap());
+    assert_eq!(retried.previous.as_ref(), Some(&created.current));
+    assert_eq!(retried.current, created.current);
+
+    // Newer: applied.
+    let newest = written(
+        directory
+            .upsert_external(profile("user_order", UserRole::Admin, Some(at(T + 30))))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(newest.current.user.role, UserRole::Admin);
+    assert_eq!(newest.current.user.user_id, created.current.user.user_id);
+
+    // Without an instant (a token): applied, and T + 30 still stands.
+    let synced = written(
+        directory
+            .upsert_external(profile("user_order", UserRole::Moderator, None))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(synced.current.user.role, UserRole::Moderator);
+    stale(
+        directory
+            .upsert_external(profile("user_order", UserRole::User, Some(at(T + 25))))
+            .await
+            .unwrap(),
+    );
+
+    // A record written without an instant takes the first one it is given.
+    written(
+        directory
+            .upsert_external(profile("user_undated", UserRole::User, None))
+            .await
+            .unwrap(),
+    );
+    written(
+        directory
+            .upsert_external(profile("user_undated", UserRole::Admin, Some(at(T + 1))))
+            .await
+            .unwrap(),
+    );
+    let stored = stale(
+        directory
+            .upsert_external(profile("user_undated", UserRole::User, Some(at(T))))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(stored.user.role, UserRole::Admin);
+}
+
+/// Equal instants are applied even below the microsecond, which PostgreSQL
+/// does not keep.
+async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Directory) {
+    let instant = at(T) + Duration::nanoseconds(123_456_789);
+    let first = profile("user_nanos", UserRole::User, Some(instant));
+    written(directory.upsert_external(first.clone()).await.unwrap());
+    let again = written(directory.upsert_external(first).await.unwrap());
+    assert_eq!(again.previous.as_ref(), Some(&again.current));
+    // A whole microsecond earlier is older.
+    stale(
+        directory
+            .upsert_external(profile(
+                "user_nanos",
+                UserRole::Admin,
+                Some(instant - Duration::microseconds(1)),
+            ))
+            .await
+            .unwrap(),
+    );
+}
+
+/// A deletion removes the user and leaves a tombstone that only a strictly
+/// newer profile gets past.
+async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
+    let user = written(
+        directory
+            .upsert_external(profile("user_gone", UserRole::Admin, Some(at(T + 10))))
+            .await
+            .unwrap(),
+    )
+    .current;
+    let removed = directory
+        .delete_external(ISSUER, &subject("user_gone"), Some(at(T + 50)))
+        .await
+        .unwrap();
+    assert_eq!(removed, Some(user.clone()));
+    assert_eq!(found(directory, "user_gone").await, None);
+    assert_eq!(
+        UserDirectory::find(directory, &user.user.user_id)
+            .await
+            .unwrap(),
+        None,
+        "sessions of the deleted user no longer rotate"
+    );
+
+    // A delayed update made before the deletion, one at the same instant, and
+    // a token: none brings the user back.
+    for as_of in [Some(at(T + 40)), Some(at(T + 50)), None] {
+        let outcome = directory
+            .upsert_external(profile("user_gone", UserRole::Admin, as_of))
+            .await
+            .unwrap();
+        assert_eq!(deleted_as_of(outcome), at(T + 50), "{as_of:?}");
+        assert_eq!(found(directory, "user_gone").await, None, "{as_of:?}");
+    }
+
+    // The deletion again (a retry), even dated earlier: nothing to remove,
+    // and the tombstone keeps its later instant.
+    for as_of in [Some(at(T + 50)), Some(at(T + 45))] {
+        let again = directory
+            .delete_external(ISSUER, &subject("user_gone"), as_of)
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+    }
+    assert_eq!(
+        deleted_as_of(
+            directory
+                .upsert_external(profile("user_gone", UserRole::User, Some(at(T + 50))))
+                .await
+                .unwrap()
+        ),
+        at(T + 50)
+    );
+
+    // Strictly newer than the deletion: the provider made the account again.
+    let back = written(
+        directory
+            .upsert_external(profile("user_gone", UserRole::User, Some(at(T + 51))))
+            .await
+            .unwrap(),
+    );
+    assert!(back.previous.is_none(), "a new user");
+    assert_ne!(
+        back.current.user.user_id, user.user.user_id,
+        "with a new id"
+    );
+    assert_eq!(found(directory, "user_gone").await, Some(back.current));
+}
+
+/// A deletion is never dated before what the record reflected.
+async fn dates_a_deletion_no_earlier_than_the_record(directory: &dyn Directory) {
+    written(
+        directory
+            .upsert_external(profile("user_ahead", UserRole::User, Some(at(T + 100))))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        directory
+            .delete_external(ISSUER, &subject("user_ahead"), Some(at(T + 60)))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let outcome = directory
+        .upsert_external(profile("user_ahead", UserRole::Admin, Some(at(T + 80))))
+        .await
+        .unwrap();
+    assert_eq!(deleted_as_of(outcome), at(T + 100));
+}
+
+/// Deleting an account never seen leaves a tombstone: its `user.created`
+/// arriving late does not create it.
+async fn remembers_the_deletion_of_an_unknown_account(directory: &dyn Directory) {
+    assert_eq!(
+        directory
+            .delete_external(ISSUER, &subject("user_early"), Some(at(T + 10)))
+            .await
+            .unwrap(),
+        None
+    );
+    for as_of in [Some(at(T + 5)), None] {
+        let outcome = directory
+            .upsert_external(profile("user_early", UserRole::User, as_of))
+            .await
+            .unwrap();
+        assert_eq!(deleted_as_of(outcome), at(T + 10));
+    }
+    assert_eq!(found(directory, "user_early").await, None);
+}
+
+/// A deletion without an instant is dated by the directory: a token cannot
+/// undo it, a profile newer than that date can.
+async fn dates_an_undated_deletion_itself(directory: &dyn Directory) {
+    written(
+        directory
+            .upsert_external(profile("user_undated_delete", UserRole::User, None))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        directory
+            .delete_external(ISSUER, &subject("user_undated_delete"), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let dated = deleted_as_of(
+        directory
+            .upsert_external(profile("user_undated_delete", UserRole::User, None))
+            .await
+            .unwrap(),
+    );
+    deleted_as_of(
+        directory
+            .upsert_external(profile("user_undated_delete", UserRole::User, Some(dated)))
+            .await
+            .unwrap(),
+    );
+    let back = written(
+        directory
+            .upsert_external(profile(
+                "user_undated_delete",
+                UserRole::User,
+                Some(dated + Duration::milliseconds(1)),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert!(back.previous.is_none());
+}
+
+/// Other accounts (another subject, the same subject at another issuer) are
+/// untouched by a deletion.
+async fn deletes_one_account_only(directory: &dyn Directory) {
+    let kept = written(
+        directory
+            .upsert_external(profile("user_neighbour", UserRole::User, None))
+            .await
+            .unwrap(),
+    )
+    .current;
+    let elsewhere = ExternalProfile {
+        issuer: "https://other.example".into(),
+        ..profile("user_twin", UserRole::User, None)
+    };
+    let elsewhere = written(directory.upsert_external(elsewhere).await.unwrap()).current;
+    directory
+        .delete_external(ISSUER, &subject("user_twin"), Some(at(T)))
+        .await
+        .unwrap();
+    assert_eq!(found(directory, "user_neighbour").await, Some(kept));
+    assert_eq!(
+        directory
+            .find_by_external_id("https://other.example", &subject("user_twin"))
+            .await
+            .unwrap(),
+        Some(elsewhere)
+    );
+}
+
+/// Every rule of the ordering contract, on an empty directory.
+async fn honours_the_ordering_contract(directory: &dyn Directory) {
+    orders_updates_by_their_instant(directory).await;
+    applies_a_retry_with_a_sub_microsecond_instant(directory).await;
+    keeps_deleted_users_deleted(directory).await;
+    dates_a_deletion_no_earlier_than_the_record(directory).await;
+    remembers_the_deletion_of_an_unknown_account(directory).await;
+    dates_an_undated_deletion_itself(directory).await;
+    deletes_one_account_only(directory).await;
+}
+
+/// A deletion racing many delayed older updates of one account ends with
+/// the user deleted, whichever ran first, and every user any update created
+/// gone with it.
+async fn a_deletion_racing_older_updates_always_ends_deleted(directory: Arc<dyn Directory>) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS + 1));
+    let updates: Vec<_> = (0..RACERS)
+        .map(|n| {
+            let (directory, barrier) = (Arc::clone(&directory), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let as_of = at(T) + Duration::milliseconds(i64::try_from(n).unwrap());
+                directory
+                    .upsert_external(profile("user_race", UserRole::Admin, Some(as_of)))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let deletion = {
+        let (directory, barrier) = (Arc::clone(&directory), Arc::clone(&barrier));
+        tokio::spawn(async move {
+            barrier.wait().await;
+            directory
+                .delete_external(ISSUER, &subject("user_race"), Some(at(T + 1)))
+                .await
+                .unwrap()
+        })
+    };
+    let mut created = Vec::new();
+    for update in updates {
+        if let Some(user) = update.await.unwrap().stored() {
+            created.push(user.user.user_id);
+        }
+    }
+    let removed = deletion.await.unwrap();
+    assert_eq!(found(directory.as_ref(), "user_race").await, None);
+    for id in &created {
+        assert_eq!(
+            UserDirectory::find(directory.as_ref(), id).await.unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        removed.is_some(),
+        !created.is_empty(),
+        "the deletion removed the user the updates before it created"
+    );
+}
+
+#[tokio::test]
+async fn in_memory_directory_honours_the_ordering_contract() {
+    let directory = InMemoryExternalUserDirectory::<UserRole>::new()
+        .with_clock(Arc::new(ManualClock::starting_at(T + 1_000)));
+    honours_the_ordering_contract(&directory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_memory_directory_ends_deleted_when_a_deletion_races_older_updates() {
+    let directory: Arc<dyn Directory> = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
+    a_deletion_racing_older_updates_always_ends_deleted(directory).await;
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::time::Duration as StdDuration;
+
+    use sqlx::postgres::PgPoolOptions;
+    use tessera_infrastructure::identity::PostgresExternalUserDirectory;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn postgres_directory_honours_the_ordering_contract() {
+        let Some(db) = pg::database("ext_order_contract").await else {
+            return;
+        };
+        let directory = PostgresExternalUserDirectory::<UserRole>::new(db.pool().await);
+        honours_the_ordering_contract(&directory).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_directory_ends_deleted_when_a_deletion_races_older_updates() {
+        let Some(db) = pg::database("ext_order_race").await else {
+            return;
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(StdDuration::from_secs(10))
+            .connect_with(db.options())
+            .await
+            .unwrap();
+        let directory: Arc<dyn Directory> =
+            Arc::new(PostgresExternalUserDirectory::<UserRole>::new(pool));
+        a_deletion_racing_older_updates_always_ends_deleted(directory).await;
+        assert_eq!(db.count("tessera_users").await, 0);
+        assert_eq!(
+            db.count("tessera_external_accounts").await,
+            1,
+            "the tombstone"
+        );
+    }
+}
