@@ -233,10 +233,10 @@ impl<R: Role> ClaimMapping<R> {
 
     /// The mapped role, email and name among what `take` yields for the
     /// slots [`ClaimMapping::register`] gave.
-    pub(crate) fn read_profile(
+    pub(crate) fn read_profile<'p>(
         &self,
         slots: &ProfileSlots,
-        mut take: impl FnMut(usize) -> Option<Leaf>,
+        mut take: impl FnMut(usize) -> Option<Leaf<'p>>,
     ) -> Result<(R, Option<String>, Option<String>), RoleMappingError> {
         let role = self.resolve(take(slots.role).as_ref())?;
         let email = slots.email.and_then(&mut take).and_then(Leaf::into_string);
@@ -245,7 +245,7 @@ impl<R: Role> ClaimMapping<R> {
     }
 
     /// The application role for what the token holds at the role path.
-    pub(crate) fn resolve(&self, found: Option<&Leaf>) -> Result<R, RoleMappingError> {
+    pub(crate) fn resolve(&self, found: Option<&Leaf<'_>>) -> Result<R, RoleMappingError> {
         let mut best: Option<R> = None;
         let mut consider = |name: &str| -> Result<(), RoleMappingError> {
             if let Some(role) = self.lookup(name)?

@@ -2,17 +2,19 @@
 //! standard claims and the configured paths, and skips everything else
 //! without building a JSON tree.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::mapping::{ClaimPath, MappingConfigError};
 
-/// A value found at a wanted path.
+/// A value found at a wanted path; strings borrow from the payload unless
+/// they hold escapes.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Leaf {
-    Str(String),
-    Strings(Vec<String>),
+pub(crate) enum Leaf<'a> {
+    Str(Cow<'a, str>),
+    Strings(Vec<Cow<'a, str>>),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -21,10 +23,10 @@ pub(crate) enum Leaf {
     Other,
 }
 
-impl Leaf {
+impl Leaf<'_> {
     pub(crate) fn into_string(self) -> Option<String> {
         match self {
-            Self::Str(s) => Some(s),
+            Self::Str(s) => Some(s.into_owned()),
             _ => None,
         }
     }
@@ -98,7 +100,10 @@ impl PathTrie {
 
     /// Reads `payload`, which must be a JSON object. A wanted member that
     /// appears twice makes the payload malformed.
-    pub(crate) fn extract(&self, payload: &[u8]) -> Result<Vec<Option<Leaf>>, serde_json::Error> {
+    pub(crate) fn extract<'p>(
+        &self,
+        payload: &'p [u8],
+    ) -> Result<Vec<Option<Leaf<'p>>>, serde_json::Error> {
         let mut out = vec![None; self.slots];
         // UTF-8 checked once for the whole payload (the fast ASCII path),
         // rather than string by string as `from_slice` would.
@@ -116,13 +121,13 @@ impl PathTrie {
     }
 }
 
-struct NodeSeed<'a> {
+struct NodeSeed<'a, 'de> {
     trie: &'a PathTrie,
     node: usize,
-    out: &'a mut Vec<Option<Leaf>>,
+    out: &'a mut Vec<Option<Leaf<'de>>>,
 }
 
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -134,7 +139,7 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for NodeSeed<'_> {
+impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -155,7 +160,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
             };
             match self.trie.nodes.get(child).and_then(|n| n.slot) {
                 Some(slot) => {
-                    let leaf = map.next_value::<Leaf>()?;
+                    let leaf = map.next_value::<Leaf<'de>>()?;
                     let place = self
                         .out
                         .get_mut(slot)
@@ -219,15 +224,20 @@ impl Visitor<'_> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        // Most member names differ from a wanted one in length or first
+        // byte; those are told apart without a call to compare bytes.
+        let first = key.as_bytes().first();
         Ok(self
             .0
             .iter()
-            .find(|(name, _)| &**name == key)
+            .find(|(name, _)| {
+                name.len() == key.len() && name.as_bytes().first() == first && &**name == key
+            })
             .map(|(_, child)| *child))
     }
 }
 
-impl<'de> de::Deserialize<'de> for Leaf {
+impl<'de> de::Deserialize<'de> for Leaf<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(LeafVisitor)
     }
@@ -236,36 +246,39 @@ impl<'de> de::Deserialize<'de> for Leaf {
 struct LeafVisitor;
 
 impl<'de> Visitor<'de> for LeafVisitor {
-    type Value = Leaf;
+    type Value = Leaf<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Leaf, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Leaf<'de>, E> {
         Ok(Leaf::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Leaf, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Leaf<'de>, E> {
         Ok(Leaf::Int(v))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Leaf, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Leaf<'de>, E> {
         Ok(i64::try_from(v).map_or(Leaf::Float(v as f64), Leaf::Int))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Leaf, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Leaf<'de>, E> {
         Ok(Leaf::Float(v))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Leaf, E> {
-        Ok(Leaf::Str(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Leaf, E> {
-        Ok(Leaf::Str(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Leaf, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Leaf<'de>, E> {
         Ok(Leaf::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Leaf, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Leaf<'de>, A::Error> {
         let mut strings = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
         let mut all_strings = true;
-        while let Some(element) = seq.next_element::<Leaf>()? {
+        while let Some(element) = seq.next_element::<Leaf<'de>>()? {
             match element {
                 Leaf::Str(s) if all_strings => strings.push(s),
                 _ => all_strings = false,
@@ -277,7 +290,7 @@ impl<'de> Visitor<'de> for LeafVisitor {
             Leaf::Other
         })
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Leaf, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Leaf<'de>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Leaf::Other)
     }

@@ -1,6 +1,7 @@
 //! `JwksTokenVerifier`: identity-provider tokens verified locally against
 //! each provider's own keys, claims checked and mapped.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::sync::Arc;
 
@@ -137,10 +138,7 @@ impl<R: Role> IdentityProvider<R> {
         }
     }
 
-    async fn verify_signature<'t>(
-        &self,
-        token: &'t str,
-    ) -> Result<jose::VerifiedJws<'t>, ExternalTokenError> {
+    async fn verify_signature(&self, token: &str) -> Result<jose::VerifiedJws, ExternalTokenError> {
         match &self.keys {
             ProviderKeys::Static(ring) => {
                 jose::verify_compact(token, ring, self.max_token_bytes).map_err(jws_error)
@@ -203,7 +201,7 @@ impl<R: Role> IdentityProvider<R> {
         };
         let aud = take(self.slots.aud);
         if !self.audiences.is_empty() {
-            let accepted = |a: &String| self.audiences.contains(a);
+            let accepted = |a: &Cow<'_, str>| self.audiences.iter().any(|x| x == a);
             let ok = match &aud {
                 Some(Leaf::Str(a)) => accepted(a),
                 Some(Leaf::Strings(all)) => all.iter().any(accepted),
@@ -216,29 +214,37 @@ impl<R: Role> IdentityProvider<R> {
         let azp = take(self.slots.azp);
         if !self.allowed_parties.is_empty() {
             match &azp {
-                Some(Leaf::Str(party)) if self.allowed_parties.contains(party) => {}
+                Some(Leaf::Str(party)) if self.allowed_parties.iter().any(|p| p == party) => {}
                 _ => return Err(ExternalTokenError::WrongAuthorizedParty),
             }
         }
 
+        // NumericDates are whole seconds: against them, `now` is its whole
+        // seconds and whether a fraction follows (now > t exactly when
+        // now's seconds > t, or = t with a fraction).
         let now = self.clock.0.now();
+        let (now_seconds, fraction) = (now.unix_timestamp(), now.nanosecond() > 0);
+        let leeway = self.leeway.whole_seconds();
         let expires_at = time_claim("exp", take(self.slots.exp))?
             .ok_or(ExternalTokenError::MissingClaim("exp"))?;
-        if now > expires_at.saturating_add(self.leeway) {
+        let last_second = expires_at.unix_timestamp().saturating_add(leeway);
+        if now_seconds > last_second || (now_seconds == last_second && fraction) {
             return Err(ExternalTokenError::Expired);
         }
         if let Some(nbf) = time_claim("nbf", take(self.slots.nbf))?
-            && now.saturating_add(self.leeway) < nbf
+            && now_seconds < nbf.unix_timestamp().saturating_sub(leeway)
         {
             return Err(ExternalTokenError::NotYetValid);
         }
         let issued_at = time_claim("iat", take(self.slots.iat))?
             .ok_or(ExternalTokenError::MissingClaim("iat"))?;
-        if issued_at > now.saturating_add(self.leeway) {
+        if now_seconds < issued_at.unix_timestamp().saturating_sub(leeway) {
             return Err(ExternalTokenError::IssuedInFuture);
         }
         let authenticated_at = time_claim("auth_time", take(self.slots.auth_time))?;
-        if authenticated_at.is_some_and(|at| at > issued_at.saturating_add(self.leeway)) {
+        if authenticated_at.is_some_and(|at| {
+            at.unix_timestamp() > issued_at.unix_timestamp().saturating_add(leeway)
+        }) {
             return Err(invalid("auth_time", ClaimShape("later than iat")));
         }
 
@@ -268,7 +274,7 @@ fn invalid(
 
 fn time_claim(
     claim: &'static str,
-    leaf: Option<Leaf>,
+    leaf: Option<Leaf<'_>>,
 ) -> Result<Option<OffsetDateTime>, ExternalTokenError> {
     let seconds = match leaf {
         None => return Ok(None),
@@ -351,7 +357,8 @@ impl<R: Role> ProviderBuilder<R> {
         self
     }
 
-    /// Clock-skew leeway for `exp`, `nbf` and `iat` (default 60 s).
+    /// Clock-skew leeway for `exp`, `nbf` and `iat`, in whole seconds (a
+    /// fraction is dropped; default 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self

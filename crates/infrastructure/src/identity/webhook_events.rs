@@ -3,6 +3,8 @@
 //! event names and paths, the role mapped by the provider's
 //! [`ClaimMapping`].
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 use tessera_application::external::{
     ExternalProfile, ExternalSubject, UserEvent, UserEventDecoder, UserEventError,
@@ -300,9 +302,9 @@ fn optional_string(
     }
 }
 
-fn leaf(value: &Value) -> Leaf {
+fn leaf(value: &Value) -> Leaf<'_> {
     match value {
-        Value::String(text) => Leaf::Str(text.clone()),
+        Value::String(text) => Leaf::Str(text.as_str().into()),
         Value::Null => Leaf::Null,
         Value::Bool(flag) => Leaf::Bool(*flag),
         Value::Number(n) => n
@@ -312,7 +314,7 @@ fn leaf(value: &Value) -> Leaf {
             .unwrap_or(Leaf::Other),
         Value::Array(items) => items
             .iter()
-            .map(|item| item.as_str().map(str::to_owned))
+            .map(|item| item.as_str().map(Cow::Borrowed))
             .collect::<Option<Vec<_>>>()
             .map_or(Leaf::Other, Leaf::Strings),
         Value::Object(_) => Leaf::Other,

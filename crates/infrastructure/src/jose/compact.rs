@@ -1,6 +1,8 @@
 //! Compact JWS (RFC 7515 §7.1): verification on the hot path, and signing.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::encoded_len;
@@ -16,34 +18,22 @@ use super::serde_util::{ObjectOnly, borrowed_opt_str, present};
 
 /// The protected header members tessera reads.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct JwsHeader<'a> {
+pub struct JwsHeader {
     /// `alg`, already pinned to the key that verified the signature.
     pub alg: JwsAlgorithm,
     /// `kid`, when the header names a key.
-    pub kid: Option<Cow<'a, str>>,
+    pub kid: Option<Arc<str>>,
     /// `typ`, the explicit type (RFC 8725 §3.11), unchecked at this layer.
-    pub typ: Option<Cow<'a, str>>,
-}
-
-impl JwsHeader<'_> {
-    /// The header with owned strings.
-    #[must_use]
-    pub fn into_owned(self) -> JwsHeader<'static> {
-        JwsHeader {
-            alg: self.alg,
-            kid: self.kid.map(|kid| Cow::Owned(kid.into_owned())),
-            typ: self.typ.map(|typ| Cow::Owned(typ.into_owned())),
-        }
-    }
+    pub typ: Option<Arc<str>>,
 }
 
 /// A compact JWS whose signature verified: its header and decoded payload.
 ///
 /// The payload has not been interpreted; it is whatever bytes were signed.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct VerifiedJws<'a> {
+pub struct VerifiedJws {
     /// The protected header.
-    pub header: JwsHeader<'a>,
+    pub header: JwsHeader,
     /// The payload, base64url-decoded.
     pub payload: Vec<u8>,
 }
@@ -79,7 +69,7 @@ enum Decoded<'b> {
 }
 
 /// Decodes the base64url `text` into the front of `buffer`.
-fn decode_into<'b>(text: &str, buffer: &'b mut [u8]) -> Decoded<'b> {
+fn decode_into<'b>(text: &str, buffer: &'b mut [MaybeUninit<u8>]) -> Decoded<'b> {
     let Ok(len) = STRICT_B64URL.decoded_length(text.as_bytes()) else {
         return Decoded::NotBase64;
     };
@@ -98,10 +88,11 @@ fn decode_into<'b>(text: &str, buffer: &'b mut [u8]) -> Decoded<'b> {
 /// In order, and stopping at the first failure: the token is at most
 /// `max_len` bytes (checked before any decoding); it has exactly three parts
 /// of strict base64url (URL-safe alphabet, no padding, canonical trailing
-/// bits); the header is a JSON object with no repeated `alg`/`kid`/`typ`/`crit`
-/// member and no `crit`; `alg` is supported; the ring selects a key by `kid`
-/// and that key's algorithm is `alg`; the signature verifies over the first
-/// two parts as they appear in the token; the payload decodes.
+/// bits), the header non-empty and the payload decoded first; the header is a
+/// JSON object with no repeated `alg`/`kid`/`typ`/`crit` member and no
+/// `crit`; `alg` is supported; the ring selects a key by `kid` and that key's
+/// algorithm is `alg`; the signature verifies over the first two parts as
+/// they appear in the token. The payload is not interpreted.
 ///
 /// The hot path decodes the header once (on the stack for headers up to 512
 /// bytes), parses it once borrowing from the decoded bytes, performs one
@@ -111,25 +102,63 @@ fn decode_into<'b>(text: &str, buffer: &'b mut [u8]) -> Decoded<'b> {
 /// # Errors
 ///
 /// The [`JwsError`] variant for the first rule that fails.
-pub fn verify_compact<'t>(
-    token: &'t str,
+pub fn verify_compact(
+    token: &str,
     ring: &KeyRing,
     max_len: usize,
-) -> Result<VerifiedJws<'t>, JwsError> {
+) -> Result<VerifiedJws, JwsError> {
     if token.len() > max_len {
         return Err(JwsError::TooLarge { max: max_len });
     }
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwsError::Malformed("not three dot-separated parts"));
-    };
+    // The header ends at the first dot and the signature starts after the
+    // last one; a dot between them is not base64url, so the payload's
+    // decoding below finds a fourth part without a third scan.
+    let three_parts = || JwsError::Malformed("not three dot-separated parts");
+    let (header_b64, rest) = token.split_once('.').ok_or_else(three_parts)?;
+    let (payload_b64, signature_b64) = rest.rsplit_once('.').ok_or_else(three_parts)?;
     if header_b64.is_empty() {
         return Err(JwsError::Malformed("header is empty"));
     }
+    let payload = STRICT_B64URL
+        .decode_to_vec(payload_b64.as_bytes())
+        .map_err(|_| {
+            if payload_b64.contains('.') {
+                three_parts()
+            } else {
+                JwsError::Malformed("payload is not base64url")
+            }
+        })?;
 
-    let mut header_stack = [0u8; HEADER_STACK_BYTES];
+    let known = ring.known_header(header_b64);
+    let (index, header) = match known {
+        Some((index, known)) => (index, known.header.clone()),
+        None => read_header(header_b64, ring)?,
+    };
+    let key = ring.key(index)?;
+
+    let mut signature = [MaybeUninit::uninit(); SIGNATURE_BUFFER_BYTES];
+    let signature = match decode_into(signature_b64, &mut signature) {
+        Decoded::Fits(bytes) => bytes,
+        // Longer than any accepted key's signature.
+        Decoded::TooLong => return Err(JwsError::InvalidSignature),
+        Decoded::NotBase64 => return Err(JwsError::Malformed("signature is not base64url")),
+    };
+    let signing_input = token
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or(JwsError::Malformed("not three dot-separated parts"))?;
+    if !key.verify(signing_input.as_bytes(), signature) {
+        return Err(JwsError::InvalidSignature);
+    }
+    if known.is_none() {
+        ring.remember_header(index, header_b64, &header);
+    }
+    Ok(VerifiedJws { header, payload })
+}
+
+/// Decodes and parses a protected header and selects its key: the key's
+/// position in `ring`, and the header.
+fn read_header(header_b64: &str, ring: &KeyRing) -> Result<(usize, JwsHeader), JwsError> {
+    let mut header_stack = [MaybeUninit::uninit(); HEADER_STACK_BYTES];
     let header_heap: Vec<u8>;
     let header_json: &[u8] = match decode_into(header_b64, &mut header_stack) {
         Decoded::Fits(bytes) => bytes,
@@ -152,33 +181,15 @@ pub fn verify_compact<'t>(
         .as_deref()
         .ok_or(JwsError::Malformed("header has no alg"))?;
     let alg = JwsAlgorithm::from_name(alg).ok_or(JwsError::UnsupportedAlgorithm)?;
-    let key = ring.select(header.kid.as_deref(), alg)?;
-
-    let mut signature = [0u8; SIGNATURE_BUFFER_BYTES];
-    let signature = match decode_into(signature_b64, &mut signature) {
-        Decoded::Fits(bytes) => bytes,
-        // Longer than any accepted key's signature.
-        Decoded::TooLong => return Err(JwsError::InvalidSignature),
-        Decoded::NotBase64 => return Err(JwsError::Malformed("signature is not base64url")),
-    };
-    let signing_input = token
-        .get(..header_b64.len() + 1 + payload_b64.len())
-        .ok_or(JwsError::Malformed("not three dot-separated parts"))?;
-    if !key.verify(signing_input.as_bytes(), signature) {
-        return Err(JwsError::InvalidSignature);
-    }
-
-    let payload = STRICT_B64URL
-        .decode_to_vec(payload_b64.as_bytes())
-        .map_err(|_| JwsError::Malformed("payload is not base64url"))?;
-    Ok(VerifiedJws {
-        header: JwsHeader {
+    let index = ring.select_position(header.kid.as_deref(), alg)?;
+    Ok((
+        index,
+        JwsHeader {
             alg,
-            kid: header.kid.map(|kid| Cow::Owned(kid.into_owned())),
-            typ: header.typ.map(|typ| Cow::Owned(typ.into_owned())),
+            kid: header.kid.as_deref().map(Arc::from),
+            typ: header.typ.as_deref().map(Arc::from),
         },
-        payload,
-    })
+    ))
 }
 
 /// The base64url protected header `{"alg":…,"kid":…,"typ":…}` for tokens

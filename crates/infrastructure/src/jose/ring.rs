@@ -1,9 +1,10 @@
 //! The key ring: the keys a service signs with and verifies against.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::algorithm::JwsAlgorithm;
+use super::compact::JwsHeader;
 use super::error::{JwsError, KeyError};
 use super::export;
 use super::jwk;
@@ -38,10 +39,37 @@ pub struct KeyRing {
     inner: Arc<Inner>,
 }
 
-#[derive(Clone)]
 struct Inner {
     signing: Option<SigningKey>,
     keys: Vec<VerificationKey>,
+    /// `known[i]`: the first protected header a signature by `keys[i]`
+    /// verified under, in this ring.
+    known: Box<[OnceLock<KnownHeader>]>,
+}
+
+impl Inner {
+    /// A ring's contents, remembering no header yet: what a header selects
+    /// depends on the whole ring, so a changed ring starts afresh.
+    fn new(signing: Option<SigningKey>, keys: Vec<VerificationKey>) -> Arc<Self> {
+        let known = keys.iter().map(|_| OnceLock::new()).collect();
+        Arc::new(Self {
+            signing,
+            keys,
+            known,
+        })
+    }
+}
+
+/// A protected header, by its exact base64url text, that this ring has
+/// parsed, selected a key for and verified a signature under. Parsing and
+/// selection depend only on that text and the ring, so a token carrying
+/// the same text gets the same outcome without decoding it again; its
+/// signature is still checked. Issuers put the same header on every token
+/// a key signs, so one header per key is remembered: the first.
+#[derive(Debug)]
+pub(crate) struct KnownHeader {
+    encoded: Box<str>,
+    pub(crate) header: JwsHeader,
 }
 
 impl KeyRing {
@@ -50,10 +78,7 @@ impl KeyRing {
     pub fn new(signing: SigningKey) -> Self {
         let keys = vec![signing.verification_key()];
         Self {
-            inner: Arc::new(Inner {
-                signing: Some(signing),
-                keys,
-            }),
+            inner: Inner::new(Some(signing), keys),
         }
     }
 
@@ -74,10 +99,7 @@ impl KeyRing {
             return Err(KeyError::EmptyKeyRing);
         }
         Ok(Self {
-            inner: Arc::new(Inner {
-                signing: None,
-                keys: admitted,
-            }),
+            inner: Inner::new(None, admitted),
         })
     }
 
@@ -156,10 +178,10 @@ impl KeyRing {
     /// [`KeyError::MissingKeyId`].
     pub fn with_verification_key(self, key: VerificationKey) -> Result<Self, KeyError> {
         admit(&self.inner.keys, &key)?;
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        inner.keys.push(key);
+        let mut keys = self.inner.keys.clone();
+        keys.push(key);
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: Inner::new(self.inner.signing.clone(), keys),
         })
     }
 
@@ -174,11 +196,10 @@ impl KeyRing {
     pub fn with_signing_key(self, key: SigningKey) -> Result<Self, KeyError> {
         let verification = key.verification_key();
         admit(&self.inner.keys, &verification)?;
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        inner.keys.push(verification);
-        inner.signing = Some(key);
+        let mut keys = self.inner.keys.clone();
+        keys.push(verification);
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: Inner::new(Some(key), keys),
         })
     }
 
@@ -207,10 +228,10 @@ impl KeyRing {
         if self.inner.keys.len() == 1 {
             return Err(KeyError::EmptyKeyRing);
         }
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        inner.keys.remove(position);
+        let mut keys = self.inner.keys.clone();
+        keys.remove(position);
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: Inner::new(self.inner.signing.clone(), keys),
         })
     }
 
@@ -259,22 +280,62 @@ impl KeyRing {
         kid: Option<&str>,
         alg: JwsAlgorithm,
     ) -> Result<&VerificationKey, JwsError> {
-        let key = match kid {
-            Some(kid) => self
-                .inner
-                .keys
+        self.select_position(kid, alg)
+            .and_then(|index| self.key(index))
+    }
+
+    /// [`KeyRing::select`], as the key's position in the ring.
+    pub(crate) fn select_position(
+        &self,
+        kid: Option<&str>,
+        alg: JwsAlgorithm,
+    ) -> Result<usize, JwsError> {
+        let keys = self.inner.keys.as_slice();
+        let index = match kid {
+            Some(kid) => keys
                 .iter()
-                .find(|key| key.kid() == Some(kid))
+                .position(|key| key.kid() == Some(kid))
                 .ok_or(JwsError::UnknownKeyId)?,
-            None => match self.inner.keys.as_slice() {
-                [only] => only,
-                _ => return Err(JwsError::MissingKeyId),
-            },
+            None if keys.len() == 1 => 0,
+            None => return Err(JwsError::MissingKeyId),
         };
-        if key.algorithm() != alg {
+        if self.key(index)?.algorithm() != alg {
             return Err(JwsError::AlgorithmNotAllowedForKey);
         }
-        Ok(key)
+        Ok(index)
+    }
+
+    /// The key at `index` of [`KeyRing::select_position`].
+    pub(crate) fn key(&self, index: usize) -> Result<&VerificationKey, JwsError> {
+        self.inner.keys.get(index).ok_or(JwsError::UnknownKeyId)
+    }
+
+    /// The position of the key and the header remembered for exactly this
+    /// base64url header text, if any.
+    pub(crate) fn known_header(&self, encoded: &str) -> Option<(usize, &KnownHeader)> {
+        self.inner
+            .known
+            .iter()
+            .enumerate()
+            .find_map(|(index, slot)| {
+                slot.get()
+                    .filter(|known| *known.encoded == *encoded)
+                    .map(|known| (index, known))
+            })
+    }
+
+    /// Remembers `header`, read from `encoded`, for the key at `index`,
+    /// after a signature by that key verified under it; the first header
+    /// remembered stays.
+    pub(crate) fn remember_header(&self, index: usize, encoded: &str, header: &JwsHeader) {
+        if let Some(slot) = self.inner.known.get(index)
+            && slot.get().is_none()
+        {
+            let _ = slot.set(KnownHeader {
+                encoded: encoded.into(),
+                header: header.clone(),
+            });
+        }
     }
 }
 

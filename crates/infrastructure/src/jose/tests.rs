@@ -45,11 +45,8 @@ fn hs256_ring(kid: &str) -> (KeyRing, SigningKey) {
     (KeyRing::new(key.clone()), key)
 }
 
-fn verify(token: &str, ring: &KeyRing) -> Result<VerifiedJws<'static>, JwsError> {
-    verify_compact(token, ring, MAX).map(|jws| VerifiedJws {
-        header: jws.header.into_owned(),
-        payload: jws.payload,
-    })
+fn verify(token: &str, ring: &KeyRing) -> Result<VerifiedJws, JwsError> {
+    verify_compact(token, ring, MAX)
 }
 
 // ----- algorithms ---------------------------------------------------------
@@ -1121,6 +1118,85 @@ fn key_error_messages_do_not_quote_the_input() {
     }
 }
 
+// ----- remembered headers ----------------------------------------------------
+
+#[test]
+fn a_header_is_remembered_after_its_signature_verified_and_gives_the_same_outcome() {
+    let (ring, key) = hs256_ring("k");
+    let header = encode_header(&key, "t");
+    let forged = format!("{header}.{}.{}", b64("{}"), b64([0u8; 32]));
+    assert_eq!(verify(&forged, &ring), Err(JwsError::InvalidSignature));
+    assert!(ring.known_header(&header).is_none());
+
+    let first = verify(&sign_compact(&key, &header, b"1").unwrap(), &ring).unwrap();
+    assert!(ring.known_header(&header).is_some());
+    let second = verify(&sign_compact(&key, &header, b"2").unwrap(), &ring).unwrap();
+    assert_eq!(second.header, first.header);
+    assert_eq!(second.header.kid.as_deref(), Some("k"));
+    assert_eq!(second.header.typ.as_deref(), Some("t"));
+    assert_eq!(second.payload, b"2");
+    assert_eq!(verify(&forged, &ring), Err(JwsError::InvalidSignature));
+}
+
+#[test]
+fn a_remembered_header_still_has_every_signature_checked_with_its_key() {
+    let a = SigningKey::hmac_sha256("a", &[1; 32]).unwrap();
+    let b = SigningKey::hmac_sha256("b", &[2; 32]).unwrap();
+    let ring = KeyRing::new(a.clone())
+        .with_verification_key(b.verification_key())
+        .unwrap();
+    let header = encode_header(&a, "t");
+    verify(&sign_compact(&a, &header, b"1").unwrap(), &ring).unwrap();
+    // a's header on a token b signed.
+    let swapped = token_from_parts(&b, &header, &b64("1"));
+    assert_eq!(verify(&swapped, &ring), Err(JwsError::InvalidSignature));
+}
+
+#[test]
+fn a_changed_ring_forgets_what_the_old_one_remembered() {
+    let only = SigningKey::generate(JwsAlgorithm::EdDsa, "only").unwrap();
+    let ring = KeyRing::verify_only(vec![only.verification_key()]).unwrap();
+    // No kid: the one key of a one-key ring.
+    let token = token_with_header(&only, r#"{"alg":"EdDSA"}"#, b"1");
+    verify(&token, &ring).unwrap();
+    let grown = ring.clone().with_verification_key(ed_key("other")).unwrap();
+    assert_eq!(verify(&token, &grown), Err(JwsError::MissingKeyId));
+    assert_eq!(verify(&token, &ring).unwrap().payload, b"1");
+
+    // Removing a key moves the others: what they select stays right.
+    let a = SigningKey::generate(JwsAlgorithm::EdDsa, "a").unwrap();
+    let b = SigningKey::generate(JwsAlgorithm::EdDsa, "b").unwrap();
+    let ring = KeyRing::new(a.clone()).with_signing_key(b.clone()).unwrap();
+    let token_a = sign_compact(&a, &encode_header(&a, "t"), b"a").unwrap();
+    let token_b = sign_compact(&b, &encode_header(&b, "t"), b"b").unwrap();
+    verify(&token_a, &ring).unwrap();
+    verify(&token_b, &ring).unwrap();
+    let ring = ring.without_key("a").unwrap();
+    assert_eq!(verify(&token_a, &ring), Err(JwsError::UnknownKeyId));
+    let after = verify(&token_b, &ring).unwrap();
+    assert_eq!(
+        (after.header.kid.as_deref(), &after.payload[..]),
+        (Some("b"), &b"b"[..])
+    );
+}
+
+#[test]
+fn the_same_header_spelt_otherwise_is_read_afresh() {
+    let (ring, key) = hs256_ring("k");
+    verify(
+        &sign_compact(&key, &encode_header(&key, "t"), b"1").unwrap(),
+        &ring,
+    )
+    .unwrap();
+    let reordered = token_with_header(&key, r#"{"typ":"t","kid":"k","alg":"HS256"}"#, b"2");
+    assert_eq!(
+        verify(&reordered, &ring).unwrap().header.typ.as_deref(),
+        Some("t")
+    );
+    let critical = token_with_header(&key, r#"{"alg":"HS256","kid":"k","crit":["x"]}"#, b"3");
+    assert_eq!(verify(&critical, &ring), Err(JwsError::CriticalHeader));
+}
+
 // ----- properties ------------------------------------------------------------
 
 proptest! {
@@ -1156,6 +1232,32 @@ proptest! {
         bytes[index] = replacement as u8;
         let forged = String::from_utf8(bytes).unwrap();
         prop_assert!(verify_compact(&forged, &ring, MAX).is_err());
+    }
+
+    #[test]
+    fn a_ring_that_remembers_headers_gives_every_token_a_fresh_rings_verdict(
+        header in prop::sample::select(vec![
+            r#"{"alg":"HS256","kid":"k","typ":"t"}"#,
+            r#"{"alg":"HS256","kid":"k"}"#,
+            r#"{"alg":"HS256"}"#,
+            r#"{"alg":"HS256","kid":"other"}"#,
+            r#"{"alg":"HS256","kid":"k","crit":[]}"#,
+            r#"{"alg":"none","kid":"k"}"#,
+        ]),
+        index in 0usize..120,
+        replacement in prop::sample::select(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".chars().collect::<Vec<_>>()
+        ),
+    ) {
+        let (warm, key) = hs256_ring("k");
+        verify_compact(&sign_compact(&key, &encode_header(&key, "t"), b"{}").unwrap(), &warm, MAX).unwrap();
+        let token = token_with_header(&key, header, br#"{"sub":"x"}"#);
+        let mut bytes = token.into_bytes();
+        let index = index % bytes.len();
+        bytes[index] = replacement as u8;
+        let token = String::from_utf8(bytes).unwrap();
+        let fresh = KeyRing::new(key.clone());
+        prop_assert_eq!(verify_compact(&token, &warm, MAX), verify_compact(&token, &fresh, MAX));
     }
 
     #[test]
