@@ -2,11 +2,12 @@
 
 use std::time::Instant;
 
-/// `a`'s time over `b`'s, robust to the machine's drift: rounds of
-/// `per_round` calls of each, interleaved, and the median of the per-round
-/// ratios. Criterion measures one function after the other, so on a shared
-/// machine its two medians can come from different moments; the budgets
-/// are judged on this figure.
+/// `a`'s time over `b`'s, robust to the machine's drift: after one untimed
+/// round of each (caches, branch predictors), 31 rounds of `per_round`
+/// calls of each, interleaved, and the median of the per-round ratios.
+/// Criterion measures one function after the other, so on a shared machine
+/// its two medians can come from different moments; the budgets are judged
+/// on this figure.
 pub(crate) fn interleaved_ratio(per_round: u32, mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
     let time = |work: &mut dyn FnMut()| {
         let start = Instant::now();
@@ -15,7 +16,9 @@ pub(crate) fn interleaved_ratio(per_round: u32, mut a: impl FnMut(), mut b: impl
         }
         start.elapsed().as_secs_f64()
     };
-    let mut ratios: Vec<f64> = (0..21).map(|_| time(&mut a) / time(&mut b)).collect();
+    time(&mut a);
+    time(&mut b);
+    let mut ratios: Vec<f64> = (0..31).map(|_| time(&mut a) / time(&mut b)).collect();
     ratios.sort_by(f64::total_cmp);
     ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
 }

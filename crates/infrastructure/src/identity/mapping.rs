@@ -68,6 +68,9 @@ pub enum MappingConfigError {
     /// A provider role appears twice in the mapping table.
     #[error("provider role {0:?} is mapped twice")]
     DuplicateRole(String),
+    /// More claim paths than one payload is read for.
+    #[error("more than {0} claim paths")]
+    TooManyPaths(usize),
 }
 
 /// What happens to a token without a role claim (or with an empty array).

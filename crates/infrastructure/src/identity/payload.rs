@@ -37,6 +37,13 @@ struct Node {
     slot: Option<usize>,
 }
 
+/// The most paths a trie holds: the standard claims and a mapping's role,
+/// email and name, or a provider user's profile and disabled flag.
+pub(crate) const MAX_PATHS: usize = 12;
+
+/// The values found, by slot; on the stack.
+pub(crate) type Found<'p> = [Option<Leaf<'p>>; MAX_PATHS];
+
 /// The wanted paths as a trie; slot `i` of the output is the value at the
 /// `i`-th path added.
 pub(crate) struct PathTrie {
@@ -93,6 +100,9 @@ impl PathTrie {
         if leaf.slot.is_some() || !leaf.children.is_empty() || node == 0 {
             return Err(collision());
         }
+        if self.slots == MAX_PATHS {
+            return Err(MappingConfigError::TooManyPaths(MAX_PATHS));
+        }
         leaf.slot = Some(self.slots);
         self.slots += 1;
         Ok(self.slots - 1)
@@ -100,11 +110,8 @@ impl PathTrie {
 
     /// Reads `payload`, which must be a JSON object. A wanted member that
     /// appears twice makes the payload malformed.
-    pub(crate) fn extract<'p>(
-        &self,
-        payload: &'p [u8],
-    ) -> Result<Vec<Option<Leaf<'p>>>, serde_json::Error> {
-        let mut out = vec![None; self.slots];
+    pub(crate) fn extract<'p>(&self, payload: &'p [u8]) -> Result<Found<'p>, serde_json::Error> {
+        let mut out: Found<'p> = std::array::from_fn(|_| None);
         // UTF-8 checked once for the whole payload (the fast ASCII path),
         // rather than string by string as `from_slice` would.
         let text = std::str::from_utf8(payload)
@@ -124,7 +131,7 @@ impl PathTrie {
 struct NodeSeed<'a, 'de> {
     trie: &'a PathTrie,
     node: usize,
-    out: &'a mut Vec<Option<Leaf<'de>>>,
+    out: &'a mut [Option<Leaf<'de>>],
 }
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
@@ -317,8 +324,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            out,
-            vec![
+            out[..5],
+            [
                 Some(Leaf::Str("u1".into())),
                 Some(Leaf::Str("admin".into())),
                 Some(Leaf::Strings(vec!["a".into(), "b".into()])),
@@ -339,8 +346,8 @@ mod tests {
     #[test]
     fn a_path_through_a_non_object_finds_nothing() {
         let t = trie(&["o.rol"]);
-        assert_eq!(t.extract(br#"{"o":"flat"}"#).unwrap(), vec![None]);
-        assert_eq!(t.extract(br#"{"o":[{"rol":"x"}]}"#).unwrap(), vec![None]);
+        assert_eq!(t.extract(br#"{"o":"flat"}"#).unwrap()[0], None);
+        assert_eq!(t.extract(br#"{"o":[{"rol":"x"}]}"#).unwrap()[0], None);
     }
 
     #[test]
@@ -349,6 +356,21 @@ mod tests {
         for bad in [&b"[]"[..], b"\"x\"", b"{} {}", b"{", b""] {
             assert!(t.extract(bad).is_err());
         }
+    }
+
+    #[test]
+    fn a_trie_holds_at_most_max_paths() {
+        let names: Vec<String> = (0..MAX_PATHS).map(|i| format!("c{i}")).collect();
+        let mut t = trie(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            t.add(&ClaimPath::parse("one_more").unwrap()),
+            Err(MappingConfigError::TooManyPaths(MAX_PATHS))
+        );
+        let payload = format!("{{\"c{}\":1}}", MAX_PATHS - 1);
+        assert_eq!(
+            t.extract(payload.as_bytes()).unwrap()[MAX_PATHS - 1],
+            Some(Leaf::Int(1))
+        );
     }
 
     #[test]
