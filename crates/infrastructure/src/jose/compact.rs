@@ -94,10 +94,12 @@ fn decode_into<'b>(text: &str, buffer: &'b mut [MaybeUninit<u8>]) -> Decoded<'b>
 /// algorithm is `alg`; the signature verifies over the first two parts as
 /// they appear in the token. The payload is not interpreted.
 ///
-/// The hot path decodes the header once (on the stack for headers up to 512
-/// bytes), parses it once borrowing from the decoded bytes, performs one
-/// signature check with the pre-parsed key, and allocates only for the
-/// payload and the returned `kid`/`typ`.
+/// The hot path finds the parts with two scans, performs one signature
+/// check with the pre-parsed key and allocates only for the payload. A
+/// header is decoded (on the stack up to 512 bytes) and parsed only the
+/// first time the ring sees it verify: the ring remembers, per key, the
+/// first header text a signature verified under, with its outcome, and a
+/// token carrying the same text skips to the signature check.
 ///
 /// # Errors
 ///
