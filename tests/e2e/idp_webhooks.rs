@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tessera::application::external::{
-    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
+    AsOf, ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
 };
 use tessera::application::{
     ApplyUserEvent, CachedExternalUserDirectory, EstablishRequest, ResolveUser, RotationNeed,
@@ -86,17 +86,8 @@ fn clerk_user(id: &str, role: &str) -> Value {
 
 #[tokio::test]
 async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_change_nothing() {
-    let clock = ManualClock::starting_at(START);
-    let users = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
-    let sessions: Tessera<UserRole> = Tessera::builder(
-        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
-        ISSUER,
-        AUDIENCE,
-    )
-    .lifetimes(lifetimes())
-    .clock(clock.clone())
-    .user_directory(users.clone())
-    .build();
+    let hooks = Webhooks::spawn().await;
+    let users = &hooks.users;
 
     // Two provider users, known locally, each signed in.
     let mut tokens = Vec::new();
@@ -112,54 +103,18 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
                 email: None,
                 name: None,
                 enabled: None,
-                as_of: None,
+                as_of: AsOf::Unknown,
             })
             .await
             .unwrap();
         let UpsertOutcome::Written(written) = outcome else {
             panic!("expected a write, got {outcome:?}");
         };
-        let stored = written.current;
-        let established = sessions
-            .establish()
-            .execute(EstablishRequest {
-                user_id: stored.user.user_id,
-                role: stored.user.role,
-                capabilities: stored.user.capabilities,
-                tenant: None,
-                authenticated_at: None,
-            })
-            .unwrap();
-        tokens.push(established.token);
+        tokens.push(hooks.sign_in(&written.current));
     }
-
-    let mapping = ClaimMapping::new(
-        "public_metadata.role",
-        MissingRole::LeastPrivilege(UserRole::User),
-    )
-    .unwrap()
-    .map("admin", UserRole::Admin)
-    .unwrap()
-    .map("member", UserRole::User)
-    .unwrap();
-    let hook = UserWebhook::new(
-        WebhookVerifier::new(
-            WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(SECRET))).unwrap(),
-        )
-        .with_clock(clock.clone()),
-        Arc::new(JsonUserEventDecoder::new(IDP, mapping)),
-        ApplyUserEvent::new(users.clone(), sessions.revoke().clone()),
-    );
-    let app = Router::new()
-        .route("/webhooks/users", post(user_webhook::<UserRole>))
-        .with_state(hook);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let url = format!("http://{addr}/webhooks/users");
-    let client = reqwest::Client::new();
-    clock.advance(1);
-    let now = clock.seconds();
+    hooks.clock.advance(1);
+    let now = hooks.clock.seconds();
+    let (client, url) = (&hooks.client, hooks.url.as_str());
 
     // A forged promotion is refused and changes nothing.
     let forged = sign(
@@ -168,11 +123,17 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
         now,
         &json!({"type": "user.updated", "data": clerk_user("user_gone", "admin")}),
     );
-    assert_eq!(deliver(&client, &url, &forged).await, 401);
+    assert_eq!(deliver(client, url, &forged).await, 401);
     let gone = ExternalSubject::parse("user_gone").unwrap();
     let stored = users.find_by_external_id(IDP, &gone).await.unwrap();
     assert_eq!(stored.unwrap().user.role, UserRole::User);
-    assert!(sessions.verify().execute(tokens[1].expose_secret()).is_ok());
+    assert!(
+        hooks
+            .sessions
+            .verify()
+            .execute(tokens[1].expose_secret())
+            .is_ok()
+    );
 
     // A signed update demotes the admin: their next rotation carries the new role.
     let demote = sign(
@@ -181,8 +142,9 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
         now,
         &json!({"type": "user.updated", "data": clerk_user("user_admin", "member")}),
     );
-    assert_eq!(deliver(&client, &url, &demote).await, 204);
-    let rotated = sessions
+    assert_eq!(deliver(client, url, &demote).await, 204);
+    let rotated = hooks
+        .sessions
         .rotate()
         .execute(tokens[0].expose_secret())
         .await
@@ -196,9 +158,9 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
         now,
         &json!({"type": "user.deleted", "data": {"id": "user_gone", "deleted": true}}),
     );
-    assert_eq!(deliver(&client, &url, &delete).await, 204);
+    assert_eq!(deliver(client, url, &delete).await, 204);
     assert!(matches!(
-        sessions.verify().execute(tokens[1].expose_secret()),
+        hooks.sessions.verify().execute(tokens[1].expose_secret()),
         Err(VerifyError::Revoked(_))
     ));
     assert!(
@@ -210,11 +172,11 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
     );
 
     // The same delivery again is a replay; the promotion it might hide is not applied.
-    assert_eq!(deliver(&client, &url, &demote).await, 409);
-    assert_eq!(deliver(&client, &url, &delete).await, 409);
+    assert_eq!(deliver(client, url, &demote).await, 409);
+    assert_eq!(deliver(client, url, &delete).await, 409);
     // A copy captured and sent later, past the tolerance, is stale.
-    clock.advance(301);
-    assert_eq!(deliver(&client, &url, &demote).await, 401);
+    hooks.clock.advance(301);
+    assert_eq!(deliver(client, url, &demote).await, 401);
     let admin = ExternalSubject::parse("user_admin").unwrap();
     let stored = users.find_by_external_id(IDP, &admin).await.unwrap();
     assert_eq!(stored.unwrap().user.role, UserRole::User);
@@ -334,6 +296,78 @@ impl Webhooks {
             .unwrap()
             .token
     }
+
+    /// The exchange endpoint, over loopback, for `provider`'s tokens, on
+    /// this harness's sessions and (cached) directory; its URL.
+    async fn exchange_endpoint(&self, provider: &Provider) -> String {
+        let exchange = Router::new()
+            .route("/token", post(exchange_token::<UserRole>))
+            .with_state(
+                self.sessions
+                    .exchange(provider.verifier.clone(), self.directory.clone()),
+            );
+        format!(
+            "http://{}/token",
+            crate::http_support::serve(exchange).await
+        )
+    }
+
+    /// Posts `provider_token` to the exchange endpoint at `url`.
+    async fn exchange(&self, url: &str, provider_token: &str) -> reqwest::Response {
+        self.client
+            .post(url)
+            .bearer_auth(provider_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Exchanges `provider_token`, which must succeed: the session's role.
+    async fn exchanged_role(&self, url: &str, provider_token: &str) -> UserRole {
+        let response = self.exchange(url, provider_token).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        let session = self
+            .sessions
+            .verify()
+            .execute(body["access_token"].as_str().unwrap())
+            .unwrap();
+        *session.session().role()
+    }
+}
+
+/// The identity provider's token signer, and a verifier of its tokens on
+/// the harness's clock.
+struct Provider {
+    key: SigningKey,
+    verifier: Arc<JwksTokenVerifier<UserRole>>,
+}
+
+impl Provider {
+    fn new(clock: &Arc<ManualClock>) -> Self {
+        let key = SigningKey::generate(JwsAlgorithm::Es256, "idp-1").unwrap();
+        let verifier = Arc::new(JwksTokenVerifier::new(
+            IdentityProvider::builder(IDP, mapping())
+                .skip_audience_check()
+                .algorithms(&[JwsAlgorithm::Es256])
+                .clock(clock.clone())
+                .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+                .build()
+                .unwrap(),
+        ));
+        Self { key, verifier }
+    }
+
+    /// A token for `sub` with `role`, minted at `iat` (Unix seconds) and
+    /// valid for an hour after.
+    fn token(&self, sub: &str, role: &str, iat: i64) -> String {
+        let claims = json!({
+            "iss": IDP, "sub": sub, "iat": iat, "exp": iat + 3_600,
+            "public_metadata": {"role": role},
+        });
+        let header = jose::encode_header(&self.key, "JWT");
+        jose::sign_compact(&self.key, &header, claims.to_string().as_bytes()).unwrap()
+    }
 }
 
 #[tokio::test]
@@ -452,55 +486,25 @@ async fn who(session: Session, provider: Option<ProviderUser<UserRole>>) -> Stri
 #[tokio::test]
 async fn a_deleted_users_provider_token_is_refused_by_the_exchange_and_the_hybrid_layer() {
     let hooks = Webhooks::spawn().await;
-    let idp_key = SigningKey::generate(JwsAlgorithm::Es256, "idp-1").unwrap();
-    let verifier = Arc::new(JwksTokenVerifier::new(
-        IdentityProvider::builder(IDP, mapping())
-            .skip_audience_check()
-            .algorithms(&[JwsAlgorithm::Es256])
-            .clock(hooks.clock.clone())
-            .static_keys(KeyRing::verify_only(vec![idp_key.verification_key()]).unwrap())
-            .build()
-            .unwrap(),
-    ));
-    let exchange = Router::new()
-        .route("/token", post(exchange_token::<UserRole>))
-        .with_state(
-            hooks
-                .sessions
-                .exchange(verifier.clone(), hooks.directory.clone()),
-        );
-    let exchange = format!(
-        "http://{}/token",
-        crate::http_support::serve(exchange).await
-    );
+    let provider = Provider::new(&hooks.clock);
+    let exchange = hooks.exchange_endpoint(&provider).await;
     let policy = RoutePolicy::builder()
         .rule(RouteRule::new("/me", Requirement::Authenticated))
         .build()
         .unwrap();
     let layer = hooks
         .sessions
-        .hybrid_layer(policy, verifier, ResolveUser::new(hooks.directory.clone()))
+        .hybrid_layer(
+            policy,
+            provider.verifier.clone(),
+            ResolveUser::new(hooks.directory.clone()),
+        )
         .unwrap();
     let me = Router::new().route("/me", get(who)).layer(layer);
     let me = format!("http://{}/me", crate::http_support::serve(me).await);
 
-    // The provider's token, valid for ten minutes.
-    let claims = json!({
-        "iss": IDP, "sub": "user_token", "iat": START - 5, "exp": START + 600,
-        "public_metadata": {"role": "member"},
-    });
-    let header = jose::encode_header(&idp_key, "JWT");
-    let provider_token =
-        jose::sign_compact(&idp_key, &header, claims.to_string().as_bytes()).unwrap();
-    let exchange_status = || async {
-        hooks
-            .client
-            .post(&exchange)
-            .bearer_auth(&provider_token)
-            .send()
-            .await
-            .unwrap()
-    };
+    let provider_token = provider.token("user_token", "member", START - 5);
+    let exchange_status = || hooks.exchange(&exchange, &provider_token);
     let me_status = || async {
         hooks
             .client
@@ -526,7 +530,7 @@ async fn a_deleted_users_provider_token_is_refused_by_the_exchange_and_the_hybri
     let deleted = deletion_event("user_token", (START + 1) * 1000);
     assert_eq!(hooks.deliver("msg_deleted", &deleted).await, 204);
 
-    // The provider token has minutes left; it recreates no one and is refused.
+    // The provider token is unexpired; it recreates no one and is refused.
     for response in [exchange_status().await, me_status().await] {
         assert_eq!(response.status(), 401);
         assert_eq!(
@@ -540,4 +544,66 @@ async fn a_deleted_users_provider_token_is_refused_by_the_exchange_and_the_hybri
         hooks.sessions.verify().execute(&session),
         Err(VerifyError::Revoked(_))
     ));
+}
+
+#[tokio::test]
+async fn a_provider_token_older_than_a_demotion_does_not_undo_it_and_none_recreates_a_deleted_user()
+{
+    let hooks = Webhooks::spawn().await;
+    let provider = Provider::new(&hooks.clock);
+    let exchange = hooks.exchange_endpoint(&provider).await;
+    // Minted as an admin a minute before the demotion, and unexpired.
+    let admin_token = provider.token("user_demoted", "admin", START - 60);
+    assert_eq!(
+        hooks.exchanged_role(&exchange, &admin_token).await,
+        UserRole::Admin
+    );
+
+    // Demoted at the provider at T = START - 10 s.
+    let demote = user_event(
+        "user.updated",
+        "user_demoted",
+        "member",
+        (START - 10) * 1000,
+    );
+    assert_eq!(hooks.deliver("msg_demote", &demote).await, 204);
+
+    // The admin token (iat < T) is exchanged for a session with the lower
+    // role, and leaves the stored record as the webhook wrote it.
+    assert_eq!(
+        hooks.exchanged_role(&exchange, &admin_token).await,
+        UserRole::User
+    );
+    let stored = hooks.find("user_demoted").await.unwrap();
+    assert_eq!(stored.user.role, UserRole::User);
+    assert_eq!(
+        hooks
+            .users
+            .find_by_external_id(IDP, &stored.subject)
+            .await
+            .unwrap(),
+        Some(stored),
+        "the directory behind the cache agrees"
+    );
+
+    // A token minted after T carries the new role, and works.
+    let member_token = provider.token("user_demoted", "member", START - 5);
+    assert_eq!(
+        hooks.exchanged_role(&exchange, &member_token).await,
+        UserRole::User
+    );
+    assert_eq!(hooks.users.len(), 1);
+
+    // Deleted at START; a token minted after the deletion (by the
+    // provider's clock) recreates no one and is refused, like the old ones.
+    let deleted = deletion_event("user_demoted", START * 1000);
+    assert_eq!(hooks.deliver("msg_deleted", &deleted).await, 204);
+    hooks.clock.advance(2);
+    let after_deletion = provider.token("user_demoted", "admin", START + 1);
+    for token in [&after_deletion, &member_token, &admin_token] {
+        let response = hooks.exchange(&exchange, token).await;
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(hooks.users.len(), 0, "not recreated");
+    assert_eq!(hooks.find("user_demoted").await, None);
 }

@@ -763,7 +763,7 @@ mod tests {
     use mockall::predicate::eq;
     use tessera_application::RevokeSession;
     use tessera_application::external::{
-        ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory,
+        AsOf, ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory,
         MockUserEventDecoder, UpsertOutcome, Upserted,
     };
     use tessera_application::ports::{
@@ -1204,7 +1204,7 @@ mod tests {
             email: None,
             name: None,
             enabled: None,
-            as_of: None,
+            as_of: AsOf::Unknown,
         }
     }
 

@@ -266,10 +266,11 @@ pub trait ExternalTokenVerifier<R: Role>: Send + Sync + 'static {
 /// What a provider says about one of its users, to create or update the
 /// local record with.
 ///
-/// Webhooks arrive at least once and in no particular order, so a profile
-/// read from one carries [`as_of`](Self::as_of): the instant at the
-/// provider that it describes. The directory orders profiles by it (see
-/// [`ExternalUserDirectory::upsert_external`]).
+/// Webhooks arrive at least once and in no particular order, and tokens
+/// outlive the changes made after they were minted, so a profile carries
+/// [`as_of`](Self::as_of): the instant at the provider that it describes,
+/// and whether a webhook or a token says so. The directory orders profiles
+/// by it (see [`ExternalUserDirectory::upsert_external`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalProfile<R> {
     /// The provider's issuer.
@@ -285,20 +286,14 @@ pub struct ExternalProfile<R> {
     /// Whether the user may sign in; `None` keeps the stored value (a new
     /// record is enabled).
     pub enabled: Option<bool>,
-    /// The provider's instant this profile describes: when the provider
-    /// last changed the user (Clerk's `updated_at`). It MUST NOT be later
-    /// than that change, or a stale profile could win over a newer one.
-    ///
-    /// `None` when unknown, as for a profile built from a token's claims
-    /// at request time: such a profile updates a live record whatever the
-    /// record reflects, but never recreates a deleted user.
-    pub as_of: Option<OffsetDateTime>,
+    /// The provider's instant this profile describes, and where it comes
+    /// from (see [`AsOf`]).
+    pub as_of: AsOf,
 }
 
 impl<R: Role> ExternalProfile<R> {
-    /// The profile a verified token describes (enabled state unchanged, no
-    /// [`as_of`](Self::as_of): a token says who the user is, not when the
-    /// provider last changed them).
+    /// The profile a verified token describes, as of the token's `iat`
+    /// ([`AsOf::Token`]), enabled state unchanged.
     #[must_use]
     pub fn from_identity(identity: &ExternalIdentity<R>) -> Self {
         Self {
@@ -308,7 +303,61 @@ impl<R: Role> ExternalProfile<R> {
             email: identity.email.clone(),
             name: identity.name.clone(),
             enabled: None,
-            as_of: None,
+            as_of: AsOf::Token(identity.issued_at),
+        }
+    }
+}
+
+/// The instant at the provider an [`ExternalProfile`] describes, by where
+/// the profile comes from, which decides what it may do to the stored
+/// record (the [ordering rules](ExternalUserDirectory#ordering-and-deletions)).
+///
+/// A token's claims and a webhook's payload both describe the user at an
+/// instant, but only a webhook may recreate a deleted user: the two
+/// instants come from different parts of the provider (and possibly
+/// different clocks), so a token minted just before the deletion may carry
+/// an instant just after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Not known (a profile read from the provider's user API at request
+    /// time, or from a webhook whose payload carries no instant): written
+    /// over a live record whatever the record reflects, never over a
+    /// deleted account's tombstone.
+    Unknown,
+    /// When the provider last changed the user, as its webhooks say
+    /// (Clerk's `updated_at`). It MUST NOT be later than that change, or a
+    /// stale profile could win over a newer one. Ordered against the
+    /// record, recorded as the record's instant when written, and the only
+    /// kind that recreates a deleted account (when strictly newer than the
+    /// deletion).
+    Provider(OffsetDateTime),
+    /// When the provider minted the token the profile was read from (its
+    /// `iat`; providers compute a token's claims when they mint it).
+    /// Ordered against the record like a provider instant (older than what
+    /// the record reflects: stale), but never recorded as the record's
+    /// instant, so that a token cannot make a later webhook look stale,
+    /// and never recreates a deleted account, whatever its instant.
+    Token(OffsetDateTime),
+}
+
+impl AsOf {
+    /// The instant a profile is ordered by, whatever its source; `None`
+    /// when unknown.
+    #[must_use]
+    pub fn instant(self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Unknown => None,
+            Self::Provider(at) | Self::Token(at) => Some(at),
+        }
+    }
+
+    /// The instant a write of the profile records as the record's, and
+    /// that may outdate a deletion: a webhook's ([`AsOf::Provider`]) only.
+    #[must_use]
+    pub fn provider_instant(self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Provider(at) => Some(at),
+            Self::Unknown | Self::Token(_) => None,
         }
     }
 }
@@ -346,9 +395,9 @@ pub enum UpsertOutcome<R> {
     /// The profile is older than what the record already reflects: nothing
     /// was written. Holds the record as stored.
     Stale(ExternalUser<R>),
-    /// The provider deleted the account, and the profile is not newer than
-    /// the deletion (or has no [`as_of`](ExternalProfile::as_of)): nothing
-    /// was written and there is no local user.
+    /// The provider deleted the account, and the profile is not a
+    /// webhook's newer than the deletion ([`AsOf::Provider`]): nothing was
+    /// written and there is no local user.
     Deleted {
         /// The instant the directory records for the deletion.
         deleted_as_of: OffsetDateTime,
@@ -381,28 +430,34 @@ pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 
 ///
 /// # Ordering and deletions
 ///
-/// A provider's webhooks arrive at least once and out of order, so writes
-/// are ordered by the provider's own instants, not by arrival.
+/// A provider's webhooks arrive at least once and out of order, and its
+/// tokens outlive the changes made after they were minted, so writes are
+/// ordered by the provider's own instants ([`AsOf`]), not by arrival.
 /// Implementations MUST:
 ///
-/// - remember, per account, the latest [`as_of`](ExternalProfile::as_of)
-///   they applied (an upsert without one leaves it as it is);
-/// - ignore an upsert whose `as_of` is older than that
-///   ([`UpsertOutcome::Stale`], the stored record unchanged), and apply one
-///   whose `as_of` is equal (a retried delivery is applied again, to the
-///   same effect) or newer, or absent (request-time sync from a token);
+/// - remember, per account, the latest [`AsOf::Provider`] instant they
+///   applied (an upsert of another kind leaves it as it is: a token's
+///   instant comes from another clock than the webhooks', and must not
+///   make a later webhook look stale);
+/// - ignore an upsert whose instant ([`AsOf::instant`], a webhook's or a
+///   token's) is older than that ([`UpsertOutcome::Stale`], the stored
+///   record unchanged), and apply one whose instant is equal (a retried
+///   delivery is applied again, to the same effect) or newer, or unknown
+///   ([`AsOf::Unknown`]);
 /// - on a deletion, remove the user and keep a **tombstone** of the
 ///   account recording the deletion's instant: the deletion's `as_of`, or
 ///   the time the directory applies it when it has none, and never earlier
-///   than the `as_of` the record reflected or an earlier deletion recorded
+///   than the instant the record reflected or an earlier deletion recorded
 ///   (a deletion always wins over what was seen before it). A deletion of
 ///   an unknown account leaves a tombstone too, since its `user.created`
 ///   may still be on its way;
 /// - refuse ([`UpsertOutcome::Deleted`]) an upsert on a tombstone unless
-///   its `as_of` is strictly newer than the deletion, in which case a new
-///   user (with a new local id) is created. An upsert without `as_of` never
-///   recreates a deleted user: a deleted user's provider token, still
-///   unexpired, must not bring them back;
+///   it is an [`AsOf::Provider`] strictly newer than the deletion, in which
+///   case a new user (with a new local id) is created. A token's profile
+///   ([`AsOf::Token`]) never recreates a deleted user, whatever its `iat`:
+///   a deleted user's provider token, still unexpired, must not bring them
+///   back, even if the provider's clocks put its minting after the
+///   deletion. Nor does a profile of unknown instant;
 /// - keep each tombstone at least for their retention period (default
 ///   [`DEFAULT_TOMBSTONE_RETENTION`]), and then MAY forget it, after which
 ///   the account is unknown again.

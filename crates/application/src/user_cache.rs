@@ -349,7 +349,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::external::{MockExternalUserDirectory, Upserted};
+    use crate::external::{AsOf, MockExternalUserDirectory, Upserted};
     use crate::ports::DirectoryUser;
     use crate::testing::{NOW, at};
     use tessera_domain::{UserId, UserRole};
@@ -399,7 +399,7 @@ mod tests {
             email: None,
             name: None,
             enabled: None,
-            as_of: None,
+            as_of: AsOf::Unknown,
         }
     }
 

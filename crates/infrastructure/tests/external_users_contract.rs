@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use common::*;
 use tessera_application::external::{
-    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome, Upserted,
+    AsOf, ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
+    Upserted,
 };
 use tessera_application::ports::UserDirectory;
 use tessera_domain::UserRole;
@@ -32,8 +33,8 @@ fn subject(s: &str) -> ExternalSubject {
     ExternalSubject::parse(s).unwrap()
 }
 
-/// A webhook's profile of `sub`, as of `as_of` (Unix seconds) if given.
-fn profile(sub: &str, role: UserRole, as_of: Option<OffsetDateTime>) -> ExternalProfile<UserRole> {
+/// A profile of `sub`, as of `as_of`.
+fn profile(sub: &str, role: UserRole, as_of: AsOf) -> ExternalProfile<UserRole> {
     ExternalProfile {
         issuer: ISSUER.into(),
         subject: subject(sub),
@@ -77,12 +78,12 @@ async fn found(directory: &dyn Directory, sub: &str) -> Option<ExternalUser<User
 /// applied again; an update without an instant applies but does not move
 /// the record's instant.
 async fn orders_updates_by_their_instant(directory: &dyn Directory) {
-    let newer = profile("user_order", UserRole::User, Some(at(T + 20)));
+    let newer = profile("user_order", UserRole::User, AsOf::Provider(at(T + 20)));
     let created = written(directory.upsert_external(newer.clone()).await.unwrap());
     assert!(created.previous.is_none());
 
     // The delayed older update would grant admin and disable: ignored.
-    let mut older = profile("user_order", UserRole::Admin, Some(at(T + 10)));
+    let mut older = profile("user_order", UserRole::Admin, AsOf::Provider(at(T + 10)));
     older.enabled = Some(false);
     older.email = Some("stale@example.com".into());
     let stored = stale(directory.upsert_external(older).await.unwrap());
@@ -109,24 +110,33 @@ async fn orders_updates_by_their_instant(directory: &dyn Directory) {
     // Newer: applied.
     let newest = written(
         directory
-            .upsert_external(profile("user_order", UserRole::Admin, Some(at(T + 30))))
+            .upsert_external(profile(
+                "user_order",
+                UserRole::Admin,
+                AsOf::Provider(at(T + 30)),
+            ))
             .await
             .unwrap(),
     );
     assert_eq!(newest.current.user.role, UserRole::Admin);
     assert_eq!(newest.current.user.user_id, created.current.user.user_id);
 
-    // Without an instant (a token): applied, and T + 30 still stands.
+    // Of unknown instant (request-time sync): applied, and T + 30 still
+    // stands.
     let synced = written(
         directory
-            .upsert_external(profile("user_order", UserRole::Moderator, None))
+            .upsert_external(profile("user_order", UserRole::Moderator, AsOf::Unknown))
             .await
             .unwrap(),
     );
     assert_eq!(synced.current.user.role, UserRole::Moderator);
     stale(
         directory
-            .upsert_external(profile("user_order", UserRole::User, Some(at(T + 25))))
+            .upsert_external(profile(
+                "user_order",
+                UserRole::User,
+                AsOf::Provider(at(T + 25)),
+            ))
             .await
             .unwrap(),
     );
@@ -134,30 +144,99 @@ async fn orders_updates_by_their_instant(directory: &dyn Directory) {
     // A record written without an instant takes the first one it is given.
     written(
         directory
-            .upsert_external(profile("user_undated", UserRole::User, None))
+            .upsert_external(profile("user_undated", UserRole::User, AsOf::Unknown))
             .await
             .unwrap(),
     );
     written(
         directory
-            .upsert_external(profile("user_undated", UserRole::Admin, Some(at(T + 1))))
+            .upsert_external(profile(
+                "user_undated",
+                UserRole::Admin,
+                AsOf::Provider(at(T + 1)),
+            ))
             .await
             .unwrap(),
     );
     let stored = stale(
         directory
-            .upsert_external(profile("user_undated", UserRole::User, Some(at(T))))
+            .upsert_external(profile(
+                "user_undated",
+                UserRole::User,
+                AsOf::Provider(at(T)),
+            ))
             .await
             .unwrap(),
     );
     assert_eq!(stored.user.role, UserRole::Admin);
 }
 
+/// A token's profile is ordered by its `iat` like a webhook's by its
+/// instant: minted before the record's last webhook, it is stale and the
+/// stored record stands; minted then or later, it is written. Its instant
+/// is not recorded: a webhook older than a token written before it still
+/// applies.
+async fn orders_a_token_by_its_iat_without_recording_it(directory: &dyn Directory) {
+    let upsert = |role, as_of| directory.upsert_external(profile("user_token", role, as_of));
+    let signed_in = written(
+        upsert(UserRole::Admin, AsOf::Token(at(T + 100)))
+            .await
+            .unwrap(),
+    );
+    assert!(signed_in.previous.is_none());
+    let id = signed_in.current.user.user_id;
+
+    // Demoted by a webhook at T + 20, older than the first token: applied.
+    let demoted = written(
+        upsert(UserRole::User, AsOf::Provider(at(T + 20)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(demoted.current.user.role, UserRole::User);
+    assert_eq!(demoted.current.user.user_id, id);
+
+    // A token minted before the demotion still says admin: stale.
+    let mut old_token = profile("user_token", UserRole::Admin, AsOf::Token(at(T + 19)));
+    old_token.enabled = Some(true);
+    old_token.email = Some("old@example.com".into());
+    let stored = stale(directory.upsert_external(old_token).await.unwrap());
+    assert_eq!(stored, demoted.current, "the stored record, unchanged");
+    assert_eq!(found(directory, "user_token").await, Some(demoted.current));
+    let rotated = UserDirectory::find(directory, &id).await.unwrap().unwrap();
+    assert_eq!(rotated.role, UserRole::User, "sessions rotate as demoted");
+
+    // Tokens minted at the demotion's instant or after it: written.
+    for (iat, role) in [(T + 20, UserRole::Moderator), (T + 40, UserRole::User)] {
+        let current = written(upsert(role, AsOf::Token(at(iat))).await.unwrap()).current;
+        assert_eq!(current.user.role, role, "{iat}");
+        assert_eq!(current.user.user_id, id);
+    }
+
+    // The tokens recorded nothing: a webhook at T + 30 still applies, and
+    // then orders what follows.
+    let promoted = written(
+        upsert(UserRole::Admin, AsOf::Provider(at(T + 30)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(promoted.current.user.role, UserRole::Admin);
+    stale(
+        upsert(UserRole::User, AsOf::Token(at(T + 29)))
+            .await
+            .unwrap(),
+    );
+    stale(
+        upsert(UserRole::User, AsOf::Provider(at(T + 29)))
+            .await
+            .unwrap(),
+    );
+}
+
 /// Equal instants are applied even below the microsecond, which PostgreSQL
 /// does not keep.
 async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Directory) {
     let instant = at(T) + Duration::nanoseconds(123_456_789);
-    let first = profile("user_nanos", UserRole::User, Some(instant));
+    let first = profile("user_nanos", UserRole::User, AsOf::Provider(instant));
     written(directory.upsert_external(first.clone()).await.unwrap());
     let again = written(directory.upsert_external(first).await.unwrap());
     assert_eq!(again.previous.as_ref(), Some(&again.current));
@@ -167,7 +246,7 @@ async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Director
             .upsert_external(profile(
                 "user_nanos",
                 UserRole::Admin,
-                Some(instant - Duration::microseconds(1)),
+                AsOf::Provider(instant - Duration::microseconds(1)),
             ))
             .await
             .unwrap(),
@@ -179,7 +258,11 @@ async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Director
 async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
     let user = written(
         directory
-            .upsert_external(profile("user_gone", UserRole::Admin, Some(at(T + 10))))
+            .upsert_external(profile(
+                "user_gone",
+                UserRole::Admin,
+                AsOf::Provider(at(T + 10)),
+            ))
             .await
             .unwrap(),
     )
@@ -198,9 +281,15 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
         "sessions of the deleted user no longer rotate"
     );
 
-    // A delayed update made before the deletion, one at the same instant, and
-    // a token: none brings the user back.
-    for as_of in [Some(at(T + 40)), Some(at(T + 50)), None] {
+    // A delayed update made before the deletion, one at the same instant, a
+    // token minted (by the provider's clock) after it, and a profile of
+    // unknown instant: none brings the user back.
+    for as_of in [
+        AsOf::Provider(at(T + 40)),
+        AsOf::Provider(at(T + 50)),
+        AsOf::Token(at(T + 60)),
+        AsOf::Unknown,
+    ] {
         let outcome = directory
             .upsert_external(profile("user_gone", UserRole::Admin, as_of))
             .await
@@ -221,7 +310,11 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
     assert_eq!(
         deleted_as_of(
             directory
-                .upsert_external(profile("user_gone", UserRole::User, Some(at(T + 50))))
+                .upsert_external(profile(
+                    "user_gone",
+                    UserRole::User,
+                    AsOf::Provider(at(T + 50))
+                ))
                 .await
                 .unwrap()
         ),
@@ -231,7 +324,11 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
     // Strictly newer than the deletion: the provider made the account again.
     let back = written(
         directory
-            .upsert_external(profile("user_gone", UserRole::User, Some(at(T + 51))))
+            .upsert_external(profile(
+                "user_gone",
+                UserRole::User,
+                AsOf::Provider(at(T + 51)),
+            ))
             .await
             .unwrap(),
     );
@@ -247,7 +344,11 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
 async fn dates_a_deletion_no_earlier_than_the_record(directory: &dyn Directory) {
     written(
         directory
-            .upsert_external(profile("user_ahead", UserRole::User, Some(at(T + 100))))
+            .upsert_external(profile(
+                "user_ahead",
+                UserRole::User,
+                AsOf::Provider(at(T + 100)),
+            ))
             .await
             .unwrap(),
     );
@@ -259,7 +360,11 @@ async fn dates_a_deletion_no_earlier_than_the_record(directory: &dyn Directory) 
             .is_some()
     );
     let outcome = directory
-        .upsert_external(profile("user_ahead", UserRole::Admin, Some(at(T + 80))))
+        .upsert_external(profile(
+            "user_ahead",
+            UserRole::Admin,
+            AsOf::Provider(at(T + 80)),
+        ))
         .await
         .unwrap();
     assert_eq!(deleted_as_of(outcome), at(T + 100));
@@ -275,7 +380,11 @@ async fn remembers_the_deletion_of_an_unknown_account(directory: &dyn Directory)
             .unwrap(),
         None
     );
-    for as_of in [Some(at(T + 5)), None] {
+    for as_of in [
+        AsOf::Provider(at(T + 5)),
+        AsOf::Token(at(T + 20)),
+        AsOf::Unknown,
+    ] {
         let outcome = directory
             .upsert_external(profile("user_early", UserRole::User, as_of))
             .await
@@ -285,12 +394,17 @@ async fn remembers_the_deletion_of_an_unknown_account(directory: &dyn Directory)
     assert_eq!(found(directory, "user_early").await, None);
 }
 
-/// A deletion without an instant is dated by the directory: a token cannot
-/// undo it, a profile newer than that date can.
+/// A deletion without an instant is dated by the directory: a profile of
+/// unknown instant or a token cannot undo it, a webhook's profile newer
+/// than that date can.
 async fn dates_an_undated_deletion_itself(directory: &dyn Directory) {
     written(
         directory
-            .upsert_external(profile("user_undated_delete", UserRole::User, None))
+            .upsert_external(profile(
+                "user_undated_delete",
+                UserRole::User,
+                AsOf::Unknown,
+            ))
             .await
             .unwrap(),
     );
@@ -303,22 +417,30 @@ async fn dates_an_undated_deletion_itself(directory: &dyn Directory) {
     );
     let dated = deleted_as_of(
         directory
-            .upsert_external(profile("user_undated_delete", UserRole::User, None))
+            .upsert_external(profile(
+                "user_undated_delete",
+                UserRole::User,
+                AsOf::Unknown,
+            ))
             .await
             .unwrap(),
     );
-    deleted_as_of(
-        directory
-            .upsert_external(profile("user_undated_delete", UserRole::User, Some(dated)))
+    for as_of in [
+        AsOf::Provider(dated),
+        AsOf::Token(dated + Duration::milliseconds(1)),
+    ] {
+        let outcome = directory
+            .upsert_external(profile("user_undated_delete", UserRole::User, as_of))
             .await
-            .unwrap(),
-    );
+            .unwrap();
+        assert_eq!(deleted_as_of(outcome), dated, "{as_of:?}");
+    }
     let back = written(
         directory
             .upsert_external(profile(
                 "user_undated_delete",
                 UserRole::User,
-                Some(dated + Duration::milliseconds(1)),
+                AsOf::Provider(dated + Duration::milliseconds(1)),
             ))
             .await
             .unwrap(),
@@ -331,14 +453,14 @@ async fn dates_an_undated_deletion_itself(directory: &dyn Directory) {
 async fn deletes_one_account_only(directory: &dyn Directory) {
     let kept = written(
         directory
-            .upsert_external(profile("user_neighbour", UserRole::User, None))
+            .upsert_external(profile("user_neighbour", UserRole::User, AsOf::Unknown))
             .await
             .unwrap(),
     )
     .current;
     let elsewhere = ExternalProfile {
         issuer: "https://other.example".into(),
-        ..profile("user_twin", UserRole::User, None)
+        ..profile("user_twin", UserRole::User, AsOf::Unknown)
     };
     let elsewhere = written(directory.upsert_external(elsewhere).await.unwrap()).current;
     directory
@@ -358,6 +480,7 @@ async fn deletes_one_account_only(directory: &dyn Directory) {
 /// Every rule of the ordering contract, on an empty directory.
 async fn honours_the_ordering_contract(directory: &dyn Directory) {
     orders_updates_by_their_instant(directory).await;
+    orders_a_token_by_its_iat_without_recording_it(directory).await;
     applies_a_retry_with_a_sub_microsecond_instant(directory).await;
     keeps_deleted_users_deleted(directory).await;
     dates_a_deletion_no_earlier_than_the_record(directory).await;
@@ -378,7 +501,7 @@ async fn a_deletion_racing_older_updates_always_ends_deleted(directory: Arc<dyn 
                 barrier.wait().await;
                 let as_of = at(T) + Duration::milliseconds(i64::try_from(n).unwrap());
                 directory
-                    .upsert_external(profile("user_race", UserRole::Admin, Some(as_of)))
+                    .upsert_external(profile("user_race", UserRole::Admin, AsOf::Provider(as_of)))
                     .await
                     .unwrap()
             })

@@ -21,7 +21,7 @@ use common::*;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tessera_application::external::{
-    ExternalIdentity, ExternalProfile, ExternalSubject, ExternalUserDirectory, UpsertOutcome,
+    AsOf, ExternalIdentity, ExternalProfile, ExternalSubject, ExternalUserDirectory, UpsertOutcome,
     Upserted,
 };
 use tessera_application::ports::{DirectoryError, UserDirectory};
@@ -47,7 +47,7 @@ fn profile(sub: &str, role: UserRole, enabled: Option<bool>) -> ExternalProfile<
         email: Some(format!("{sub}@example.com")),
         name: Some("Ada".into()),
         enabled,
-        as_of: None,
+        as_of: AsOf::Unknown,
     }
 }
 
@@ -326,16 +326,15 @@ async fn tombstones_are_kept_for_the_retention_and_purged_after() {
     assert_eq!(directory.purge_tombstones().await.unwrap(), 1);
     assert_eq!(db.count("tessera_external_accounts").await, 1);
     // Forgotten: a token may create the account again; the recent one may not.
-    let back = written(
-        directory
-            .upsert_external(profile("user_old", UserRole::User, None))
-            .await
-            .unwrap(),
-    );
+    let token = |sub| ExternalProfile {
+        as_of: AsOf::Token(at(T)),
+        ..profile(sub, UserRole::User, None)
+    };
+    let back = written(directory.upsert_external(token("user_old")).await.unwrap());
     assert!(back.previous.is_none());
     assert!(deleted(
         directory
-            .upsert_external(profile("user_recent", UserRole::User, None))
+            .upsert_external(token("user_recent"))
             .await
             .unwrap()
     ));
@@ -448,10 +447,10 @@ async fn migration_4_applies_over_a_schema_at_migration_3_and_keeps_its_accounts
     assert_eq!(*before.user.user_id.as_uuid(), old);
     assert_eq!(before.user.role, UserRole::Admin);
     let mut update = profile("user_before", UserRole::User, None);
-    update.as_of = Some(at(T + 10));
+    update.as_of = AsOf::Provider(at(T + 10));
     let updated = written(directory.upsert_external(update.clone()).await.unwrap());
     assert_eq!(updated.current.user.user_id, before.user.user_id);
-    update.as_of = Some(at(T));
+    update.as_of = AsOf::Provider(at(T));
     update.role = UserRole::Admin;
     assert!(matches!(
         directory.upsert_external(update).await.unwrap(),

@@ -117,8 +117,13 @@ impl<R: Role> ExchangeToken<R> {
     /// session for that user with the local role, capabilities and tenant,
     /// authenticated when the provider says (`auth_time`, else `iat`).
     ///
-    /// A user the provider deleted is not recreated by their token, which
-    /// is refused with [`ExchangeError::UserDeleted`].
+    /// The token's claims describe the user as of its `iat`
+    /// ([`AsOf::Token`](crate::external::AsOf::Token)): a token older than
+    /// what the stored record reflects (a webhook changed the user since
+    /// it was minted) writes nothing, and the session carries the stored
+    /// record's role, so that an old token cannot undo a demotion. A user
+    /// the provider deleted is not recreated by their token, however
+    /// recent, which is refused with [`ExchangeError::UserDeleted`].
     ///
     /// # Errors
     ///
@@ -137,8 +142,8 @@ impl<R: Role> ExchangeToken<R> {
             .map_err(ExchangeError::Directory)?;
         let (user, created) = match outcome {
             UpsertOutcome::Written(upserted) => (upserted.current, upserted.previous.is_none()),
-            // A token's profile has no instant and so is never stale; were
-            // it, the stored record would be the newer truth.
+            // Minted before the record's last change: the stored record is
+            // the newer truth, and the session is built from it.
             UpsertOutcome::Stale(stored) => (stored, false),
             UpsertOutcome::Deleted { .. } => return Err(ExchangeError::UserDeleted),
         };
@@ -173,8 +178,8 @@ mod tests {
 
     use super::*;
     use crate::external::{
-        ExternalIdentity, ExternalSubject, MockExternalTokenVerifier, MockExternalUserDirectory,
-        Upserted,
+        AsOf, ExternalIdentity, ExternalSubject, MockExternalTokenVerifier,
+        MockExternalUserDirectory, Upserted,
     };
     use crate::ports::{DirectoryUser, MockIdGenerator, MockSessionTokenCodec};
     use crate::testing::*;
@@ -224,6 +229,26 @@ mod tests {
         verifier
     }
 
+    /// A codec that encodes one session, whose claims `check` accepts.
+    fn issuing(
+        check: fn(&SessionTokenClaims<UserRole>) -> bool,
+    ) -> MockSessionTokenCodec<UserRole> {
+        let mut codec = MockSessionTokenCodec::new();
+        codec
+            .expect_encode()
+            .with(function(check))
+            .times(1)
+            .returning(|_| Ok(SessionToken::new("session".into())));
+        codec
+    }
+
+    /// A codec that must encode nothing.
+    fn never_issuing() -> MockSessionTokenCodec<UserRole> {
+        let mut codec = MockSessionTokenCodec::new();
+        codec.expect_encode().times(0);
+        codec
+    }
+
     fn exchange(
         verifier: MockExternalTokenVerifier<UserRole>,
         users: MockExternalUserDirectory<UserRole>,
@@ -256,6 +281,7 @@ mod tests {
                     && p.role == UserRole::Moderator
                     && p.email.as_deref() == Some("a@example.com")
                     && p.enabled.is_none()
+                    && p.as_of == AsOf::Token(at(NOW - 10))
             }))
             .times(1)
             .returning(|_| {
@@ -264,20 +290,15 @@ mod tests {
                     previous: None,
                 }))
             });
-        let mut codec = MockSessionTokenCodec::new();
-        codec
-            .expect_encode()
-            .with(function(|c: &SessionTokenClaims<UserRole>| {
-                let s = c.session();
-                s.user_id() == &user()
-                    && s.role() == &UserRole::Moderator
-                    && s.has_capability("posts:edit")
-                    && s.is_in_tenant("acme")
-                    && s.authenticated_at() == at(NOW - 100)
-                    && s.issued_at() == at(NOW)
-            }))
-            .times(1)
-            .returning(|_| Ok(SessionToken::new("session".into())));
+        let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
+            let s = c.session();
+            s.user_id() == &user()
+                && s.role() == &UserRole::Moderator
+                && s.has_capability("posts:edit")
+                && s.is_in_tenant("acme")
+                && s.authenticated_at() == at(NOW - 100)
+                && s.issued_at() == at(NOW)
+        });
 
         let out = exchange(verifier, users, codec, 1, 1)
             .execute("provider-token")
@@ -298,14 +319,9 @@ mod tests {
                 previous: Some(stored(true)),
             }))
         });
-        let mut codec = MockSessionTokenCodec::new();
-        codec
-            .expect_encode()
-            .with(function(|c: &SessionTokenClaims<UserRole>| {
-                c.session().authenticated_at() == at(NOW - 10)
-            }))
-            .times(1)
-            .returning(|_| Ok(SessionToken::new("session".into())));
+        let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
+            c.session().authenticated_at() == at(NOW - 10)
+        });
         let out = exchange(verifier, users, codec, 1, 1)
             .execute("provider-token")
             .await
@@ -318,9 +334,7 @@ mod tests {
         let verifier = verifier_returning(|| Err(ExternalTokenError::InvalidSignature));
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(0);
-        let mut codec = MockSessionTokenCodec::new();
-        codec.expect_encode().times(0);
-        let err = exchange(verifier, users, codec, 0, 0)
+        let err = exchange(verifier, users, never_issuing(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
@@ -338,9 +352,7 @@ mod tests {
                 previous: Some(stored(false)),
             }))
         });
-        let mut codec = MockSessionTokenCodec::new();
-        codec.expect_encode().times(0);
-        let err = exchange(verifier, users, codec, 0, 0)
+        let err = exchange(verifier, users, never_issuing(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
@@ -380,7 +392,7 @@ mod tests {
         users
             .expect_upsert_external()
             .with(function(|p: &ExternalProfile<UserRole>| {
-                p.subject.as_str() == "user_2abc" && p.as_of.is_none()
+                p.subject.as_str() == "user_2abc" && p.as_of == AsOf::Token(at(NOW - 10))
             }))
             .times(1)
             .returning(|_| {
@@ -388,14 +400,51 @@ mod tests {
                     deleted_as_of: at(NOW - 30),
                 })
             });
-        let mut codec = MockSessionTokenCodec::new();
-        codec.expect_encode().times(0);
-        let err = exchange(verifier, users, codec, 0, 0)
+        let err = exchange(verifier, users, never_issuing(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
         assert!(matches!(err, ExchangeError::UserDeleted));
         assert_eq!(err.code(), "unknown_user");
         assert!(!err.is_unavailable(), "a refusal (401), not a 503");
+    }
+
+    #[tokio::test]
+    async fn a_token_older_than_the_stored_record_yields_a_session_with_the_stored_role() {
+        // The token (iat NOW - 10) says moderator; a webhook since demoted
+        // the user, so the directory keeps its record and says stale.
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let demoted = ExternalUser {
+            user: DirectoryUser {
+                role: UserRole::User,
+                ..stored(true).user
+            },
+            ..stored(true)
+        };
+        let kept = demoted.clone();
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_upsert_external()
+            .with(eq(ExternalProfile {
+                issuer: ISSUER.into(),
+                subject: ExternalSubject::parse("user_2abc").unwrap(),
+                role: UserRole::Moderator,
+                email: Some("a@example.com".into()),
+                name: None,
+                enabled: None,
+                as_of: AsOf::Token(at(NOW - 10)),
+            }))
+            .times(1)
+            .return_once(move |_| Ok(UpsertOutcome::Stale(kept)));
+        let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
+            c.session().role() == &UserRole::User && c.session().user_id() == &user()
+        });
+        let out = exchange(verifier, users, codec, 1, 1)
+            .execute("provider-token")
+            .await
+            .unwrap();
+        assert_eq!(out.session.role(), &UserRole::User);
+        assert_eq!(out.user, demoted);
+        assert!(!out.created);
     }
 }

@@ -37,7 +37,8 @@ pub struct ResolveUserRequest<'a, R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResolvedFrom {
-    /// The local directory already knew the user (or its cache did).
+    /// The local directory already knew the user (or its cache did), or
+    /// held a record newer than the profile it was about to write.
     Directory,
     /// The user was written from the token's claims.
     TokenClaims,
@@ -116,7 +117,10 @@ struct WrongAccount;
 /// on a miss the user is built from the token's claims, or fetched from the
 /// provider's user API when so configured, and upserted. Concurrent first
 /// requests for one user create one record, as the directory's upsert
-/// guarantees. A user the provider deleted (a tombstone in the directory)
+/// guarantees. The token's claims are written as of its `iat`
+/// ([`AsOf::Token`](crate::external::AsOf::Token)): if a webhook wrote a
+/// newer record between the miss and the upsert, that record stands and is
+/// returned. A user the provider deleted (a tombstone in the directory)
 /// is not recreated: the request fails with
 /// [`ResolveUserError::UnknownAtProvider`], as when the provider's API does
 /// not know the user, so a deleted user's unexpired token is refused. Put a
@@ -225,12 +229,13 @@ impl<R: Role> ResolveUser<R> {
             .upsert_external(profile)
             .await
             .map_err(ResolveUserError::Directory)?;
-        let (user, created) = match outcome {
-            UpsertOutcome::Written(upserted) => (upserted.current, upserted.previous.is_none()),
-            // Only a profile with an instant can be stale: one from the
-            // provider's API, overtaken by a webhook. The stored record is
-            // the newer truth.
-            UpsertOutcome::Stale(stored) => (stored, false),
+        let (user, created, from) = match outcome {
+            UpsertOutcome::Written(upserted) => {
+                (upserted.current, upserted.previous.is_none(), from)
+            }
+            // Overtaken by a webhook written since the miss: the stored
+            // record is the newer truth.
+            UpsertOutcome::Stale(stored) => (stored, false, ResolvedFrom::Directory),
             UpsertOutcome::Deleted { .. } => return Err(ResolveUserError::UnknownAtProvider),
         };
         Ok(ResolvedUser {
@@ -247,8 +252,8 @@ mod tests {
 
     use super::*;
     use crate::external::{
-        ExternalSubject, MockExternalUserDirectory, MockIdentityProviderUsers, RoleMappingError,
-        Upserted,
+        AsOf, ExternalSubject, MockExternalUserDirectory, MockIdentityProviderUsers,
+        RoleMappingError, Upserted,
     };
     use crate::ports::DirectoryUser;
     use crate::testing::*;
@@ -297,7 +302,7 @@ mod tests {
             email: Some("api@example.com".into()),
             name: Some("Ada".into()),
             enabled: Some(true),
-            as_of: None,
+            as_of: AsOf::Unknown,
         }
     }
 
@@ -549,7 +554,7 @@ mod tests {
     async fn a_provider_api_profile_overtaken_by_a_webhook_yields_the_stored_record() {
         let mut users = finding(None);
         let mut fetched = api_profile();
-        fetched.as_of = Some(at(NOW - 100));
+        fetched.as_of = AsOf::Provider(at(NOW - 100));
         let answer = fetched.clone();
         users
             .expect_upsert_external()
@@ -564,7 +569,34 @@ mod tests {
         let resolve = resolve(users, Some((api, ProviderApiUse::Always)));
         let out = run(&resolve, &identity(None)).await.unwrap();
         assert_eq!(out.user, stored(UserRole::Admin, true));
-        assert_eq!(out.from, ResolvedFrom::ProviderApi);
+        assert_eq!(out.from, ResolvedFrom::Directory, "the stored record");
+        assert!(!out.created);
+    }
+
+    #[tokio::test]
+    async fn a_token_overtaken_by_a_webhook_since_the_miss_yields_the_stored_record() {
+        // The token (iat NOW - 10) says user; a webhook wrote a moderator
+        // record, newer than the token, between the miss and the upsert.
+        let mut users = finding(None);
+        let id = identity(Some("a@example.com"));
+        let expected = ExternalProfile {
+            issuer: ISSUER.into(),
+            subject: subject(),
+            role: UserRole::User,
+            email: Some("a@example.com".into()),
+            name: None,
+            enabled: None,
+            as_of: AsOf::Token(at(NOW - 10)),
+        };
+        assert_eq!(ExternalProfile::from_identity(&id), expected, "as of iat");
+        users
+            .expect_upsert_external()
+            .with(eq(expected))
+            .times(1)
+            .returning(|_| Ok(UpsertOutcome::Stale(stored(UserRole::Moderator, true))));
+        let out = run(&resolve(users, None), &id).await.unwrap();
+        assert_eq!(out.user, stored(UserRole::Moderator, true));
+        assert_eq!(out.from, ResolvedFrom::Directory);
         assert!(!out.created);
     }
 }

@@ -173,7 +173,7 @@ mod tests {
 
     use super::*;
     use crate::external::{
-        ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory, Upserted,
+        AsOf, ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory, Upserted,
     };
     use crate::ports::{DirectoryUser, MockClock, MockRevocationStore, WatermarkKind};
     use crate::testing::*;
@@ -210,8 +210,15 @@ mod tests {
             email: None,
             name: None,
             enabled,
-            as_of: None,
+            as_of: AsOf::Unknown,
         }
+    }
+
+    /// A revocation store that must record nothing.
+    fn never_revoking() -> MockRevocationStore {
+        let mut store = MockRevocationStore::new();
+        store.expect_set_watermark().times(0);
+        store
     }
 
     fn apply(
@@ -242,9 +249,7 @@ mod tests {
     async fn a_created_user_is_stored_and_nobody_is_logged_out() {
         let mut users = MockExternalUserDirectory::new();
         expect_upsert(&mut users, None, stored(UserRole::User, true));
-        let mut store = MockRevocationStore::new();
-        store.expect_set_watermark().times(0);
-        let outcome = apply(users, store, 0)
+        let outcome = apply(users, never_revoking(), 0)
             .execute(UserEvent::Upserted(profile(UserRole::User, None)))
             .await
             .unwrap();
@@ -352,9 +357,7 @@ mod tests {
             .with(eq(ISSUER), eq(subject()), eq(None::<OffsetDateTime>))
             .times(1)
             .returning(|_, _, _| Ok(None));
-        let mut store = MockRevocationStore::new();
-        store.expect_set_watermark().times(0);
-        let outcome = apply(users, store, 0)
+        let outcome = apply(users, never_revoking(), 0)
             .execute(UserEvent::Deleted {
                 issuer: ISSUER.into(),
                 subject: subject(),
@@ -391,7 +394,7 @@ mod tests {
     #[tokio::test]
     async fn the_profile_reaches_the_directory_with_its_instant() {
         let mut sent = profile(UserRole::Admin, None);
-        sent.as_of = Some(at(NOW - 60));
+        sent.as_of = AsOf::Provider(at(NOW - 60));
         let mut users = MockExternalUserDirectory::new();
         users
             .expect_upsert_external()
@@ -403,9 +406,7 @@ mod tests {
                     previous: Some(stored(UserRole::Admin, true)),
                 }))
             });
-        let mut store = MockRevocationStore::new();
-        store.expect_set_watermark().times(0);
-        let outcome = apply(users, store, 0)
+        let outcome = apply(users, never_revoking(), 0)
             .execute(UserEvent::Upserted(sent))
             .await
             .unwrap();
@@ -427,9 +428,7 @@ mod tests {
             .expect_upsert_external()
             .times(1)
             .return_once(|_| Ok(UpsertOutcome::Stale(stored(UserRole::User, false))));
-        let mut store = MockRevocationStore::new();
-        store.expect_set_watermark().times(0);
-        let outcome = apply(users, store, 0)
+        let outcome = apply(users, never_revoking(), 0)
             .execute(UserEvent::Upserted(profile(UserRole::Admin, Some(true))))
             .await
             .unwrap();
@@ -445,9 +444,7 @@ mod tests {
             })
         });
         users.expect_delete_external().times(0);
-        let mut store = MockRevocationStore::new();
-        store.expect_set_watermark().times(0);
-        let outcome = apply(users, store, 0)
+        let outcome = apply(users, never_revoking(), 0)
             .execute(UserEvent::Upserted(profile(UserRole::Admin, None)))
             .await
             .unwrap();

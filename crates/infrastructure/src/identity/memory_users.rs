@@ -23,7 +23,7 @@ type Key = (String, ExternalSubject);
 #[derive(Debug, Clone, Copy)]
 struct Link {
     user_id: UserId,
-    /// The latest provider instant applied to the record.
+    /// The latest webhook instant (`AsOf::Provider`) applied to the record.
     as_of: Option<OffsetDateTime>,
 }
 
@@ -190,9 +190,13 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
         let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
         let key = (profile.issuer.clone(), profile.subject.clone());
         if let Some(tombstone) = users.tombstones.get(&key).copied() {
-            // Only a profile strictly newer than the deletion recreates the
-            // user; one without an instant never does.
-            if profile.as_of.is_none_or(|as_of| as_of <= tombstone.as_of) {
+            // Only a webhook's profile strictly newer than the deletion
+            // recreates the user; a token's, or an undated one, never does.
+            if profile
+                .as_of
+                .provider_instant()
+                .is_none_or(|as_of| as_of <= tombstone.as_of)
+            {
                 return Ok(UpsertOutcome::Deleted {
                     deleted_as_of: tombstone.as_of,
                 });
@@ -206,7 +210,7 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
             .and_then(|link| Some((link, users.by_id.get(&link.user_id)?.clone())));
         let (current, as_of) = match &existing {
             Some((link, previous)) => {
-                if let (Some(new), Some(stored)) = (profile.as_of, link.as_of)
+                if let (Some(new), Some(stored)) = (profile.as_of.instant(), link.as_of)
                     && new < stored
                 {
                     return Ok(UpsertOutcome::Stale(previous.clone()));
@@ -222,7 +226,7 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
                     email: profile.email,
                     name: profile.name,
                 };
-                (current, profile.as_of.or(link.as_of))
+                (current, profile.as_of.provider_instant().or(link.as_of))
             }
             None => {
                 let current = ExternalUser {
@@ -238,7 +242,7 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
                     email: profile.email,
                     name: profile.name,
                 };
-                (current, profile.as_of)
+                (current, profile.as_of.provider_instant())
             }
         };
         let user_id = current.user.user_id;
@@ -296,6 +300,7 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
 
     use super::*;
+    use tessera_application::external::AsOf;
     use tessera_domain::UserRole;
 
     const ISSUER: &str = "https://idp.example";
@@ -316,7 +321,7 @@ mod tests {
             email: Some("a@example.com".into()),
             name: None,
             enabled,
-            as_of: None,
+            as_of: AsOf::Unknown,
         }
     }
 
@@ -336,13 +341,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Worker threads, so that the upserts really run at once (on one
+    // thread each would run to completion before the next).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_first_upserts_of_one_account_create_exactly_one_user() {
         let directory = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
         let tasks: Vec<_> = (0..64)
             .map(|_| {
-                let directory = Arc::clone(&directory);
+                let (directory, barrier) = (Arc::clone(&directory), Arc::clone(&barrier));
                 tokio::spawn(async move {
+                    barrier.wait().await;
                     written(
                         directory
                             .upsert_external(profile(UserRole::User, None))
@@ -436,7 +445,7 @@ mod tests {
         let directory = InMemoryExternalUserDirectory::<UserRole>::new().with_clock(clock.clone());
         // The record reflects the provider at 2 000, ahead of the clock.
         let mut update = profile(UserRole::User, None);
-        update.as_of = Some(at(2_000));
+        update.as_of = AsOf::Provider(at(2_000));
         written(directory.upsert_external(update.clone()).await.unwrap());
         directory
             .delete_external(ISSUER, &subject(), None)
@@ -457,14 +466,14 @@ mod tests {
             .delete_external(ISSUER, &other.subject, None)
             .await
             .unwrap();
-        other.as_of = Some(at(1_000));
+        other.as_of = AsOf::Provider(at(1_000));
         assert_eq!(
             directory.upsert_external(other.clone()).await.unwrap(),
             UpsertOutcome::Deleted {
                 deleted_as_of: at(1_000)
             }
         );
-        other.as_of = Some(at(1_001));
+        other.as_of = AsOf::Provider(at(1_001));
         assert!(
             written(directory.upsert_external(other).await.unwrap())
                 .previous
@@ -478,6 +487,11 @@ mod tests {
         let directory = InMemoryExternalUserDirectory::<UserRole>::new()
             .with_clock(clock.clone())
             .with_tombstone_retention(Duration::from_secs(60));
+        // A token minted after the deletion.
+        let token = ExternalProfile {
+            as_of: AsOf::Token(at(1_000)),
+            ..profile(UserRole::User, None)
+        };
         directory
             .delete_external(ISSUER, &subject(), Some(at(900)))
             .await
@@ -485,10 +499,7 @@ mod tests {
         clock.0.store(1_059, Ordering::SeqCst);
         assert_eq!(directory.purge_tombstones(), 0, "59 s old: kept");
         assert!(matches!(
-            directory
-                .upsert_external(profile(UserRole::User, None))
-                .await
-                .unwrap(),
+            directory.upsert_external(token.clone()).await.unwrap(),
             UpsertOutcome::Deleted { .. }
         ));
         clock.0.store(1_060, Ordering::SeqCst);
@@ -496,14 +507,9 @@ mod tests {
         assert_eq!(directory.tombstones(), 0);
         // Forgotten: the account is unknown again, and a token may create it.
         assert!(
-            written(
-                directory
-                    .upsert_external(profile(UserRole::User, None))
-                    .await
-                    .unwrap()
-            )
-            .previous
-            .is_none()
+            written(directory.upsert_external(token).await.unwrap())
+                .previous
+                .is_none()
         );
     }
 

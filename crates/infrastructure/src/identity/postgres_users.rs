@@ -34,15 +34,20 @@ use crate::postgres::{InvalidUserRecord, PostgresUserDirectory};
 /// what the row holds; the upsert whose fresh id comes back creates the
 /// user, the others lock the user and update both rows in one statement, or
 /// roll back, leaving them as they are, when their profile is stale or the
-/// row is a tombstone. There is no check-then-insert window.
+/// row is a tombstone it may not replace (a webhook's profile newer than
+/// the deletion gives the tombstone a new user, in one statement). There is
+/// no check-then-insert window.
 /// [`delete_external`](ExternalUserDirectory::delete_external) claims the
 /// row the same way, then detaches and deletes the user in one statement,
 /// leaving the row as the tombstone.
 ///
-/// Instants are kept to the microsecond (PostgreSQL's `timestamptz`); a
-/// profile's `as_of` is truncated to the microsecond before it is compared
-/// or stored. Deletions without an instant, and tombstones' retention, are
-/// dated by the database's clock (`now()`).
+/// The account's `as_of` column holds webhooks' instants
+/// ([`AsOf::Provider`](tessera_application::external::AsOf::Provider)) only:
+/// a token's `iat` orders its profile but is never stored. Instants are
+/// kept to the microsecond (PostgreSQL's `timestamptz`); a profile's
+/// instant is truncated to the microsecond before it is compared or stored.
+/// Deletions without an instant, and tombstones' retention, are dated by
+/// the database's clock (`now()`).
 ///
 /// Tombstones are kept for the retention period
 /// ([`with_tombstone_retention`](Self::with_tombstone_retention), by
@@ -100,8 +105,9 @@ const FIND: &str = "SELECT a.user_id, a.email, a.name, u.role, u.capabilities, u
      FROM tessera_external_accounts a JOIN tessera_users u ON u.id = a.user_id
      WHERE a.issuer = $1 AND a.subject = $2";
 
-/// Claims the account: inserts it with a fresh user id, or (on conflict)
-/// locks the existing row, live or tombstone, and returns it as it was.
+/// Claims the account: inserts it with a fresh user id (and `$6`, the
+/// webhook's instant, if any), or (on conflict) locks the existing row,
+/// live or tombstone, and returns it as it was.
 /// `updated_at` is the only column the conflict branch writes.
 const CLAIM: &str =
     "INSERT INTO tessera_external_accounts (issuer, subject, user_id, email, name, as_of)
@@ -116,8 +122,9 @@ const LOCK_USER: &str =
     "SELECT role, capabilities, tenant, enabled FROM tessera_users WHERE id = $1 FOR UPDATE";
 
 /// Updates a live account (claimed) and its user in one statement: the
-/// provider's fields on the account (a profile without an instant keeps
-/// the stored one), role and `enabled` (when given) on the user.
+/// provider's fields on the account (`$6`, the webhook's instant, when
+/// given: a token's profile or an undated one keeps the stored instant),
+/// role and `enabled` (when given) on the user.
 const UPDATE: &str = "WITH account AS (
          UPDATE tessera_external_accounts
          SET email = $4, name = $5, as_of = coalesce($6, as_of)
@@ -217,14 +224,17 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
         profile: ExternalProfile<R>,
     ) -> Result<UpsertOutcome<R>, DirectoryError> {
         let fresh = Uuid::now_v7();
-        let as_of = profile.as_of.map(to_microseconds);
+        // Ordered by any instant, a webhook's or a token's; only a
+        // webhook's is recorded, and may outdate a deletion.
+        let ordered_by = profile.as_of.instant().map(to_microseconds);
+        let recorded = profile.as_of.provider_instant().map(to_microseconds);
         let (user_id, old_email, old_name, stored_as_of): ClaimRow = sqlx::query_as(CLAIM)
             .bind(&profile.issuer)
             .bind(profile.subject.as_str())
             .bind(fresh)
             .bind(profile.email.as_deref())
             .bind(profile.name.as_deref())
-            .bind(as_of)
+            .bind(recorded)
             .fetch_one(&mut **tx)
             .await
             .map_err(database)?;
@@ -236,78 +246,65 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             name,
         };
 
-        let Some(user_id) = user_id else {
-            let deleted_as_of = stored_as_of
-                .ok_or_else(|| DirectoryError::InvalidRecord(Box::new(UndatedTombstone)))?;
-            // Only a profile strictly newer than the deletion recreates the
-            // user; one without an instant never does.
-            if as_of.is_none_or(|as_of| as_of <= deleted_as_of) {
-                return Ok(UpsertOutcome::Deleted { deleted_as_of });
+        // The user to write: a new one (`fresh`) in place of a tombstone or
+        // for an account this claim inserted, or the account's own.
+        let (written_id, row, previous) = match user_id {
+            None => {
+                let deleted_as_of = stored_as_of
+                    .ok_or_else(|| DirectoryError::InvalidRecord(Box::new(UndatedTombstone)))?;
+                // Only a webhook's profile strictly newer than the deletion
+                // recreates the user; a token's, or an undated one, never does.
+                if recorded.is_none_or(|as_of| as_of <= deleted_as_of) {
+                    return Ok(UpsertOutcome::Deleted { deleted_as_of });
+                }
+                let row = Self::write(REVIVE, tx, fresh, &profile, recorded).await?;
+                (fresh, row, None)
             }
-            let row: UserRow = Self::write(REVIVE, tx, fresh, &profile, as_of).await?;
-            let current = account(
-                to_user(user_id_of(fresh)?, row)?,
-                profile.email.clone(),
-                profile.name.clone(),
-            );
-            return Ok(UpsertOutcome::Written(Upserted {
-                current,
-                previous: None,
-            }));
+            Some(user_id) if user_id == fresh => {
+                let row: UserRow = sqlx::query_as(CREATE_USER)
+                    .bind(fresh)
+                    .bind(profile.role.name())
+                    .bind(profile.enabled.unwrap_or(true))
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(database)?;
+                (fresh, row, None)
+            }
+            Some(user_id) => {
+                let before: Option<UserRow> = sqlx::query_as(LOCK_USER)
+                    .bind(user_id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(database)?;
+                let before =
+                    before.ok_or_else(|| DirectoryError::InvalidRecord(Box::new(DanglingLink)))?;
+                let previous = account(to_user(user_id_of(user_id)?, before)?, old_email, old_name);
+                if let (Some(new), Some(stored)) = (ordered_by, stored_as_of)
+                    && new < stored
+                {
+                    return Ok(UpsertOutcome::Stale(previous));
+                }
+                let row = Self::write(UPDATE, tx, user_id, &profile, recorded).await?;
+                (user_id, row, Some(previous))
+            }
         };
-
-        if user_id == fresh {
-            let row: UserRow = sqlx::query_as(CREATE_USER)
-                .bind(fresh)
-                .bind(profile.role.name())
-                .bind(profile.enabled.unwrap_or(true))
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(database)?;
-            let current = account(
-                to_user(user_id_of(fresh)?, row)?,
-                profile.email.clone(),
-                profile.name.clone(),
-            );
-            return Ok(UpsertOutcome::Written(Upserted {
-                current,
-                previous: None,
-            }));
-        }
-
-        let id = user_id_of(user_id)?;
-        let before: Option<UserRow> = sqlx::query_as(LOCK_USER)
-            .bind(user_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(database)?;
-        let before = before.ok_or_else(|| DirectoryError::InvalidRecord(Box::new(DanglingLink)))?;
-        let previous = account(to_user(id, before)?, old_email, old_name);
-        if let (Some(new), Some(stored)) = (as_of, stored_as_of)
-            && new < stored
-        {
-            return Ok(UpsertOutcome::Stale(previous));
-        }
-        let after = Self::write(UPDATE, tx, user_id, &profile, as_of).await?;
         let current = account(
-            to_user(id, after)?,
+            to_user(user_id_of(written_id)?, row)?,
             profile.email.clone(),
             profile.name.clone(),
         );
-        Ok(UpsertOutcome::Written(Upserted {
-            current,
-            previous: Some(previous),
-        }))
+        Ok(UpsertOutcome::Written(Upserted { current, previous }))
     }
 
     /// Runs [`UPDATE`] or [`REVIVE`] for `profile` on the account's user
-    /// `user_id`, returning the user row as written.
+    /// `user_id`, recording `recorded` as the account's instant (when some),
+    /// and returns the user row as written.
     async fn write(
         sql: &'static str,
         tx: &mut Transaction<'_, Postgres>,
         user_id: Uuid,
         profile: &ExternalProfile<R>,
-        as_of: Option<OffsetDateTime>,
+        recorded: Option<OffsetDateTime>,
     ) -> Result<UserRow, DirectoryError> {
         sqlx::query_as(sql)
             .bind(&profile.issuer)
@@ -315,7 +312,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             .bind(user_id)
             .bind(profile.email.as_deref())
             .bind(profile.name.as_deref())
-            .bind(as_of)
+            .bind(recorded)
             .bind(profile.role.name())
             .bind(profile.enabled)
             .fetch_one(&mut **tx)

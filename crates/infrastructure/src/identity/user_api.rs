@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use tessera_application::external::{
-    ExternalProfile, ExternalSubject, IdentityProviderUsers, ProviderUserError,
+    AsOf, ExternalProfile, ExternalSubject, IdentityProviderUsers, ProviderUserError,
 };
 use tessera_domain::Role;
 use zeroize::Zeroizing;
@@ -234,10 +234,10 @@ impl<R: Role> HttpUserApi<R> {
             email,
             name,
             enabled,
-            // Not read: like a token's claims, the profile is request-time
-            // sync, which updates a live record and never overrides a
-            // deleted account's tombstone.
-            as_of: None,
+            // Not read: the profile is request-time sync, which updates a
+            // live record and never overrides a deleted account's
+            // tombstone.
+            as_of: AsOf::Unknown,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 use tessera_application::external::{
-    ExternalProfile, ExternalSubject, UserEvent, UserEventDecoder, UserEventError,
+    AsOf, ExternalProfile, ExternalSubject, UserEvent, UserEventDecoder, UserEventError,
 };
 use tessera_domain::Role;
 use time::OffsetDateTime;
@@ -39,7 +39,8 @@ use super::payload::Leaf;
 /// Both instants are JSON integers counting **milliseconds** since the
 /// Unix epoch, as Clerk writes them; another type is a malformed payload.
 ///
-/// - An upsert's [`as_of`](ExternalProfile::as_of) is read from `data`, at
+/// - An upsert's [`as_of`](ExternalProfile::as_of) is an
+///   [`AsOf::Provider`] read from `data`, at
 ///   `updated_at` by default ([`as_of_path`](Self::as_of_path)): the
 ///   instant of the state the event carries. Never a later instant: an
 ///   event's own time would let a retried older update beat a newer one.
@@ -225,7 +226,7 @@ impl<R: Role> JsonUserEventDecoder<R> {
             email,
             name,
             enabled: disabled.map(|disabled| !disabled),
-            as_of,
+            as_of: as_of.map_or(AsOf::Unknown, AsOf::Provider),
         })
     }
 }
@@ -385,7 +386,7 @@ mod tests {
                 email: Some("alice@example.org".into()),
                 name: None,
                 enabled: Some(true),
-                as_of: Some(millis(UPDATED_AT_MS)),
+                as_of: AsOf::Provider(millis(UPDATED_AT_MS)),
             })
         );
     }
@@ -431,7 +432,7 @@ mod tests {
             panic!("expected an upsert");
         };
         // The state's instant, not the (later) event time.
-        let as_of = profile.as_of.unwrap();
+        let as_of = profile.as_of.provider_instant().unwrap();
         assert_eq!(as_of, millis(UPDATED_AT_MS));
         assert_eq!(as_of.unix_timestamp(), 1_654_013_791);
         assert_eq!(as_of.millisecond(), 514);
@@ -443,7 +444,7 @@ mod tests {
         else {
             panic!("expected an upsert");
         };
-        assert_eq!(profile.as_of, None, "null: unknown");
+        assert_eq!(profile.as_of, AsOf::Unknown, "null: unknown");
     }
 
     #[test]
@@ -506,7 +507,7 @@ mod tests {
         else {
             panic!("expected an upsert");
         };
-        assert_eq!(profile.as_of, Some(millis(2_000)));
+        assert_eq!(profile.as_of, AsOf::Provider(millis(2_000)));
         let payload =
             json!({"type": "user.deleted", "meta": {"sent_ms": 3_000}, "data": {"id": "u"}});
         let UserEvent::Deleted { as_of, .. } =
@@ -526,7 +527,7 @@ mod tests {
         else {
             panic!("expected an upsert");
         };
-        assert_eq!(profile.as_of, None);
+        assert_eq!(profile.as_of, AsOf::Unknown);
         let payload = json!({"type": "user.deleted", "timestamp": 3_000, "data": {"id": "u"}});
         let UserEvent::Deleted { as_of, .. } = off.decode(payload.to_string().as_bytes()).unwrap()
         else {
