@@ -67,6 +67,19 @@ fn deleted_as_of(outcome: UpsertOutcome<UserRole>) -> OffsetDateTime {
     }
 }
 
+/// What the directory does with the profile of `sub` as `role` at `as_of`.
+async fn upsert(
+    directory: &dyn Directory,
+    sub: &str,
+    role: UserRole,
+    as_of: AsOf,
+) -> UpsertOutcome<UserRole> {
+    directory
+        .upsert_external(profile(sub, role, as_of))
+        .await
+        .unwrap()
+}
+
 async fn found(directory: &dyn Directory, sub: &str) -> Option<ExternalUser<UserRole>> {
     directory
         .find_by_external_id(ISSUER, &subject(sub))
@@ -109,64 +122,50 @@ async fn orders_updates_by_their_instant(directory: &dyn Directory) {
 
     // Newer: applied.
     let newest = written(
-        directory
-            .upsert_external(profile(
-                "user_order",
-                UserRole::Admin,
-                AsOf::Provider(at(T + 30)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_order",
+            UserRole::Admin,
+            AsOf::Provider(at(T + 30)),
+        )
+        .await,
     );
     assert_eq!(newest.current.user.role, UserRole::Admin);
     assert_eq!(newest.current.user.user_id, created.current.user.user_id);
 
     // Of unknown instant (request-time sync): applied, and T + 30 still
     // stands.
-    let synced = written(
-        directory
-            .upsert_external(profile("user_order", UserRole::Moderator, AsOf::Unknown))
-            .await
-            .unwrap(),
-    );
+    let synced = written(upsert(directory, "user_order", UserRole::Moderator, AsOf::Unknown).await);
     assert_eq!(synced.current.user.role, UserRole::Moderator);
     stale(
-        directory
-            .upsert_external(profile(
-                "user_order",
-                UserRole::User,
-                AsOf::Provider(at(T + 25)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_order",
+            UserRole::User,
+            AsOf::Provider(at(T + 25)),
+        )
+        .await,
     );
 
     // A record written without an instant takes the first one it is given.
+    written(upsert(directory, "user_undated", UserRole::User, AsOf::Unknown).await);
     written(
-        directory
-            .upsert_external(profile("user_undated", UserRole::User, AsOf::Unknown))
-            .await
-            .unwrap(),
-    );
-    written(
-        directory
-            .upsert_external(profile(
-                "user_undated",
-                UserRole::Admin,
-                AsOf::Provider(at(T + 1)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_undated",
+            UserRole::Admin,
+            AsOf::Provider(at(T + 1)),
+        )
+        .await,
     );
     let stored = stale(
-        directory
-            .upsert_external(profile(
-                "user_undated",
-                UserRole::User,
-                AsOf::Provider(at(T)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_undated",
+            UserRole::User,
+            AsOf::Provider(at(T)),
+        )
+        .await,
     );
     assert_eq!(stored.user.role, UserRole::Admin);
 }
@@ -242,14 +241,13 @@ async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Director
     assert_eq!(again.previous.as_ref(), Some(&again.current));
     // A whole microsecond earlier is older.
     stale(
-        directory
-            .upsert_external(profile(
-                "user_nanos",
-                UserRole::Admin,
-                AsOf::Provider(instant - Duration::microseconds(1)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_nanos",
+            UserRole::Admin,
+            AsOf::Provider(instant - Duration::microseconds(1)),
+        )
+        .await,
     );
 }
 
@@ -257,14 +255,13 @@ async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Director
 /// newer profile gets past.
 async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
     let user = written(
-        directory
-            .upsert_external(profile(
-                "user_gone",
-                UserRole::Admin,
-                AsOf::Provider(at(T + 10)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_gone",
+            UserRole::Admin,
+            AsOf::Provider(at(T + 10)),
+        )
+        .await,
     )
     .current;
     let removed = directory
@@ -290,10 +287,7 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
         AsOf::Token(at(T + 60)),
         AsOf::Unknown,
     ] {
-        let outcome = directory
-            .upsert_external(profile("user_gone", UserRole::Admin, as_of))
-            .await
-            .unwrap();
+        let outcome = upsert(directory, "user_gone", UserRole::Admin, as_of).await;
         assert_eq!(deleted_as_of(outcome), at(T + 50), "{as_of:?}");
         assert_eq!(found(directory, "user_gone").await, None, "{as_of:?}");
     }
@@ -309,28 +303,26 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
     }
     assert_eq!(
         deleted_as_of(
-            directory
-                .upsert_external(profile(
-                    "user_gone",
-                    UserRole::User,
-                    AsOf::Provider(at(T + 50))
-                ))
-                .await
-                .unwrap()
+            upsert(
+                directory,
+                "user_gone",
+                UserRole::User,
+                AsOf::Provider(at(T + 50))
+            )
+            .await
         ),
         at(T + 50)
     );
 
     // Strictly newer than the deletion: the provider made the account again.
     let back = written(
-        directory
-            .upsert_external(profile(
-                "user_gone",
-                UserRole::User,
-                AsOf::Provider(at(T + 51)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_gone",
+            UserRole::User,
+            AsOf::Provider(at(T + 51)),
+        )
+        .await,
     );
     assert!(back.previous.is_none(), "a new user");
     assert_ne!(
@@ -343,14 +335,13 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
 /// A deletion is never dated before what the record reflected.
 async fn dates_a_deletion_no_earlier_than_the_record(directory: &dyn Directory) {
     written(
-        directory
-            .upsert_external(profile(
-                "user_ahead",
-                UserRole::User,
-                AsOf::Provider(at(T + 100)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_ahead",
+            UserRole::User,
+            AsOf::Provider(at(T + 100)),
+        )
+        .await,
     );
     assert!(
         directory
@@ -359,14 +350,13 @@ async fn dates_a_deletion_no_earlier_than_the_record(directory: &dyn Directory) 
             .unwrap()
             .is_some()
     );
-    let outcome = directory
-        .upsert_external(profile(
-            "user_ahead",
-            UserRole::Admin,
-            AsOf::Provider(at(T + 80)),
-        ))
-        .await
-        .unwrap();
+    let outcome = upsert(
+        directory,
+        "user_ahead",
+        UserRole::Admin,
+        AsOf::Provider(at(T + 80)),
+    )
+    .await;
     assert_eq!(deleted_as_of(outcome), at(T + 100));
 }
 
@@ -385,10 +375,7 @@ async fn remembers_the_deletion_of_an_unknown_account(directory: &dyn Directory)
         AsOf::Token(at(T + 20)),
         AsOf::Unknown,
     ] {
-        let outcome = directory
-            .upsert_external(profile("user_early", UserRole::User, as_of))
-            .await
-            .unwrap();
+        let outcome = upsert(directory, "user_early", UserRole::User, as_of).await;
         assert_eq!(deleted_as_of(outcome), at(T + 10));
     }
     assert_eq!(found(directory, "user_early").await, None);
@@ -399,14 +386,13 @@ async fn remembers_the_deletion_of_an_unknown_account(directory: &dyn Directory)
 /// than that date can.
 async fn dates_an_undated_deletion_itself(directory: &dyn Directory) {
     written(
-        directory
-            .upsert_external(profile(
-                "user_undated_delete",
-                UserRole::User,
-                AsOf::Unknown,
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_undated_delete",
+            UserRole::User,
+            AsOf::Unknown,
+        )
+        .await,
     );
     assert!(
         directory
@@ -416,34 +402,29 @@ async fn dates_an_undated_deletion_itself(directory: &dyn Directory) {
             .is_some()
     );
     let dated = deleted_as_of(
-        directory
-            .upsert_external(profile(
-                "user_undated_delete",
-                UserRole::User,
-                AsOf::Unknown,
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_undated_delete",
+            UserRole::User,
+            AsOf::Unknown,
+        )
+        .await,
     );
     for as_of in [
         AsOf::Provider(dated),
         AsOf::Token(dated + Duration::milliseconds(1)),
     ] {
-        let outcome = directory
-            .upsert_external(profile("user_undated_delete", UserRole::User, as_of))
-            .await
-            .unwrap();
+        let outcome = upsert(directory, "user_undated_delete", UserRole::User, as_of).await;
         assert_eq!(deleted_as_of(outcome), dated, "{as_of:?}");
     }
     let back = written(
-        directory
-            .upsert_external(profile(
-                "user_undated_delete",
-                UserRole::User,
-                AsOf::Provider(dated + Duration::milliseconds(1)),
-            ))
-            .await
-            .unwrap(),
+        upsert(
+            directory,
+            "user_undated_delete",
+            UserRole::User,
+            AsOf::Provider(dated + Duration::milliseconds(1)),
+        )
+        .await,
     );
     assert!(back.previous.is_none());
 }
@@ -451,13 +432,8 @@ async fn dates_an_undated_deletion_itself(directory: &dyn Directory) {
 /// Other accounts (another subject, the same subject at another issuer) are
 /// untouched by a deletion.
 async fn deletes_one_account_only(directory: &dyn Directory) {
-    let kept = written(
-        directory
-            .upsert_external(profile("user_neighbour", UserRole::User, AsOf::Unknown))
-            .await
-            .unwrap(),
-    )
-    .current;
+    let kept =
+        written(upsert(directory, "user_neighbour", UserRole::User, AsOf::Unknown).await).current;
     let elsewhere = ExternalProfile {
         issuer: "https://other.example".into(),
         ..profile("user_twin", UserRole::User, AsOf::Unknown)
@@ -500,10 +476,13 @@ async fn a_deletion_racing_older_updates_always_ends_deleted(directory: Arc<dyn 
             tokio::spawn(async move {
                 barrier.wait().await;
                 let as_of = at(T) + Duration::milliseconds(i64::try_from(n).unwrap());
-                directory
-                    .upsert_external(profile("user_race", UserRole::Admin, AsOf::Provider(as_of)))
-                    .await
-                    .unwrap()
+                upsert(
+                    &*directory,
+                    "user_race",
+                    UserRole::Admin,
+                    AsOf::Provider(as_of),
+                )
+                .await
             })
         })
         .collect();
