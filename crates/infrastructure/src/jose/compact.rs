@@ -113,14 +113,25 @@ pub fn verify_compact(
         return Err(JwsError::TooLarge { max: max_len });
     }
     // The header ends at the first dot and the signature starts after the
-    // last one; a dot between them is not base64url, so the payload's
-    // decoding below finds a fourth part without a third scan.
+    // last one: where a remembered header names the key, at that key's
+    // signature length from the end, without a scan. A dot anywhere else
+    // is not base64url, so decoding the payload or the signature finds a
+    // fourth part.
     let three_parts = || JwsError::Malformed("not three dot-separated parts");
     let (header_b64, rest) = token.split_once('.').ok_or_else(three_parts)?;
-    let (payload_b64, signature_b64) = rest.rsplit_once('.').ok_or_else(three_parts)?;
     if header_b64.is_empty() {
         return Err(JwsError::Malformed("header is empty"));
     }
+    let known = ring.known_header(header_b64);
+    let at_signature = known
+        .and_then(|(index, _)| ring.key(index).ok())
+        .and_then(|key| rest.len().checked_sub(key.encoded_signature_len() + 1))
+        .filter(|&dot| rest.as_bytes().get(dot) == Some(&b'.'))
+        .and_then(|dot| Some((rest.get(..dot)?, rest.get(dot + 1..)?)));
+    let (payload_b64, signature_b64) = match at_signature {
+        Some(parts) => parts,
+        None => rest.rsplit_once('.').ok_or_else(three_parts)?,
+    };
     let payload = STRICT_B64URL
         .decode_to_vec(payload_b64.as_bytes())
         .map_err(|_| {
@@ -131,7 +142,6 @@ pub fn verify_compact(
             }
         })?;
 
-    let known = ring.known_header(header_b64);
     let (index, header) = match known {
         Some((index, known)) => (index, known.header.clone()),
         None => read_header(header_b64, ring)?,
@@ -143,6 +153,7 @@ pub fn verify_compact(
         Decoded::Fits(bytes) => bytes,
         // Longer than any accepted key's signature.
         Decoded::TooLong => return Err(JwsError::InvalidSignature),
+        Decoded::NotBase64 if signature_b64.contains('.') => return Err(three_parts()),
         Decoded::NotBase64 => return Err(JwsError::Malformed("signature is not base64url")),
     };
     let signing_input = token

@@ -35,6 +35,8 @@ pub struct VerificationKey {
     kid: Option<Box<str>>,
     alg: JwsAlgorithm,
     verifier: Verifier,
+    /// The length of this key's signatures in bytes.
+    signature_len: usize,
 }
 
 #[derive(Clone)]
@@ -51,6 +53,7 @@ impl VerificationKey {
             kid: optional_kid(kid)?,
             alg: JwsAlgorithm::Hs256,
             verifier: Verifier::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, secret))),
+            signature_len: 32,
         })
     }
 
@@ -58,34 +61,42 @@ impl VerificationKey {
     /// size, exponent and ROCA checks.
     pub(crate) fn rsa(kid: Option<&str>, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
         let (n, e) = check_rsa_public(n, e)?;
+        let signature_len = n.len();
         let parsed = PublicKeyComponents { n, e }
             .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)?;
-        Self::public(kid, JwsAlgorithm::Rs256, parsed)
+        Self::public(kid, JwsAlgorithm::Rs256, parsed, signature_len)
     }
 
     /// An ES256 key from a SEC1 point or an X.509 `SubjectPublicKeyInfo`;
     /// the crypto library checks that the point is on P-256.
     pub(crate) fn ec_p256(kid: Option<&str>, public: &[u8]) -> Result<Self, KeyError> {
         let parsed = ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public)?;
-        Self::public(kid, JwsAlgorithm::Es256, parsed)
+        Self::public(kid, JwsAlgorithm::Es256, parsed, 64)
     }
 
     /// An EdDSA key from the 32 raw bytes or an X.509 `SubjectPublicKeyInfo`.
     pub(crate) fn ed25519(kid: Option<&str>, public: &[u8]) -> Result<Self, KeyError> {
         let parsed = ParsedPublicKey::new(&signature::ED25519, public)?;
-        Self::public(kid, JwsAlgorithm::EdDsa, parsed)
+        Self::public(kid, JwsAlgorithm::EdDsa, parsed, 64)
     }
 
     fn public(
         kid: Option<&str>,
         alg: JwsAlgorithm,
         parsed: ParsedPublicKey,
+        signature_len: usize,
     ) -> Result<Self, KeyError> {
         Ok(Self {
             kid: optional_kid(kid)?,
             alg,
             verifier: Verifier::Public(parsed),
+            signature_len,
         })
+    }
+
+    /// How many base64url characters (unpadded) this key's signatures take.
+    pub(crate) fn encoded_signature_len(&self) -> usize {
+        (self.signature_len * 4).div_ceil(3)
     }
 
     /// Reads a public key for `alg` from PEM: `PUBLIC KEY` (X.509

@@ -1181,6 +1181,39 @@ fn a_changed_ring_forgets_what_the_old_one_remembered() {
 }
 
 #[test]
+fn a_remembered_header_finds_the_signature_by_its_length_and_misshapen_tokens_fail_alike() {
+    let key = SigningKey::from_pem(
+        JwsAlgorithm::Rs256,
+        "rsa",
+        include_bytes!("../../../../tests/keys/rsa2048-test-only.pem"),
+    )
+    .unwrap();
+    let warm = KeyRing::new(key.clone());
+    let header = encode_header(&key, "t");
+    let token = sign_compact(&key, &header, b"{}").unwrap();
+    assert_eq!(verify(&token, &warm).unwrap().payload, b"{}");
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let (_, payload) = input.split_once('.').unwrap();
+    for misshapen in [
+        format!("{header}.{payload}.x.{signature}"),
+        format!(
+            "{header}.{payload}.{}.{}",
+            &signature[..10],
+            &signature[10..]
+        ),
+        format!("{header}.{payload}.{}", &signature[1..]),
+        format!("{header}.{payload}.{signature}.x"),
+        format!("{header}.{payload}{signature}"),
+        format!("{header}..{signature}"),
+    ] {
+        let fresh = KeyRing::new(key.clone());
+        let verdict = verify(&misshapen, &warm);
+        assert!(verdict.is_err(), "{misshapen}");
+        assert_eq!(verdict, verify(&misshapen, &fresh), "{misshapen}");
+    }
+}
+
+#[test]
 fn the_same_header_spelt_otherwise_is_read_afresh() {
     let (ring, key) = hs256_ring("k");
     verify(
