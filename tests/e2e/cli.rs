@@ -187,18 +187,7 @@ fn keygen_mint_verify_round_trips_for_every_algorithm() {
 
         // ...and so does the CLI, with the JWK set keygen wrote.
         let now = (START + 60).to_string();
-        let run = tessera(&[
-            "verify",
-            "--keys",
-            &public,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--now",
-            &now,
-            &token,
-        ]);
+        let run = tessera(&verify_with(&public, &["--now", &now, &token]));
         assert_eq!(run.code, 0, "{alg}: {}", run.stderr);
         assert!(run.stderr.contains("VALID"), "{}", run.stderr);
         let verified = run.json();
@@ -574,8 +563,9 @@ fn library_verdict(case: &Case) -> Option<&'static str> {
         .map(|e: VerifyError| e.code())
 }
 
-fn verify_args<'a>(keys: &'a str, now: &'a str) -> Vec<&'a str> {
-    vec![
+/// `verify` with `keys` and the test issuer and audience, then `rest`.
+fn verify_with<'a>(keys: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
         "verify",
         "--keys",
         keys,
@@ -583,16 +573,26 @@ fn verify_args<'a>(keys: &'a str, now: &'a str) -> Vec<&'a str> {
         ISSUER,
         "--audience",
         AUDIENCE,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
+fn verify_args<'a>(keys: &'a str, now: &'a str) -> Vec<&'a str> {
+    verify_with(
+        keys,
         // The lifetimes the attack tests' app runs with.
-        "--max-lifetime",
-        "900",
-        "--absolute-lifetime",
-        "1h",
-        "--leeway",
-        "30",
-        "--now",
-        now,
-    ]
+        &[
+            "--max-lifetime",
+            "900",
+            "--absolute-lifetime",
+            "1h",
+            "--leeway",
+            "30",
+            "--now",
+            now,
+        ],
+    )
 }
 
 #[test]
@@ -625,16 +625,22 @@ fn verify_gives_the_librarys_verdict_and_code_for_every_attack() {
         let mut args = verify_args(&keys, &now);
         args.push(&case.token);
         let run = tessera(&args);
-        if let Some(code) = case.expect {
-            assert_eq!(run.code, 1, "{}", case.name);
-            assert!(run.stdout.is_empty(), "{}: {}", case.name, run.stdout);
-            assert!(
-                run.stderr.starts_with(&format!("REJECTED [{code}]: ")),
-                "{}: {}",
-                case.name,
-                run.stderr
-            );
-            assert!(run.stderr.contains("\n  rule: "), "{}", case.name);
+        match case.expect {
+            None => {
+                assert_eq!(run.code, 0, "{}: {}", case.name, run.stderr);
+                assert!(run.stderr.starts_with("VALID at "), "{}", case.name);
+            }
+            Some(code) => {
+                assert_eq!(run.code, 1, "{}", case.name);
+                assert!(run.stdout.is_empty(), "{}: {}", case.name, run.stdout);
+                assert!(
+                    run.stderr.starts_with(&format!("REJECTED [{code}]: ")),
+                    "{}: {}",
+                    case.name,
+                    run.stderr
+                );
+                assert!(run.stderr.contains("\n  rule: "), "{}", case.name);
+            }
         }
     }
 }
@@ -705,16 +711,7 @@ fn unreadable_keys_exit_2_without_a_verdict() {
         dir.file(""),
     ];
     for keys in &keys_files {
-        let run = tessera(&[
-            "verify",
-            "--keys",
-            keys,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            &token,
-        ]);
+        let run = tessera(&verify_with(keys, &[&token]));
         assert_eq!(run.code, 2, "{keys}: {}", run.stderr);
         assert!(
             run.stderr.contains("[unreadable_keys]"),
@@ -723,17 +720,7 @@ fn unreadable_keys_exit_2_without_a_verdict() {
         );
         assert!(run.stdout.is_empty());
 
-        let run = tessera(&[
-            "verify",
-            "--json",
-            "--keys",
-            keys,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            &token,
-        ]);
+        let run = tessera(&verify_with(keys, &["--json", &token]));
         assert_eq!(run.code, 2);
         assert_eq!(run.json()["code"], "unreadable_keys");
     }
@@ -743,18 +730,7 @@ fn unreadable_keys_exit_2_without_a_verdict() {
         hs_key().to_private_jwk().unwrap().expose_secret(),
     );
     let now = START.to_string();
-    let run = tessera(&[
-        "verify",
-        "--keys",
-        &single,
-        "--issuer",
-        ISSUER,
-        "--audience",
-        AUDIENCE,
-        "--now",
-        &now,
-        &token,
-    ]);
+    let run = tessera(&verify_with(&single, &["--now", &now, &token]));
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -763,53 +739,20 @@ fn bad_usage_exits_2() {
     let dir = TempDir::new();
     let keys = dir.write("keys.json", &hs_jwks(&[hs_key()]));
     let token = forged(&valid_header(), &payload(START));
-    let cases: [&[&str]; 6] = [
-        &["verify", "--keys", &keys, "--issuer", ISSUER, &token],
-        &[
-            "verify",
-            "--keys",
-            &keys,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--now",
-            "soon",
-            &token,
-        ],
-        &[
-            "verify",
-            "--keys",
-            &keys,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--leeway",
-            "-1",
-            &token,
-        ],
-        &[
-            "verify",
-            "--keys",
-            &keys,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--max-lifetime",
-            "0",
-            &token,
-        ],
-        &["frobnicate"],
-        &[],
+    let cases: [Vec<&str>; 6] = [
+        vec!["verify", "--keys", &keys, "--issuer", ISSUER, &token],
+        verify_with(&keys, &["--now", "soon", &token]),
+        verify_with(&keys, &["--leeway", "-1", &token]),
+        verify_with(&keys, &["--max-lifetime", "0", &token]),
+        vec!["frobnicate"],
+        vec![],
     ];
     for args in cases {
-        let run = tessera(args);
+        let run = tessera(&args);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert!(!run.stderr.is_empty(), "{args:?}");
 
-        let mut json_args = args.to_vec();
+        let mut json_args = args.clone();
         json_args.push("--json");
         let run = tessera(&json_args);
         assert_eq!(run.code, 2, "{args:?} --json");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -16,12 +16,12 @@ use http::request::Parts;
 use http::{Request, Response};
 use tessera_application::external::{ExternalIdentity, ExternalTokenVerifier, ExternalUser};
 use tessera_application::{ResolveUser, ResolveUserRequest};
-use tessera_domain::{AccessDecision, NewSession, Role, RoutePolicy, SessionEntity, SessionId};
+use tessera_domain::{AccessDecision, NewSession, Role, SessionEntity, SessionId};
 use tower::{Layer, Service};
 
 use crate::credential::{self, Source};
 use crate::extract::{LayerSeen, Session, SessionRejection};
-use crate::layer::{DEFAULT_MAX_CREDENTIAL_BYTES, SessionService};
+use crate::layer::{SessionService, full_uri};
 use crate::response::Denial;
 use crate::{SessionLayer, gateway, redirect};
 
@@ -38,7 +38,8 @@ const SESSION_TYPE: &[u8] = b"tessera-session+jwt";
 ///   header does not mention `tessera-session+jwt` is a **provider
 ///   token**: it is verified by the [`ExternalTokenVerifier`], the local
 ///   user is found (or created) by [`ResolveUser`], a [`SessionEntity`] is
-///   built for the request, and the same [`RoutePolicy`] decides the route.
+///   built for the request, and the same
+///   [`RoutePolicy`](tessera_domain::RoutePolicy) decides the route.
 ///   On success the request reaches the handler with both a [`Session`]
 ///   (so the session extractors work unchanged) and a [`ProviderUser`];
 /// - everything else (cookies, tessera session tokens, malformed
@@ -72,22 +73,20 @@ const SESSION_TYPE: &[u8] = b"tessera-session+jwt";
 /// [`CachedExternalUserDirectory`](tessera_application::CachedExternalUserDirectory)
 /// so that repeated requests do not read the directory each time.
 pub struct HybridLayer<R: Role> {
-    session: SessionLayer<R>,
     shared: Arc<Shared<R>>,
 }
 
 struct Shared<R: Role> {
-    policy: Arc<RoutePolicy<R>>,
-    signed_in_path: String,
+    /// The wrapped layer, whose policy, cookie name, credential cap and
+    /// signed-in page the provider-token path shares.
+    session: SessionLayer<R>,
     verifier: Arc<dyn ExternalTokenVerifier<R>>,
     resolve: ResolveUser<R>,
-    cookie_name: String,
 }
 
 impl<R: Role> Clone for HybridLayer<R> {
     fn clone(&self) -> Self {
         Self {
-            session: self.session.clone(),
             shared: Arc::clone(&self.shared),
         }
     }
@@ -96,7 +95,7 @@ impl<R: Role> Clone for HybridLayer<R> {
 impl<R: Role> fmt::Debug for HybridLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HybridLayer")
-            .field("session", &self.session)
+            .field("session", &self.shared.session)
             .field("resolve", &self.shared.resolve)
             .finish_non_exhaustive()
     }
@@ -112,16 +111,12 @@ impl<R: Role> HybridLayer<R> {
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
     ) -> Self {
-        let cookie_name = session.cookies().name().to_owned();
         Self {
             shared: Arc::new(Shared {
-                policy: Arc::clone(session.policy()),
-                signed_in_path: session.signed_in_path().to_owned(),
+                session,
                 verifier,
                 resolve,
-                cookie_name,
             }),
-            session,
         }
     }
 }
@@ -131,7 +126,7 @@ impl<S: Clone, R: Role> Layer<S> for HybridLayer<R> {
 
     fn layer(&self, inner: S) -> Self::Service {
         HybridService {
-            session: self.session.layer(inner.clone()),
+            session: self.shared.session.layer(inner.clone()),
             inner,
             shared: Arc::clone(&self.shared),
         }
@@ -195,14 +190,10 @@ where
         let shared = Arc::clone(&self.shared);
         let mut inner = self.inner.clone();
         Box::pin(async move {
-            let (method, path) = {
-                let uri = request
-                    .extensions()
-                    .get::<OriginalUri>()
-                    .map_or(request.uri(), |original| &original.0);
-                (request.method().as_str().to_owned(), uri.path().to_owned())
-            };
-            match shared.admit(&token, &method, &path).await {
+            let admitted = shared
+                .admit(&token, request.method().as_str(), full_uri(&request).path())
+                .await;
+            match admitted {
                 Err(denial) => return Ok(denial.into_response()),
                 Ok(Some((session, user))) => {
                     let extensions = request.extensions_mut();
@@ -226,8 +217,8 @@ impl<R: Role> Shared<R> {
     fn provider_token<B>(&self, request: &Request<B>) -> Option<String> {
         let credential = credential::extract(
             request.headers(),
-            &self.cookie_name,
-            DEFAULT_MAX_CREDENTIAL_BYTES,
+            self.session.cookies().name(),
+            self.session.max_credential_bytes(),
         )
         .ok()??;
         (credential.source == Source::Bearer && !is_session_token(credential.token))
@@ -243,7 +234,8 @@ impl<R: Role> Shared<R> {
         method: &str,
         path: &str,
     ) -> Result<Option<(SessionEntity<R>, ProviderUser<R>)>, Denial> {
-        let needs_session = self.policy.route(method, path).needs_session();
+        let route = self.session.policy().route(method, path);
+        let needs_session = route.needs_session();
         let refuse = |unavailable: bool, code: &'static str| {
             if !needs_session {
                 tracing::debug!(
@@ -283,7 +275,7 @@ impl<R: Role> Shared<R> {
         let Some(session) = session_for(&identity, &resolved.user) else {
             return refuse(false, "invalid_session");
         };
-        match self.policy.route(method, path).decide(Some(&session)) {
+        match route.decide(Some(&session)) {
             AccessDecision::Allow => Ok(Some((
                 session,
                 ProviderUser {
@@ -296,7 +288,7 @@ impl<R: Role> Shared<R> {
                 Err(Denial::Forbidden { signed_in: true })
             }
             AccessDecision::RedirectAuthenticated => Err(Denial::SignedInRedirect(
-                redirect::location(&self.signed_in_path),
+                redirect::location(self.session.signed_in_path()),
             )),
             AccessDecision::Unauthenticated => Err(Denial::Unauthenticated { refused: false }),
         }
@@ -343,17 +335,16 @@ fn session_id_for<R>(identity: &ExternalIdentity<R>) -> Option<SessionId> {
     context.update(&[0]);
     context.update(&identity.issued_at.unix_timestamp().to_be_bytes());
     let digest = context.finish();
-    let mut bytes = <[u8; 16]>::try_from(digest.as_ref().get(..16)?).ok()?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let bytes = <[u8; 16]>::try_from(digest.as_ref().get(..16)?).ok()?;
+    // Version 8 in bits 48..52, the RFC 9562 variant in bits 64..66.
+    let n = (u128::from_be_bytes(bytes) & !(0xf << 76) & !(0x3 << 62)) | (0x8 << 76) | (0x2 << 62);
     let text = format!(
-        "{}-{}-{}-{}-{}",
-        hex.get(..8)?,
-        hex.get(8..12)?,
-        hex.get(12..16)?,
-        hex.get(16..20)?,
-        hex.get(20..)?
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        n >> 96,
+        (n >> 80) & 0xffff,
+        (n >> 64) & 0xffff,
+        (n >> 48) & 0xffff,
+        n & 0xffff_ffff_ffff,
     );
     SessionId::parse(&text).ok()
 }
@@ -459,7 +450,7 @@ mod tests {
         AuthorizeRequest, CachedExternalUserDirectory, RotateSession, UserCachePolicy,
         VerifySession,
     };
-    use tessera_domain::{Requirement, RouteRule, SessionLifetimes, UserId, UserRole};
+    use tessera_domain::{Requirement, RoutePolicy, RouteRule, SessionLifetimes, UserId, UserRole};
     use time::{Duration, OffsetDateTime};
     use tower::ServiceExt as _;
 
@@ -546,6 +537,22 @@ mod tests {
         directory: MockExternalUserDirectory<UserRole>,
         decodes: usize,
     ) -> Router {
+        capped_router(
+            verifier,
+            directory,
+            decodes,
+            crate::DEFAULT_MAX_CREDENTIAL_BYTES,
+        )
+    }
+
+    /// [`router`], with the session layer reading credentials up to `max`
+    /// bytes.
+    fn capped_router(
+        verifier: MockExternalTokenVerifier<UserRole>,
+        directory: MockExternalUserDirectory<UserRole>,
+        decodes: usize,
+        max: usize,
+    ) -> Router {
         let mut codec = MockSessionTokenCodec::<UserRole>::new();
         codec
             .expect_decode()
@@ -577,7 +584,10 @@ mod tests {
                 .build()
                 .unwrap(),
         );
-        let session = SessionLayer::new(AuthorizeRequest::new(verify, policy.clone()), rotate);
+        let session = SessionLayer::builder(AuthorizeRequest::new(verify, policy.clone()), rotate)
+            .max_credential_bytes(max)
+            .build()
+            .unwrap();
         let cached = CachedExternalUserDirectory::new(
             Arc::new(directory),
             UserCachePolicy::new(16, Duration::seconds(60)),
@@ -718,6 +728,19 @@ mod tests {
         let (status, body, _) = send(&router, "/", &token("JWT")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, "guest:true");
+    }
+
+    #[tokio::test]
+    async fn provider_tokens_are_read_up_to_the_session_layers_cap() {
+        let long = format!("{}{}", token("JWT"), "A".repeat(9 * 1024));
+        let router = capped_router(
+            verifier(1, || Ok(identity())),
+            directory(1, Some(local(UserRole::Admin, true))),
+            0,
+            16 * 1024,
+        );
+        let (status, _, _) = send(&router, "/me", &long).await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::OriginalUri;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, SET_COOKIE};
-use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http::{Extensions, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use pin_project_lite::pin_project;
 use tessera_application::{
     Authorization, AuthorizeRequest, RotateError, RotateSession, RotatedSession, RotationNeed,
@@ -194,13 +194,18 @@ impl<R: Role> SessionLayer<R> {
     }
 
     /// The route policy this layer enforces.
-    pub(crate) fn policy(&self) -> &Arc<tessera_domain::RoutePolicy<R>> {
+    pub(crate) fn policy(&self) -> &tessera_domain::RoutePolicy<R> {
         self.shared.authorize.policy()
     }
 
     /// Where signed-in users are sent away from guest-only pages.
     pub(crate) fn signed_in_path(&self) -> &str {
         &self.shared.signed_in_path
+    }
+
+    /// The largest credential this layer reads, in bytes.
+    pub(crate) fn max_credential_bytes(&self) -> usize {
+        self.shared.max_credential_bytes
     }
 
     /// The session cookies this layer reads and rotates: hand them to the
@@ -563,14 +568,19 @@ enum Plan<R> {
 }
 
 /// The URI the policy sees: the full one even inside a nested router.
-fn full_uri<B>(request: &Request<B>) -> &Uri {
-    request
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or(request.uri(), |original| &original.0)
+pub(crate) fn full_uri<B>(request: &Request<B>) -> &Uri {
+    original_uri(request.extensions(), request.uri())
 }
 
-fn target_of(uri: &Uri) -> &str {
+/// axum's `OriginalUri` when a router put one in `extensions`, else `uri`.
+pub(crate) fn original_uri<'a>(extensions: &'a Extensions, uri: &'a Uri) -> &'a Uri {
+    extensions
+        .get::<OriginalUri>()
+        .map_or(uri, |original| &original.0)
+}
+
+/// The path and query of `uri`, as the client sent them.
+pub(crate) fn target_of(uri: &Uri) -> &str {
     uri.path_and_query().map_or("/", |pq| pq.as_str())
 }
 

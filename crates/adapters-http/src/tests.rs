@@ -132,7 +132,16 @@ impl Ports {
     }
 
     /// `TOKEN` is decoded once into `session` and the store answers `status`.
-    fn verifies(mut self, session: SessionEntity<UserRole>, status: RevocationStatus) -> Self {
+    fn verifies(self, session: SessionEntity<UserRole>, status: RevocationStatus) -> Self {
+        self.verifies_then(session, Ok(status))
+    }
+
+    /// `TOKEN` is decoded once into `session` and the store answers `check`.
+    fn verifies_then(
+        mut self,
+        session: SessionEntity<UserRole>,
+        check: Result<RevocationStatus, RevocationError>,
+    ) -> Self {
         self.codec
             .expect_decode()
             .with(eq(TOKEN))
@@ -142,7 +151,7 @@ impl Ports {
         self.store
             .expect_check()
             .times(1)
-            .return_once(move |_| Ok(status));
+            .return_once(move |_| check);
         self.decodes = true;
         self.checks = true;
         self
@@ -183,6 +192,31 @@ impl Ports {
     }
 }
 
+/// A token issued 10 s ago, verified, not due for rotation.
+fn signed_in(role: UserRole) -> Ports {
+    Ports::new().verifies(session(role, NOW - 10), RevocationStatus::Active)
+}
+
+/// A user's token issued 400 s ago, so due for rotation, which succeeds.
+fn due_for_rotation() -> Ports {
+    due_and_directory_says(Ok(Some(directory_user(UserRole::User, true))), true)
+}
+
+/// A user's token due for rotation; the directory answers `found`.
+fn due_and_directory_says(
+    found: Result<Option<DirectoryUser<UserRole>>, DirectoryError>,
+    signs: bool,
+) -> Ports {
+    Ports::new()
+        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
+        .rotates_to(found, signs)
+}
+
+/// A token issued 10 s ago whose claims the store says are stale.
+fn stale(role: UserRole) -> Ports {
+    Ports::new().verifies(session(role, NOW - 10), RevocationStatus::ClaimsStale)
+}
+
 fn directory_user(role: UserRole, enabled: bool) -> DirectoryUser<UserRole> {
     DirectoryUser {
         user_id: user(),
@@ -215,6 +249,10 @@ fn routes() -> Router {
                 (clear, "bye")
             }),
         )
+        .route(
+            "/any/renew",
+            get(|| async { ([("x-session-token", "handler.token.value")], "renewed") }),
+        )
         .route("/admin/panel", get(who))
         .route("/closed", get(|| async { "never" }))
         .route(
@@ -232,10 +270,8 @@ impl RequiredCapability for ReadReports {
     const NAME: &'static str = "reports:read";
 }
 
-fn router_with(
-    ports: Ports,
-    configure: impl FnOnce(crate::SessionLayerBuilder<UserRole>) -> crate::SessionLayerBuilder<UserRole>,
-) -> Router {
+/// The sealed ports wired into the two use cases a layer needs.
+fn use_cases(ports: Ports) -> (AuthorizeRequest<UserRole>, RotateSession<UserRole>) {
     let ports = ports.seal();
     let codec = Arc::new(ports.codec);
     let verify = VerifySession::new(
@@ -245,10 +281,19 @@ fn router_with(
         lifetimes(),
     );
     let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-    let authorize = AuthorizeRequest::new(verify, Arc::new(policy()));
-    let layer = configure(SessionLayer::builder(authorize, rotate))
-        .build()
-        .unwrap();
+    (AuthorizeRequest::new(verify, Arc::new(policy())), rotate)
+}
+
+fn builder(ports: Ports) -> crate::SessionLayerBuilder<UserRole> {
+    let (authorize, rotate) = use_cases(ports);
+    SessionLayer::builder(authorize, rotate)
+}
+
+fn router_with(
+    ports: Ports,
+    configure: impl FnOnce(crate::SessionLayerBuilder<UserRole>) -> crate::SessionLayerBuilder<UserRole>,
+) -> Router {
+    let layer = configure(builder(ports)).build().unwrap();
     routes().layer(layer)
 }
 
@@ -314,6 +359,33 @@ fn assert_error(reply: &Reply, status: u16, challenge: Option<&str>, code: &str)
     assert_eq!(reply.body, format!("{{\"error\":\"{code}\"}}"));
 }
 
+fn assert_invalid_request(reply: &Reply) {
+    assert_error(
+        reply,
+        400,
+        Some("Bearer error=\"invalid_request\""),
+        "invalid_request",
+    );
+}
+
+fn assert_invalid_token(reply: &Reply) {
+    assert_error(
+        reply,
+        401,
+        Some("Bearer error=\"invalid_token\""),
+        "invalid_token",
+    );
+}
+
+fn assert_insufficient_scope(reply: &Reply) {
+    assert_error(
+        reply,
+        403,
+        Some("Bearer error=\"insufficient_scope\""),
+        "insufficient_scope",
+    );
+}
+
 fn assert_clears_cookie(reply: &Reply) {
     let cookies = reply.set_cookies();
     assert_eq!(cookies.len(), 1, "{cookies:?}");
@@ -343,7 +415,7 @@ async fn public_route_reads_a_refused_token_as_a_guest() {
 
 #[tokio::test]
 async fn public_route_passes_a_valid_session_to_an_optional_extractor() {
-    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::User);
     let reply = get_as(ports.router(), "/", bearer()).await;
     assert_eq!(reply.body, "user");
 }
@@ -368,50 +440,25 @@ async fn other_authorization_schemes_count_as_no_credential() {
 #[tokio::test]
 async fn protected_route_with_a_refused_bearer_token_is_401_invalid_token() {
     let reply = get_as(Ports::new().refuses().router(), "/me", bearer()).await;
-    assert_error(
-        &reply,
-        401,
-        Some("Bearer error=\"invalid_token\""),
-        "invalid_token",
-    );
+    assert_invalid_token(&reply);
     assert!(reply.set_cookies().is_empty(), "no cookie to clear");
 }
 
 #[tokio::test]
 async fn protected_route_with_a_refused_cookie_is_401_and_clears_the_cookie() {
     let reply = get_as(Ports::new().refuses().router(), "/me", cookie()).await;
-    assert_error(
-        &reply,
-        401,
-        Some("Bearer error=\"invalid_token\""),
-        "invalid_token",
-    );
+    assert_invalid_token(&reply);
     assert_clears_cookie(&reply);
 }
 
 #[tokio::test]
 async fn revoked_session_is_401_invalid_token() {
-    let mut ports = Ports::new();
-    ports.codec.expect_decode().times(1).return_once(|_| {
-        Ok(SessionTokenClaims::new(
-            session(UserRole::User, NOW - 10),
-            None,
-        ))
-    });
-    ports.clock.expect_now().times(1).return_const(at(NOW));
-    (ports.decodes, ports.checks) = (true, true);
-    ports.store.expect_check().times(1).return_once(|_| {
-        Ok(RevocationStatus::Revoked(
-            tessera_application::ports::RevocationReason::UserLoggedOut,
-        ))
-    });
-    let reply = get_as(ports.router(), "/me", bearer()).await;
-    assert_error(
-        &reply,
-        401,
-        Some("Bearer error=\"invalid_token\""),
-        "invalid_token",
+    let ports = Ports::new().verifies(
+        session(UserRole::User, NOW - 10),
+        RevocationStatus::Revoked(tessera_application::ports::RevocationReason::UserLoggedOut),
     );
+    let reply = get_as(ports.router(), "/me", bearer()).await;
+    assert_invalid_token(&reply);
 }
 
 #[tokio::test]
@@ -466,7 +513,7 @@ async fn route_denied_to_everyone_is_403_forbidden_without_a_challenge() {
 
 #[tokio::test]
 async fn path_that_is_not_canonical_is_403_even_for_a_valid_session() {
-    let ports = Ports::new().verifies(session(UserRole::Admin, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::Admin);
     let reply = get_as(ports.router(), "/app/../admin/panel", bearer()).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
@@ -475,7 +522,7 @@ async fn path_that_is_not_canonical_is_403_even_for_a_valid_session() {
 
 #[tokio::test]
 async fn valid_session_reaches_the_handler_with_nothing_attached() {
-    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::User);
     let reply = get_as(ports.router(), "/me", cookie()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, format!("{} user", user()));
@@ -485,7 +532,7 @@ async fn valid_session_reaches_the_handler_with_nothing_attached() {
 
 #[tokio::test]
 async fn bearer_and_cookie_carrying_the_same_token_are_one_credential() {
-    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::User);
     let (b, c) = (bearer(), cookie());
     let reply = send(ports.router(), get_with("/me", &[(b.0, &b.1), (c.0, &c.1)])).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -493,19 +540,14 @@ async fn bearer_and_cookie_carrying_the_same_token_are_one_credential() {
 
 #[tokio::test]
 async fn insufficient_role_is_403_insufficient_scope() {
-    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::User);
     let reply = get_as(ports.router(), "/admin/panel", bearer()).await;
-    assert_error(
-        &reply,
-        403,
-        Some("Bearer error=\"insufficient_scope\""),
-        "insufficient_scope",
-    );
+    assert_insufficient_scope(&reply);
 }
 
 #[tokio::test]
 async fn guest_only_page_sends_a_signed_in_user_to_the_signed_in_page() {
-    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::User);
     let reply = get_as(ports.router(), "/login", cookie()).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.header("location"), Some("/"));
@@ -520,8 +562,7 @@ async fn guest_only_page_honours_a_safe_return_to_only() {
         ("return_to=%2F%5Cevil.example", "/"),
         ("return_to=%2Flogin", "/"),
     ] {
-        let ports =
-            Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+        let ports = signed_in(UserRole::User);
         let reply = get_as(ports.router(), &format!("/login?{query}"), cookie()).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{query}");
         assert_eq!(reply.header("location"), Some(location), "{query}");
@@ -537,20 +578,10 @@ async fn guest_only_page_serves_a_guest() {
 
 #[tokio::test]
 async fn unavailable_revocation_state_fails_closed_with_503() {
-    let mut ports = Ports::new();
-    ports.codec.expect_decode().times(1).return_once(|_| {
-        Ok(SessionTokenClaims::new(
-            session(UserRole::User, NOW - 10),
-            None,
-        ))
-    });
-    ports.clock.expect_now().times(1).return_const(at(NOW));
-    ports
-        .store
-        .expect_check()
-        .times(1)
-        .return_once(|_| Err(RevocationError::Unavailable("listener down".into())));
-    (ports.decodes, ports.checks) = (true, true);
+    let ports = Ports::new().verifies_then(
+        session(UserRole::User, NOW - 10),
+        Err(RevocationError::Unavailable("listener down".into())),
+    );
     let reply = get_as(ports.router(), "/me", cookie()).await;
     assert_error(&reply, 503, None, "temporarily_unavailable");
     assert!(
@@ -575,12 +606,7 @@ async fn two_different_credentials_are_400_invalid_request_on_a_protected_route(
         ),
     )
     .await;
-    assert_error(
-        &reply,
-        400,
-        Some("Bearer error=\"invalid_request\""),
-        "invalid_request",
-    );
+    assert_invalid_request(&reply);
     assert!(reply.set_cookies().is_empty());
 }
 
@@ -610,12 +636,7 @@ async fn several_authorization_headers_are_400_invalid_request() {
         get_with("/me", &[(b.0, &b.1), (b.0, &b.1)]),
     )
     .await;
-    assert_error(
-        &reply,
-        400,
-        Some("Bearer error=\"invalid_request\""),
-        "invalid_request",
-    );
+    assert_invalid_request(&reply);
 }
 
 #[tokio::test]
@@ -626,24 +647,14 @@ async fn authorization_header_that_is_not_text_is_400_invalid_request() {
         axum::http::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
     );
     let reply = send(Ports::new().router(), request).await;
-    assert_error(
-        &reply,
-        400,
-        Some("Bearer error=\"invalid_request\""),
-        "invalid_request",
-    );
+    assert_invalid_request(&reply);
 }
 
 #[tokio::test]
 async fn oversized_token_is_401_invalid_token_without_decoding() {
     let router = router_with(Ports::new(), |b| b.max_credential_bytes(TOKEN.len() - 1));
     let reply = get_as(router, "/me", bearer()).await;
-    assert_error(
-        &reply,
-        401,
-        Some("Bearer error=\"invalid_token\""),
-        "invalid_token",
-    );
+    assert_invalid_token(&reply);
 }
 
 #[tokio::test]
@@ -653,12 +664,7 @@ async fn malformed_session_cookie_is_401_invalid_token_and_cleared() {
         get_with("/me", &[("cookie", &format!("{COOKIE}=not<a>token"))]),
     )
     .await;
-    assert_error(
-        &reply,
-        401,
-        Some("Bearer error=\"invalid_token\""),
-        "invalid_token",
-    );
+    assert_invalid_token(&reply);
     assert_clears_cookie(&reply);
 }
 
@@ -672,9 +678,7 @@ fn rotated_cookie(reply: &Reply) -> cookie::Cookie<'static> {
 
 #[tokio::test]
 async fn due_cookie_session_is_rotated_and_the_new_cookie_attached() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let ports = due_for_rotation();
     let reply = get_as(ports.router(), "/me", cookie()).await;
     assert_eq!(reply.status, StatusCode::OK);
     let cookie = rotated_cookie(&reply);
@@ -692,9 +696,7 @@ async fn due_cookie_session_is_rotated_and_the_new_cookie_attached() {
 
 #[tokio::test]
 async fn due_bearer_session_gets_the_new_token_in_the_documented_header() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let ports = due_for_rotation();
     let reply = get_as(ports.router(), "/me", bearer()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("x-session-token"), Some(ROTATED));
@@ -705,9 +707,7 @@ async fn due_bearer_session_gets_the_new_token_in_the_documented_header() {
 
 #[tokio::test]
 async fn token_header_name_is_configurable() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let ports = due_for_rotation();
     let reply = get_as(
         router_with(ports, |b| b.token_header("x-renewed")),
         "/me",
@@ -719,9 +719,7 @@ async fn token_header_name_is_configurable() {
 
 #[tokio::test]
 async fn rotation_is_attached_even_when_the_handler_fails() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let ports = due_for_rotation();
     let reply = get_as(ports.router(), "/app/fail", cookie()).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(rotated_cookie(&reply).value(), ROTATED);
@@ -729,9 +727,7 @@ async fn rotation_is_attached_even_when_the_handler_fails() {
 
 #[tokio::test]
 async fn handler_that_sets_the_session_cookie_itself_wins_over_rotation() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let ports = due_for_rotation();
     let c = cookie();
     let request = Request::post("/app/logout")
         .header(c.0, c.1)
@@ -743,25 +739,24 @@ async fn handler_that_sets_the_session_cookie_itself_wins_over_rotation() {
 }
 
 #[tokio::test]
+async fn handler_that_sets_the_token_header_itself_wins_over_rotation() {
+    let reply = get_as(due_for_rotation().router(), "/any/renew", bearer()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("x-session-token"), Some("handler.token.value"));
+    assert_eq!(reply.headers.get_all("x-session-token").iter().count(), 1);
+}
+
+#[tokio::test]
 async fn rotation_finding_the_user_gone_refuses_the_request_and_clears_the_cookie() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Ok(None), false);
+    let ports = due_and_directory_says(Ok(None), false);
     let reply = get_as(ports.router(), "/me", cookie()).await;
-    assert_error(
-        &reply,
-        401,
-        Some("Bearer error=\"invalid_token\""),
-        "invalid_token",
-    );
+    assert_invalid_token(&reply);
     assert_clears_cookie(&reply);
 }
 
 #[tokio::test]
 async fn rotation_finding_the_user_disabled_on_a_browser_route_redirects_to_login() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Ok(Some(directory_user(UserRole::User, false))), false);
+    let ports = due_and_directory_says(Ok(Some(directory_user(UserRole::User, false))), false);
     let reply = get_as(ports.router(), "/app/home", cookie()).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(
@@ -774,19 +769,10 @@ async fn rotation_finding_the_user_disabled_on_a_browser_route_redirects_to_logi
 #[tokio::test]
 async fn stale_claims_are_refreshed_before_the_route_is_decided() {
     // The token says admin; the directory says the user was demoted.
-    let ports = Ports::new()
-        .verifies(
-            session(UserRole::Admin, NOW - 10),
-            RevocationStatus::ClaimsStale,
-        )
-        .rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
+    let ports =
+        stale(UserRole::Admin).rotates_to(Ok(Some(directory_user(UserRole::User, true))), true);
     let reply = get_as(ports.router(), "/admin/panel", cookie()).await;
-    assert_error(
-        &reply,
-        403,
-        Some("Bearer error=\"insufficient_scope\""),
-        "insufficient_scope",
-    );
+    assert_insufficient_scope(&reply);
     assert_eq!(
         rotated_cookie(&reply).value(),
         ROTATED,
@@ -796,12 +782,8 @@ async fn stale_claims_are_refreshed_before_the_route_is_decided() {
 
 #[tokio::test]
 async fn stale_claims_let_a_promoted_user_in_at_once() {
-    let ports = Ports::new()
-        .verifies(
-            session(UserRole::User, NOW - 10),
-            RevocationStatus::ClaimsStale,
-        )
-        .rotates_to(Ok(Some(directory_user(UserRole::Admin, true))), true);
+    let ports =
+        stale(UserRole::User).rotates_to(Ok(Some(directory_user(UserRole::Admin, true))), true);
     let reply = get_as(ports.router(), "/admin/panel", bearer()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, format!("{} admin", user()));
@@ -810,12 +792,8 @@ async fn stale_claims_let_a_promoted_user_in_at_once() {
 
 #[tokio::test]
 async fn stale_claims_with_the_directory_down_fail_closed() {
-    let ports = Ports::new()
-        .verifies(
-            session(UserRole::User, NOW - 10),
-            RevocationStatus::ClaimsStale,
-        )
-        .rotates_to(Err(DirectoryError::Unavailable("db down".into())), false);
+    let ports =
+        stale(UserRole::User).rotates_to(Err(DirectoryError::Unavailable("db down".into())), false);
     let reply = get_as(ports.router(), "/me", cookie()).await;
     assert_error(&reply, 503, None, "temporarily_unavailable");
     assert!(reply.set_cookies().is_empty());
@@ -823,9 +801,7 @@ async fn stale_claims_with_the_directory_down_fail_closed() {
 
 #[tokio::test]
 async fn due_rotation_with_the_directory_down_keeps_the_current_session() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(Err(DirectoryError::Unavailable("db down".into())), false);
+    let ports = due_and_directory_says(Err(DirectoryError::Unavailable("db down".into())), false);
     let reply = get_as(ports.router(), "/me", cookie()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.set_cookies().is_empty());
@@ -835,19 +811,14 @@ async fn due_rotation_with_the_directory_down_keeps_the_current_session() {
 
 #[tokio::test]
 async fn require_role_refuses_a_lesser_role_with_403() {
-    let ports = Ports::new().verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::User);
     let reply = get_as(ports.router(), "/any/admin", bearer()).await;
-    assert_error(
-        &reply,
-        403,
-        Some("Bearer error=\"insufficient_scope\""),
-        "insufficient_scope",
-    );
+    assert_insufficient_scope(&reply);
 }
 
 #[tokio::test]
 async fn require_role_lets_the_role_through() {
-    let ports = Ports::new().verifies(session(UserRole::Admin, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::Admin);
     let reply = get_as(ports.router(), "/any/admin", bearer()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "admin");
@@ -855,7 +826,7 @@ async fn require_role_lets_the_role_through() {
 
 #[tokio::test]
 async fn require_capability_checks_the_capability() {
-    let ports = Ports::new().verifies(session(UserRole::Admin, NOW - 10), RevocationStatus::Active);
+    let ports = signed_in(UserRole::Admin);
     let reply = get_as(ports.router(), "/any/reports", bearer()).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
@@ -878,18 +849,8 @@ async fn session_rejections_map_to_the_layers_responses() {
 
 #[tokio::test]
 async fn nested_routers_are_judged_on_the_full_path() {
-    let ports = Ports::new()
-        .verifies(session(UserRole::User, NOW - 10), RevocationStatus::Active)
-        .seal();
-    let codec = Arc::new(ports.codec);
-    let verify = VerifySession::new(
-        codec.clone(),
-        Arc::new(ports.clock),
-        Arc::new(ports.store),
-        lifetimes(),
-    );
-    let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-    let layer = SessionLayer::new(AuthorizeRequest::new(verify, Arc::new(policy())), rotate);
+    let (authorize, rotate) = use_cases(signed_in(UserRole::User));
+    let layer = SessionLayer::new(authorize, rotate);
     // "/panel" alone would be unmatched; "/admin/panel" needs admin.
     let router = Router::new()
         .nest("/admin", Router::new().route("/panel", get(who)))
@@ -906,21 +867,7 @@ fn builder_refuses_settings_that_cannot_work() {
     let build = |configure: fn(
         crate::SessionLayerBuilder<UserRole>,
     ) -> crate::SessionLayerBuilder<UserRole>| {
-        let ports = Ports::new().seal();
-        let codec = Arc::new(ports.codec);
-        let verify = VerifySession::new(
-            codec.clone(),
-            Arc::new(ports.clock),
-            Arc::new(ports.store),
-            lifetimes(),
-        );
-        let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-        configure(SessionLayer::builder(
-            AuthorizeRequest::new(verify, Arc::new(policy())),
-            rotate,
-        ))
-        .build()
-        .map(|_| ())
+        configure(builder(Ports::new())).build().map(|_| ())
     };
     assert_eq!(
         build(|b| b.cookie_name("bad name")),

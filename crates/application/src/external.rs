@@ -621,3 +621,34 @@ pub trait IdentityProviderUsers<R: Role>: Send + Sync + 'static {
         subject: &ExternalSubject,
     ) -> Result<Option<ExternalProfile<R>>, ProviderUserError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_is_non_empty_at_most_255_bytes_and_free_of_control_characters() {
+        let longest = "é".repeat(MAX_SUBJECT_BYTES / 2) + "x";
+        assert_eq!(longest.len(), MAX_SUBJECT_BYTES);
+        assert_eq!(
+            ExternalSubject::parse(&longest).map(|s| s.as_str().len()),
+            Ok(MAX_SUBJECT_BYTES)
+        );
+        assert_eq!(
+            ExternalSubject::parse("user_2abc").map(|s| s.to_string()),
+            Ok("user_2abc".to_owned())
+        );
+        assert_eq!(ExternalSubject::parse(""), Err(SubjectError::Empty));
+        assert_eq!(
+            ExternalSubject::parse(&(longest + "x")),
+            Err(SubjectError::TooLong)
+        );
+        for bad in ["user\n1", "\u{0}", "tab\there", "del\u{7f}", "c1\u{85}"] {
+            assert_eq!(
+                ExternalSubject::parse(bad),
+                Err(SubjectError::ControlCharacter),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -7,12 +7,21 @@ use tessera_domain::{
 };
 use time::{Duration, OffsetDateTime};
 
+use crate::external::ExternalSubject;
 use crate::ports::MockClock;
 
 pub(crate) const NOW: i64 = 1_700_000_000;
 
 pub(crate) fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+}
+
+/// The identity provider of the provider-user tests.
+pub(crate) const ISSUER: &str = "https://idp.example";
+
+/// The provider account of the provider-user tests.
+pub(crate) fn subject() -> ExternalSubject {
+    ExternalSubject::parse("user_2abc").unwrap()
 }
 
 pub(crate) fn user() -> UserId {

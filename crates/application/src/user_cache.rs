@@ -98,21 +98,21 @@ impl<R> Entries<R> {
     /// oldest as it takes to get below `capacity`.
     fn make_room(&mut self, capacity: usize, now: OffsetDateTime) {
         while let Some((issuer, subject, seq)) = self.order.front() {
-            let live = self
+            // Whether a live entry stays; `None` for a stale key (its entry
+            // was replaced or removed).
+            let keep = self
                 .by_issuer
                 .get(issuer.as_str())
                 .and_then(|s| s.get(subject.as_str()))
-                .filter(|e| e.seq == *seq);
-            let drop_it = match live {
-                None => true, // stale key: its entry was replaced or removed
-                Some(entry) => entry.expires_at <= now || self.len >= capacity,
-            };
-            if !drop_it {
+                .filter(|e| e.seq == *seq)
+                .map(|entry| entry.expires_at > now && self.len < capacity);
+            if keep == Some(true) {
                 break;
             }
-            if let Some((issuer, subject, seq)) = self.order.pop_front()
-                && self.is_live(&issuer, &subject, seq)
-            {
+            let Some((issuer, subject, _)) = self.order.pop_front() else {
+                break;
+            };
+            if keep.is_some() {
                 self.remove(&issuer, &subject);
             }
         }
@@ -335,7 +335,7 @@ impl<R: Role> ExternalUserDirectory<R> for CachedExternalUserDirectory<R> {
         subject: &ExternalSubject,
         as_of: Option<OffsetDateTime>,
     ) -> Result<Option<ExternalUser<R>>, DirectoryError> {
-        self.invalidate(issuer, subject);
+        self.forget(issuer, subject);
         let result = self.inner.delete_external(issuer, subject, as_of).await;
         self.forget(issuer, subject);
         result
@@ -351,10 +351,8 @@ mod tests {
     use super::*;
     use crate::external::{AsOf, MockExternalUserDirectory, Upserted};
     use crate::ports::DirectoryUser;
-    use crate::testing::{NOW, at};
+    use crate::testing::{ISSUER, NOW, at};
     use tessera_domain::{UserId, UserRole};
-
-    const ISSUER: &str = "https://idp.example";
 
     #[derive(Debug)]
     struct ManualClock(AtomicI64);
@@ -469,6 +467,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cache.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_dropped_when_a_new_one_arrives_below_capacity() {
+        let mut inner = MockExternalUserDirectory::new();
+        for n in 1..=3 {
+            finds(&mut inner, n, 1);
+        }
+        let (cache, clock) = cache(inner, 10, 60);
+        for n in 1..=2 {
+            cache
+                .find_by_external_id(ISSUER, &subject(n))
+                .await
+                .unwrap();
+        }
+        assert_eq!(cache.len(), 2);
+        clock.advance(60);
+        cache
+            .find_by_external_id(ISSUER, &subject(3))
+            .await
+            .unwrap();
+        // Far below the capacity, yet the two expired entries are gone.
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.entries.read().unwrap().order.len(), 1);
     }
 
     #[tokio::test]

@@ -514,24 +514,14 @@ impl<R: Role> RoutePolicy<R> {
     /// with or without its query string. Does not allocate.
     #[must_use]
     pub fn route<'p, 'a>(&'p self, method: &str, path: &'a str) -> RouteMatch<'p, 'a, R> {
-        let Some(canonical) = CanonicalPath::parse(path) else {
-            return RouteMatch {
-                policy: self,
-                path: CanonicalPath::ROOT,
-                kind: MatchKind::NonCanonical,
-            };
-        };
         let method = MethodKey::new(method);
-        let found = self.table.find(canonical, |index| {
-            self.rules
-                .get(index)
-                .is_some_and(|rule| rule.accepts(method))
-        });
-        RouteMatch {
-            policy: self,
-            path: canonical,
-            kind: found.map_or(MatchKind::Default, MatchKind::Rule),
-        }
+        self.matched(path, |canonical| {
+            self.table.find(canonical, |index| {
+                self.rules
+                    .get(index)
+                    .is_some_and(|rule| rule.accepts(method))
+            })
+        })
     }
 
     /// The reference matcher: a linear first-match scan over every rule,
@@ -540,6 +530,21 @@ impl<R: Role> RoutePolicy<R> {
     #[doc(hidden)]
     #[must_use]
     pub fn route_linear<'p, 'a>(&'p self, method: &str, path: &'a str) -> RouteMatch<'p, 'a, R> {
+        let method = MethodKey::new(method);
+        self.matched(path, |canonical| {
+            self.rules
+                .iter()
+                .position(|rule| rule.accepts(method) && rule.pattern.matches(canonical))
+        })
+    }
+
+    /// Canonicalizes `path` and, when it is canonical, names the rule
+    /// `find` picks for it.
+    fn matched<'p, 'a>(
+        &'p self,
+        path: &'a str,
+        find: impl FnOnce(CanonicalPath<'a>) -> Option<usize>,
+    ) -> RouteMatch<'p, 'a, R> {
         let Some(canonical) = CanonicalPath::parse(path) else {
             return RouteMatch {
                 policy: self,
@@ -547,15 +552,10 @@ impl<R: Role> RoutePolicy<R> {
                 kind: MatchKind::NonCanonical,
             };
         };
-        let method = MethodKey::new(method);
-        let found = self
-            .rules
-            .iter()
-            .position(|rule| rule.accepts(method) && rule.pattern.matches(canonical));
         RouteMatch {
             policy: self,
             path: canonical,
-            kind: found.map_or(MatchKind::Default, MatchKind::Rule),
+            kind: find(canonical).map_or(MatchKind::Default, MatchKind::Rule),
         }
     }
 }

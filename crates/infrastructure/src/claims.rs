@@ -14,7 +14,7 @@ use tessera_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::jose::serde_util::{ObjectOnly, borrowed_opt_str};
+use crate::jose::serde_util::{Borrowed, ObjectOnly, borrowed_opt_str};
 
 /// A session token's claims exactly as they travel: standard claims with
 /// their standard meaning, the role as an opaque string.
@@ -141,11 +141,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Audience<'a> {
         deserializer.deserialize_any(AudienceVisitor)
     }
 }
-
-/// A string that borrows from the input when it has no escapes (serde's
-/// `#[serde(borrow)]` only borrows a bare `Cow` field, not one in a `Vec`).
-#[derive(Deserialize)]
-struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
 
 fn borrowed_strs<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -419,6 +414,7 @@ mod tests {
         assert!(one.contains("app"));
         let many: Audience<'_> = serde_json::from_str(r#"["web","app"]"#).unwrap();
         assert!(many.contains("app") && many.contains("web") && !many.contains("x"));
+        assert!(many.0.iter().all(|a| matches!(a, Cow::Borrowed(_))));
         assert!(serde_json::from_str::<Audience<'_>>("[]").is_err());
         assert!(serde_json::from_str::<Audience<'_>>("5").is_err());
     }
@@ -469,6 +465,7 @@ mod tests {
             .replace("https://auth.example", "https:\\/\\/auth.example");
         let parsed = SessionJwtClaims::from_json(text.as_bytes()).unwrap();
         assert!(matches!(parsed.sub, Cow::Borrowed(_)));
+        assert!(parsed.aud.0.iter().all(|a| matches!(a, Cow::Borrowed(_))));
         assert!(matches!(parsed.role, Cow::Borrowed(_)));
         assert!(parsed.caps.iter().all(|c| matches!(c, Cow::Borrowed(_))));
         assert!(matches!(parsed.tid, Some(Cow::Borrowed(_))));

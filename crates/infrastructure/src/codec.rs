@@ -151,6 +151,22 @@ impl<R: Role> SessionTokenCodec<R> for JwtSessionCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jose::SigningKey;
+    use tessera_domain::UserRole;
+
+    #[test]
+    fn the_signature_is_checked_before_the_type_and_the_type_before_the_claims() {
+        let key = SigningKey::hmac_sha256("k", &[7; 32]).unwrap();
+        let codec = JwtSessionCodec::new(KeyRing::new(key.clone()), "iss", "aud");
+        let decode =
+            |token: &str| SessionTokenCodec::<UserRole>::decode(&codec, token).unwrap_err();
+        // Not a session's `typ`, and a payload that is no session's claims.
+        let signed = jose::sign_compact(&key, &jose::encode_header(&key, "JWT"), b"{}").unwrap();
+        assert!(matches!(decode(&signed), TokenError::WrongType));
+        let (input, _) = signed.rsplit_once('.').unwrap();
+        let forged = format!("{input}.{}", "A".repeat(43));
+        assert!(matches!(decode(&forged), TokenError::InvalidSignature));
+    }
 
     #[test]
     fn session_type_matches_case_insensitively_with_or_without_application_prefix() {

@@ -20,11 +20,26 @@ struct Watermarks {
 }
 
 impl Watermarks {
-    fn slot(&mut self, scope: WatermarkScope) -> WatermarkSlot<'_> {
+    /// Raises the scope's watermark to `at`; never lowers it.
+    fn raise(&mut self, scope: WatermarkScope, at: i64) {
+        let mark = match scope {
+            WatermarkScope::User(id) => self.users.entry(id).or_insert(at),
+            WatermarkScope::Tenant(id) => self.tenants.entry(id).or_insert(at),
+            WatermarkScope::Everyone => self.everyone.get_or_insert(at),
+        };
+        *mark = (*mark).max(at);
+    }
+
+    /// Removes the scope's watermark.
+    fn clear(&mut self, scope: &WatermarkScope) {
         match scope {
-            WatermarkScope::User(id) => WatermarkSlot::User(&mut self.users, id),
-            WatermarkScope::Tenant(id) => WatermarkSlot::Tenant(&mut self.tenants, id),
-            WatermarkScope::Everyone => WatermarkSlot::Everyone(&mut self.everyone),
+            WatermarkScope::User(id) => {
+                self.users.remove(id);
+            }
+            WatermarkScope::Tenant(id) => {
+                self.tenants.remove(id);
+            }
+            WatermarkScope::Everyone => self.everyone = None,
         }
     }
 
@@ -52,35 +67,6 @@ impl Watermarks {
 
     fn len(&self) -> usize {
         self.users.len() + self.tenants.len() + usize::from(self.everyone.is_some())
-    }
-}
-
-enum WatermarkSlot<'a> {
-    User(&'a mut HashMap<UserId, i64>, UserId),
-    Tenant(&'a mut HashMap<TenantId, i64>, TenantId),
-    Everyone(&'a mut Option<i64>),
-}
-
-impl WatermarkSlot<'_> {
-    fn raise(self, at: i64) {
-        let raise = |w: &mut i64| *w = (*w).max(at);
-        match self {
-            Self::User(map, id) => raise(map.entry(id).or_insert(at)),
-            Self::Tenant(map, id) => raise(map.entry(id).or_insert(at)),
-            Self::Everyone(slot) => raise(slot.get_or_insert(at)),
-        }
-    }
-
-    fn clear(self) {
-        match self {
-            Self::User(map, id) => {
-                map.remove(&id);
-            }
-            Self::Tenant(map, id) => {
-                map.remove(&id);
-            }
-            Self::Everyone(slot) => *slot = None,
-        }
     }
 }
 
@@ -126,12 +112,12 @@ impl RevocationState {
 
     /// Raises a watermark to `at` (Unix seconds); never lowers it.
     pub(crate) fn raise(&mut self, scope: WatermarkScope, kind: WatermarkKind, at: i64) {
-        self.watermarks(kind).slot(scope).raise(at);
+        self.watermarks(kind).raise(scope, at);
     }
 
     /// Removes a watermark.
     pub(crate) fn clear(&mut self, scope: WatermarkScope, kind: WatermarkKind) {
-        self.watermarks(kind).slot(scope).clear();
+        self.watermarks(kind).clear(&scope);
     }
 
     /// Drops what can no longer matter at `now`: logouts past their end,

@@ -46,6 +46,11 @@ fn profile(sub: &str, role: UserRole, as_of: AsOf) -> ExternalProfile<UserRole> 
     }
 }
 
+/// A provider's (webhook's) instant, `seconds` after the epoch.
+fn provider_at(seconds: i64) -> AsOf {
+    AsOf::Provider(at(seconds))
+}
+
 fn written(outcome: UpsertOutcome<UserRole>) -> Upserted<UserRole> {
     match outcome {
         UpsertOutcome::Written(upserted) => upserted,
@@ -91,12 +96,12 @@ async fn found(directory: &dyn Directory, sub: &str) -> Option<ExternalUser<User
 /// applied again; an update without an instant applies but does not move
 /// the record's instant.
 async fn orders_updates_by_their_instant(directory: &dyn Directory) {
-    let newer = profile("user_order", UserRole::User, AsOf::Provider(at(T + 20)));
+    let newer = profile("user_order", UserRole::User, provider_at(T + 20));
     let created = written(directory.upsert_external(newer.clone()).await.unwrap());
     assert!(created.previous.is_none());
 
     // The delayed older update would grant admin and disable: ignored.
-    let mut older = profile("user_order", UserRole::Admin, AsOf::Provider(at(T + 10)));
+    let mut older = profile("user_order", UserRole::Admin, provider_at(T + 10));
     older.enabled = Some(false);
     older.email = Some("stale@example.com".into());
     let stored = stale(directory.upsert_external(older).await.unwrap());
@@ -126,7 +131,7 @@ async fn orders_updates_by_their_instant(directory: &dyn Directory) {
             directory,
             "user_order",
             UserRole::Admin,
-            AsOf::Provider(at(T + 30)),
+            provider_at(T + 30),
         )
         .await,
     );
@@ -137,15 +142,7 @@ async fn orders_updates_by_their_instant(directory: &dyn Directory) {
     // stands.
     let synced = written(upsert(directory, "user_order", UserRole::Moderator, AsOf::Unknown).await);
     assert_eq!(synced.current.user.role, UserRole::Moderator);
-    stale(
-        upsert(
-            directory,
-            "user_order",
-            UserRole::User,
-            AsOf::Provider(at(T + 25)),
-        )
-        .await,
-    );
+    stale(upsert(directory, "user_order", UserRole::User, provider_at(T + 25)).await);
 
     // A record written without an instant takes the first one it is given.
     written(upsert(directory, "user_undated", UserRole::User, AsOf::Unknown).await);
@@ -154,19 +151,11 @@ async fn orders_updates_by_their_instant(directory: &dyn Directory) {
             directory,
             "user_undated",
             UserRole::Admin,
-            AsOf::Provider(at(T + 1)),
+            provider_at(T + 1),
         )
         .await,
     );
-    let stored = stale(
-        upsert(
-            directory,
-            "user_undated",
-            UserRole::User,
-            AsOf::Provider(at(T)),
-        )
-        .await,
-    );
+    let stored = stale(upsert(directory, "user_undated", UserRole::User, provider_at(T)).await);
     assert_eq!(stored.user.role, UserRole::Admin);
 }
 
@@ -186,11 +175,7 @@ async fn orders_a_token_by_its_iat_without_recording_it(directory: &dyn Director
     let id = signed_in.current.user.user_id;
 
     // Demoted by a webhook at T + 20, older than the first token: applied.
-    let demoted = written(
-        upsert(UserRole::User, AsOf::Provider(at(T + 20)))
-            .await
-            .unwrap(),
-    );
+    let demoted = written(upsert(UserRole::User, provider_at(T + 20)).await.unwrap());
     assert_eq!(demoted.current.user.role, UserRole::User);
     assert_eq!(demoted.current.user.user_id, id);
 
@@ -213,22 +198,14 @@ async fn orders_a_token_by_its_iat_without_recording_it(directory: &dyn Director
 
     // The tokens recorded nothing: a webhook at T + 30 still applies, and
     // then orders what follows.
-    let promoted = written(
-        upsert(UserRole::Admin, AsOf::Provider(at(T + 30)))
-            .await
-            .unwrap(),
-    );
+    let promoted = written(upsert(UserRole::Admin, provider_at(T + 30)).await.unwrap());
     assert_eq!(promoted.current.user.role, UserRole::Admin);
     stale(
         upsert(UserRole::User, AsOf::Token(at(T + 29)))
             .await
             .unwrap(),
     );
-    stale(
-        upsert(UserRole::User, AsOf::Provider(at(T + 29)))
-            .await
-            .unwrap(),
-    );
+    stale(upsert(UserRole::User, provider_at(T + 29)).await.unwrap());
 }
 
 /// Equal instants are applied even below the microsecond, which PostgreSQL
@@ -254,16 +231,8 @@ async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Director
 /// A deletion removes the user and leaves a tombstone that only a strictly
 /// newer profile gets past.
 async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
-    let user = written(
-        upsert(
-            directory,
-            "user_gone",
-            UserRole::Admin,
-            AsOf::Provider(at(T + 10)),
-        )
-        .await,
-    )
-    .current;
+    let user =
+        written(upsert(directory, "user_gone", UserRole::Admin, provider_at(T + 10)).await).current;
     let removed = directory
         .delete_external(ISSUER, &subject("user_gone"), Some(at(T + 50)))
         .await
@@ -282,8 +251,8 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
     // token minted (by the provider's clock) after it, and a profile of
     // unknown instant: none brings the user back.
     for as_of in [
-        AsOf::Provider(at(T + 40)),
-        AsOf::Provider(at(T + 50)),
+        provider_at(T + 40),
+        provider_at(T + 50),
         AsOf::Token(at(T + 60)),
         AsOf::Unknown,
     ] {
@@ -302,28 +271,12 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
         assert_eq!(again, None);
     }
     assert_eq!(
-        deleted_as_of(
-            upsert(
-                directory,
-                "user_gone",
-                UserRole::User,
-                AsOf::Provider(at(T + 50))
-            )
-            .await
-        ),
+        deleted_as_of(upsert(directory, "user_gone", UserRole::User, provider_at(T + 50)).await),
         at(T + 50)
     );
 
     // Strictly newer than the deletion: the provider made the account again.
-    let back = written(
-        upsert(
-            directory,
-            "user_gone",
-            UserRole::User,
-            AsOf::Provider(at(T + 51)),
-        )
-        .await,
-    );
+    let back = written(upsert(directory, "user_gone", UserRole::User, provider_at(T + 51)).await);
     assert!(back.previous.is_none(), "a new user");
     assert_ne!(
         back.current.user.user_id, user.user.user_id,
@@ -339,7 +292,7 @@ async fn dates_a_deletion_no_earlier_than_the_record(directory: &dyn Directory) 
             directory,
             "user_ahead",
             UserRole::User,
-            AsOf::Provider(at(T + 100)),
+            provider_at(T + 100),
         )
         .await,
     );
@@ -354,7 +307,7 @@ async fn dates_a_deletion_no_earlier_than_the_record(directory: &dyn Directory) 
         directory,
         "user_ahead",
         UserRole::Admin,
-        AsOf::Provider(at(T + 80)),
+        provider_at(T + 80),
     )
     .await;
     assert_eq!(deleted_as_of(outcome), at(T + 100));
@@ -370,11 +323,7 @@ async fn remembers_the_deletion_of_an_unknown_account(directory: &dyn Directory)
             .unwrap(),
         None
     );
-    for as_of in [
-        AsOf::Provider(at(T + 5)),
-        AsOf::Token(at(T + 20)),
-        AsOf::Unknown,
-    ] {
+    for as_of in [provider_at(T + 5), AsOf::Token(at(T + 20)), AsOf::Unknown] {
         let outcome = upsert(directory, "user_early", UserRole::User, as_of).await;
         assert_eq!(deleted_as_of(outcome), at(T + 10));
     }

@@ -43,6 +43,18 @@ fn directory_user(
     }
 }
 
+/// A directory over one row written straight into `tessera_users`, past
+/// the checks of `upsert`: `row` is the columns and `VALUES` of the insert,
+/// `$1` the id of user 1.
+async fn directory_over_row(db: &pg::TestDb, row: &str) -> PostgresUserDirectory<UserRole> {
+    sqlx::query(&format!("INSERT INTO {}.tessera_users {row}", db.schema()))
+        .bind(id(1))
+        .execute(db.admin())
+        .await
+        .unwrap();
+    PostgresUserDirectory::new(db.pool().await)
+}
+
 #[tokio::test]
 async fn directory_returns_the_stored_user_and_none_for_an_unknown_one() {
     let Some(db) = pg::database("directory_find").await else {
@@ -102,15 +114,7 @@ async fn an_unknown_role_in_the_table_is_an_invalid_record_never_a_default() {
     let Some(db) = pg::database("directory_role").await else {
         return;
     };
-    sqlx::query(&format!(
-        "INSERT INTO {}.tessera_users (id, role) VALUES ($1, 'superuser')",
-        db.schema()
-    ))
-    .bind(id(1))
-    .execute(db.admin())
-    .await
-    .unwrap();
-    let directory = PostgresUserDirectory::<UserRole>::new(db.pool().await);
+    let directory = directory_over_row(&db, "(id, role) VALUES ($1, 'superuser')").await;
     let err = directory.find(&user(1)).await.unwrap_err();
     let DirectoryError::InvalidRecord(source) = err else {
         panic!("expected an invalid record, got {err:?}");
@@ -126,15 +130,11 @@ async fn a_null_capability_in_the_table_is_an_invalid_record() {
     let Some(db) = pg::database("directory_null").await else {
         return;
     };
-    sqlx::query(&format!(
-        "INSERT INTO {}.tessera_users (id, role, capabilities) VALUES ($1, 'user', ARRAY[NULL]::text[])",
-        db.schema()
-    ))
-    .bind(id(1))
-    .execute(db.admin())
-    .await
-    .unwrap();
-    let directory = PostgresUserDirectory::<UserRole>::new(db.pool().await);
+    let directory = directory_over_row(
+        &db,
+        "(id, role, capabilities) VALUES ($1, 'user', ARRAY[NULL]::text[])",
+    )
+    .await;
     assert!(matches!(
         directory.find(&user(1)).await,
         Err(DirectoryError::InvalidRecord(_))

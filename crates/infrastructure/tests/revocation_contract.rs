@@ -24,23 +24,35 @@ async fn in_memory_store_honours_the_revocation_contract() {
 async fn in_memory_store_forgets_what_can_no_longer_matter() {
     let clock = Arc::new(ManualClock::starting_at(T));
     let store = InMemoryRevocationStore::new(clock.clone(), lifetimes());
-    let alice = Subject::new(1, None);
+    revoke_what_will_expire(&store, &Subject::new(1, None)).await;
+    assert_eq!(store.len(), 2);
+
+    // The next write purges both.
+    write_once_it_expired(&store, &clock).await;
+    assert_eq!(store.len(), 1, "only the new watermark remains");
+}
+
+/// A logout of `subject`'s session that ends at `T + 100`, and a
+/// force-logout of its user at `T`: what the purge tests expect to go.
+async fn revoke_what_will_expire(store: &dyn RevocationStore, subject: &Subject) {
     store
-        .revoke_session(alice.session, at(T + 100))
+        .revoke_session(subject.session, at(T + 100))
         .await
         .unwrap();
     store
         .set_watermark(
-            WatermarkScope::User(alice.user),
+            WatermarkScope::User(subject.user),
             WatermarkKind::ForceLogout,
             at(T),
         )
         .await
         .unwrap();
-    assert_eq!(store.len(), 2);
+}
 
-    // Past the logout's end and past the absolute lifetime (plus leeway) of
-    // anything the watermark covers: the next write purges both.
+/// Moves `clock` past the logout's end and past the absolute lifetime (plus
+/// leeway) of anything the watermark covers, and writes a claims-stale
+/// watermark for everyone then.
+async fn write_once_it_expired(store: &dyn RevocationStore, clock: &ManualClock) {
     clock.set(T + 3600 + 31);
     store
         .set_watermark(
@@ -50,7 +62,6 @@ async fn in_memory_store_forgets_what_can_no_longer_matter() {
         )
         .await
         .unwrap();
-    assert_eq!(store.len(), 1, "only the new watermark remains");
 }
 
 #[cfg(feature = "postgres")]
@@ -108,20 +119,8 @@ mod postgres {
         )
         .await
         .unwrap();
-        let alice = Subject::new(1, None);
         let bob = Subject::new(2, None);
-        store
-            .revoke_session(alice.session, at(T + 100))
-            .await
-            .unwrap();
-        store
-            .set_watermark(
-                WatermarkScope::User(alice.user),
-                WatermarkKind::ForceLogout,
-                at(T),
-            )
-            .await
-            .unwrap();
+        revoke_what_will_expire(&store, &Subject::new(1, None)).await;
         store
             .set_watermark(
                 WatermarkScope::User(bob.user),
@@ -136,17 +135,7 @@ mod postgres {
             .unwrap();
         assert_eq!(store.health().entries, 2);
 
-        // Past the logout's end and the absolute lifetime (plus leeway) of
-        // anything the watermark covers.
-        clock.set(T + 3600 + 31);
-        store
-            .set_watermark(
-                WatermarkScope::Everyone,
-                WatermarkKind::ClaimsStale,
-                at(T + 3631),
-            )
-            .await
-            .unwrap();
+        write_once_it_expired(&store, &clock).await;
         eventually("the cache is purged", Duration::from_secs(5), || {
             store.health().entries == 1
         })

@@ -9,7 +9,7 @@ use tessera::application::ports::TokenError;
 use tessera::application::{ClaimsError, VerifyError};
 use tessera::domain::SessionLifetimes;
 use tessera::infrastructure::SESSION_TOKEN_TYPE;
-use tessera::{InMemoryRevocationStore, KeyRing, Tessera, UserRole, VerificationKey};
+use tessera::{KeyRing, Tessera, UserRole, VerificationKey};
 use time::{Duration, OffsetDateTime};
 
 use crate::args::VerifyArgs;
@@ -42,12 +42,11 @@ pub(crate) fn run(args: &VerifyArgs, output: &Output) -> Result<(), Failure> {
     })?;
     let token = files::read_token(&args.token)?;
     let now = args.now.unwrap_or_else(times::system_now);
-    let clock = Arc::new(PinnedClock(now));
-    // The library's own wiring, with an empty in-memory revocation store.
+    // The library's own wiring, with its default: an empty in-memory
+    // revocation store.
     let sessions: Tessera<UserRole> = Tessera::builder(ring.clone(), &args.issuer, &args.audience)
         .lifetimes(lifetimes)
-        .clock(clock.clone())
-        .revocation_store(Arc::new(InMemoryRevocationStore::new(clock, lifetimes)))
+        .clock(Arc::new(PinnedClock(now)))
         .build();
 
     match sessions.verify().execute(&token) {

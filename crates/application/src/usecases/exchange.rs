@@ -178,20 +178,17 @@ mod tests {
 
     use super::*;
     use crate::external::{
-        AsOf, ExternalIdentity, ExternalSubject, MockExternalTokenVerifier,
-        MockExternalUserDirectory, Upserted,
+        AsOf, ExternalIdentity, MockExternalTokenVerifier, MockExternalUserDirectory, Upserted,
     };
     use crate::ports::{DirectoryUser, MockIdGenerator, MockSessionTokenCodec};
     use crate::testing::*;
     use crate::token::SessionTokenClaims;
     use tessera_domain::UserRole;
 
-    const ISSUER: &str = "https://idp.example";
-
     fn identity(auth_time: Option<i64>) -> ExternalIdentity<UserRole> {
         ExternalIdentity {
             issuer: ISSUER.into(),
-            subject: ExternalSubject::parse("user_2abc").unwrap(),
+            subject: subject(),
             role: UserRole::Moderator,
             email: Some("a@example.com".into()),
             name: None,
@@ -211,7 +208,7 @@ mod tests {
                 enabled,
             },
             issuer: ISSUER.into(),
-            subject: ExternalSubject::parse("user_2abc").unwrap(),
+            subject: subject(),
             email: Some("a@example.com".into()),
             name: None,
         }
@@ -427,7 +424,7 @@ mod tests {
             .expect_upsert_external()
             .with(eq(ExternalProfile {
                 issuer: ISSUER.into(),
-                subject: ExternalSubject::parse("user_2abc").unwrap(),
+                subject: subject(),
                 role: UserRole::Moderator,
                 email: Some("a@example.com".into()),
                 name: None,

@@ -259,12 +259,6 @@ mod tests {
     use crate::testing::*;
     use tessera_domain::{RoleError, UserRole};
 
-    const ISSUER: &str = "https://idp.example";
-
-    fn subject() -> ExternalSubject {
-        ExternalSubject::parse("user_2abc").unwrap()
-    }
-
     fn identity(email: Option<&str>) -> ExternalIdentity<UserRole> {
         ExternalIdentity {
             issuer: ISSUER.into(),

@@ -119,14 +119,11 @@ impl<R: Role> ApplyUserEvent<R> {
                             || previous.user.capabilities != current.capabilities
                     });
                 if logged_out {
-                    self.force_logout(user_id).await?;
+                    self.revoke_user(RevokeRequest::ForceLogout, user_id)
+                        .await?;
                 } else if permissions_changed {
-                    self.revoke
-                        .execute(RevokeRequest::PermissionsChanged(WatermarkScope::User(
-                            user_id,
-                        )))
-                        .await
-                        .map_err(ApplyUserEventError::Revoke)?;
+                    self.revoke_user(RevokeRequest::PermissionsChanged, user_id)
+                        .await?;
                 }
                 Ok(match upserted.previous {
                     None if !logged_out => UserEventOutcome::Created(user_id),
@@ -149,7 +146,8 @@ impl<R: Role> ApplyUserEvent<R> {
                     .map_err(ApplyUserEventError::Directory)?;
                 match deleted {
                     Some(user) => {
-                        self.force_logout(user.user.user_id).await?;
+                        self.revoke_user(RevokeRequest::ForceLogout, user.user.user_id)
+                            .await?;
                         Ok(UserEventOutcome::Deleted(user.user.user_id))
                     }
                     None => Ok(UserEventOutcome::Nothing),
@@ -159,9 +157,15 @@ impl<R: Role> ApplyUserEvent<R> {
         }
     }
 
-    async fn force_logout(&self, user_id: UserId) -> Result<(), ApplyUserEventError> {
+    /// Records `request` (a force-logout or a permissions change) for
+    /// every session of `user_id`.
+    async fn revoke_user(
+        &self,
+        request: fn(WatermarkScope) -> RevokeRequest,
+        user_id: UserId,
+    ) -> Result<(), ApplyUserEventError> {
         self.revoke
-            .execute(RevokeRequest::ForceLogout(WatermarkScope::User(user_id)))
+            .execute(request(WatermarkScope::User(user_id)))
             .await
             .map_err(ApplyUserEventError::Revoke)
     }
@@ -169,22 +173,16 @@ impl<R: Role> ApplyUserEvent<R> {
 
 #[cfg(test)]
 mod tests {
-    use mockall::predicate::{always, eq};
+    use mockall::predicate::eq;
 
     use super::*;
     use crate::external::{
-        AsOf, ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory, Upserted,
+        AsOf, ExternalProfile, ExternalUser, MockExternalUserDirectory, Upserted,
     };
     use crate::ports::{DirectoryUser, MockClock, MockRevocationStore, WatermarkKind};
     use crate::testing::*;
     use tessera_domain::UserRole;
     use time::OffsetDateTime;
-
-    const ISSUER: &str = "https://idp.example";
-
-    fn subject() -> ExternalSubject {
-        ExternalSubject::parse("user_2abc").unwrap()
-    }
 
     fn stored(role: UserRole, enabled: bool) -> ExternalUser<UserRole> {
         ExternalUser {
@@ -212,6 +210,18 @@ mod tests {
             enabled,
             as_of: AsOf::Unknown,
         }
+    }
+
+    /// A revocation store that must record exactly one `kind` watermark
+    /// for the user, at the clock's now.
+    fn revoking(kind: WatermarkKind) -> MockRevocationStore {
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_set_watermark()
+            .with(eq(WatermarkScope::User(user())), eq(kind), eq(at(NOW)))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        store
     }
 
     /// A revocation store that must record nothing.
@@ -264,17 +274,7 @@ mod tests {
             Some(stored(UserRole::User, true)),
             stored(UserRole::User, false),
         );
-        let mut store = MockRevocationStore::new();
-        store
-            .expect_set_watermark()
-            .with(
-                eq(WatermarkScope::User(user())),
-                eq(WatermarkKind::ForceLogout),
-                eq(at(NOW)),
-            )
-            .times(1)
-            .returning(|_, _, _| Ok(()));
-        let outcome = apply(users, store, 1)
+        let outcome = apply(users, revoking(WatermarkKind::ForceLogout), 1)
             .execute(UserEvent::Upserted(profile(UserRole::User, Some(false))))
             .await
             .unwrap();
@@ -296,17 +296,7 @@ mod tests {
             Some(stored(UserRole::User, true)),
             stored(UserRole::Admin, true),
         );
-        let mut store = MockRevocationStore::new();
-        store
-            .expect_set_watermark()
-            .with(
-                eq(WatermarkScope::User(user())),
-                eq(WatermarkKind::ClaimsStale),
-                always(),
-            )
-            .times(1)
-            .returning(|_, _, _| Ok(()));
-        let outcome = apply(users, store, 1)
+        let outcome = apply(users, revoking(WatermarkKind::ClaimsStale), 1)
             .execute(UserEvent::Upserted(profile(UserRole::Admin, None)))
             .await
             .unwrap();
@@ -328,17 +318,7 @@ mod tests {
             .with(eq(ISSUER), eq(subject()), eq(Some(at(NOW - 5))))
             .times(1)
             .returning(|_, _, _| Ok(Some(stored(UserRole::User, true))));
-        let mut store = MockRevocationStore::new();
-        store
-            .expect_set_watermark()
-            .with(
-                eq(WatermarkScope::User(user())),
-                eq(WatermarkKind::ForceLogout),
-                eq(at(NOW)),
-            )
-            .times(1)
-            .returning(|_, _, _| Ok(()));
-        let outcome = apply(users, store, 1)
+        let outcome = apply(users, revoking(WatermarkKind::ForceLogout), 1)
             .execute(UserEvent::Deleted {
                 issuer: ISSUER.into(),
                 subject: subject(),

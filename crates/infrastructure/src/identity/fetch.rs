@@ -45,16 +45,7 @@ impl HttpJwksSource {
     /// loopback host), or a client that cannot be built.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, JwksUrlError> {
         let url = reqwest::Url::parse(url).map_err(|_| JwksUrlError::NotHttps)?;
-        let host = url
-            .host_str()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        if !is_https_or_loopback(&url) {
             return Err(JwksUrlError::NotHttps);
         }
         let client = reqwest::Client::builder()
@@ -65,6 +56,39 @@ impl HttpJwksSource {
             .map_err(JwksUrlError::Client)?;
         Ok(Self { client, url })
     }
+}
+
+/// Whether a provider URL may be used: `https`, or plain `http` to a
+/// loopback host (development and tests).
+pub(super) fn is_https_or_loopback(url: &reqwest::Url) -> bool {
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = || {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback())
+}
+
+/// The body of `response`, read chunk by chunk; `Ok(None)` as soon as it
+/// exceeds `max` bytes.
+pub(super) async fn read_capped(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len().saturating_add(chunk.len()) > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 fn max_age(value: &str) -> Option<Duration> {
@@ -96,17 +120,10 @@ impl JwksSource for HttpJwksSource {
             .get(CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(max_age);
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = read_capped(&mut response, MAX_JWKS_BYTES)
             .await
             .map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(JwksFetchError::TooLarge(MAX_JWKS_BYTES));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .ok_or(JwksFetchError::TooLarge(MAX_JWKS_BYTES))?;
         let body = String::from_utf8(body).map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?;
         Ok(JwksDocument { body, max_age })
     }
@@ -137,5 +154,45 @@ mod tests {
             Err(JwksUrlError::NotHttps)
         ));
         assert!(HttpJwksSource::new("not a url", t).is_err());
+    }
+
+    /// A JWKS endpoint over loopback: `/jwks` (with a max-age), `/huge`
+    /// (one byte over the cap), `/bare` (no Cache-Control); else 404.
+    async fn endpoint(path: &str) -> HttpJwksSource {
+        use axum::http::{StatusCode, header};
+        use axum::response::IntoResponse;
+
+        let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+            match uri.path() {
+                "/jwks" => (
+                    [(header::CACHE_CONTROL, "public, max-age=120")],
+                    r#"{"keys":[]}"#,
+                )
+                    .into_response(),
+                "/bare" => r#"{"keys":[]}"#.into_response(),
+                "/huge" => "x".repeat(MAX_JWKS_BYTES + 1).into_response(),
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        HttpJwksSource::new(&format!("http://{addr}{path}"), Duration::from_secs(5)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_fetch_reads_the_body_and_max_age_and_refuses_oversized_or_non_200_answers() {
+        let document = endpoint("/jwks").await.fetch().await.unwrap();
+        assert_eq!(document.body, r#"{"keys":[]}"#);
+        assert_eq!(document.max_age, Some(Duration::from_secs(120)));
+        assert_eq!(endpoint("/bare").await.fetch().await.unwrap().max_age, None);
+        assert!(matches!(
+            endpoint("/huge").await.fetch().await,
+            Err(JwksFetchError::TooLarge(MAX_JWKS_BYTES))
+        ));
+        assert!(matches!(
+            endpoint("/gone").await.fetch().await,
+            Err(JwksFetchError::Status(404))
+        ));
     }
 }

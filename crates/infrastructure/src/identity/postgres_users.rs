@@ -15,8 +15,8 @@ use tessera_domain::{Role, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::postgres::directory::{UserRow, invalid, to_user};
-use crate::postgres::{InvalidUserRecord, PostgresUserDirectory};
+use crate::postgres::PostgresUserDirectory;
+use crate::postgres::directory::{UserRow, read_error, to_user};
 
 /// Provider accounts in `tessera_external_accounts (issuer, subject,
 /// user_id, email, name, as_of, deleted_at)`, each linked to one
@@ -211,7 +211,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             .bind(self.retention.as_secs_f64())
             .execute(&self.pool)
             .await
-            .map_err(database)?
+            .map_err(read_error)?
             .rows_affected();
         if purged > 0 {
             tracing::debug!(purged, "provider account tombstones purged");
@@ -237,7 +237,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             .bind(recorded)
             .fetch_one(&mut **tx)
             .await
-            .map_err(database)?;
+            .map_err(read_error)?;
         let account = |user, email, name| ExternalUser {
             user,
             issuer: profile.issuer.clone(),
@@ -267,7 +267,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
                     .bind(profile.enabled.unwrap_or(true))
                     .fetch_one(&mut **tx)
                     .await
-                    .map_err(database)?;
+                    .map_err(read_error)?;
                 (fresh, row, None)
             }
             Some(user_id) => {
@@ -275,7 +275,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
                     .bind(user_id)
                     .fetch_optional(&mut **tx)
                     .await
-                    .map_err(database)?;
+                    .map_err(read_error)?;
                 let before =
                     before.ok_or_else(|| DirectoryError::InvalidRecord(Box::new(DanglingLink)))?;
                 let previous = account(to_user(user_id_of(user_id)?, before)?, old_email, old_name);
@@ -317,7 +317,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             .bind(profile.enabled)
             .fetch_one(&mut **tx)
             .await
-            .map_err(database)
+            .map_err(read_error)
     }
 
     async fn delete_in(
@@ -334,7 +334,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
                 .bind(as_of)
                 .fetch_one(&mut **tx)
                 .await
-                .map_err(database)?;
+                .map_err(read_error)?;
         // No user: the account was unknown or already deleted, and its
         // tombstone is written.
         let Some(user_id) = user_id else {
@@ -348,7 +348,7 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             .bind(user_id)
             .fetch_optional(&mut **tx)
             .await
-            .map_err(database)?;
+            .map_err(read_error)?;
         let row = row.ok_or_else(|| DirectoryError::InvalidRecord(Box::new(DanglingLink)))?;
         Ok(Some(ExternalUser {
             user: to_user(id, row)?,
@@ -383,24 +383,14 @@ struct UndatedTombstone;
 #[error("provider account links to a user that does not exist")]
 struct DanglingLink;
 
-fn database(e: sqlx::Error) -> DirectoryError {
-    match e {
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            invalid(InvalidUserRecord::Column(e))
-        }
-        e => DirectoryError::Unavailable(Box::new(e)),
-    }
-}
-
 fn to_external<R: Role>(
     issuer: &str,
     subject: &ExternalSubject,
     row: AccountRow,
 ) -> Result<ExternalUser<R>, DirectoryError> {
     let (user_id, email, name, role, capabilities, tenant, enabled) = row;
-    let id = UserId::from_uuid(user_id).map_err(|e| DirectoryError::InvalidRecord(Box::new(e)))?;
     Ok(ExternalUser {
-        user: to_user(id, (role, capabilities, tenant, enabled))?,
+        user: to_user(user_id_of(user_id)?, (role, capabilities, tenant, enabled))?,
         issuer: issuer.to_owned(),
         subject: subject.clone(),
         email,
@@ -420,7 +410,7 @@ impl<R: Role> ExternalUserDirectory<R> for PostgresExternalUserDirectory<R> {
             .bind(subject.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(database)?;
+            .map_err(read_error)?;
         row.map(|row| to_external(issuer, subject, row)).transpose()
     }
 
@@ -428,14 +418,14 @@ impl<R: Role> ExternalUserDirectory<R> for PostgresExternalUserDirectory<R> {
         &self,
         profile: ExternalProfile<R>,
     ) -> Result<UpsertOutcome<R>, DirectoryError> {
-        let mut tx = self.pool.begin().await.map_err(database)?;
+        let mut tx = self.pool.begin().await.map_err(read_error)?;
         let outcome = Self::upsert_in(&mut tx, profile).await?;
         if let UpsertOutcome::Written(_) = outcome {
-            tx.commit().await.map_err(database)?;
+            tx.commit().await.map_err(read_error)?;
         } else {
             // Stale or deleted: nothing to keep (the claim only touched
             // `updated_at`).
-            tx.rollback().await.map_err(database)?;
+            tx.rollback().await.map_err(read_error)?;
         }
         Ok(outcome)
     }
@@ -452,9 +442,9 @@ impl<R: Role> ExternalUserDirectory<R> for PostgresExternalUserDirectory<R> {
                 "provider account tombstones could not be purged"
             );
         }
-        let mut tx = self.pool.begin().await.map_err(database)?;
+        let mut tx = self.pool.begin().await.map_err(read_error)?;
         let deleted = Self::delete_in(&mut tx, issuer, subject, as_of).await?;
-        tx.commit().await.map_err(database)?;
+        tx.commit().await.map_err(read_error)?;
         Ok(deleted)
     }
 }

@@ -13,6 +13,7 @@ use tessera_application::external::{
 use tessera_domain::Role;
 use zeroize::Zeroizing;
 
+use super::fetch::{is_https_or_loopback, read_capped};
 use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError, ProfileSlots};
 use super::payload::{Leaf, PathTrie};
 
@@ -116,18 +117,6 @@ pub struct HttpUserApi<R: Role> {
     slots: Slots,
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 impl<R: Role> HttpUserApi<R> {
     /// The user API at `base_url` of the provider `issuer`, authenticated
     /// with `api_key`, its documents read through `mapping`, each request
@@ -146,7 +135,7 @@ impl<R: Role> HttpUserApi<R> {
         timeout: Duration,
     ) -> Result<Self, UserApiConfigError> {
         let mut base = reqwest::Url::parse(base_url).map_err(|_| UserApiConfigError::Url)?;
-        if base.scheme() != "https" && !(base.scheme() == "http" && is_loopback(&base)) {
+        if !is_https_or_loopback(&base) {
             return Err(UserApiConfigError::Url);
         }
         base.path_segments_mut()
@@ -274,17 +263,10 @@ impl<R: Role> IdentityProviderUsers<R> for HttpUserApi<R> {
                 },
             );
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = read_capped(&mut response, MAX_USER_BYTES)
             .await
             .map_err(|e| ProviderUserError::Unavailable(Box::new(e)))?
-        {
-            if body.len().saturating_add(chunk.len()) > MAX_USER_BYTES {
-                return Err(ProviderUserError::InvalidResponse(Box::new(TooLarge)));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .ok_or_else(|| ProviderUserError::InvalidResponse(Box::new(TooLarge)))?;
         self.profile(subject, &body).map(Some)
     }
 }

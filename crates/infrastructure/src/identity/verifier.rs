@@ -302,15 +302,17 @@ fn jws_error(error: JwsError) -> ExternalTokenError {
     }
 }
 
-/// Media types compare case-insensitively; `application/` may be omitted.
+/// Media types compare case-insensitively; `application/` may be omitted
+/// (RFC 7515 §4.1.9). No allocation: this runs on every verification.
 fn same_type(actual: &str, expected: &str) -> bool {
-    let strip = |t: &str| -> String {
-        let lower = t.to_ascii_lowercase();
-        lower
-            .strip_prefix("application/")
-            .map_or(lower.clone(), str::to_owned)
-    };
-    strip(actual) == strip(expected)
+    fn strip(t: &str) -> &str {
+        const PREFIX: &str = "application/";
+        t.get(..PREFIX.len())
+            .filter(|head| head.eq_ignore_ascii_case(PREFIX))
+            .and_then(|_| t.get(PREFIX.len()..))
+            .unwrap_or(t)
+    }
+    strip(actual).eq_ignore_ascii_case(strip(expected))
 }
 
 /// Builds an [`IdentityProvider`].

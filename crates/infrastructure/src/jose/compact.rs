@@ -158,7 +158,7 @@ pub fn verify_compact(
     };
     let signing_input = token
         .get(..header_b64.len() + 1 + payload_b64.len())
-        .ok_or(JwsError::Malformed("not three dot-separated parts"))?;
+        .ok_or_else(three_parts)?;
     if !key.verify(signing_input.as_bytes(), signature) {
         return Err(JwsError::InvalidSignature);
     }

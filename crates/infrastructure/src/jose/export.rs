@@ -89,47 +89,13 @@ pub(crate) enum PrivateMembers {
     },
 }
 
-/// The members of a JWK, in the order they are written.
-#[derive(Serialize, Default)]
-struct JwkOut<'a> {
-    kty: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    crv: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kid: Option<&'a str>,
-    #[serde(rename = "use")]
-    public_key_use: &'static str,
-    alg: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    k: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    n: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    e: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    x: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    y: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    d: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    q: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dp: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dq: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    qi: Option<&'a str>,
-}
+/// A JWK's members as name and value, serialized as a JSON object in the
+/// order given.
+struct JwkOut<'a>(Vec<(&'static str, &'a str)>);
 
-impl JwkOut<'_> {
-    fn members(&self) -> [Option<&str>; 12] {
-        [
-            self.k, self.n, self.e, self.x, self.y, self.d, self.p, self.q, self.dp, self.dq,
-            self.qi, self.kid,
-        ]
+impl Serialize for JwkOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().copied())
     }
 }
 
@@ -154,6 +120,10 @@ pub(crate) fn b64_secret(bytes: &[u8]) -> Zeroizing<String> {
     URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
     out
 }
+
+/// Why an HS256 key has no public JWK.
+pub(crate) const HMAC_HAS_NO_PUBLIC_PART: &str =
+    "an HMAC key has no public part; export it from its SigningKey";
 
 const NOT_EXPORTABLE_SPKI: &str = "the crypto library's public key encoding was not understood";
 
@@ -183,9 +153,7 @@ pub(crate) fn public_members(alg: JwsAlgorithm, spki: &[u8]) -> Result<PublicMem
         },
         JwsAlgorithm::EdDsa if key.len() == 32 => Ok(PublicMembers::Okp { x: b64(key) }),
         JwsAlgorithm::EdDsa => Err(KeyError::NotExportable(NOT_EXPORTABLE_SPKI)),
-        JwsAlgorithm::Hs256 => Err(KeyError::NotExportable(
-            "an HMAC key has no public part; export it from its SigningKey",
-        )),
+        JwsAlgorithm::Hs256 => Err(KeyError::NotExportable(HMAC_HAS_NO_PUBLIC_PART)),
     }
 }
 
@@ -255,28 +223,19 @@ fn write(
     private: Option<&PrivateMembers>,
 ) -> Result<Zeroizing<String>, KeyError> {
     let (kty, crv) = key_type(alg);
-    let mut jwk = JwkOut {
-        kty,
-        crv,
-        kid,
-        public_key_use: "sig",
-        alg: alg.name(),
-        ..JwkOut::default()
-    };
+    let mut members = Vec::with_capacity(16);
+    members.push(("kty", kty));
+    members.extend(crv.map(|crv| ("crv", crv)));
+    members.extend(kid.map(|kid| ("kid", kid)));
+    members.extend([("use", "sig"), ("alg", alg.name())]);
     match public {
-        Some(PublicMembers::Rsa { n, e }) => {
-            jwk.n = Some(n);
-            jwk.e = Some(e);
-        }
-        Some(PublicMembers::Ec { x, y }) => {
-            jwk.x = Some(x);
-            jwk.y = Some(y);
-        }
-        Some(PublicMembers::Okp { x }) => jwk.x = Some(x),
+        Some(PublicMembers::Rsa { n, e }) => members.extend([("n", n.as_str()), ("e", e)]),
+        Some(PublicMembers::Ec { x, y }) => members.extend([("x", x.as_str()), ("y", y)]),
+        Some(PublicMembers::Okp { x }) => members.push(("x", x)),
         None => {}
     }
     match private {
-        Some(PrivateMembers::Oct { k }) => jwk.k = Some(k),
+        Some(PrivateMembers::Oct { k }) => members.push(("k", k)),
         Some(PrivateMembers::Rsa {
             d,
             p,
@@ -284,26 +243,26 @@ fn write(
             dp,
             dq,
             qi,
-        }) => {
-            jwk.d = Some(d);
-            jwk.p = Some(p);
-            jwk.q = Some(q);
-            jwk.dp = Some(dp);
-            jwk.dq = Some(dq);
-            jwk.qi = Some(qi);
-        }
-        Some(PrivateMembers::Scalar { d }) => jwk.d = Some(d),
+        }) => members.extend([
+            ("d", d.as_str()),
+            ("p", p),
+            ("q", q),
+            ("dp", dp),
+            ("dq", dq),
+            ("qi", qi),
+        ]),
+        Some(PrivateMembers::Scalar { d }) => members.push(("d", d)),
         None => {}
     }
+    let jwk = JwkOut(members);
 
     // Sized up front (a `kid` may expand sixfold when escaped) so that the
     // buffer holding the secret is never reallocated and left behind.
     let capacity = 128
         + jwk
-            .members()
+            .0
             .iter()
-            .flatten()
-            .map(|value| value.len() * 6 + 8)
+            .map(|(_, value)| value.len() * 6 + 8)
             .sum::<usize>();
     let mut buffer = Zeroizing::new(Vec::with_capacity(capacity));
     serde_json::to_writer(&mut *buffer, &jwk)
@@ -471,6 +430,29 @@ mod tests {
                 assert_eq!(public_jwk["kid"], key.kid());
             }
         }
+    }
+
+    #[test]
+    fn jwk_members_are_written_in_a_fixed_order() {
+        let key = SigningKey::hmac_sha256("hs", &[0x42; 32]).unwrap();
+        assert_eq!(
+            key.to_private_jwk().unwrap().expose_secret(),
+            format!(
+                r#"{{"kty":"oct","kid":"hs","use":"sig","alg":"HS256","k":"{}"}}"#,
+                b64(&[0x42; 32])
+            )
+        );
+        let key = VerificationKey::from_pem(JwsAlgorithm::Es256, Some("ec"), pem!("p256-spki.pem"))
+            .unwrap();
+        let names: Vec<String> = key
+            .to_public_jwk()
+            .unwrap()
+            .split('"')
+            .skip(1)
+            .step_by(4)
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(names, ["kty", "crv", "kid", "use", "alg", "x", "y"]);
     }
 
     #[test]

@@ -98,12 +98,16 @@ pub(crate) fn signing_key(json: &str) -> Result<SigningKey, KeyError> {
     to_signing_key(&parse(json)?)
 }
 
-/// The keys of a JWK set (`{"keys": [...]}`), each read as a verification key.
+/// The members of a JWK set (`{"keys": [...]}`).
+fn parse_set(json: &str) -> Result<Vec<ObjectOnly<RawJwk>>, KeyError> {
+    serde_json::from_str::<ObjectOnly<RawJwkSet>>(json)
+        .map(|set| set.0.keys)
+        .map_err(|_| KeyError::MalformedJwk)
+}
+
+/// The keys of a JWK set, each read as a verification key.
 pub(crate) fn verification_keys(json: &str) -> Result<Vec<VerificationKey>, KeyError> {
-    let set = serde_json::from_str::<ObjectOnly<RawJwkSet>>(json)
-        .map_err(|_| KeyError::MalformedJwk)?
-        .0;
-    set.keys
+    parse_set(json)?
         .iter()
         .map(|jwk| to_verification_key(&jwk.0))
         .collect()
@@ -116,11 +120,7 @@ pub(crate) type EachKey = (Option<String>, Result<VerificationKey, KeyError>);
 /// refused on its own: for sets published by others, where one unusable key
 /// must not void the rest.
 pub(crate) fn verification_keys_each(json: &str) -> Result<Vec<EachKey>, KeyError> {
-    let set = serde_json::from_str::<ObjectOnly<RawJwkSet>>(json)
-        .map_err(|_| KeyError::MalformedJwk)?
-        .0;
-    Ok(set
-        .keys
+    Ok(parse_set(json)?
         .iter()
         .map(|jwk| (jwk.0.kid.clone(), to_verification_key(&jwk.0)))
         .collect())

@@ -181,31 +181,24 @@ impl VerificationKey {
 
     fn public_members(&self) -> Result<PublicMembers, KeyError> {
         match &self.verifier {
-            Verifier::Hmac(_) => Err(KeyError::NotExportable(
-                "an HMAC key has no public part; export it from its SigningKey",
-            )),
+            Verifier::Hmac(_) => Err(KeyError::NotExportable(export::HMAC_HAS_NO_PUBLIC_PART)),
             Verifier::Public(key) => export::public_members(self.alg, key.as_der()?.as_ref()),
         }
     }
 
     /// Whether `signature` is a valid signature of `message` under this key,
-    /// with this key's algorithm. ES256 signatures must be the fixed 64-byte
-    /// `r || s` form (a DER signature is refused); HMAC tags are compared in
-    /// constant time.
+    /// with this key's algorithm. A signature of any other length than this
+    /// key's is refused before any cryptography: ES256 signatures must be the
+    /// fixed 64-byte `r || s` form (a DER signature is refused). HMAC tags
+    /// are compared in constant time.
     #[must_use]
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        if signature.len() != self.signature_len {
+            return false;
+        }
         match &self.verifier {
             Verifier::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
-            Verifier::Public(key) => {
-                let fixed_len = match self.alg {
-                    JwsAlgorithm::Es256 | JwsAlgorithm::EdDsa => Some(64),
-                    JwsAlgorithm::Hs256 | JwsAlgorithm::Rs256 => None,
-                };
-                if fixed_len.is_some_and(|len| signature.len() != len) {
-                    return false;
-                }
-                key.verify_sig(message, signature).is_ok()
-            }
+            Verifier::Public(key) => key.verify_sig(message, signature).is_ok(),
         }
     }
 }
@@ -491,11 +484,7 @@ impl SigningKey {
 
     /// The signature's length in bytes.
     pub(crate) fn signature_len(&self) -> usize {
-        match &*self.signer {
-            Signer::Hmac { .. } => 32,
-            Signer::Rsa(pair) => pair.public_modulus_len(),
-            Signer::Ecdsa(_) | Signer::Ed25519(_) => 64,
-        }
+        self.verification.signature_len
     }
 }
 

@@ -37,14 +37,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
     }
 }
 
-/// `Option<Cow<str>>` that borrows from the input when the string has no
-/// escapes (serde's `#[serde(borrow)]` only borrows a bare `Cow`).
+/// A string that borrows from the input when it has no escapes: serde's
+/// `#[serde(borrow)]` only borrows a bare `Cow` field, not one inside an
+/// `Option` or a `Vec`, so those deserialize through this.
+#[derive(Deserialize)]
+pub(crate) struct Borrowed<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
+
+/// `Option<Cow<str>>`, borrowing as [`Borrowed`] does.
 pub(crate) fn borrowed_opt_str<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Cow<'de, str>>, D::Error> {
-    #[derive(Deserialize)]
-    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
-
     Option::<Borrowed<'de>>::deserialize(deserializer).map(|value| value.map(|b| b.0))
 }
 

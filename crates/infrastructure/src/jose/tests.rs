@@ -94,6 +94,12 @@ fn signatures_have_each_algorithms_length() {
         assert_eq!(signature.len(), len, "{alg}");
         assert!(key.verification_key().verify(b"message", &signature));
         assert!(!key.verification_key().verify(b"messagE", &signature));
+        // A valid signature cut short or padded out is another length.
+        let mut padded = signature.clone();
+        padded.push(0);
+        for wrong in [&signature[..len - 1], &padded[..]] {
+            assert!(!key.verification_key().verify(b"message", wrong), "{alg}");
+        }
     }
 }
 

@@ -115,6 +115,17 @@ pub(crate) fn invalid(e: InvalidUserRecord) -> DirectoryError {
     DirectoryError::InvalidRecord(Box::new(e))
 }
 
+/// A failed read: a column that does not decode is an invalid record, any
+/// other failure leaves the directory unavailable.
+pub(crate) fn read_error(e: sqlx::Error) -> DirectoryError {
+    match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            invalid(InvalidUserRecord::Column(e))
+        }
+        e => DirectoryError::Unavailable(Box::new(e)),
+    }
+}
+
 /// A stored row as a valid user, or why it is not one (never a default role).
 pub(crate) fn to_user<R: Role>(
     user_id: UserId,
@@ -150,12 +161,7 @@ impl<R: Role> UserDirectory<R> for PostgresUserDirectory<R> {
         .bind(*user_id.as_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-                invalid(InvalidUserRecord::Column(e))
-            }
-            e => DirectoryError::Unavailable(Box::new(e)),
-        })?;
+        .map_err(read_error)?;
         row.map(|row| to_user(*user_id, row)).transpose()
     }
 }
