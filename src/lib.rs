@@ -7,8 +7,8 @@ use tessera_application::ports::{
     Clock, DirectoryError, IdGenerator, RevocationStore, UserDirectory,
 };
 use tessera_application::{
-    AuthorizeRequest, EstablishSession, ExchangeToken, ReadSession, ResolveUser, RevokeSession,
-    RotateSession, VerifySession,
+    EstablishSession, ExchangeToken, ReadSession, ResolveUser, RevokeSession, RotateSession,
+    VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 
@@ -152,16 +152,11 @@ impl<R: Role> Tessera<R> {
         policy: RoutePolicy<R>,
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
-    ) -> Result<http::HybridLayer<R>, HybridLayerError> {
-        let session = self.session_layer(policy)?.build()?;
-        Ok(http::HybridLayer::new(session, verifier, resolve))
-    }
-
-    /// Route access: `policy` applied to requests, verifying with this
-    /// manager.
-    #[must_use]
-    pub fn authorize(&self, policy: RoutePolicy<R>) -> AuthorizeRequest<R> {
-        AuthorizeRequest::new(self.verify.clone(), Arc::new(policy))
+    ) -> Result<http::SessionLayer<R>, HybridLayerError> {
+        Ok(self
+            .session_layer(policy)?
+            .provider_tokens(verifier, resolve)
+            .build()?)
     }
 
     /// The HTTP layer enforcing `policy` and rotating with this manager:
@@ -182,8 +177,9 @@ impl<R: Role> Tessera<R> {
             return Err(MissingUserDirectory);
         }
         Ok(http::SessionLayer::builder(
-            self.authorize(policy),
+            self.verify.clone(),
             self.rotate.clone(),
+            policy,
         ))
     }
 }

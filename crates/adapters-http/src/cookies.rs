@@ -104,6 +104,18 @@ impl SessionCookies {
         token: &SessionToken,
         session: &SessionEntity<R>,
     ) -> Result<SetCookie, CookieError> {
+        self.issue_for(
+            token,
+            (session.expires_at() - session.issued_at()).max(time::Duration::ZERO),
+        )
+    }
+
+    /// The cookie carrying `token` for `lifetime` (its `Max-Age`).
+    pub(crate) fn issue_for(
+        &self,
+        token: &SessionToken,
+        lifetime: time::Duration,
+    ) -> Result<SetCookie, CookieError> {
         let secret = token.expose_secret();
         let valid = !secret.is_empty()
             && secret
@@ -112,10 +124,9 @@ impl SessionCookies {
         if !valid {
             return Err(CookieError::InvalidToken);
         }
-        let remaining = (session.expires_at() - session.issued_at()).max(time::Duration::ZERO);
         let cookie = self
             .base(secret.to_owned())
-            .max_age(cookie::time::Duration::seconds(remaining.whole_seconds()))
+            .max_age(cookie::time::Duration::seconds(lifetime.whole_seconds()))
             .build();
         SetCookie::new(cookie).ok_or(CookieError::InvalidToken)
     }

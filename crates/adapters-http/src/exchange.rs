@@ -4,11 +4,14 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use tessera_application::{ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE};
+use tessera_application::{
+    ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE, PresentedCredential, Refusal,
+};
 use tessera_domain::Role;
 
+use crate::DEFAULT_COOKIE_NAME;
 use crate::credential;
 use crate::layer::DEFAULT_MAX_CREDENTIAL_BYTES;
 use crate::response::Denial;
@@ -28,13 +31,25 @@ pub async fn exchange_token<R: Role>(
     State(exchange): State<ExchangeToken<R>>,
     headers: HeaderMap,
 ) -> Response<Body> {
-    let token = match credential::bearer(&headers, DEFAULT_MAX_CREDENTIAL_BYTES) {
-        Ok(Some(token)) => token,
-        Ok(None) => return Denial::Unauthenticated { refused: false }.into_response(),
-        Err(error) if error.is_invalid_token() => {
-            return Denial::Unauthenticated { refused: true }.into_response();
+    // Bearer only: the exchange reads no cookie (so no cross-site form can
+    // use one).
+    let token = match credential::read_credential(
+        headers
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        [],
+        DEFAULT_COOKIE_NAME,
+        DEFAULT_MAX_CREDENTIAL_BYTES,
+    ) {
+        PresentedCredential::Token { token, .. } => token,
+        PresentedCredential::None => return Denial::unauthenticated(false).into_response(),
+        PresentedCredential::Unreadable(fault) if fault.is_invalid_token() => {
+            return Denial::unauthenticated(true).into_response();
         }
-        Err(_) => return Denial::InvalidRequest.into_response(),
+        PresentedCredential::Unreadable(fault) => {
+            return Denial::invalid_request(fault).into_response();
+        }
     };
     match exchange.execute(token).await {
         Ok(exchanged) => {
@@ -58,9 +73,9 @@ pub async fn exchange_token<R: Role>(
 fn denial(error: &ExchangeError) -> Denial {
     if error.is_unavailable() {
         tracing::warn!(code = error.code(), error = %error, "token exchange unavailable");
-        Denial::Unavailable
+        Denial::Refused(Refusal::Unavailable)
     } else {
         tracing::debug!(code = error.code(), error = %error, "token exchange refused");
-        Denial::Unauthenticated { refused: true }
+        Denial::unauthenticated(true)
     }
 }

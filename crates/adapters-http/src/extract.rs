@@ -163,9 +163,9 @@ pub enum SessionRejection {
 impl SessionRejection {
     pub(crate) fn denial(self) -> Denial {
         match self {
-            Self::Unauthenticated => Denial::Unauthenticated { refused: false },
-            Self::InvalidToken => Denial::Unauthenticated { refused: true },
-            Self::InsufficientScope => Denial::Forbidden { signed_in: true },
+            Self::Unauthenticated => Denial::unauthenticated(false),
+            Self::InvalidToken => Denial::unauthenticated(true),
+            Self::InsufficientScope => Denial::insufficient_scope(),
             Self::LayerMissing => Denial::Misconfigured,
         }
     }

@@ -333,7 +333,7 @@ pub enum GatewayRejection {
 impl GatewayRejection {
     fn denial(self) -> Denial {
         match self {
-            Self::ReplayCacheFull => Denial::Unavailable,
+            Self::ReplayCacheFull => Denial::Refused(tessera_application::Refusal::Unavailable),
             Self::Missing
             | Self::Unsigned
             | Self::Malformed(_)

@@ -11,31 +11,27 @@ use axum::body::Body;
 use axum::extract::OriginalUri;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, SET_COOKIE};
-use http::{Extensions, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http::{Extensions, HeaderName, HeaderValue, Request, Response, Uri};
 use pin_project_lite::pin_project;
+use tessera_application::external::ExternalTokenVerifier;
 use tessera_application::{
-    Authorization, AuthorizeRequest, RotateError, RotateSession, RotatedSession, RotationNeed,
-    VerifiedSession,
+    Admission, AdmissionRequest, AdmittedSession, CredentialUpdate, DecideAdmission, Decision,
+    ResolveUser, RotateSession, SignInPages, Verdict, VerifySession,
 };
-use tessera_domain::{AccessDecision, Requirement, Role, SessionEntity};
-use time::OffsetDateTime;
+use tessera_domain::{Role, RoutePolicy};
 use tower::{Layer, Service};
 
 use crate::ConfigError;
 use crate::cookies::SessionCookies;
-use crate::credential::{self, Source};
+use crate::credential;
 use crate::extract::{LayerSeen, Session};
 use crate::gateway::{self, GatewayKey, GatewaySigner};
-use crate::redirect::{self, login_location, return_to_from_query, safe_return_to};
+use crate::provider_user::ProviderUser;
 use crate::response::Denial;
 
-/// The default login page, where browser routes send visitors without a
-/// session.
-pub const DEFAULT_LOGIN_PATH: &str = "/login";
-/// The default name of the return-to query parameter of the login page.
-pub const DEFAULT_RETURN_TO_PARAM: &str = "return_to";
-/// The default page signed-in users are sent to from guest-only pages.
-pub const DEFAULT_SIGNED_IN_PATH: &str = "/";
+pub use tessera_application::usecases::admission::{
+    DEFAULT_LOGIN_PATH, DEFAULT_RETURN_TO_PARAM, DEFAULT_SIGNED_IN_PATH,
+};
 /// The default response header carrying a rotated token to bearer clients.
 pub const DEFAULT_TOKEN_HEADER: &str = "x-session-token";
 /// The default cap on a credential's size, in bytes: larger ones are refused
@@ -52,15 +48,18 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///    client sent;
 /// 2. reads the credential: `Authorization: Bearer <token>` or the session
 ///    cookie (both only if they carry the same token);
-/// 3. applies the route policy through [`AuthorizeRequest`]: routes that
-///    need no session read it leniently (a bad credential is a guest),
-///    routes that need one verify it strictly;
-/// 4. when the verified token is due for rotation (age) or its claims are
-///    stale (permissions changed), rotates it with [`RotateSession`] and
-///    decides the route again with the fresh role and capabilities;
-/// 5. answers a denial itself, or forwards the request with the
-///    [`Session`] in its extensions (and, in gateway mode, signed identity
-///    headers);
+/// 3. asks [`DecideAdmission`] what becomes of the request: the route
+///    policy applied (routes that need no session read the credential
+///    leniently, routes that need one verify it strictly), a token due for
+///    rotation (age) or whose claims are stale (permissions changed)
+///    rotated and the route decided again with the fresh role and
+///    capabilities, and — with [provider tokens](SessionLayerBuilder::provider_tokens) —
+///    an identity provider's bearer token admitted as its local user;
+/// 4. translates the admission: forwards with the session or as a guest,
+///    or answers the refusal;
+/// 5. forwards the request with the [`Session`] in its extensions (and a
+///    [`ProviderUser`](crate::ProviderUser) for a provider token; in
+///    gateway mode, signed identity headers);
 /// 6. attaches the rotated credential to the response, whatever its status:
 ///    a new session cookie when the cookie carried the credential, the new
 ///    token in the [`token header`](SessionLayerBuilder::token_header)
@@ -128,25 +127,21 @@ impl<R: Role> fmt::Debug for SessionLayer<R> {
 }
 
 struct Shared<R: Role> {
-    authorize: AuthorizeRequest<R>,
-    rotate: RotateSession<R>,
+    admission: DecideAdmission<R>,
     cookies: SessionCookies,
-    login_path: String,
-    return_to_param: String,
-    signed_in_path: String,
     token_header: HeaderName,
     max_credential_bytes: usize,
     gateway: Option<GatewaySigner>,
+    /// Strip the client's identity headers: in gateway mode, and when
+    /// provider tokens are admitted.
+    strip_identity: bool,
 }
 
 impl<R: Role> fmt::Debug for Shared<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("authorize", &self.authorize)
+            .field("admission", &self.admission)
             .field("cookie", &self.cookies.name())
-            .field("login_path", &self.login_path)
-            .field("return_to_param", &self.return_to_param)
-            .field("signed_in_path", &self.signed_in_path)
             .field("token_header", &self.token_header)
             .field("max_credential_bytes", &self.max_credential_bytes)
             .field("gateway", &self.gateway.is_some())
@@ -155,34 +150,21 @@ impl<R: Role> fmt::Debug for Shared<R> {
 }
 
 impl<R: Role> SessionLayer<R> {
-    /// A layer with the defaults: cookie [`__Host-session`](crate::DEFAULT_COOKIE_NAME),
-    /// login page `/login?return_to=`, signed-in page `/`, token header
-    /// `x-session-token`, credentials up to 8 KiB, no gateway mode.
-    #[must_use]
-    pub fn new(authorize: AuthorizeRequest<R>, rotate: RotateSession<R>) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                authorize,
-                rotate,
-                cookies: SessionCookies::default(),
-                login_path: DEFAULT_LOGIN_PATH.to_owned(),
-                return_to_param: DEFAULT_RETURN_TO_PARAM.to_owned(),
-                signed_in_path: DEFAULT_SIGNED_IN_PATH.to_owned(),
-                token_header: HeaderName::from_static(DEFAULT_TOKEN_HEADER),
-                max_credential_bytes: DEFAULT_MAX_CREDENTIAL_BYTES,
-                gateway: None,
-            }),
-        }
-    }
-
-    /// Starts a layer with settings other than the defaults.
+    /// Starts a layer enforcing `policy`, verifying with `verify` and
+    /// rotating with `rotate`. The defaults: cookie
+    /// [`__Host-session`](crate::DEFAULT_COOKIE_NAME), login page
+    /// `/login?return_to=`, signed-in page `/`, token header
+    /// `x-session-token`, credentials up to 8 KiB, no gateway mode, no
+    /// provider tokens.
     pub fn builder(
-        authorize: AuthorizeRequest<R>,
+        verify: VerifySession<R>,
         rotate: RotateSession<R>,
+        policy: RoutePolicy<R>,
     ) -> SessionLayerBuilder<R> {
         SessionLayerBuilder {
-            authorize,
+            verify,
             rotate,
+            policy: Arc::new(policy),
             cookie_name: crate::DEFAULT_COOKIE_NAME.to_owned(),
             login_path: DEFAULT_LOGIN_PATH.to_owned(),
             return_to_param: DEFAULT_RETURN_TO_PARAM.to_owned(),
@@ -190,22 +172,14 @@ impl<R: Role> SessionLayer<R> {
             token_header: DEFAULT_TOKEN_HEADER.to_owned(),
             max_credential_bytes: DEFAULT_MAX_CREDENTIAL_BYTES,
             gateway: None,
+            provider: None,
         }
     }
 
     /// The route policy this layer enforces.
-    pub(crate) fn policy(&self) -> &tessera_domain::RoutePolicy<R> {
-        self.shared.authorize.policy()
-    }
-
-    /// Where signed-in users are sent away from guest-only pages.
-    pub(crate) fn signed_in_path(&self) -> &str {
-        &self.shared.signed_in_path
-    }
-
-    /// The largest credential this layer reads, in bytes.
-    pub(crate) fn max_credential_bytes(&self) -> usize {
-        self.shared.max_credential_bytes
+    #[must_use]
+    pub fn policy(&self) -> &RoutePolicy<R> {
+        self.shared.admission.policy()
     }
 
     /// The session cookies this layer reads and rotates: hand them to the
@@ -226,8 +200,9 @@ impl<R: Role> SessionLayer<R> {
 /// builder, and [`build`](Self::build) checks them all.
 #[must_use = "a builder does nothing until built"]
 pub struct SessionLayerBuilder<R: Role> {
-    authorize: AuthorizeRequest<R>,
+    verify: VerifySession<R>,
     rotate: RotateSession<R>,
+    policy: Arc<RoutePolicy<R>>,
     cookie_name: String,
     login_path: String,
     return_to_param: String,
@@ -235,6 +210,7 @@ pub struct SessionLayerBuilder<R: Role> {
     token_header: String,
     max_credential_bytes: usize,
     gateway: Option<GatewayKey>,
+    provider: Option<(Arc<dyn ExternalTokenVerifier<R>>, ResolveUser<R>)>,
 }
 
 impl<R: Role> fmt::Debug for SessionLayerBuilder<R> {
@@ -247,6 +223,7 @@ impl<R: Role> fmt::Debug for SessionLayerBuilder<R> {
             .field("token_header", &self.token_header)
             .field("max_credential_bytes", &self.max_credential_bytes)
             .field("gateway", &self.gateway.is_some())
+            .field("provider_tokens", &self.provider.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -306,36 +283,44 @@ impl<R: Role> SessionLayerBuilder<R> {
         self
     }
 
+    /// Also admits an identity provider's bearer tokens
+    /// ([`DecideAdmission::with_provider_tokens`]): a bearer token (alone,
+    /// no session cookie) that is not a session token is verified by
+    /// `verifier`, its local user resolved by `resolve`, and the same
+    /// policy applied. The handler gets a [`Session`] and a
+    /// [`ProviderUser`]. Identity headers the client sent are stripped.
+    ///
+    /// | provider-token situation | route needs a session | route needs none |
+    /// |---|---|---|
+    /// | provider keys, user directory or provider API unavailable | 503 `temporarily_unavailable` | served as a guest |
+    /// | token refused, user disabled or unknown | 401 `invalid_token` (also on browser routes) | served as a guest |
+    /// | user falls short of the route | 403 `insufficient_scope` | 403 |
+    pub fn provider_tokens(
+        mut self,
+        verifier: Arc<dyn ExternalTokenVerifier<R>>,
+        resolve: ResolveUser<R>,
+    ) -> Self {
+        self.provider = Some((verifier, resolve));
+        self
+    }
+
     /// Checks the settings and builds the layer.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] naming the first bad setting: a cookie name that is
     /// not an RFC 6265 token, a login or signed-in path that
-    /// [`safe_return_to`] refuses, a return-to parameter that is not made
-    /// of unreserved URL characters, a token header that is not a header
-    /// name or is an identity header gateway mode strips, or a zero cap.
+    /// [`safe_return_to`](crate::safe_return_to) refuses, a return-to
+    /// parameter that is not made of unreserved URL characters, a token
+    /// header that is not a header name or is an identity header gateway
+    /// mode strips, or a zero cap.
     pub fn build(self) -> Result<SessionLayer<R>, ConfigError> {
         let cookies = SessionCookies::new(&self.cookie_name)?;
-        for (which, path) in [
-            ("login_path", &self.login_path),
-            ("signed_in_path", &self.signed_in_path),
-        ] {
-            if safe_return_to(path).is_none() {
-                return Err(ConfigError::InvalidPath {
-                    which,
-                    path: path.clone(),
-                });
-            }
-        }
-        let param_ok = !self.return_to_param.is_empty()
-            && self
-                .return_to_param
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
-        if !param_ok {
-            return Err(ConfigError::InvalidReturnToParam(self.return_to_param));
-        }
+        let pages = SignInPages::new(
+            &self.login_path,
+            &self.return_to_param,
+            &self.signed_in_path,
+        )?;
         let token_header = HeaderName::try_from(self.token_header.as_str())
             .ok()
             .filter(|name| !gateway::is_identity_header(name.as_str()))
@@ -343,17 +328,19 @@ impl<R: Role> SessionLayerBuilder<R> {
         if self.max_credential_bytes == 0 {
             return Err(ConfigError::ZeroCredentialCap);
         }
+        let mut admission = DecideAdmission::new(self.verify, self.rotate, self.policy, pages);
+        let strip_identity = self.gateway.is_some() || self.provider.is_some();
+        if let Some((verifier, resolve)) = self.provider {
+            admission = admission.with_provider_tokens(verifier, resolve);
+        }
         Ok(SessionLayer {
             shared: Arc::new(Shared {
-                authorize: self.authorize,
-                rotate: self.rotate,
+                admission,
                 cookies,
-                login_path: self.login_path,
-                return_to_param: self.return_to_param,
-                signed_in_path: self.signed_in_path,
                 token_header,
                 max_credential_bytes: self.max_credential_bytes,
                 gateway: self.gateway.map(GatewaySigner::new),
+                strip_identity,
             }),
         })
     }
@@ -394,12 +381,13 @@ impl<S: fmt::Debug, R: Role> fmt::Debug for SessionService<S, R> {
     }
 }
 
-type Rotating<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+type Pending<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
 pin_project! {
     /// The future of [`SessionService`]: the layer's own answer, the inner
-    /// service's response, or — when the token is being rotated — the
-    /// rotation followed by the inner service.
+    /// service's response, or — when the admission needs the user
+    /// directory (rotation, a provider token) — that work followed by the
+    /// inner service.
     pub struct SessionFuture<F, E> {
         #[pin]
         state: State<F, E>,
@@ -410,8 +398,8 @@ pin_project! {
     #[project = StateProj]
     enum State<F, E> {
         Answered { response: Option<Response<Body>> },
-        Forwarded { #[pin] future: F },
-        Rotating { future: Rotating<E> },
+        Forwarded { #[pin] future: F, attach: Option<Attach> },
+        Pending { future: Pending<E> },
     }
 }
 
@@ -420,7 +408,7 @@ impl<F, E> fmt::Debug for SessionFuture<F, E> {
         let state = match &self.state {
             State::Answered { .. } => "answered",
             State::Forwarded { .. } => "forwarded",
-            State::Rotating { .. } => "rotating",
+            State::Pending { .. } => "pending",
         };
         f.debug_struct("SessionFuture")
             .field("state", &state)
@@ -453,10 +441,16 @@ where
                 // Polled after completion: never answers twice.
                 None => Poll::Pending,
             },
-            StateProj::Forwarded { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(Body::new))),
-            StateProj::Rotating { future } => future.as_mut().poll(cx),
+            StateProj::Forwarded { future, attach } => future.poll(cx).map(|result| {
+                result.map(|response| {
+                    let mut response = response.map(Body::new);
+                    if let Some(attach) = attach.take() {
+                        attach.apply(&mut response);
+                    }
+                    response
+                })
+            }),
+            StateProj::Pending { future } => future.as_mut().poll(cx),
         }
     }
 }
@@ -480,91 +474,228 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let shared = &self.shared;
-        if shared.gateway.is_some() {
+        if shared.strip_identity {
             let stripped = gateway::strip_identity_headers(request.headers_mut());
             if stripped > 0 {
                 tracing::warn!(stripped, "client sent identity headers; stripped");
             }
         }
-        let outcome = match shared.plan(&request) {
-            Plan::Done(Outcome::Deny(denial), attach) => {
-                let mut response = denial.into_response();
-                shared.attach(&mut response, attach);
-                return SessionFuture::answered(response);
+        let admission = match shared.decide(&request) {
+            Decision::Decided(admission) => admission,
+            Decision::Pending(pending) => {
+                // The admission awaits the directory: the request waits for
+                // it in a box, with the clone that takes the ready
+                // service's place.
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
+                let shared = Arc::clone(shared);
+                let future = async move {
+                    let admission = pending.finish().await;
+                    let (forward, attach) = shared.settle(&mut request, admission);
+                    let mut response = match forward {
+                        Ok(()) => inner.call(request).await?.map(Body::new),
+                        Err(denial) => denial.into_response(),
+                    };
+                    attach.apply(&mut response);
+                    Ok(response)
+                };
+                return SessionFuture {
+                    state: State::Pending {
+                        future: Box::pin(future),
+                    },
+                };
             }
-            Plan::Done(outcome, _) => outcome,
-            Plan::Session {
-                verified,
-                decision,
-                source,
-            } => match verified.rotation() {
-                RotationNeed::NotDue => shared.conclude(decision, settle(verified), &request),
-                need @ (RotationNeed::Due | RotationNeed::ClaimsStale) => {
-                    // Rotation is async: the request waits for it in a box,
-                    // with the clone that takes the ready service's place.
-                    let ready = self.inner.clone();
-                    let inner = std::mem::replace(&mut self.inner, ready);
-                    let shared = Arc::clone(shared);
-                    let future = async move {
-                        shared
-                            .rotate_then_forward(inner, request, need, verified, decision, source)
-                            .await
-                    };
-                    return SessionFuture {
-                        state: State::Rotating {
-                            future: Box::pin(future),
-                        },
-                    };
-                }
-            },
         };
-        match shared.forward(&mut request, outcome) {
+        let (forward, attach) = shared.settle(&mut request, admission);
+        match forward {
             Ok(()) => SessionFuture {
                 state: State::Forwarded {
                     future: self.inner.call(request),
+                    attach: (!attach.is_empty()).then_some(attach),
                 },
             },
-            Err(denial) => SessionFuture::answered(denial.into_response()),
+            Err(denial) => {
+                let mut response = denial.into_response();
+                attach.apply(&mut response);
+                SessionFuture::answered(response)
+            }
         }
     }
 }
 
-/// A session that may go through, and when it was verified.
-struct Settled<R> {
-    session: SessionEntity<R>,
-    verified_at: OffsetDateTime,
+/// What the response gets besides its content: the credential update,
+/// translated.
+pub(crate) struct Attach {
+    /// A `Set-Cookie` for the session cookie, unless the handler set one.
+    cookie: Option<(SessionCookies, HeaderValue)>,
+    /// The rotated token for a bearer client, unless the handler set one.
+    header: Option<(HeaderName, HeaderValue)>,
+    /// The headers carry a new credential: the response must not be cached.
+    renews: bool,
 }
 
-/// What becomes of the request.
-enum Outcome<R> {
-    /// Call the handler, with the session if there is one.
-    Forward(Option<Settled<R>>),
-    /// Call the handler as a guest's whose credential was sent and refused
-    /// (on a route that needs no session), so that a required extractor
-    /// answers `invalid_token`.
-    Refused,
-    /// Answer instead.
-    Deny(Denial),
+impl Attach {
+    const NOTHING: Self = Self {
+        cookie: None,
+        header: None,
+        renews: false,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.cookie.is_none() && self.header.is_none()
+    }
+
+    /// Adds the headers to `response`; a handler that set the session
+    /// cookie (or the token header) itself, as sign-in and sign-out do,
+    /// wins.
+    pub(crate) fn apply<B>(self, response: &mut Response<B>) {
+        let mut attached = false;
+        if let Some((cookies, value)) = self.cookie {
+            let handler_set_cookie = response
+                .headers()
+                .get_all(SET_COOKIE)
+                .iter()
+                .any(|set| cookies.is_set_by(set));
+            if !handler_set_cookie {
+                response.headers_mut().append(SET_COOKIE, value);
+                attached = true;
+            }
+        }
+        if let Some((name, value)) = self.header
+            && !response.headers().contains_key(&name)
+        {
+            response.headers_mut().insert(name, value);
+            attached = true;
+        }
+        if attached && self.renews {
+            // A response carrying a credential must never be cached.
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
 }
 
-/// What the response gets besides its content.
-enum Attach {
-    Nothing,
-    ClearCookie,
-    Rotated {
-        cookie: Option<HeaderValue>,
-        header: Option<HeaderValue>,
-    },
-}
+impl<R: Role> Shared<R> {
+    /// Reads the request into an admission request and decides it.
+    fn decide<B>(&self, request: &Request<B>) -> Decision<R> {
+        let uri = full_uri(request);
+        let credential = credential::from_headers(
+            request.headers(),
+            self.cookies.name(),
+            self.max_credential_bytes,
+        );
+        self.admission.decide(
+            &AdmissionRequest::new(request.method().as_str(), uri.path(), credential)
+                .with_query(uri.query()),
+        )
+    }
 
-/// Where a request stands before any rotation.
-enum Plan<R> {
-    Done(Outcome<R>, Attach),
-    Session {
-        verified: VerifiedSession<R>,
-        decision: AccessDecision,
-        source: Option<Source>,
-    },
+    /// Translates an admission: the request readied for the handler (its
+    /// session, and in gateway mode the signed identity headers) or the
+    /// answer instead; and what the response gets.
+    fn settle<B>(
+        &self,
+        request: &mut Request<B>,
+        admission: Admission<R>,
+    ) -> (Result<(), Denial>, Attach) {
+        let attach = self.attach(admission.credential);
+        let forward = match admission.verdict {
+            Verdict::Refuse(refusal) => Err(Denial::Refused(refusal)),
+            Verdict::Guest { refused } => {
+                request.extensions_mut().insert(LayerSeen { refused });
+                Ok(())
+            }
+            Verdict::Session(admitted) => self.sign_identity(request, &admitted).map(|()| {
+                let AdmittedSession {
+                    session, provider, ..
+                } = *admitted;
+                let extensions = request.extensions_mut();
+                if let Some(provider) = provider {
+                    extensions.insert(ProviderUser::new(provider));
+                }
+                extensions.insert(Session::new(session));
+            }),
+        };
+        (forward, attach)
+    }
+
+    /// The credential update as response headers.
+    fn attach(&self, update: CredentialUpdate) -> Attach {
+        match update {
+            CredentialUpdate::Keep => Attach::NOTHING,
+            CredentialUpdate::ClearCookie => Attach {
+                cookie: Some((
+                    self.cookies.clone(),
+                    self.cookies.clear().header_value().clone(),
+                )),
+                header: None,
+                renews: false,
+            },
+            CredentialUpdate::Renew {
+                token,
+                lifetime,
+                via,
+            } => {
+                let cookie = via
+                    .has_cookie()
+                    .then(|| self.cookies.issue_for(&token, lifetime))
+                    .and_then(|issued| {
+                        issued
+                            .inspect_err(|error| {
+                                tracing::error!(%error, "rotated token cannot be set as a cookie");
+                            })
+                            .ok()
+                    })
+                    .map(|set| (self.cookies.clone(), set.header_value().clone()));
+                let header = via
+                    .has_bearer()
+                    .then(|| HeaderValue::from_str(token.expose_secret()))
+                    .and_then(|value| {
+                        value
+                            .inspect_err(|_| {
+                                tracing::error!("rotated token cannot be sent as a header")
+                            })
+                            .ok()
+                    })
+                    .map(|mut value| {
+                        value.set_sensitive(true);
+                        (self.token_header.clone(), value)
+                    });
+                Attach {
+                    cookie,
+                    header,
+                    renews: true,
+                }
+            }
+        }
+    }
+
+    fn sign_identity<B>(
+        &self,
+        request: &mut Request<B>,
+        admitted: &AdmittedSession<R>,
+    ) -> Result<(), Denial> {
+        let Some(signer) = &self.gateway else {
+            return Ok(());
+        };
+        let headers = signer
+            .headers(
+                request.method(),
+                target_of(full_uri(request)),
+                &admitted.session,
+                admitted.verified_at,
+            )
+            .map_err(|error| {
+                tracing::error!(?error, "gateway identity could not be signed");
+                Denial::Misconfigured
+            })?;
+        let map = request.headers_mut();
+        for (name, value) in headers {
+            map.insert(name, value);
+        }
+        Ok(())
+    }
 }
 
 /// The URI the policy sees: the full one even inside a nested router.
@@ -582,405 +713,4 @@ pub(crate) fn original_uri<'a>(extensions: &'a Extensions, uri: &'a Uri) -> &'a 
 /// The path and query of `uri`, as the client sent them.
 pub(crate) fn target_of(uri: &Uri) -> &str {
     uri.path_and_query().map_or("/", |pq| pq.as_str())
-}
-
-impl<R: Role> Shared<R> {
-    /// Rotates the verified session, decides the route again with the
-    /// fresh claims, forwards or answers, and attaches the new credential.
-    async fn rotate_then_forward<S, B, ResBody>(
-        self: Arc<Self>,
-        mut inner: S,
-        mut request: Request<B>,
-        need: RotationNeed,
-        verified: VerifiedSession<R>,
-        decision: AccessDecision,
-        source: Option<Source>,
-    ) -> Result<Response<Body>, S::Error>
-    where
-        S: Service<Request<B>, Response = Response<ResBody>>,
-        ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
-    {
-        let rotated = self.rotate.rotate(verified.clone()).await;
-        let (outcome, attach) =
-            self.after_rotation(need, rotated, verified, decision, source, &request);
-        let mut response = match self.forward(&mut request, outcome) {
-            Ok(()) => inner.call(request).await?.map(Body::new),
-            Err(denial) => denial.into_response(),
-        };
-        self.attach(&mut response, attach);
-        Ok(response)
-    }
-
-    /// Readies a request for the handler: its session (and, in gateway
-    /// mode, the signed identity headers) in place; or the answer instead.
-    fn forward<B>(&self, request: &mut Request<B>, outcome: Outcome<R>) -> Result<(), Denial> {
-        match outcome {
-            Outcome::Deny(denial) => Err(denial),
-            Outcome::Forward(Some(settled)) => {
-                self.sign_identity(request, &settled)?;
-                request
-                    .extensions_mut()
-                    .insert(Session::new(settled.session));
-                Ok(())
-            }
-            Outcome::Forward(None) => {
-                request
-                    .extensions_mut()
-                    .insert(LayerSeen { refused: false });
-                Ok(())
-            }
-            Outcome::Refused => {
-                request.extensions_mut().insert(LayerSeen { refused: true });
-                Ok(())
-            }
-        }
-    }
-
-    /// Reads the credential and applies the policy: the one exhaustive
-    /// match from [`Authorization`] to what the edge does.
-    fn plan<B>(&self, request: &Request<B>) -> Plan<R> {
-        let uri = full_uri(request);
-        let method = request.method().as_str();
-        let path = uri.path();
-        let mut refused = false;
-        let credential = match credential::extract(
-            request.headers(),
-            self.cookies.name(),
-            self.max_credential_bytes,
-        ) {
-            Ok(credential) => credential,
-            Err(error) => {
-                let route = self.authorize.policy().route(method, path);
-                if !route.needs_session() {
-                    tracing::debug!(
-                        reason = error.code(),
-                        method,
-                        path,
-                        "credential ignored on a route that needs none"
-                    );
-                    refused = true;
-                    None
-                } else {
-                    tracing::debug!(reason = error.code(), method, path, "credential refused");
-                    let attach = if error.blames_cookie() {
-                        Attach::ClearCookie
-                    } else {
-                        Attach::Nothing
-                    };
-                    let denial = match (error.is_invalid_token(), route.is_browser()) {
-                        (false, _) => Denial::InvalidRequest,
-                        (true, true) => self.login_redirect(request.method(), uri),
-                        (true, false) => Denial::Unauthenticated { refused: true },
-                    };
-                    return Plan::Done(Outcome::Deny(denial), attach);
-                }
-            }
-        };
-        let source = credential.map(|c| c.source);
-        let token = credential.map(|c| c.token);
-        // A token sent but not verified on a route that needs no session
-        // was refused leniently: `Allowed(None)` with a token means that.
-        let refused = refused || token.is_some();
-        match self.authorize.execute(method, path, token) {
-            Authorization::Allowed(None) => {
-                let outcome = if refused {
-                    Outcome::Refused
-                } else {
-                    Outcome::Forward(None)
-                };
-                Plan::Done(outcome, Attach::Nothing)
-            }
-            Authorization::Allowed(Some(verified)) => Plan::Session {
-                verified,
-                decision: AccessDecision::Allow,
-                source,
-            },
-            Authorization::Forbidden(Some(verified)) => Plan::Session {
-                verified,
-                decision: AccessDecision::Forbidden,
-                source,
-            },
-            Authorization::RedirectAuthenticated(verified) => Plan::Session {
-                verified,
-                decision: AccessDecision::RedirectAuthenticated,
-                source,
-            },
-            Authorization::Forbidden(None) => {
-                tracing::debug!(method, path, "route forbidden to a guest");
-                Plan::Done(
-                    Outcome::Deny(Denial::Forbidden { signed_in: false }),
-                    Attach::Nothing,
-                )
-            }
-            Authorization::Unauthenticated { error, browser } => {
-                // AuthorizeRequest already logged the reason a credential was refused.
-                let refused = error.is_some();
-                let denial = if browser {
-                    self.login_redirect(request.method(), uri)
-                } else {
-                    Denial::Unauthenticated { refused }
-                };
-                let attach = if refused && source.is_some_and(Source::has_cookie) {
-                    Attach::ClearCookie
-                } else {
-                    Attach::Nothing
-                };
-                Plan::Done(Outcome::Deny(denial), attach)
-            }
-            Authorization::Unavailable(error) => {
-                tracing::warn!(reason = error.code(), %error, method, path, "session verification unavailable; failing closed");
-                Plan::Done(Outcome::Deny(Denial::Unavailable), Attach::Nothing)
-            }
-        }
-    }
-
-    /// The answer for a guest on this route (after a session was dropped;
-    /// `refused` when the session ended, not merely went unrefreshed).
-    fn conclude_guest<B>(&self, request: &Request<B>, refused: bool) -> Outcome<R> {
-        let uri = full_uri(request);
-        let route = self
-            .authorize
-            .policy()
-            .route(request.method().as_str(), uri.path());
-        match route.decide(None) {
-            AccessDecision::Allow | AccessDecision::RedirectAuthenticated if refused => {
-                Outcome::Refused
-            }
-            AccessDecision::Allow | AccessDecision::RedirectAuthenticated => Outcome::Forward(None),
-            AccessDecision::Forbidden => Outcome::Deny(Denial::Forbidden { signed_in: false }),
-            AccessDecision::Unauthenticated => {
-                Outcome::Deny(Denial::Unauthenticated { refused: false })
-            }
-        }
-    }
-
-    fn conclude<B>(
-        &self,
-        decision: AccessDecision,
-        settled: Settled<R>,
-        request: &Request<B>,
-    ) -> Outcome<R> {
-        let uri = full_uri(request);
-        match decision {
-            AccessDecision::Allow => Outcome::Forward(Some(settled)),
-            AccessDecision::Forbidden => {
-                tracing::debug!(method = %request.method(), path = uri.path(), "session falls short of the route");
-                Outcome::Deny(Denial::Forbidden { signed_in: true })
-            }
-            AccessDecision::RedirectAuthenticated => {
-                Outcome::Deny(Denial::SignedInRedirect(self.signed_in_location(uri)))
-            }
-            // A decision for a present session is never this; answer as the
-            // policy would for a guest all the same.
-            AccessDecision::Unauthenticated => {
-                let browser = self
-                    .authorize
-                    .policy()
-                    .route(request.method().as_str(), uri.path())
-                    .is_browser();
-                Outcome::Deny(if browser {
-                    self.login_redirect(request.method(), uri)
-                } else {
-                    Denial::Unauthenticated { refused: false }
-                })
-            }
-        }
-    }
-
-    fn after_rotation<B>(
-        &self,
-        need: RotationNeed,
-        rotated: Result<RotatedSession<R>, RotateError>,
-        verified: VerifiedSession<R>,
-        decision: AccessDecision,
-        source: Option<Source>,
-        request: &Request<B>,
-    ) -> (Outcome<R>, Attach) {
-        let uri = full_uri(request);
-        let method = request.method().as_str();
-        let path = uri.path();
-        let stale = need == RotationNeed::ClaimsStale;
-        let error = match rotated {
-            Ok(rotated) => {
-                let route = self.authorize.policy().route(method, path);
-                let decision = route.decide(Some(&rotated.session));
-                let attach = self.rotated_credential(&rotated, source);
-                let settled = Settled {
-                    session: rotated.session,
-                    verified_at: verified.verified_at(),
-                };
-                return (self.conclude(decision, settled, request), attach);
-            }
-            Err(error) => error,
-        };
-        let user_gone = matches!(error, RotateError::UserNotFound | RotateError::UserDisabled);
-        let past_lifetime = matches!(error, RotateError::AbsoluteLifetimeExceeded);
-        let route = self.authorize.policy().route(method, path);
-        if !route.needs_session() && (user_gone || stale) {
-            // A route that needs no session reads leniently: a session that
-            // cannot be refreshed is a guest here, not a refusal.
-            tracing::debug!(reason = %error, method, path, "session not refreshed; served as a guest");
-            let attach = if user_gone && source.is_some_and(Source::has_cookie) {
-                Attach::ClearCookie
-            } else {
-                Attach::Nothing
-            };
-            return (self.conclude_guest(request, user_gone), attach);
-        }
-        if user_gone || (stale && past_lifetime) {
-            tracing::info!(reason = %error, method, path, "session ended at rotation");
-            let browser = route.is_browser();
-            let denial = if browser {
-                self.login_redirect(request.method(), uri)
-            } else {
-                Denial::Unauthenticated { refused: true }
-            };
-            let attach = if source.is_some_and(Source::has_cookie) {
-                Attach::ClearCookie
-            } else {
-                Attach::Nothing
-            };
-            return (Outcome::Deny(denial), attach);
-        }
-        if stale {
-            tracing::warn!(reason = %error, method, path, "stale claims could not be refreshed; failing closed");
-            return (Outcome::Deny(Denial::Unavailable), Attach::Nothing);
-        }
-        if !past_lifetime {
-            tracing::warn!(reason = %error, method, path, "session rotation failed; the current token stays in use");
-        }
-        (
-            self.conclude(decision, settle(verified), request),
-            Attach::Nothing,
-        )
-    }
-
-    fn rotated_credential(&self, rotated: &RotatedSession<R>, source: Option<Source>) -> Attach {
-        let Some(source) = source else {
-            return Attach::Nothing;
-        };
-        let cookie = source
-            .has_cookie()
-            .then(|| self.cookies.issue(&rotated.token, &rotated.session))
-            .and_then(|issued| {
-                issued
-                    .inspect_err(
-                        |error| tracing::error!(%error, "rotated token cannot be set as a cookie"),
-                    )
-                    .ok()
-            })
-            .map(|set| set.header_value().clone());
-        let header = source
-            .has_bearer()
-            .then(|| HeaderValue::from_str(rotated.token.expose_secret()))
-            .and_then(|value| {
-                value
-                    .inspect_err(|_| tracing::error!("rotated token cannot be sent as a header"))
-                    .ok()
-            })
-            .map(|mut value| {
-                value.set_sensitive(true);
-                value
-            });
-        Attach::Rotated { cookie, header }
-    }
-
-    fn attach(&self, response: &mut Response<Body>, attach: Attach) {
-        let handler_set_cookie = || {
-            response
-                .headers()
-                .get_all(SET_COOKIE)
-                .iter()
-                .any(|value| self.cookies.is_set_by(value))
-        };
-        match attach {
-            Attach::Nothing => {}
-            Attach::ClearCookie => {
-                if !handler_set_cookie() {
-                    let clear = self.cookies.clear();
-                    response
-                        .headers_mut()
-                        .append(SET_COOKIE, clear.header_value().clone());
-                }
-            }
-            Attach::Rotated { cookie, header } => {
-                let mut attached = false;
-                if let Some(cookie) = cookie
-                    && !handler_set_cookie()
-                {
-                    response.headers_mut().append(SET_COOKIE, cookie);
-                    attached = true;
-                }
-                if let Some(header) = header
-                    && !response.headers().contains_key(&self.token_header)
-                {
-                    response
-                        .headers_mut()
-                        .insert(self.token_header.clone(), header);
-                    attached = true;
-                }
-                if attached {
-                    // A response carrying a credential must never be cached.
-                    response
-                        .headers_mut()
-                        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                }
-            }
-        }
-    }
-
-    fn sign_identity<B>(
-        &self,
-        request: &mut Request<B>,
-        settled: &Settled<R>,
-    ) -> Result<(), Denial> {
-        let Some(signer) = &self.gateway else {
-            return Ok(());
-        };
-        let headers = signer
-            .headers(
-                request.method(),
-                target_of(full_uri(request)),
-                &settled.session,
-                settled.verified_at,
-            )
-            .map_err(|error| {
-                tracing::error!(?error, "gateway identity could not be signed");
-                Denial::Misconfigured
-            })?;
-        let map = request.headers_mut();
-        for (name, value) in headers {
-            map.insert(name, value);
-        }
-        Ok(())
-    }
-
-    fn login_redirect(&self, method: &Method, uri: &Uri) -> Denial {
-        // Only a page that can be fetched again is worth returning to.
-        let target = matches!(*method, Method::GET | Method::HEAD).then(|| target_of(uri));
-        Denial::LoginRedirect(login_location(
-            &self.login_path,
-            &self.return_to_param,
-            target,
-        ))
-    }
-
-    fn signed_in_location(&self, uri: &Uri) -> HeaderValue {
-        let target = return_to_from_query(uri.query(), &self.return_to_param).filter(|target| {
-            // Never back to a guest-only page: that would loop.
-            !matches!(
-                self.authorize.policy().route("GET", target).requirement(),
-                Requirement::GuestOnly
-            )
-        });
-        redirect::location(target.as_deref().unwrap_or(&self.signed_in_path))
-    }
-}
-
-fn settle<R: Role>(verified: VerifiedSession<R>) -> Settled<R> {
-    Settled {
-        verified_at: verified.verified_at(),
-        session: verified.into_session(),
-    }
 }

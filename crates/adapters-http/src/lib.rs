@@ -2,8 +2,9 @@
 //! tower-based server, in a few lines.
 //!
 //! - [`SessionLayer`]: the tower layer. It reads the credential
-//!   (`Authorization: Bearer` or the `__Host-session` cookie), applies the
-//!   route policy through [`AuthorizeRequest`], answers denials with RFC 6750
+//!   (`Authorization: Bearer` or the `__Host-session` cookie), asks the
+//!   application's [`DecideAdmission`](tessera_application::DecideAdmission)
+//!   what becomes of the request, answers refusals with RFC 6750
 //!   responses (see the table on [`SessionLayer`]), rotates tokens that are
 //!   due and attaches the new cookie or `x-session-token` header, and puts
 //!   the [`Session`] in the request extensions.
@@ -24,10 +25,8 @@
 //! (which codec, which stores) is the facade's or your `main`'s.
 //!
 //! ```
-//! use std::sync::Arc;
-//!
 //! use axum::{Router, routing::get};
-//! use tessera_application::{AuthorizeRequest, RotateSession, VerifySession};
+//! use tessera_application::{RotateSession, VerifySession};
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
 //! use tessera_http::{RequireRole, Session, SessionLayer, roles::Admin};
 //!
@@ -49,7 +48,7 @@
 //!         .rule(RouteRule::new("/me", Requirement::Authenticated))
 //!         .rule(RouteRule::new("/admin/*", Requirement::AtLeastRole(UserRole::Admin)).browser())
 //!         .build()?;
-//!     let layer = SessionLayer::builder(AuthorizeRequest::new(verify, Arc::new(policy)), rotate)
+//!     let layer = SessionLayer::builder(verify, rotate, policy)
 //!         .login_path("/login")
 //!         .build()?;
 //!     Ok(Router::new()
@@ -64,9 +63,8 @@ mod credential;
 mod exchange;
 mod extract;
 pub mod gateway;
-mod hybrid;
 mod layer;
-mod redirect;
+mod provider_user;
 mod replay;
 mod response;
 pub mod webhooks;
@@ -75,21 +73,21 @@ pub mod webhooks;
 mod tests;
 
 pub use cookies::{CookieError, DEFAULT_COOKIE_NAME, SessionCookies, SetCookie};
+pub use credential::read_credential;
 pub use exchange::exchange_token;
 pub use extract::{
     MinimumRole, RequireCapability, RequireRole, RequiredCapability, Session, SessionRejection,
     roles,
 };
 pub use gateway::{GatewayIdentity, GatewayKey, GatewayRejection, GatewayVerifier};
-pub use hybrid::{HybridFuture, HybridLayer, HybridService, ProviderUser};
 pub use layer::{
     DEFAULT_LOGIN_PATH, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_RETURN_TO_PARAM,
     DEFAULT_SIGNED_IN_PATH, DEFAULT_TOKEN_HEADER, SessionFuture, SessionLayer, SessionLayerBuilder,
     SessionService,
 };
-pub use redirect::{MAX_RETURN_TO_BYTES, safe_return_to};
-#[doc(no_inline)]
-pub use tessera_application::AuthorizeRequest;
+pub use provider_user::ProviderUser;
+pub use tessera_application::safe_return_to;
+pub use tessera_application::usecases::admission::MAX_RETURN_TO_BYTES;
 pub use webhooks::{
     Delivery, NewDelivery, UserWebhook, WebhookError, WebhookOutcome, WebhookSecret,
     WebhookSecretError, WebhookVerifier, user_webhook,
@@ -102,18 +100,9 @@ pub enum ConfigError {
     /// The cookie name is not an RFC 6265 token.
     #[error("{0:?} is not a valid cookie name")]
     InvalidCookieName(String),
-    /// A path setting is not a relative path [`safe_return_to`] accepts.
-    #[error("{which} {path:?} is not a relative path on this site")]
-    InvalidPath {
-        /// Which setting.
-        which: &'static str,
-        /// The path.
-        path: String,
-    },
-    /// The return-to parameter name is empty or has characters that would
-    /// need encoding.
-    #[error("{0:?} is not a valid query parameter name")]
-    InvalidReturnToParam(String),
+    /// A sign-in page setting cannot work.
+    #[error(transparent)]
+    Pages(#[from] tessera_application::SignInPagesError),
     /// The token header is not a header name, or is one gateway mode strips.
     #[error("{0:?} cannot be the rotated-token header")]
     InvalidTokenHeader(String),

@@ -6,34 +6,17 @@
 //! reason goes to `tracing`, where the caller logged it.
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
+use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
+use tessera_application::{CredentialFault, Refusal};
 
 /// Why the edge answers instead of the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Denial {
-    /// 400: the request is malformed (two credentials, several
-    /// `Authorization` headers, a header that is not text).
-    InvalidRequest,
-    /// 401: the route needs a session. `refused` when a credential was sent
-    /// and refused, which alone earns `error="invalid_token"`.
-    Unauthenticated {
-        /// A credential was sent and refused.
-        refused: bool,
-    },
-    /// 303 to the login page, for browser routes.
-    LoginRedirect(HeaderValue),
-    /// 403: the session is not enough (`insufficient_scope`), or the route
-    /// is denied to everyone (`forbidden`, for a request without a session).
-    Forbidden {
-        /// The request carried a valid session.
-        signed_in: bool,
-    },
-    /// 303 away from a guest-only page, for a signed-in user.
-    SignedInRedirect(HeaderValue),
-    /// 503: the verifier cannot be sure of any session (fail closed).
-    Unavailable,
+    /// The admission refused the request.
+    Refused(Refusal),
     /// 401 from a service behind a gateway: the identity headers are
     /// missing, forged, stale or replayed. No bearer challenge: the client
     /// of such a service is the gateway, not a bearer-token holder.
@@ -41,6 +24,12 @@ pub(crate) enum Denial {
     /// 500: the application is miswired (an extractor without its layer).
     /// Never caused by a request's content.
     Misconfigured,
+}
+
+impl From<Refusal> for Denial {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
 }
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -57,54 +46,70 @@ pub(crate) const CHALLENGE_INVALID_REQUEST: &str = "Bearer error=\"invalid_reque
 pub(crate) const CHALLENGE_INSUFFICIENT_SCOPE: &str = "Bearer error=\"insufficient_scope\"";
 
 impl Denial {
+    /// 401, with `invalid_token` when a credential was sent and refused.
+    pub(crate) fn unauthenticated(refused: bool) -> Self {
+        Self::Refused(Refusal::Unauthenticated { refused })
+    }
+
+    /// 403 `insufficient_scope`.
+    pub(crate) fn insufficient_scope() -> Self {
+        Self::Refused(Refusal::Forbidden { signed_in: true })
+    }
+
+    /// 400 `invalid_request`.
+    pub(crate) fn invalid_request(fault: CredentialFault) -> Self {
+        Self::Refused(Refusal::InvalidRequest(fault))
+    }
+
     /// The error code the body carries (`None` for redirects).
     pub(crate) fn code(&self) -> Option<&'static str> {
         match self {
-            Self::InvalidRequest => Some("invalid_request"),
-            Self::Unauthenticated { refused: true } => Some("invalid_token"),
-            Self::Unauthenticated { refused: false } => Some("unauthenticated"),
-            Self::Forbidden { signed_in: true } => Some("insufficient_scope"),
-            Self::Forbidden { signed_in: false } => Some("forbidden"),
-            Self::Unavailable => Some("temporarily_unavailable"),
+            Self::Refused(refusal) => refusal.code(),
             Self::UntrustedIdentity => Some("untrusted_identity"),
             Self::Misconfigured => Some("server_error"),
-            Self::LoginRedirect(_) | Self::SignedInRedirect(_) => None,
         }
     }
 
     /// The response: status, challenge or location, `Cache-Control:
-    /// no-store`, and a JSON body naming the error code.
-    pub(crate) fn into_response(self) -> Response<Body> {
+    /// no-store`, and a JSON body naming the error code. The one place
+    /// that decides how a refusal looks over HTTP.
+    pub(crate) fn into_http(self) -> Response<Bytes> {
         let code = self.code();
         let (status, challenge, location) = match self {
-            Self::InvalidRequest => (
+            Self::Refused(Refusal::InvalidRequest(_)) => (
                 StatusCode::BAD_REQUEST,
                 Some(CHALLENGE_INVALID_REQUEST),
                 None,
             ),
-            Self::Unauthenticated { refused: true } => (
+            Self::Refused(Refusal::Unauthenticated { refused: true }) => (
                 StatusCode::UNAUTHORIZED,
                 Some(CHALLENGE_INVALID_TOKEN),
                 None,
             ),
-            Self::Unauthenticated { refused: false } => {
+            Self::Refused(Refusal::Unauthenticated { refused: false }) => {
                 (StatusCode::UNAUTHORIZED, Some(CHALLENGE), None)
             }
-            Self::Forbidden { signed_in: true } => (
+            Self::Refused(Refusal::Forbidden { signed_in: true }) => (
                 StatusCode::FORBIDDEN,
                 Some(CHALLENGE_INSUFFICIENT_SCOPE),
                 None,
             ),
-            Self::Forbidden { signed_in: false } => (StatusCode::FORBIDDEN, None, None),
-            Self::LoginRedirect(to) | Self::SignedInRedirect(to) => {
-                (StatusCode::SEE_OTHER, None, Some(to))
+            Self::Refused(Refusal::Forbidden { signed_in: false }) => {
+                (StatusCode::FORBIDDEN, None, None)
             }
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None, None),
+            Self::Refused(Refusal::SignIn { location } | Refusal::SignedIn { location }) => {
+                (StatusCode::SEE_OTHER, None, Some(location))
+            }
+            Self::Refused(Refusal::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
             Self::UntrustedIdentity => (StatusCode::UNAUTHORIZED, None, None),
-            Self::Misconfigured => (StatusCode::INTERNAL_SERVER_ERROR, None, None),
+            // `Refusal` is non-exhaustive: a refusal this edge does not know
+            // yet is still a refusal.
+            Self::Misconfigured | Self::Refused(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, None, None)
+            }
         };
-        let body = code.map_or_else(Body::empty, |code| {
-            Body::from(format!("{{\"error\":\"{code}\"}}"))
+        let body = code.map_or_else(Bytes::new, |code| {
+            Bytes::from(format!("{{\"error\":\"{code}\"}}"))
         });
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -117,14 +122,22 @@ impl Denial {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if let Some(location) = location {
+            // The admission only makes relative paths of printable ASCII.
+            let location =
+                HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/"));
             headers.insert(LOCATION, location);
         }
         response
     }
+
+    /// [`Denial::into_http`] with axum's body.
+    pub(crate) fn into_response(self) -> Response<Body> {
+        self.into_http().map(Body::from)
+    }
 }
 
 impl IntoResponse for Denial {
-    fn into_response(self) -> Response {
+    fn into_response(self) -> axum::response::Response {
         Denial::into_response(self)
     }
 }
@@ -144,36 +157,41 @@ mod tests {
     async fn every_denial_has_its_status_challenge_and_code() {
         let cases = [
             (
-                Denial::InvalidRequest,
+                Denial::invalid_request(CredentialFault::MalformedBearer),
                 400,
                 Some(CHALLENGE_INVALID_REQUEST),
                 "invalid_request",
             ),
             (
-                Denial::Unauthenticated { refused: true },
+                Denial::unauthenticated(true),
                 401,
                 Some(CHALLENGE_INVALID_TOKEN),
                 "invalid_token",
             ),
             (
-                Denial::Unauthenticated { refused: false },
+                Denial::unauthenticated(false),
                 401,
                 Some(CHALLENGE),
                 "unauthenticated",
             ),
             (
-                Denial::Forbidden { signed_in: true },
+                Denial::insufficient_scope(),
                 403,
                 Some(CHALLENGE_INSUFFICIENT_SCOPE),
                 "insufficient_scope",
             ),
             (
-                Denial::Forbidden { signed_in: false },
+                Denial::Refused(Refusal::Forbidden { signed_in: false }),
                 403,
                 None,
                 "forbidden",
             ),
-            (Denial::Unavailable, 503, None, "temporarily_unavailable"),
+            (
+                Denial::Refused(Refusal::Unavailable),
+                503,
+                None,
+                "temporarily_unavailable",
+            ),
             (Denial::UntrustedIdentity, 401, None, "untrusted_identity"),
             (Denial::Misconfigured, 500, None, "server_error"),
         ];
@@ -195,8 +213,10 @@ mod tests {
 
     #[tokio::test]
     async fn redirects_are_see_other_with_a_location_and_no_body() {
-        let response = Denial::LoginRedirect(HeaderValue::from_static("/login?return_to=%2Fapp"))
-            .into_response();
+        let response = Denial::Refused(Refusal::SignIn {
+            location: "/login?return_to=%2Fapp".into(),
+        })
+        .into_response();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "/login?return_to=%2Fapp");
         assert!(response.headers().get(WWW_AUTHENTICATE).is_none());

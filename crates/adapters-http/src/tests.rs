@@ -15,7 +15,7 @@ use tessera_application::ports::{
     MockUserDirectory, RevocationError, RevocationStatus, TokenError,
 };
 use tessera_application::{
-    AuthorizeRequest, RotateSession, SessionToken, SessionTokenClaims, VerifySession,
+    RotateSession, SessionToken, SessionTokenClaims, SignInPagesError, VerifySession,
 };
 use tessera_domain::{
     Capability, NewSession, Requirement, RoutePolicy, RouteRule, SessionEntity, SessionId,
@@ -271,7 +271,7 @@ impl RequiredCapability for ReadReports {
 }
 
 /// The sealed ports wired into the two use cases a layer needs.
-fn use_cases(ports: Ports) -> (AuthorizeRequest<UserRole>, RotateSession<UserRole>) {
+fn use_cases(ports: Ports) -> (VerifySession<UserRole>, RotateSession<UserRole>) {
     let ports = ports.seal();
     let codec = Arc::new(ports.codec);
     let verify = VerifySession::new(
@@ -281,12 +281,12 @@ fn use_cases(ports: Ports) -> (AuthorizeRequest<UserRole>, RotateSession<UserRol
         lifetimes(),
     );
     let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-    (AuthorizeRequest::new(verify, Arc::new(policy())), rotate)
+    (verify, rotate)
 }
 
 fn builder(ports: Ports) -> crate::SessionLayerBuilder<UserRole> {
-    let (authorize, rotate) = use_cases(ports);
-    SessionLayer::builder(authorize, rotate)
+    let (verify, rotate) = use_cases(ports);
+    SessionLayer::builder(verify, rotate, policy())
 }
 
 fn router_with(
@@ -849,8 +849,7 @@ async fn session_rejections_map_to_the_layers_responses() {
 
 #[tokio::test]
 async fn nested_routers_are_judged_on_the_full_path() {
-    let (authorize, rotate) = use_cases(signed_in(UserRole::User));
-    let layer = SessionLayer::new(authorize, rotate);
+    let layer = builder(signed_in(UserRole::User)).build().unwrap();
     // "/panel" alone would be unmatched; "/admin/panel" needs admin.
     let router = Router::new()
         .nest("/admin", Router::new().route("/panel", get(who)))
@@ -875,21 +874,23 @@ fn builder_refuses_settings_that_cannot_work() {
     );
     assert!(matches!(
         build(|b| b.login_path("https://idp.example/login")),
-        Err(ConfigError::InvalidPath {
+        Err(ConfigError::Pages(SignInPagesError::InvalidPath {
             which: "login_path",
             ..
-        })
+        }))
     ));
     assert!(matches!(
         build(|b| b.signed_in_path("//evil")),
-        Err(ConfigError::InvalidPath {
+        Err(ConfigError::Pages(SignInPagesError::InvalidPath {
             which: "signed_in_path",
             ..
-        })
+        }))
     ));
     assert!(matches!(
         build(|b| b.return_to_param("a&b")),
-        Err(ConfigError::InvalidReturnToParam(_))
+        Err(ConfigError::Pages(SignInPagesError::InvalidReturnToParam(
+            _
+        )))
     ));
     assert!(matches!(
         build(|b| b.token_header("x-user-token")),

@@ -121,6 +121,30 @@ uuid_id!(
     "session id"
 );
 
+/// The namespace of [`SessionId::derived`] ids (a random UUID, fixed).
+const DERIVED_SESSION_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a57_84e0_4b9d_9a53_0c3e_71d2_b8f4);
+
+impl SessionId {
+    /// A session id derived from `parts` (a version-5 UUID of their
+    /// length-prefixed concatenation): the same parts always give the same
+    /// id, different parts different ids. For sessions tessera did not
+    /// issue, such as one built for an identity provider's token, so that
+    /// every request with one token has one session id.
+    ///
+    /// The id is a label for logs and handlers, not a secret and not a
+    /// credential.
+    #[must_use]
+    pub fn derived(parts: &[&[u8]]) -> Self {
+        let mut name = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+        for part in parts {
+            name.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            name.extend_from_slice(part);
+        }
+        // A version-5 UUID has its version bits set, so it is never nil.
+        Self(Uuid::new_v5(&DERIVED_SESSION_NAMESPACE, &name))
+    }
+}
+
 fn parse_name(
     kind: &'static str,
     value: &str,
@@ -217,6 +241,25 @@ name_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_session_ids_are_stable_and_tell_their_parts_apart() {
+        let one = SessionId::derived(&[b"https://idp", b"user_1", b"100"]);
+        assert_eq!(
+            one,
+            SessionId::derived(&[b"https://idp", b"user_1", b"100"])
+        );
+        assert_eq!(one.as_uuid().get_version_num(), 5);
+        // Moving a byte from one part to the next is another name.
+        assert_ne!(
+            one,
+            SessionId::derived(&[b"https://idp", b"user_", b"1100"])
+        );
+        assert_ne!(
+            one,
+            SessionId::derived(&[b"https://idp", b"user_1", b"101"])
+        );
+    }
 
     #[test]
     fn user_id_accepts_a_uuid_and_prints_it_hyphenated() {
