@@ -2,17 +2,20 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "axum")]
+use tessera_application::ResolveUser;
 use tessera_application::external::{ExternalTokenVerifier, ExternalUserDirectory};
 use tessera_application::ports::{
     Clock, DirectoryError, IdGenerator, RevocationStore, UserDirectory,
 };
 use tessera_application::{
-    EstablishSession, ExchangeToken, ReadSession, ResolveUser, RevokeSession, RotateSession,
-    VerifySession,
+    EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 
 pub use tessera_application as application;
+#[cfg(feature = "axum")]
+pub use tessera_axum as axum;
 pub use tessera_domain as domain;
 pub use tessera_http as http;
 pub use tessera_infrastructure as infrastructure;
@@ -46,6 +49,7 @@ pub struct Tessera<R: Role = UserRole> {
 pub struct MissingUserDirectory;
 
 /// Why [`Tessera::hybrid_layer`] could not build.
+#[cfg(feature = "axum")]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HybridLayerError {
@@ -147,12 +151,13 @@ impl<R: Role> Tessera<R> {
     ///
     /// [`HybridLayerError`]: no user directory (as for
     /// [`Tessera::session_layer`]) or a layer setting that cannot work.
+    #[cfg(feature = "axum")]
     pub fn hybrid_layer(
         &self,
         policy: RoutePolicy<R>,
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
-    ) -> Result<http::SessionLayer<R>, HybridLayerError> {
+    ) -> Result<axum::SessionLayer<R>, HybridLayerError> {
         Ok(self
             .session_layer(policy)?
             .provider_tokens(verifier, resolve)
@@ -161,7 +166,7 @@ impl<R: Role> Tessera<R> {
 
     /// The HTTP layer enforcing `policy` and rotating with this manager:
     /// `sessions.session_layer(policy)?.build()?`, with any setting of
-    /// [`http::SessionLayerBuilder`] in between.
+    /// [`http::SessionEdgeBuilder`] in between.
     ///
     /// # Errors
     ///
@@ -169,14 +174,29 @@ impl<R: Role> Tessera<R> {
     /// [`TesseraBuilder::user_directory`]: the layer rotates sliding
     /// sessions, and rotation re-reads every user from the directory, so
     /// without one every session would end at its first rotation.
+    #[cfg(feature = "axum")]
     pub fn session_layer(
         &self,
         policy: RoutePolicy<R>,
-    ) -> Result<http::SessionLayerBuilder<R>, MissingUserDirectory> {
+    ) -> Result<http::SessionEdgeBuilder<R, axum::SessionLayer<R>>, MissingUserDirectory> {
+        self.edge(policy)
+    }
+
+    /// The settings of any framework's session middleware enforcing
+    /// `policy` and rotating with this manager: `T` is the middleware
+    /// (the edge itself, `tessera::axum::SessionLayer`, …).
+    ///
+    /// # Errors
+    ///
+    /// [`MissingUserDirectory`], as for [`Tessera::session_layer`].
+    pub fn edge<T>(
+        &self,
+        policy: RoutePolicy<R>,
+    ) -> Result<http::SessionEdgeBuilder<R, T>, MissingUserDirectory> {
         if !self.has_directory {
             return Err(MissingUserDirectory);
         }
-        Ok(http::SessionLayer::builder(
+        Ok(http::SessionEdgeBuilder::new(
             self.verify.clone(),
             self.rotate.clone(),
             policy,

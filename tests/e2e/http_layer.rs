@@ -473,7 +473,7 @@ fn lenient_route_requiring_a_session() -> (TestApp, axum::Router) {
     let router = axum::Router::new()
         .route(
             "/",
-            axum::routing::get(|session: tessera::http::Session| async move {
+            axum::routing::get(|session: tessera::axum::Session| async move {
                 session.user_id().to_string()
             }),
         )

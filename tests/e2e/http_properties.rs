@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tessera::application::ports::{MockRevocationStore, RevocationError};
-use tessera::http::Session;
+use tessera::axum::Session;
 use tessera::{JwsAlgorithm, KeyRing, Tessera, UserRole};
 use tower::ServiceExt as _;
 

@@ -11,8 +11,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use tessera::application::RevokeRequest;
+use tessera::axum::{Session, SessionLayer};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::{Session, SessionCookies, SessionLayer};
+use tessera::http::SessionCookies;
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 use tower::ServiceExt as _;
 
@@ -72,7 +73,7 @@ async fn sign_in(State(wiring): State<Wiring>) -> impl IntoResponse {
         .cookies
         .issue(&issued.token, &issued.session)
         .unwrap();
-    (cookie, issued.token.expose_secret().to_owned())
+    ([cookie.header()], issued.token.expose_secret().to_owned())
 }
 
 async fn sign_out(State(wiring): State<Wiring>, session: Session) -> impl IntoResponse {
@@ -86,14 +87,14 @@ async fn sign_out(State(wiring): State<Wiring>, session: Session) -> impl IntoRe
         })
         .await
         .unwrap();
-    (wiring.cookies.clear(), "signed out")
+    ([wiring.cookies.clear().header()], "signed out")
 }
 
 /// The test application's routes behind `layer`.
 pub(crate) fn router_with(app: App, layer: SessionLayer<UserRole>) -> Router {
     let wiring = Wiring {
         app: std::sync::Arc::new(app),
-        cookies: layer.cookies().clone(),
+        cookies: layer.edge().cookies().clone(),
     };
     Router::new()
         .route("/", get(maybe))

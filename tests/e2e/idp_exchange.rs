@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tessera::http::exchange_token;
+use tessera::axum::exchange_token;
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, HttpJwksSource, IdentityProvider, InMemoryExternalUserDirectory,
     JwksTokenVerifier, MissingRole,

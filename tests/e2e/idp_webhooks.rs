@@ -21,11 +21,9 @@ use tessera::application::{
     ApplyUserEvent, CachedExternalUserDirectory, EstablishRequest, ResolveUser, RotationNeed,
     UserCachePolicy, VerifyError,
 };
+use tessera::axum::{ProviderUser, Session, exchange_token, user_webhook};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::{
-    ProviderUser, Session, UserWebhook, WebhookSecret, WebhookVerifier, exchange_token,
-    user_webhook,
-};
+use tessera::http::{UserWebhook, WebhookSecret, WebhookVerifier};
 use tessera::infrastructure::identity::{
     ClaimMapping, IdentityProvider, InMemoryExternalUserDirectory, JsonUserEventDecoder,
     JwksTokenVerifier, MissingRole,

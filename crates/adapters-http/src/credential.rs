@@ -1,8 +1,6 @@
 //! Reading the session credential from a request: `Authorization: Bearer`
 //! or the session cookie, never both with different values.
 
-use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, HeaderValue};
 use tessera_application::{CredentialFault, CredentialSource, PresentedCredential};
 
 /// Whether `b` is a `token68` character (RFC 7235) other than `=`.
@@ -168,26 +166,29 @@ pub fn read_credential<'h>(
     }
 }
 
-/// [`read_credential`] over an `http` header map.
-pub(crate) fn from_headers<'h>(
-    headers: &'h HeaderMap,
-    cookie_name: &str,
-    max: usize,
-) -> PresentedCredential<'h> {
-    read_credential(
-        headers
-            .get_all(AUTHORIZATION)
-            .iter()
-            .map(HeaderValue::as_bytes),
-        headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
-        cookie_name,
-        max,
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use http::header::{AUTHORIZATION, COOKIE};
+    use http::{HeaderMap, HeaderValue};
+
     use super::*;
+
+    /// [`read_credential`] over an `http` header map.
+    fn from_headers<'h>(
+        headers: &'h HeaderMap,
+        cookie_name: &str,
+        max: usize,
+    ) -> PresentedCredential<'h> {
+        read_credential(
+            headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
+            cookie_name,
+            max,
+        )
+    }
 
     type Source = CredentialSource;
 

@@ -2,53 +2,47 @@
 //! `Authorization: Bearer`, the backend's own session out as an RFC 8693
 //! shaped JSON response.
 
-use axum::body::Body;
-use axum::extract::State;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode};
 use tessera_application::{
     ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE, PresentedCredential, Refusal,
 };
 use tessera_domain::Role;
 
 use crate::DEFAULT_COOKIE_NAME;
-use crate::credential;
-use crate::layer::DEFAULT_MAX_CREDENTIAL_BYTES;
+use crate::credential::read_credential;
+use crate::edge::DEFAULT_MAX_CREDENTIAL_BYTES;
 use crate::response::Denial;
 
-/// An axum handler exchanging the provider token of `Authorization: Bearer`
-/// for a session: mount it as `post(exchange_token::<YourRole>)` with the
-/// [`ExchangeToken`] use case as state, on a route the session layer
-/// treats as public.
+/// Exchanges the provider token of a request's `Authorization` header
+/// (its values, as sent) for a session: the answer of the framework
+/// adapters' exchange handlers.
 ///
 /// Success is 200 with `Cache-Control: no-store` and
 /// `{"access_token":…,"issued_token_type":"urn:ietf:params:oauth:token-type:jwt","token_type":"Bearer","expires_in":…}`.
 /// A missing token is 401 `unauthenticated`; a malformed request 400
 /// `invalid_request`; a refused token or a disabled user 401
 /// `invalid_token`; keys, directory or signing unavailable 503. The reason
-/// goes to `tracing` at debug (warn for 503), never the token.
-pub async fn exchange_token<R: Role>(
-    State(exchange): State<ExchangeToken<R>>,
-    headers: HeaderMap,
-) -> Response<Body> {
-    // Bearer only: the exchange reads no cookie (so no cross-site form can
-    // use one).
-    let token = match credential::read_credential(
-        headers
-            .get_all(AUTHORIZATION)
-            .iter()
-            .map(HeaderValue::as_bytes),
+/// goes to `tracing` at debug (warn for 503), never the token. No cookie is
+/// read, so no cross-site form can use one.
+pub async fn exchange<'h, R: Role>(
+    exchange: &ExchangeToken<R>,
+    authorization: impl IntoIterator<Item = &'h [u8]>,
+) -> Response<Bytes> {
+    let token = match read_credential(
+        authorization,
         [],
         DEFAULT_COOKIE_NAME,
         DEFAULT_MAX_CREDENTIAL_BYTES,
     ) {
         PresentedCredential::Token { token, .. } => token,
-        PresentedCredential::None => return Denial::unauthenticated(false).into_response(),
+        PresentedCredential::None => return Denial::unauthenticated(false).into_http(),
         PresentedCredential::Unreadable(fault) if fault.is_invalid_token() => {
-            return Denial::unauthenticated(true).into_response();
+            return Denial::unauthenticated(true).into_http();
         }
         PresentedCredential::Unreadable(fault) => {
-            return Denial::invalid_request(fault).into_response();
+            return Denial::invalid_request(fault).into_http();
         }
     };
     match exchange.execute(token).await {
@@ -59,14 +53,14 @@ pub async fn exchange_token<R: Role>(
                 exchanged.token.expose_secret(),
                 exchanged.expires_in,
             );
-            let mut response = Response::new(Body::from(body));
+            let mut response = Response::new(Bytes::from(body));
             *response.status_mut() = StatusCode::OK;
             let headers = response.headers_mut();
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
-        Err(error) => denial(&error).into_response(),
+        Err(error) => denial(&error).into_http(),
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! # The gateway
 //!
-//! With [`SessionLayerBuilder::gateway`](crate::SessionLayerBuilder::gateway),
-//! the layer first **strips** every header a client sent whose name is
+//! With [`SessionEdgeBuilder::gateway`](crate::SessionEdgeBuilder::gateway),
+//! the session middleware first **strips** every header a client sent whose name is
 //! `x-user`, starts with `x-user-`, or is `x-tenant-id` — in any case, any
 //! number of times, and also when spelled with `_` for `-` (`X-User_Role`),
 //! which some frameworks read as the same header. Then, for a request with
@@ -28,8 +28,8 @@
 //!
 //! # The service behind it
 //!
-//! [`GatewayIdentity`] (an axum extractor, with a [`GatewayVerifier`] in
-//! the router state) or [`GatewayVerifier::verify`] checks the signature in
+//! [`GatewayVerifier::verify`] (behind the framework adapters' gateway
+//! identity extractors) checks the signature in
 //! constant time, that `signed-at` is within the freshness window (30 s by
 //! default, either way), and that the signature was not seen before within
 //! the window (a bounded replay cache), then parses the values.
@@ -43,7 +43,7 @@
 //! service its own key, derived from one master secret with
 //! [`GatewayKey::for_audience`]:
 //!
-//! - the gateway: one [`SessionLayer`](crate::SessionLayer) per upstream
+//! - the gateway: one session edge ([`SessionEdge`](crate::SessionEdge)) per upstream
 //!   service (on the router, or nested router, that proxies to it), each
 //!   built with `.gateway(master.for_audience("orders"))`;
 //! - the service: `GatewayVerifier::new(master.for_audience("orders"))`.
@@ -58,11 +58,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_lc_rs::hmac;
-use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tessera_application::ports::Clock;
 use tessera_domain::{Capability, Role, SessionEntity, SessionId, TenantId, UserId, UserRole};
@@ -254,7 +251,7 @@ impl GatewaySigner {
     /// with `method` to `target` (path and query).
     pub(crate) fn headers<R: Role>(
         &self,
-        method: &Method,
+        method: &str,
         target: &str,
         session: &SessionEntity<R>,
         at: OffsetDateTime,
@@ -273,7 +270,7 @@ impl GatewaySigner {
             .join(",");
         let tenant = session.tenant().map(TenantId::as_str).unwrap_or_default();
         let signed = Signed {
-            method: method.as_str(),
+            method,
             target,
             signed_at: &signed_at,
             nonce: &nonce,
@@ -344,11 +341,11 @@ impl GatewayRejection {
     }
 }
 
-impl IntoResponse for GatewayRejection {
+impl crate::HttpRefusal for GatewayRejection {
     /// 401 `{"error":"untrusted_identity"}`, or 503 when the replay cache
     /// is full; the reason goes to `tracing`.
-    fn into_response(self) -> Response {
-        self.denial().into_response()
+    fn into_http(self) -> http::Response<bytes::Bytes> {
+        self.denial().into_http()
     }
 }
 
@@ -515,11 +512,6 @@ impl GatewayVerifier {
 }
 
 /// The identity a gateway vouched for, verified: see [`GatewayVerifier`].
-///
-/// As an axum extractor it needs a [`GatewayVerifier`] reachable from the
-/// router state ([`FromRef`]); it is required (401 without identity
-/// headers), and `Option<GatewayIdentity<R>>` lets guests through — but
-/// never forged, stale or replayed headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayIdentity<R: Role = UserRole> {
     user_id: UserId,
@@ -604,41 +596,6 @@ fn one_value<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, 
     }
 }
 
-fn target_of(parts: &Parts) -> &str {
-    crate::layer::target_of(crate::layer::original_uri(&parts.extensions, &parts.uri))
-}
-
-impl<S, R> FromRequestParts<S> for GatewayIdentity<R>
-where
-    S: Send + Sync,
-    R: Role,
-    GatewayVerifier: FromRef<S>,
-{
-    type Rejection = GatewayRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        GatewayVerifier::from_ref(state)
-            .verify(&parts.method, target_of(parts), &parts.headers)?
-            .ok_or(GatewayRejection::Missing)
-    }
-}
-
-impl<S, R> OptionalFromRequestParts<S> for GatewayIdentity<R>
-where
-    S: Send + Sync,
-    R: Role,
-    GatewayVerifier: FromRef<S>,
-{
-    type Rejection = GatewayRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        GatewayVerifier::from_ref(state).verify(&parts.method, target_of(parts), &parts.headers)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
@@ -646,6 +603,7 @@ mod tests {
     use tessera_domain::{NewSession, UserRole};
 
     use super::*;
+    use crate::HttpRefusal as _;
 
     const NOW: i64 = 1_700_000_000;
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -685,7 +643,7 @@ mod tests {
         let signer = GatewaySigner::new(GatewayKey::new(SECRET).unwrap());
         let at = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
         signer
-            .headers(method, target, &session(tenant), at)
+            .headers(method.as_str(), target, &session(tenant), at)
             .unwrap()
             .into_iter()
             .collect()
@@ -860,7 +818,7 @@ mod tests {
         let signer = GatewaySigner::new(master.for_audience("orders"));
         let at = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
         let headers: HeaderMap = signer
-            .headers(&Method::GET, "/orders?page=2", &session(None), at)
+            .headers("GET", "/orders?page=2", &session(None), at)
             .unwrap()
             .into_iter()
             .collect();
@@ -926,7 +884,7 @@ mod tests {
         let second = signed(&Method::GET, "/orders?page=2", None);
         assert_eq!(verify(&v, &second), Err(GatewayRejection::ReplayCacheFull));
         assert_eq!(
-            GatewayRejection::ReplayCacheFull.into_response().status(),
+            GatewayRejection::ReplayCacheFull.into_http().status(),
             http::StatusCode::SERVICE_UNAVAILABLE
         );
         // Once the first is out of the window it is forgotten; `second`
@@ -935,7 +893,7 @@ mod tests {
         let signer = GatewaySigner::new(GatewayKey::new(SECRET).unwrap());
         let later = OffsetDateTime::from_unix_timestamp(NOW + 31).unwrap();
         let fresh: HeaderMap = signer
-            .headers(&Method::GET, "/orders?page=2", &session(None), later)
+            .headers("GET", "/orders?page=2", &session(None), later)
             .unwrap()
             .into_iter()
             .collect();
@@ -972,7 +930,7 @@ mod tests {
             GatewayRejection::Stale,
             GatewayRejection::Replayed,
         ] {
-            let response = rejection.into_response();
+            let response = rejection.into_http();
             assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
             assert!(
                 response

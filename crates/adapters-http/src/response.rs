@@ -1,16 +1,32 @@
 //! The responses the edge answers with instead of calling the handler.
 //!
 //! Every refusal of the layer and of the extractors is a [`Denial`], and
-//! [`Denial::into_response`] is the one place that decides its status,
+//! [`Denial::into_http`] is the one place that decides its status,
 //! headers and body. Bodies are `{"error":"<code>"}` and nothing more: the
 //! reason goes to `tracing`, where the caller logged it.
 
-use axum::body::Body;
-use axum::response::IntoResponse;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use tessera_application::{CredentialFault, Refusal};
+
+/// A refusal a framework adapter answers with, as tessera answers it on
+/// every framework: status, challenge, `Cache-Control: no-store` and a
+/// JSON body naming the error code.
+pub trait HttpRefusal {
+    /// The answer.
+    fn into_http(self) -> Response<Bytes>;
+}
+
+/// A `{"error":"<code>"}` answer with `status` and `Cache-Control: no-store`.
+pub(crate) fn json_error(status: StatusCode, code: &str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(format!("{{\"error\":\"{code}\"}}")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    headers.insert(CONTENT_TYPE, JSON);
+    response
+}
 
 /// Why the edge answers instead of the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,32 +145,18 @@ impl Denial {
         }
         response
     }
-
-    /// [`Denial::into_http`] with axum's body.
-    pub(crate) fn into_response(self) -> Response<Body> {
-        self.into_http().map(Body::from)
-    }
-}
-
-impl IntoResponse for Denial {
-    fn into_response(self) -> axum::response::Response {
-        Denial::into_response(self)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn body(response: Response<Body>) -> String {
-        let bytes = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
+    fn body(response: Response<Bytes>) -> String {
+        String::from_utf8(response.into_body().to_vec()).unwrap()
     }
 
-    #[tokio::test]
-    async fn every_denial_has_its_status_challenge_and_code() {
+    #[test]
+    fn every_denial_has_its_status_challenge_and_code() {
         let cases = [
             (
                 Denial::invalid_request(CredentialFault::MalformedBearer),
@@ -196,7 +198,7 @@ mod tests {
             (Denial::Misconfigured, 500, None, "server_error"),
         ];
         for (denial, status, challenge, code) in cases {
-            let response = denial.into_response();
+            let response = denial.into_http();
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(
                 response
@@ -207,20 +209,20 @@ mod tests {
             );
             assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
             assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
-            assert_eq!(body(response).await, format!("{{\"error\":\"{code}\"}}"));
+            assert_eq!(body(response), format!("{{\"error\":\"{code}\"}}"));
         }
     }
 
-    #[tokio::test]
-    async fn redirects_are_see_other_with_a_location_and_no_body() {
+    #[test]
+    fn redirects_are_see_other_with_a_location_and_no_body() {
         let response = Denial::Refused(Refusal::SignIn {
             location: "/login?return_to=%2Fapp".into(),
         })
-        .into_response();
+        .into_http();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "/login?return_to=%2Fapp");
         assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
         assert!(response.headers().get(CONTENT_TYPE).is_none());
-        assert_eq!(body(response).await, "");
+        assert_eq!(body(response), "");
     }
 }

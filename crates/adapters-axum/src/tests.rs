@@ -246,7 +246,7 @@ fn routes() -> Router {
             "/app/logout",
             post(|| async {
                 let clear = crate::SessionCookies::default().clear();
-                (clear, "bye")
+                ([clear.header()], "bye")
             }),
         )
         .route(
@@ -270,6 +270,9 @@ impl RequiredCapability for ReadReports {
     const NAME: &'static str = "reports:read";
 }
 
+/// The settings of a test layer.
+type Builder = crate::SessionEdgeBuilder<UserRole, SessionLayer<UserRole>>;
+
 /// The sealed ports wired into the two use cases a layer needs.
 fn use_cases(ports: Ports) -> (VerifySession<UserRole>, RotateSession<UserRole>) {
     let ports = ports.seal();
@@ -284,15 +287,12 @@ fn use_cases(ports: Ports) -> (VerifySession<UserRole>, RotateSession<UserRole>)
     (verify, rotate)
 }
 
-fn builder(ports: Ports) -> crate::SessionLayerBuilder<UserRole> {
+fn builder(ports: Ports) -> Builder {
     let (verify, rotate) = use_cases(ports);
     SessionLayer::builder(verify, rotate, policy())
 }
 
-fn router_with(
-    ports: Ports,
-    configure: impl FnOnce(crate::SessionLayerBuilder<UserRole>) -> crate::SessionLayerBuilder<UserRole>,
-) -> Router {
+fn router_with(ports: Ports, configure: impl FnOnce(Builder) -> Builder) -> Router {
     let layer = configure(builder(ports)).build().unwrap();
     routes().layer(layer)
 }
@@ -842,7 +842,7 @@ async fn session_extractor_without_the_layer_is_a_500_not_a_guest() {
 
 #[tokio::test]
 async fn session_rejections_map_to_the_layers_responses() {
-    let response = crate::SessionRejection::Unauthenticated.into_response();
+    let response = crate::Rejected(crate::SessionRejection::Unauthenticated).into_response();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
 }
@@ -863,11 +863,8 @@ async fn nested_routers_are_judged_on_the_full_path() {
 
 #[test]
 fn builder_refuses_settings_that_cannot_work() {
-    let build = |configure: fn(
-        crate::SessionLayerBuilder<UserRole>,
-    ) -> crate::SessionLayerBuilder<UserRole>| {
-        configure(builder(Ports::new())).build().map(|_| ())
-    };
+    let build =
+        |configure: fn(Builder) -> Builder| configure(builder(Ports::new())).build().map(|_| ());
     assert_eq!(
         build(|b| b.cookie_name("bad name")),
         Err(ConfigError::InvalidCookieName("bad name".into()))

@@ -1,6 +1,6 @@
 //! The local user behind an identity provider's token, for handlers of
 //! routes that admit provider tokens
-//! ([`SessionLayerBuilder::provider_tokens`](crate::SessionLayerBuilder::provider_tokens)).
+//! ([`SessionEdgeBuilder::provider_tokens`](tessera_http::SessionEdgeBuilder::provider_tokens)).
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
@@ -8,7 +8,9 @@ use tessera_application::ProviderSession;
 use tessera_application::external::{ExternalIdentity, ExternalUser};
 use tessera_domain::Role;
 
-use crate::extract::{LayerSeen, Session, SessionRejection};
+use tessera_http::{LayerSeen, SessionRejection};
+
+use crate::extract::{Rejected, Session};
 
 /// The local user behind the provider token a request was admitted with,
 /// as the [`SessionLayer`](crate::SessionLayer) resolved it.
@@ -67,7 +69,7 @@ impl<R: Role> ProviderUser<R> {
 }
 
 impl<R: Role> ProviderUser<R> {
-    fn from_parts(parts: &Parts) -> Result<Option<Self>, SessionRejection> {
+    fn from_parts(parts: &Parts) -> Result<Option<Self>, Rejected<SessionRejection>> {
         if let Some(user) = parts.extensions.get::<Self>() {
             return Ok(Some(user.clone()));
         }
@@ -76,20 +78,20 @@ impl<R: Role> ProviderUser<R> {
         {
             return Ok(None);
         }
-        Err(SessionRejection::LayerMissing)
+        Err(Rejected(SessionRejection::LayerMissing))
     }
 }
 
 impl<S: Send + Sync, R: Role> FromRequestParts<S> for ProviderUser<R> {
-    type Rejection = SessionRejection;
+    type Rejection = Rejected<SessionRejection>;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Self::from_parts(parts)?.ok_or(SessionRejection::Unauthenticated)
+        Self::from_parts(parts)?.ok_or(Rejected(SessionRejection::Unauthenticated))
     }
 }
 
 impl<S: Send + Sync, R: Role> OptionalFromRequestParts<S> for ProviderUser<R> {
-    type Rejection = SessionRejection;
+    type Rejection = Rejected<SessionRejection>;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -214,7 +216,7 @@ mod tests {
             verifier,
             directory,
             decodes,
-            crate::DEFAULT_MAX_CREDENTIAL_BYTES,
+            tessera_http::DEFAULT_MAX_CREDENTIAL_BYTES,
         )
     }
 
