@@ -183,6 +183,58 @@ async fn an_algorithm_not_on_the_providers_allow_list_is_refused() {
 }
 
 #[tokio::test]
+async fn an_rfc_9864_ed25519_provider_interoperates_with_eddsa_labels_either_way() {
+    let ed = SigningKey::generate(JwsAlgorithm::EdDsa, "ed1").unwrap();
+    let b64 =
+        |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+    let token = |alg: &str| {
+        let input = format!(
+            "{}.{}",
+            b64(format!(r#"{{"alg":"{alg}","kid":"ed1","typ":"JWT"}}"#).as_bytes()),
+            b64(claims(ISSUER).to_string().as_bytes())
+        );
+        format!("{input}.{}", b64(&ed.sign(input.as_bytes()).unwrap()))
+    };
+    let public = ed.verification_key().to_public_jwk().unwrap();
+    for key_alg in ["EdDSA", "Ed25519"] {
+        let jwk = public.replace(r#""alg":"EdDSA""#, &format!(r#""alg":"{key_alg}""#));
+        let (ring, skipped) =
+            KeyRing::from_provider_jwk_set(&format!(r#"{{"keys":[{jwk}]}}"#)).unwrap();
+        assert!(skipped.is_empty());
+        for token_alg in ["EdDSA", "Ed25519"] {
+            let provider = IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+                .audience("api")
+                .algorithms(&[JwsAlgorithm::EdDsa])
+                .clock(Arc::new(FixedClock))
+                .static_keys(ring.clone())
+                .build()
+                .unwrap();
+            let identity = verify_with(provider, &token(token_alg)).await;
+            assert!(
+                identity.is_ok(),
+                "key {key_alg}, token {token_alg}: {identity:?}"
+            );
+        }
+    }
+    // Still on the allow-list: an RS256-only provider refuses either name.
+    let ring = KeyRing::verify_only(vec![ed.verification_key()]).unwrap();
+    let rs256_only = || {
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+            .audience("api")
+            .clock(Arc::new(FixedClock))
+            .static_keys(ring.clone())
+            .build()
+            .unwrap()
+    };
+    for alg in ["EdDSA", "Ed25519"] {
+        assert!(matches!(
+            verify_with(rs256_only(), &token(alg)).await,
+            Err(ExternalTokenError::AlgorithmNotAllowed)
+        ));
+    }
+}
+
+#[tokio::test]
 async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway() {
     let key = rsa("a1");
     let check = |edit: &dyn Fn(&mut Value)| {
