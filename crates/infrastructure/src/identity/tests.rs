@@ -566,7 +566,6 @@ mod fetching {
             .await
             .unwrap();
         assert_eq!(stand_in.fetches(), 1);
-        // Within the cooldown of the first fetch: no refetch at all.
         let mut tokens = Vec::new();
         for i in 0..2000 {
             let header = format!(r#"{{"alg":"RS256","kid":"random-{i}","typ":"JWT"}}"#);
@@ -589,16 +588,18 @@ mod fetching {
                 })
                 .collect::<Vec<_>>()
         };
-        for task in storm(&tokens) {
-            assert_eq!(task.await.unwrap(), "unknown_kid");
-        }
-        assert_eq!(stand_in.fetches(), 1);
-        // After the cooldown: exactly one refetch for the whole storm.
-        tokio::time::sleep(StdDuration::from_millis(2_050)).await;
+        // The first fetch was no refetch for an unknown kid, so the storm
+        // may refetch: exactly once for all of it.
         for task in storm(&tokens) {
             assert_eq!(task.await.unwrap(), "unknown_kid");
         }
         assert_eq!(stand_in.fetches(), 2);
+        // After the cooldown: again exactly one refetch for the whole storm.
+        tokio::time::sleep(StdDuration::from_millis(2_050)).await;
+        for task in storm(&tokens) {
+            assert_eq!(task.await.unwrap(), "unknown_kid");
+        }
+        assert_eq!(stand_in.fetches(), 3);
     }
 
     #[tokio::test]
@@ -621,6 +622,66 @@ mod fetching {
             "unknown_kid"
         );
         // The old kid's refusal came within the cooldown: no third fetch.
+        assert_eq!(stand_in.fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_key_rotated_in_just_after_a_scheduled_refresh_is_fetched_at_once() {
+        let old = rsa("old");
+        let new = rsa("new");
+        let stand_in = StandIn::new(&[&old]);
+        // Keys due after 100 ms; a cooldown far longer than the test.
+        let verifier = cached(&stand_in, policy(100, 600_000, 600_000));
+        let old_token = sign(&old, "JWT", &claims(ISSUER));
+        verifier.verify(&old_token).await.unwrap();
+        assert_eq!(stand_in.fetches(), 1);
+        // t: the keys are due, and this verification refreshes them.
+        tokio::time::sleep(StdDuration::from_millis(150)).await;
+        verifier.verify(&old_token).await.unwrap();
+        assert_eq!(stand_in.fetches(), 2);
+        // t+1: the provider rotates; t+2: a token under the new kid.
+        stand_in.publish(&[&old, &new]);
+        verifier
+            .verify(&sign(&new, "JWT", &claims(ISSUER)))
+            .await
+            .unwrap();
+        assert_eq!(stand_in.fetches(), 3);
+        // That refetch was for an unknown kid: the next one waits.
+        let other = rsa("other");
+        assert_eq!(
+            verifier
+                .verify(&sign(&other, "JWT", &claims(ISSUER)))
+                .await
+                .unwrap_err()
+                .code(),
+            "unknown_kid"
+        );
+        assert_eq!(stand_in.fetches(), 3);
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_fetch_an_unknown_kid_waits_for_the_cooldown() {
+        let old = rsa("old");
+        let new = rsa("new");
+        let stand_in = StandIn::new(&[&old]);
+        let verifier = cached(&stand_in, policy(100, 600_000, 600_000));
+        let old_token = sign(&old, "JWT", &claims(ISSUER));
+        verifier.verify(&old_token).await.unwrap();
+        stand_in.down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(StdDuration::from_millis(150)).await;
+        // A scheduled refresh fails; the stale keys are still served.
+        verifier.verify(&old_token).await.unwrap();
+        assert_eq!(stand_in.fetches(), 2);
+        stand_in.down.store(false, Ordering::SeqCst);
+        stand_in.publish(&[&new]);
+        assert_eq!(
+            verifier
+                .verify(&sign(&new, "JWT", &claims(ISSUER)))
+                .await
+                .unwrap_err()
+                .code(),
+            "unknown_kid"
+        );
         assert_eq!(stand_in.fetches(), 2);
     }
 
