@@ -1,5 +1,6 @@
 //! `HttpJwksSource`: a provider's JWKS endpoint over HTTPS (reqwest, rustls).
 
+use std::error::Error as StdError;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,9 +15,9 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwksUrlError {
-    /// The URL does not parse.
+    /// The URL does not parse (the source says why).
     #[error("the JWKS URL is not a URL")]
-    Invalid(#[source] reqwest::Error),
+    Invalid(#[source] Box<dyn StdError + Send + Sync>),
     /// The URL is not `https` (plain `http` is accepted for loopback hosts
     /// only, for development and tests).
     #[error("the JWKS URL must use https (http only for loopback hosts)")]
@@ -41,10 +42,12 @@ impl HttpJwksSource {
     ///
     /// # Errors
     ///
-    /// [`JwksUrlError`] for a URL that is not `https` (or `http` to a
-    /// loopback host), or a client that cannot be built.
+    /// [`JwksUrlError::Invalid`] for a URL that does not parse,
+    /// [`JwksUrlError::NotHttps`] for one that is not `https` (or `http` to
+    /// a loopback host), [`JwksUrlError::Client`] for a client that cannot
+    /// be built.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, JwksUrlError> {
-        let url = reqwest::Url::parse(url).map_err(|_| JwksUrlError::NotHttps)?;
+        let url = reqwest::Url::parse(url).map_err(|e| JwksUrlError::Invalid(Box::new(e)))?;
         if !is_https_or_loopback(&url) {
             return Err(JwksUrlError::NotHttps);
         }
@@ -144,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn only_https_or_loopback_http_urls_are_accepted() {
+    fn only_https_or_loopback_http_urls_are_accepted_and_unparsable_ones_are_invalid() {
         let t = Duration::from_secs(1);
         assert!(HttpJwksSource::new("https://idp.example/.well-known/jwks.json", t).is_ok());
         assert!(HttpJwksSource::new("http://127.0.0.1:8080/jwks", t).is_ok());
@@ -153,7 +156,28 @@ mod tests {
             HttpJwksSource::new("http://idp.example/jwks", t),
             Err(JwksUrlError::NotHttps)
         ));
-        assert!(HttpJwksSource::new("not a url", t).is_err());
+        for not_a_url in ["not a url", "", "https://", "https://exa mple.com/jwks"] {
+            assert!(
+                matches!(
+                    HttpJwksSource::new(not_a_url, t),
+                    Err(JwksUrlError::Invalid(_))
+                ),
+                "{not_a_url:?}"
+            );
+        }
+        for not_https in [
+            "ftp://idp.example/jwks",
+            "file:///etc/jwks.json",
+            "http://10.0.0.1/jwks",
+        ] {
+            assert!(
+                matches!(
+                    HttpJwksSource::new(not_https, t),
+                    Err(JwksUrlError::NotHttps)
+                ),
+                "{not_https:?}"
+            );
+        }
     }
 
     /// A JWKS endpoint over loopback: `/jwks` (with a max-age), `/huge`
