@@ -104,10 +104,15 @@ pub struct ExternalIdentity<R> {
 
 impl<R> ExternalIdentity<R> {
     /// When the user authenticated: `auth_time` when the provider said,
-    /// otherwise the token's `iat`.
+    /// otherwise the token's `iat`, and never later than `iat` (a token is
+    /// minted after its user authenticated; verifiers allow an `auth_time`
+    /// up to the clock-skew leeway past `iat`, and a session must not start
+    /// later than the token that opened it, or the leeway would count
+    /// twice when the session is established).
     #[must_use]
     pub fn authentication_time(&self) -> OffsetDateTime {
-        self.authenticated_at.unwrap_or(self.issued_at)
+        self.authenticated_at
+            .map_or(self.issued_at, |at| at.min(self.issued_at))
     }
 }
 

@@ -327,6 +327,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_the_verifier_accepted_at_the_edge_of_the_leeway_is_exchanged() {
+        // Issued a full leeway (30 s) ahead of this clock, authenticated a
+        // further leeway after that: what a verifier with the session's
+        // leeway accepts, at both edges.
+        let verifier = verifier_returning(|| {
+            Ok(ExternalIdentity {
+                issued_at: at(NOW + 30),
+                ..identity(Some(NOW + 60))
+            })
+        });
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(1).returning(|_| {
+            Ok(UpsertOutcome::Written(Upserted {
+                current: stored(true),
+                previous: Some(stored(true)),
+            }))
+        });
+        let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
+            let s = c.session();
+            s.authenticated_at() == at(NOW) && s.issued_at() == at(NOW)
+        });
+        let out = exchange(verifier, users, codec, 1, 1)
+            .execute("provider-token")
+            .await;
+        assert!(out.is_ok(), "{out:?}");
+    }
+
+    #[tokio::test]
     async fn exchange_refuses_a_refused_provider_token_without_touching_the_directory() {
         let verifier = verifier_returning(|| Err(ExternalTokenError::InvalidSignature));
         let mut users = MockExternalUserDirectory::new();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tessera_application::external::{ExternalTokenError, ExternalTokenVerifier, RoleMappingError};
 use tessera_application::ports::Clock;
 use tessera_domain::UserRole;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::*;
 use crate::jose::{self, JwsAlgorithm, KeyRing, SigningKey, SkipReason};
@@ -249,9 +249,10 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
             Box::new(|c| c["aud"] = json!(["other", "x"])),
             "wrong_audience",
         ),
-        (Box::new(|c| c["exp"] = json!(NOW - 61)), "expired"),
-        (Box::new(|c| c["nbf"] = json!(NOW + 61)), "not_yet_valid"),
-        (Box::new(|c| c["iat"] = json!(NOW + 61)), "issued_in_future"),
+        // The default leeway is 30 s; expired on `exp + leeway` itself.
+        (Box::new(|c| c["exp"] = json!(NOW - 30)), "expired"),
+        (Box::new(|c| c["nbf"] = json!(NOW + 31)), "not_yet_valid"),
+        (Box::new(|c| c["iat"] = json!(NOW + 31)), "issued_in_future"),
         (
             Box::new(|c| {
                 c.as_object_mut().unwrap().remove("exp");
@@ -271,11 +272,14 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
         );
     }
     // Within the leeway.
-    assert!(
-        verify_with(provider(), &check(&|c| c["exp"] = json!(NOW - 59)))
-            .await
-            .is_ok()
-    );
+    let within: Vec<Edit> = vec![
+        Box::new(|c| c["exp"] = json!(NOW - 29)),
+        Box::new(|c| c["nbf"] = json!(NOW + 30)),
+        Box::new(|c| c["iat"] = json!(NOW + 30)),
+    ];
+    for edit in within {
+        assert!(verify_with(provider(), &check(&*edit)).await.is_ok());
+    }
     assert!(
         verify_with(provider(), &check(&|c| c["aud"] = json!(["x", "api"])))
             .await
@@ -302,6 +306,45 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
     assert!(matches!(
         verify_with(typed(), &sign(&key, "application/", &claims(ISSUER))).await,
         Err(ExternalTokenError::WrongType)
+    ));
+}
+
+/// A clock pinned to an instant with a fraction of a second.
+struct PinnedClock(OffsetDateTime);
+impl Clock for PinnedClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn a_provider_token_is_expired_on_exp_plus_leeway_exactly_as_a_session_is() {
+    let key = rsa("a1");
+    let token = sign(&key, "JWT", &claims(ISSUER)); // exp NOW + 300
+    let exp = OffsetDateTime::from_unix_timestamp(NOW + 300).unwrap();
+    let nanosecond = Duration::nanoseconds(1);
+    for leeway in [Duration::ZERO, Duration::seconds(7)] {
+        let at = |now: OffsetDateTime| {
+            static_provider(ISSUER, &[&key], |b| {
+                b.leeway(leeway).clock(Arc::new(PinnedClock(now)))
+            })
+        };
+        let edge = exp + leeway;
+        assert!(verify_with(at(edge - nanosecond), &token).await.is_ok());
+        for now in [edge, edge + nanosecond] {
+            assert!(matches!(
+                verify_with(at(now), &token).await,
+                Err(ExternalTokenError::Expired)
+            ));
+        }
+    }
+    assert!(matches!(
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+            .audience("api")
+            .leeway(Duration::seconds(-1))
+            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+            .build(),
+        Err(ProviderConfigError::NegativeLeeway)
     ));
 }
 

@@ -12,7 +12,7 @@ use tessera_application::external::{
     ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalTokenVerifier,
 };
 use tessera_application::ports::Clock;
-use tessera_domain::Role;
+use tessera_domain::{Role, SessionLifetimes, TimeWindow, TimeWindowError};
 use time::{Duration, OffsetDateTime};
 
 use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError, ProfileSlots};
@@ -44,6 +44,9 @@ pub enum ProviderConfigError {
     /// No keys were configured.
     #[error("no keys configured for the provider")]
     NoKeys,
+    /// The clock-skew leeway is negative.
+    #[error("the leeway must not be negative")]
+    NegativeLeeway,
     /// Two providers share an issuer.
     #[error("issuer {0:?} is configured twice")]
     DuplicateIssuer(String),
@@ -104,8 +107,14 @@ pub struct IdentityProvider<R: Role> {
 
 impl<R: Role> IdentityProvider<R> {
     /// Starts a provider with issuer `issuer` (compared exactly with `iss`)
-    /// and its claim mapping. Defaults: RS256 only, 60 s leeway, no `typ`
-    /// check, no `azp` check, 8 KiB tokens, the system clock.
+    /// and its claim mapping. Defaults: RS256 only, the leeway of
+    /// [`SessionLifetimes::default`] (30 s), no `typ` check, no `azp`
+    /// check, 8 KiB tokens, the system clock.
+    ///
+    /// The facade's `Tessera::identity_provider` starts one with the
+    /// session manager's own leeway and clock instead, so that a token
+    /// this provider accepts is never refused when it is exchanged for a
+    /// session.
     pub fn builder(issuer: impl Into<String>, mapping: ClaimMapping<R>) -> ProviderBuilder<R> {
         ProviderBuilder {
             issuer: issuer.into(),
@@ -114,7 +123,7 @@ impl<R: Role> IdentityProvider<R> {
             skip_audience: false,
             allowed_parties: Vec::new(),
             algorithms: vec![JwsAlgorithm::Rs256],
-            leeway: Duration::seconds(60),
+            leeway: SessionLifetimes::default().leeway(),
             typ: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             keys: None,
@@ -219,32 +228,25 @@ impl<R: Role> IdentityProvider<R> {
             }
         }
 
-        // NumericDates are whole seconds: against them, `now` is its whole
-        // seconds and whether a fraction follows (now > t exactly when
-        // now's seconds > t, or = t with a fraction).
-        let now = self.clock.0.now();
-        let (now_seconds, fraction) = (now.unix_timestamp(), now.nanosecond() > 0);
-        let leeway = self.leeway.whole_seconds();
         let expires_at = time_claim("exp", take(self.slots.exp))?
             .ok_or(ExternalTokenError::MissingClaim("exp"))?;
-        let last_second = expires_at.unix_timestamp().saturating_add(leeway);
-        if now_seconds > last_second || (now_seconds == last_second && fraction) {
-            return Err(ExternalTokenError::Expired);
-        }
-        if let Some(nbf) = time_claim("nbf", take(self.slots.nbf))?
-            && now_seconds < nbf.unix_timestamp().saturating_sub(leeway)
-        {
-            return Err(ExternalTokenError::NotYetValid);
-        }
+        let not_before = time_claim("nbf", take(self.slots.nbf))?;
         let issued_at = time_claim("iat", take(self.slots.iat))?
             .ok_or(ExternalTokenError::MissingClaim("iat"))?;
-        if now_seconds < issued_at.unix_timestamp().saturating_sub(leeway) {
-            return Err(ExternalTokenError::IssuedInFuture);
+        // The one rule for both kinds of token (expired at `exp + leeway`).
+        TimeWindow {
+            issued_at,
+            not_before,
+            expires_at,
         }
+        .check(self.clock.0.now(), self.leeway)
+        .map_err(|bound| match bound {
+            TimeWindowError::IssuedInFuture => ExternalTokenError::IssuedInFuture,
+            TimeWindowError::NotYetValid => ExternalTokenError::NotYetValid,
+            TimeWindowError::Expired => ExternalTokenError::Expired,
+        })?;
         let authenticated_at = time_claim("auth_time", take(self.slots.auth_time))?;
-        if authenticated_at.is_some_and(|at| {
-            at.unix_timestamp() > issued_at.unix_timestamp().saturating_add(leeway)
-        }) {
+        if authenticated_at.is_some_and(|at| at > issued_at.saturating_add(self.leeway)) {
             return Err(invalid("auth_time", ClaimShape("later than iat")));
         }
 
@@ -359,8 +361,12 @@ impl<R: Role> ProviderBuilder<R> {
         self
     }
 
-    /// Clock-skew leeway for `exp`, `nbf` and `iat`, in whole seconds (a
-    /// fraction is dropped; default 60 s).
+    /// Clock-skew leeway for `exp`, `nbf`, `iat` and `auth_time`, under
+    /// the same [`TimeWindow`] rule as session tokens: accepted while
+    /// `nbf - leeway <= now < exp + leeway` and `iat <= now + leeway`
+    /// (default 30 s, as [`SessionLifetimes::default`]). Give it the
+    /// session's leeway ([`SessionLifetimes::leeway`]), as the facade does,
+    /// so that an exchange never refuses what the provider accepted.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -412,6 +418,9 @@ impl<R: Role> ProviderBuilder<R> {
         }
         if self.algorithms.is_empty() || self.algorithms.iter().any(|a| a.is_symmetric()) {
             return Err(ProviderConfigError::Algorithms);
+        }
+        if self.leeway.is_negative() {
+            return Err(ProviderConfigError::NegativeLeeway);
         }
         let keys = self.keys.ok_or(ProviderConfigError::NoKeys)?;
         let mut trie = PathTrie::new();
