@@ -49,12 +49,14 @@
 //! by the instants they carry (see
 //! [`ExternalUserDirectory`](tessera_application::external::ExternalUserDirectory#ordering-and-deletions)),
 //! so that an older update arriving late changes nothing and an update
-//! arriving after the deletion does not bring the user back. A deletion
-//! whose payload carries no instant is dated by its delivery: the
-//! `webhook-timestamp`, rounded up to the next second, which is after the
-//! deletion on the provider's clock. Updates are never dated that way: the
-//! time of an attempt would make a retried old update look newer than the
-//! user's current state.
+//! arriving after the deletion does not bring the user back. An event
+//! whose payload carries no instant is dated by its delivery
+//! ([`UserEvent::dated_by_delivery`](tessera_application::external::UserEvent::dated_by_delivery)):
+//! the `webhook-timestamp`, rounded up to the next second, which is after
+//! the change on the provider's clock, so that a token minted before it
+//! (an admin token after a demotion) is stale. An update so dated never
+//! recreates a deleted user
+//! ([`AsOf::Delivery`](tessera_application::external::AsOf::Delivery)).
 //!
 //! [Standard Webhooks]: https://www.standardwebhooks.com/
 
@@ -71,7 +73,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tessera_application::external::{UserEvent, UserEventDecoder, UserEventError};
+use tessera_application::external::{UserEventDecoder, UserEventError};
 use tessera_application::ports::Clock;
 use tessera_application::{ApplyUserEvent, ApplyUserEventError, UserEventOutcome};
 use tessera_domain::Role;
@@ -643,7 +645,7 @@ impl<R: Role> UserWebhook<R> {
     }
 
     /// Verifies one delivery, decodes it and applies it. The id is recorded
-    /// only when the event is applied. A deletion the payload does not date
+    /// only when the event is applied. An event the payload does not date
     /// is dated by the delivery's timestamp, rounded up to the next second
     /// (see the [module docs](self#order)).
     ///
@@ -662,17 +664,10 @@ impl<R: Role> UserWebhook<R> {
             Delivery::New(delivery) => delivery,
             Delivery::AlreadyApplied { .. } => return Ok(WebhookOutcome::AlreadyApplied),
         };
-        let event = match self.decoder.decode(body).map_err(WebhookError::Payload)? {
-            UserEvent::Deleted {
-                issuer,
-                subject,
-                as_of: None,
-            } => UserEvent::Deleted {
-                issuer,
-                subject,
-                as_of: after_delivery(delivery.timestamp()),
-            },
-            event => event,
+        let event = self.decoder.decode(body).map_err(WebhookError::Payload)?;
+        let event = match after_delivery(delivery.timestamp()) {
+            Some(delivered) => event.dated_by_delivery(delivered),
+            None => event,
         };
         let outcome = self
             .apply
@@ -764,7 +759,7 @@ mod tests {
     use tessera_application::RevokeSession;
     use tessera_application::external::{
         AsOf, ExternalProfile, ExternalSubject, ExternalUser, MockExternalUserDirectory,
-        MockUserEventDecoder, UpsertOutcome, Upserted,
+        MockUserEventDecoder, UpsertOutcome, Upserted, UserEvent,
     };
     use tessera_application::ports::{
         DirectoryError, DirectoryUser, MockClock, MockRevocationStore,
@@ -1196,6 +1191,7 @@ mod tests {
         ExternalSubject::parse("user_1").unwrap()
     }
 
+    /// A profile the payload dates (an hour before [`NOW`]).
     fn profile() -> ExternalProfile<UserRole> {
         ExternalProfile {
             issuer: ISSUER.into(),
@@ -1204,7 +1200,7 @@ mod tests {
             email: None,
             name: None,
             enabled: None,
-            as_of: AsOf::Unknown,
+            as_of: AsOf::Provider(OffsetDateTime::from_unix_timestamp(NOW - 3_600).unwrap()),
         }
     }
 
@@ -1437,7 +1433,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dated_deletion_and_an_undated_update_keep_what_the_payload_says() {
+    async fn dated_events_keep_what_the_payload_says_and_an_undated_update_is_dated_by_its_delivery()
+     {
         let dated = OffsetDateTime::from_unix_timestamp(NOW - 3_600).unwrap();
         let mut users = MockExternalUserDirectory::new();
         users
@@ -1451,20 +1448,45 @@ mod tests {
             .await
             .unwrap();
 
-        // An update is never dated by its delivery.
         let mut users = MockExternalUserDirectory::new();
         users
             .expect_upsert_external()
             .with(eq(profile()))
             .times(1)
             .returning(|_| Ok(UpsertOutcome::Stale(stored())));
-        let hook = hook(decoding_once(), users);
+        let dated = hook(decoding_once(), users);
         assert_eq!(
-            hook.handle(&signed(SECRET_A, ID, NOW, BODY), BODY)
+            dated
+                .handle(&signed(SECRET_A, ID, NOW, BODY), BODY)
                 .await
                 .unwrap(),
             WebhookOutcome::Applied(UserEventOutcome::Stale(user()))
         );
+
+        // Undated by its payload: dated just after its delivery.
+        let undated = ExternalProfile {
+            as_of: AsOf::Unknown,
+            ..profile()
+        };
+        let mut decoder = MockUserEventDecoder::new();
+        decoder
+            .expect_decode()
+            .times(1)
+            .returning(move |_| Ok(UserEvent::Upserted(undated.clone())));
+        let delivered = OffsetDateTime::from_unix_timestamp(NOW - 9).unwrap();
+        let mut users = MockExternalUserDirectory::new();
+        users
+            .expect_upsert_external()
+            .with(eq(ExternalProfile {
+                as_of: AsOf::Delivery(delivered),
+                ..profile()
+            }))
+            .times(1)
+            .returning(|_| Ok(UpsertOutcome::Stale(stored())));
+        hook(decoder, users)
+            .handle(&signed(SECRET_A, ID, NOW - 10, BODY), BODY)
+            .await
+            .unwrap();
     }
 
     #[test]
