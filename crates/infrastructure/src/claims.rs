@@ -371,6 +371,51 @@ mod tests {
     }
 
     #[test]
+    fn non_canonical_uuid_spellings_of_sub_and_jti_are_errors_naming_the_claim() {
+        let spellings = |canonical: &str| {
+            [
+                canonical.to_uppercase(),
+                canonical.replace('-', ""),
+                format!("{{{canonical}}}"),
+                format!("urn:uuid:{canonical}"),
+            ]
+        };
+        let canonical = wire();
+        for sub in spellings(&canonical.sub) {
+            let mut w = wire();
+            w.sub = sub.clone().into();
+            let err = w.enrich::<UserRole>().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ClaimsError::InvalidId {
+                        claim: "sub",
+                        source: IdError::NotCanonical { .. }
+                    }
+                ),
+                "{sub}: {err:?}"
+            );
+            assert_eq!(err.claim(), "sub");
+        }
+        for jti in spellings(&canonical.jti) {
+            let mut w = wire();
+            w.jti = jti.clone().into();
+            let err = w.enrich::<UserRole>().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ClaimsError::InvalidId {
+                        claim: "jti",
+                        source: IdError::NotCanonical { .. }
+                    }
+                ),
+                "{jti}: {err:?}"
+            );
+            assert_eq!(err.claim(), "jti");
+        }
+    }
+
+    #[test]
     fn expiry_not_after_issue_is_inconsistent_and_names_exp() {
         let mut w = wire();
         w.exp = w.iat;
