@@ -43,6 +43,10 @@ pub enum JwksFetchError {
     /// The document is not a JWK set with at least one usable key.
     #[error("JWKS document is unusable")]
     Unusable(#[source] KeyError),
+    /// The JWKS URL could not be found through the provider's OpenID
+    /// configuration ([`OidcDiscovery`](super::OidcDiscovery)).
+    #[error("JWKS URL not discovered")]
+    Discovery(#[source] super::discovery::DiscoveryError),
 }
 
 /// Where a provider's JWK set comes from: an HTTP endpoint

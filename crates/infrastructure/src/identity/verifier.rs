@@ -53,6 +53,11 @@ pub enum ProviderConfigError {
     /// A claim mapping setting is wrong.
     #[error(transparent)]
     Mapping(#[from] MappingConfigError),
+    /// Keys are to be discovered ([`ProviderBuilder::discover`]) and the
+    /// issuer is not a URL keys may be fetched from.
+    #[cfg(feature = "jwks-fetch")]
+    #[error("the issuer cannot be discovered")]
+    IssuerUrl(#[source] super::fetch::JwksUrlError),
 }
 
 /// The clock, printed as its name only.
@@ -71,6 +76,15 @@ enum ProviderKeys {
     Static(KeyRing),
     #[cfg(feature = "jwks-fetch")]
     Cached(KeyCache),
+}
+
+/// The keys a builder was given: ready, or to be discovered from the
+/// issuer when built.
+#[derive(Debug)]
+enum KeysSetting {
+    Ready(ProviderKeys),
+    #[cfg(feature = "jwks-fetch")]
+    Discover(super::cache::CachePolicy),
 }
 
 /// Slots of the payload extractor.
@@ -330,7 +344,7 @@ pub struct ProviderBuilder<R: Role> {
     leeway: Duration,
     typ: Option<String>,
     max_token_bytes: usize,
-    keys: Option<ProviderKeys>,
+    keys: Option<KeysSetting>,
     clock: ClockHandle,
 }
 
@@ -392,7 +406,7 @@ impl<R: Role> ProviderBuilder<R> {
 
     /// Fixed keys, networkless: a ring from a JWK, a JWK set or PEM.
     pub fn static_keys(mut self, ring: KeyRing) -> Self {
-        self.keys = Some(ProviderKeys::Static(ring));
+        self.keys = Some(KeysSetting::Ready(ProviderKeys::Static(ring)));
         self
     }
 
@@ -403,7 +417,20 @@ impl<R: Role> ProviderBuilder<R> {
         source: Arc<dyn super::cache::JwksSource>,
         policy: super::cache::CachePolicy,
     ) -> Self {
-        self.keys = Some(ProviderKeys::Cached(KeyCache::new(source, policy)));
+        self.keys = Some(KeysSetting::Ready(ProviderKeys::Cached(KeyCache::new(
+            source, policy,
+        ))));
+        self
+    }
+
+    /// Keys fetched and cached as by [`ProviderBuilder::jwks`], from the
+    /// JWKS URL the provider's OpenID configuration names
+    /// ([`OidcDiscovery`](super::OidcDiscovery) for the issuer, each
+    /// request bounded by the policy's `fetch_timeout`): the provider is
+    /// configured by its issuer URL alone.
+    #[cfg(feature = "jwks-fetch")]
+    pub fn discover(mut self, policy: super::cache::CachePolicy) -> Self {
+        self.keys = Some(KeysSetting::Discover(policy));
         self
     }
 
@@ -411,7 +438,9 @@ impl<R: Role> ProviderBuilder<R> {
     ///
     /// # Errors
     ///
-    /// [`ProviderConfigError`] for a setting that cannot work.
+    /// [`ProviderConfigError`] for a setting that cannot work (with
+    /// [`ProviderBuilder::discover`], an issuer that is not an `https` URL:
+    /// [`ProviderConfigError::IssuerUrl`]).
     pub fn build(self) -> Result<IdentityProvider<R>, ProviderConfigError> {
         if self.audiences.is_empty() && !self.skip_audience {
             return Err(ProviderConfigError::NoAudience);
@@ -422,7 +451,19 @@ impl<R: Role> ProviderBuilder<R> {
         if self.leeway.is_negative() {
             return Err(ProviderConfigError::NegativeLeeway);
         }
-        let keys = self.keys.ok_or(ProviderConfigError::NoKeys)?;
+        // Without `jwks-fetch` there is nothing to discover and the match
+        // has one arm.
+        #[allow(clippy::infallible_destructuring_match)]
+        let keys = match self.keys.ok_or(ProviderConfigError::NoKeys)? {
+            KeysSetting::Ready(keys) => keys,
+            #[cfg(feature = "jwks-fetch")]
+            KeysSetting::Discover(policy) => {
+                let source =
+                    super::discovery::OidcDiscovery::new(&self.issuer, policy.fetch_timeout)
+                        .map_err(ProviderConfigError::IssuerUrl)?;
+                ProviderKeys::Cached(KeyCache::new(Arc::new(source), policy))
+            }
+        };
         let mut trie = PathTrie::new();
         let profile = self.mapping.register(&mut trie)?;
         let mut add = |name: &str| -> Result<usize, MappingConfigError> {
