@@ -42,6 +42,27 @@ fn provider_token(key: &SigningKey, claims: &Value) -> String {
     jose::sign_compact(key, &header, claims.to_string().as_bytes()).unwrap()
 }
 
+/// A session manager on a manual clock at [`START`], with provider-linked
+/// users in memory.
+fn manager() -> (
+    Arc<ManualClock>,
+    Arc<InMemoryExternalUserDirectory<UserRole>>,
+    Tessera<UserRole>,
+) {
+    let clock = ManualClock::starting_at(START);
+    let users = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
+    let sessions = Tessera::builder(
+        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
+        ISSUER,
+        AUDIENCE,
+    )
+    .lifetimes(lifetimes())
+    .clock(clock.clone())
+    .user_directory(users.clone())
+    .build();
+    (clock, users, sessions)
+}
+
 #[tokio::test]
 async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
     let idp_key = SigningKey::generate(JwsAlgorithm::Rs256, "idp-1").unwrap();
@@ -52,17 +73,7 @@ async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
     let fetches = Arc::new(AtomicU64::new(0));
     let idp = provider_stand_in(jwks, fetches.clone()).await;
 
-    let clock = ManualClock::starting_at(START);
-    let users = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
-    let sessions: Tessera<UserRole> = Tessera::builder(
-        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
-        ISSUER,
-        AUDIENCE,
-    )
-    .lifetimes(lifetimes())
-    .clock(clock.clone())
-    .user_directory(users.clone())
-    .build();
+    let (clock, users, sessions) = manager();
     let source =
         HttpJwksSource::new(&format!("http://{idp}/jwks"), Duration::from_secs(2)).unwrap();
     let mapping = ClaimMapping::new(
@@ -153,17 +164,7 @@ async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
 
 #[tokio::test]
 async fn a_provider_of_the_manager_shares_its_leeway_and_an_exchange_takes_what_it_accepts() {
-    let clock = ManualClock::starting_at(START);
-    let users = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
-    let sessions: Tessera<UserRole> = Tessera::builder(
-        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
-        ISSUER,
-        AUDIENCE,
-    )
-    .lifetimes(lifetimes())
-    .clock(clock.clone())
-    .user_directory(users.clone())
-    .build();
+    let (clock, users, sessions) = manager();
     let idp_key = SigningKey::generate(JwsAlgorithm::Rs256, "idp-1").unwrap();
     let mapping = ClaimMapping::new(
         "public_metadata.role",
