@@ -12,6 +12,7 @@ use tessera_application::{
     EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
+use tessera_infrastructure::identity::{ClaimMapping, IdentityProvider, ProviderBuilder};
 
 pub use tessera_application as application;
 #[cfg(feature = "axum")]
@@ -35,7 +36,18 @@ pub struct Tessera<R: Role = UserRole> {
     read: ReadSession<R>,
     rotate: RotateSession<R>,
     revoke: RevokeSession,
+    clock: ClockHandle,
     has_directory: bool,
+}
+
+/// The manager's clock, printed as its name only.
+#[derive(Clone)]
+struct ClockHandle(Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// The session manager has no user directory, and what was asked needs one.
@@ -131,8 +143,26 @@ impl<R: Role> Tessera<R> {
         &self.codec
     }
 
+    /// An identity provider with issuer `issuer` and claim mapping
+    /// `mapping`, on this manager's clock and with its clock-skew leeway
+    /// ([`SessionLifetimes::leeway`]): one setting for both kinds of token,
+    /// so that a provider token the provider's verifier accepts is never
+    /// refused when [`Tessera::exchange`] establishes its session. Add the
+    /// audience and keys, then build it.
+    pub fn identity_provider(
+        &self,
+        issuer: impl Into<String>,
+        mapping: ClaimMapping<R>,
+    ) -> ProviderBuilder<R> {
+        IdentityProvider::builder(issuer, mapping)
+            .leeway(self.verify.lifetimes().leeway())
+            .clock(self.clock.0.clone())
+    }
+
     /// Token exchange: a provider token verified by `verifier`, its user
-    /// upserted into `users`, a session of this manager issued.
+    /// upserted into `users`, a session of this manager issued. Build the
+    /// verifier's providers with [`Tessera::identity_provider`], so that
+    /// they share this manager's leeway.
     #[must_use]
     pub fn exchange(
         &self,
@@ -292,7 +322,8 @@ impl<R: Role> TesseraBuilder<R> {
             ),
             read: ReadSession::new(verify.clone()),
             rotate: RotateSession::new(verify.clone(), directory, codec.clone()),
-            revoke: RevokeSession::new(revocations, self.clock, self.lifetimes),
+            revoke: RevokeSession::new(revocations, self.clock.clone(), self.lifetimes),
+            clock: ClockHandle(self.clock),
             verify,
             codec,
             has_directory,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Response, StatusCode};
-use tessera_application::external::{UserEvent, UserEventDecoder};
+use tessera_application::external::UserEventDecoder;
 use tessera_application::{ApplyUserEvent, UserEventOutcome};
 use tessera_domain::Role;
 use time::OffsetDateTime;
@@ -61,7 +61,7 @@ impl<R: Role> UserWebhook<R> {
     }
 
     /// Verifies one delivery, decodes it and applies it. The id is recorded
-    /// only when the event is applied. A deletion the payload does not date
+    /// only when the event is applied. An event the payload does not date
     /// is dated by the delivery's timestamp, rounded up to the next second
     /// (see the [module docs](super#order)).
     ///
@@ -80,17 +80,10 @@ impl<R: Role> UserWebhook<R> {
             Delivery::New(delivery) => delivery,
             Delivery::AlreadyApplied { .. } => return Ok(WebhookOutcome::AlreadyApplied),
         };
-        let event = match self.decoder.decode(body).map_err(WebhookError::Payload)? {
-            UserEvent::Deleted {
-                issuer,
-                subject,
-                as_of: None,
-            } => UserEvent::Deleted {
-                issuer,
-                subject,
-                as_of: after_delivery(delivery.timestamp()),
-            },
-            event => event,
+        let event = self.decoder.decode(body).map_err(WebhookError::Payload)?;
+        let event = match after_delivery(delivery.timestamp()) {
+            Some(delivered) => event.dated_by_delivery(delivered),
+            None => event,
         };
         let outcome = self
             .apply

@@ -49,12 +49,14 @@
 //! by the instants they carry (see
 //! [`ExternalUserDirectory`](tessera_application::external::ExternalUserDirectory#ordering-and-deletions)),
 //! so that an older update arriving late changes nothing and an update
-//! arriving after the deletion does not bring the user back. A deletion
-//! whose payload carries no instant is dated by its delivery: the
-//! `webhook-timestamp`, rounded up to the next second, which is after the
-//! deletion on the provider's clock. Updates are never dated that way: the
-//! time of an attempt would make a retried old update look newer than the
-//! user's current state.
+//! arriving after the deletion does not bring the user back. An event
+//! whose payload carries no instant is dated by its delivery
+//! ([`UserEvent::dated_by_delivery`](tessera_application::external::UserEvent::dated_by_delivery)):
+//! the `webhook-timestamp`, rounded up to the next second, which is after
+//! the change on the provider's clock, so that a token minted before it
+//! (an admin token after a demotion) is stale. An update so dated never
+//! recreates a deleted user
+//! ([`AsOf::Delivery`](tessera_application::external::AsOf::Delivery)).
 //!
 //! [Standard Webhooks]: https://www.standardwebhooks.com/
 

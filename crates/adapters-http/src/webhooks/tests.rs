@@ -446,6 +446,7 @@ fn subject() -> ExternalSubject {
     ExternalSubject::parse("user_1").unwrap()
 }
 
+/// A profile the payload dates (an hour before [`NOW`]).
 fn profile() -> ExternalProfile<UserRole> {
     ExternalProfile {
         issuer: ISSUER.into(),
@@ -454,7 +455,7 @@ fn profile() -> ExternalProfile<UserRole> {
         email: None,
         name: None,
         enabled: None,
-        as_of: AsOf::Unknown,
+        as_of: AsOf::Provider(OffsetDateTime::from_unix_timestamp(NOW - 3_600).unwrap()),
     }
 }
 
@@ -643,7 +644,7 @@ async fn an_undated_deletion_is_dated_just_after_its_delivery() {
 }
 
 #[tokio::test]
-async fn a_dated_deletion_and_an_undated_update_keep_what_the_payload_says() {
+async fn dated_events_keep_what_the_payload_says_and_an_undated_update_is_dated_by_its_delivery() {
     let dated = OffsetDateTime::from_unix_timestamp(NOW - 3_600).unwrap();
     let mut users = MockExternalUserDirectory::new();
     users
@@ -657,20 +658,45 @@ async fn a_dated_deletion_and_an_undated_update_keep_what_the_payload_says() {
         .await
         .unwrap();
 
-    // An update is never dated by its delivery.
     let mut users = MockExternalUserDirectory::new();
     users
         .expect_upsert_external()
         .with(eq(profile()))
         .times(1)
         .returning(|_| Ok(UpsertOutcome::Stale(stored())));
-    let hook = hook(decoding_once(), users);
+    let dated = hook(decoding_once(), users);
     assert_eq!(
-        hook.handle(&signed(SECRET_A, ID, NOW, BODY), BODY)
+        dated
+            .handle(&signed(SECRET_A, ID, NOW, BODY), BODY)
             .await
             .unwrap(),
         WebhookOutcome::Applied(UserEventOutcome::Stale(user()))
     );
+
+    // Undated by its payload: dated just after its delivery.
+    let undated = ExternalProfile {
+        as_of: AsOf::Unknown,
+        ..profile()
+    };
+    let mut decoder = MockUserEventDecoder::new();
+    decoder
+        .expect_decode()
+        .times(1)
+        .returning(move |_| Ok(UserEvent::Upserted(undated.clone())));
+    let delivered = OffsetDateTime::from_unix_timestamp(NOW - 9).unwrap();
+    let mut users = MockExternalUserDirectory::new();
+    users
+        .expect_upsert_external()
+        .with(eq(ExternalProfile {
+            as_of: AsOf::Delivery(delivered),
+            ..profile()
+        }))
+        .times(1)
+        .returning(|_| Ok(UpsertOutcome::Stale(stored())));
+    hook(decoder, users)
+        .handle(&signed(SECRET_A, ID, NOW - 10, BODY), BODY)
+        .await
+        .unwrap();
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tessera_domain::{Role, SessionEntity, SessionLifetimes};
+use tessera_domain::{Role, SessionEntity, SessionLifetimes, TimeWindow, TimeWindowError};
 use time::OffsetDateTime;
 
 use crate::ports::{
@@ -284,20 +284,21 @@ impl<R: Role> VerifySession<R> {
     pub fn check(&self, token: &str) -> Result<SessionCheck<R>, VerifyError> {
         let claims = self.codec.decode(token)?;
         let now = self.clock.now();
-        // Saturating: claim values near the end of time must not panic.
-        let horizon = now.saturating_add(self.lifetimes.leeway());
         let not_before = claims.not_before();
         let session = claims.into_session();
 
-        if session.issued_at() > horizon {
-            return Err(VerifyError::IssuedInFuture);
+        // The one rule for both kinds of token (expired at `exp + leeway`).
+        TimeWindow {
+            issued_at: session.issued_at(),
+            not_before,
+            expires_at: session.expires_at(),
         }
-        if not_before.is_some_and(|nbf| nbf > horizon) {
-            return Err(VerifyError::NotYetValid);
-        }
-        if session.is_expired(now, self.lifetimes.leeway()) {
-            return Err(VerifyError::Expired);
-        }
+        .check(now, self.lifetimes.leeway())
+        .map_err(|bound| match bound {
+            TimeWindowError::IssuedInFuture => VerifyError::IssuedInFuture,
+            TimeWindowError::NotYetValid => VerifyError::NotYetValid,
+            TimeWindowError::Expired => VerifyError::Expired,
+        })?;
         if session.expires_at() - session.issued_at() > self.lifetimes.token() {
             return Err(VerifyError::LifetimeTooLong);
         }
