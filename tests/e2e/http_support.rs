@@ -1,6 +1,9 @@
-//! What the HTTP end-to-end tests share: a router wired like production
-//! (the facade, the real codec, in-memory stores, a manual clock), and one
-//! way to send a request either through `oneshot` or over a loopback socket.
+//! What the HTTP end-to-end tests share: a site wired like production (the
+//! facade, the real codec, in-memory stores, a manual clock), served by
+//! every framework adapter, and one way to send a request to it: through
+//! axum's `oneshot` in process, or over a loopback socket to the axum or
+//! the actix-web server. Every edge behaviour is written once and asserted
+//! on every target.
 
 use std::net::SocketAddr;
 
@@ -13,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use tessera::application::RevokeRequest;
 use tessera::axum::{Session, SessionLayer};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::SessionCookies;
+use tessera::http::{SessionCookies, SessionEdge};
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 use tower::ServiceExt as _;
 
@@ -43,9 +46,28 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
 }
 
 #[derive(Clone)]
-struct Wiring {
-    app: std::sync::Arc<App>,
-    cookies: SessionCookies,
+pub(crate) struct Wiring {
+    pub(crate) app: std::sync::Arc<App>,
+    pub(crate) cookies: SessionCookies,
+}
+
+/// Which routes a site serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routes {
+    /// The test application's routes (see [`policy`]).
+    Standard,
+    /// Only `/`, public, whose handler nonetheless takes the required
+    /// `Session`.
+    PublicRequiringSession,
+}
+
+/// A test application behind one session edge, servable by every framework
+/// adapter.
+#[derive(Clone)]
+pub(crate) struct Site {
+    pub(crate) wiring: Wiring,
+    pub(crate) edge: SessionEdge<UserRole>,
+    pub(crate) routes: Routes,
 }
 
 async fn who(session: Session) -> String {
@@ -90,44 +112,61 @@ async fn sign_out(State(wiring): State<Wiring>, session: Session) -> impl IntoRe
     ([wiring.cookies.clear().header()], "signed out")
 }
 
-/// The test application's routes behind `layer`.
-pub(crate) fn router_with(app: App, layer: SessionLayer<UserRole>) -> Router {
-    let wiring = Wiring {
-        app: std::sync::Arc::new(app),
-        cookies: layer.edge().cookies().clone(),
-    };
-    Router::new()
-        .route("/", get(maybe))
-        .route("/login", get(|| async { "login form" }).post(sign_in))
-        .route("/me", get(who))
-        .route("/logout", post(sign_out))
-        .route("/app/home", get(who))
-        .route(
-            "/app/fail",
-            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
-        )
-        .route("/admin/panel", get(who))
-        .route("/t/{tenant}/billing", get(who))
-        .route("/closed", get(|| async { "never" }))
-        .route("/headers", get(identity_headers))
-        .with_state(wiring)
-        .layer(layer)
+/// The test application's routes behind `edge`.
+pub(crate) fn router_with(app: App, edge: SessionEdge<UserRole>) -> Site {
+    site(app, edge, Routes::Standard)
 }
 
-/// A fresh Ed25519 application and its router with the default layer.
-pub(crate) fn fresh() -> (TestApp, Router) {
+/// `routes` of `app` behind `edge`.
+pub(crate) fn site(app: App, edge: SessionEdge<UserRole>, routes: Routes) -> Site {
+    Site {
+        wiring: Wiring {
+            app: std::sync::Arc::new(app),
+            cookies: edge.cookies().clone(),
+        },
+        edge,
+        routes,
+    }
+}
+
+/// The site as an axum router.
+fn axum_router(site: &Site) -> Router {
+    let layer = SessionLayer::from(site.edge.clone());
+    match site.routes {
+        Routes::PublicRequiringSession => Router::new().route("/", get(who)).layer(layer),
+        Routes::Standard => Router::new()
+            .route("/", get(maybe))
+            .route("/login", get(|| async { "login form" }).post(sign_in))
+            .route("/me", get(who))
+            .route("/logout", post(sign_out))
+            .route("/app/home", get(who))
+            .route(
+                "/app/fail",
+                get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .route("/admin/panel", get(who))
+            .route("/t/{tenant}/billing", get(who))
+            .route("/closed", get(|| async { "never" }))
+            .route("/headers", get(identity_headers))
+            .with_state(site.wiring.clone())
+            .layer(layer),
+    }
+}
+
+/// A fresh Ed25519 application and its site with the default edge.
+pub(crate) fn fresh() -> (TestApp, Site) {
+    fresh_with(policy(), Routes::Standard)
+}
+
+/// A fresh Ed25519 application serving `routes` under `policy`.
+pub(crate) fn fresh_with(policy: RoutePolicy<UserRole>, routes: Routes) -> (TestApp, Site) {
     let app = spawn_app(KeyRing::new(crate::support::signing_key(
         JwsAlgorithm::EdDsa,
         "k1",
     )));
     let handle = TestApp::of(&app);
-    let layer = app
-        .sessions
-        .session_layer(policy())
-        .unwrap()
-        .build()
-        .unwrap();
-    (handle, router_with(app, layer))
+    let edge = app.sessions.edge(policy).unwrap().build().unwrap();
+    (handle, site(app, edge, routes))
 }
 
 /// What a test keeps of the application once the router owns it.
@@ -138,7 +177,7 @@ pub(crate) struct TestApp {
 }
 
 impl TestApp {
-    fn of(app: &App) -> Self {
+    pub(crate) fn of(app: &App) -> Self {
         Self {
             sessions: app.sessions.clone(),
             clock: app.clock.clone(),
@@ -263,16 +302,17 @@ impl Reply {
     }
 }
 
-/// How a request reaches the router.
+/// Which server answers, and how the request reaches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    /// `tower::ServiceExt::oneshot`, in process.
-    Oneshot,
-    /// HTTP/1.1 over a loopback socket, with reqwest.
-    Loopback,
+pub(crate) enum Target {
+    /// The axum router, through `tower::ServiceExt::oneshot`, in process.
+    AxumInProcess,
+    /// The axum server, HTTP/1.1 over a loopback socket.
+    AxumLoopback,
 }
 
-pub(crate) const TRANSPORTS: [Transport; 2] = [Transport::Oneshot, Transport::Loopback];
+/// Every target: each edge test runs on all of them.
+pub(crate) const TARGETS: &[Target] = &[Target::AxumInProcess, Target::AxumLoopback];
 
 /// Serves `router` on 127.0.0.1 on a free port until the test ends.
 pub(crate) async fn serve(router: Router) -> SocketAddr {
@@ -309,11 +349,11 @@ pub(crate) async fn send_to(address: SocketAddr, spec: &Spec) -> Reply {
     }
 }
 
-/// Sends `spec` to `router` through `transport`.
-pub(crate) async fn send(transport: Transport, router: Router, spec: &Spec) -> Reply {
-    match transport {
-        Transport::Oneshot => {
-            let response = router.oneshot(spec.request()).await.unwrap();
+/// Sends `spec` to `site`, served by `target`.
+pub(crate) async fn send(target: Target, site: Site, spec: &Spec) -> Reply {
+    match target {
+        Target::AxumInProcess => {
+            let response = axum_router(&site).oneshot(spec.request()).await.unwrap();
             let status = response.status();
             let headers = response.headers().clone();
             let body = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -325,6 +365,6 @@ pub(crate) async fn send(transport: Transport, router: Router, spec: &Spec) -> R
                 body: String::from_utf8(body.to_vec()).unwrap(),
             }
         }
-        Transport::Loopback => send_to(serve(router).await, spec).await,
+        Target::AxumLoopback => send_to(serve(axum_router(&site)).await, spec).await,
     }
 }
