@@ -63,6 +63,7 @@ pub mod gateway;
 mod replay;
 mod response;
 pub mod session;
+mod system_time;
 pub mod webhooks;
 
 pub use cookies::{CookieError, DEFAULT_COOKIE_NAME, SessionCookies, SetCookie};
