@@ -69,6 +69,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "testing")]
+pub mod contracts;
 pub mod external;
 pub mod ports;
 pub mod token;
