@@ -497,3 +497,51 @@ async fn the_required_extractor_on_a_public_route_says_invalid_token_for_a_refus
         assert_eq!(reply.body, format!("{} user", alice()));
     }
 }
+
+#[tokio::test]
+async fn a_cross_site_form_is_refused_403_and_changes_nothing() {
+    for &target in TARGETS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let cross = |spec: Spec| {
+            spec.header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site")
+        };
+        // Sign-out from another site: refused, the session lives on.
+        let reply = send(
+            target,
+            router.clone(),
+            &cross(Spec::post("/logout").cookie(&token)),
+        )
+        .await;
+        reply.assert_error(403, None, "cross_origin_request");
+        assert!(reply.session_cookie().is_none(), "{target:?}");
+        let me = send(target, router.clone(), &Spec::get("/me").cookie(&token)).await;
+        assert_eq!(me.status, StatusCode::OK, "{target:?}: still signed in");
+        // Sign-in from another site (login CSRF): refused, no cookie.
+        let login = send(target, router.clone(), &cross(Spec::post("/login"))).await;
+        login.assert_error(403, None, "cross_origin_request");
+        assert!(login.session_cookie().is_none());
+        // An old browser's cross-origin form: the Origin is not the host.
+        let old = send(
+            target,
+            router.clone(),
+            &Spec::post("/logout")
+                .cookie(&token)
+                .header("origin", "http://127.0.0.1:1"),
+        )
+        .await;
+        old.assert_error(403, None, "cross_origin_request");
+        // The same form from the site itself goes through.
+        let own = send(
+            target,
+            router,
+            &Spec::post("/logout")
+                .cookie(&token)
+                .header("sec-fetch-site", "same-origin"),
+        )
+        .await;
+        assert_eq!(own.status, StatusCode::OK, "{target:?}");
+        own.assert_clears_cookie();
+    }
+}

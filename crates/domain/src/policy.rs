@@ -284,6 +284,7 @@ pub struct RouteRule<R> {
     methods: Option<Vec<Box<str>>>,
     requirement: Requirement<R>,
     browser: bool,
+    cross_origin: bool,
 }
 
 impl<R> RouteRule<R> {
@@ -297,6 +298,7 @@ impl<R> RouteRule<R> {
             methods: None,
             requirement,
             browser: false,
+            cross_origin: false,
         }
     }
 
@@ -315,6 +317,17 @@ impl<R> RouteRule<R> {
     #[must_use]
     pub fn browser(mut self) -> Self {
         self.browser = true;
+        self
+    }
+
+    /// Lets cross-origin browser requests with unsafe methods through on
+    /// this route, which the HTTP edge otherwise refuses: for endpoints
+    /// another site posts to by design, such as an identity provider's
+    /// `form_post` callback. Such a route must not act on a session cookie
+    /// alone.
+    #[must_use]
+    pub fn allow_cross_origin(mut self) -> Self {
+        self.cross_origin = true;
         self
     }
 
@@ -340,6 +353,12 @@ impl<R> RouteRule<R> {
     #[must_use]
     pub fn is_browser(&self) -> bool {
         self.browser
+    }
+
+    /// Whether cross-origin unsafe requests are let through.
+    #[must_use]
+    pub fn allows_cross_origin(&self) -> bool {
+        self.cross_origin
     }
 }
 
@@ -656,6 +675,13 @@ impl<'p, 'a, R> RouteMatch<'p, 'a, R> {
     #[must_use]
     pub fn is_browser(&self) -> bool {
         self.matched_rule().is_some_and(|r| r.rule.browser)
+    }
+
+    /// Whether the matched rule [allows cross-origin](RouteRule::allow_cross_origin)
+    /// unsafe requests; `false` for the default and non-canonical paths.
+    #[must_use]
+    pub fn allows_cross_origin(&self) -> bool {
+        self.matched_rule().is_some_and(|r| r.rule.cross_origin)
     }
 
     /// The raw (still percent-encoded) path segment bound to parameter

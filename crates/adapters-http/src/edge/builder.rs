@@ -10,7 +10,8 @@ use tessera_application::usecases::admission::{
     DEFAULT_LOGIN_PATH, DEFAULT_RETURN_TO_PARAM, DEFAULT_SIGNED_IN_PATH,
 };
 use tessera_application::{
-    DecideAdmission, ResolveUser, RotateSession, SignInPages, VerifySession,
+    DecideAdmission, OriginError, ResolveUser, RotateSession, SignInPages, TrustedOrigins,
+    VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -39,6 +40,7 @@ pub struct SessionEdgeBuilder<R: Role, T = SessionEdge<R>> {
     max_credential_bytes: usize,
     gateway: Option<GatewayKey>,
     provider: Option<(Arc<dyn ExternalTokenVerifier<R>>, ResolveUser<R>)>,
+    trusted_origins: Result<TrustedOrigins, OriginError>,
     target: PhantomData<fn() -> T>,
 }
 
@@ -72,6 +74,7 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
             max_credential_bytes: DEFAULT_MAX_CREDENTIAL_BYTES,
             gateway: None,
             provider: None,
+            trusted_origins: Ok(TrustedOrigins::default()),
             target: PhantomData,
         }
     }
@@ -150,6 +153,17 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
         self
     }
 
+    /// Trusts unsafe requests from `origin` (`https://app.example`), a
+    /// front end served from another origin, through the cross-origin
+    /// protection the edge applies to every other cross-origin browser
+    /// request ([`TrustedOrigins`]). Repeat for several.
+    pub fn trust_origin(mut self, origin: &str) -> Self {
+        self.trusted_origins = self
+            .trusted_origins
+            .and_then(|trusted| trusted.trust(origin));
+        self
+    }
+
     /// Checks the settings and builds the edge.
     ///
     /// # Errors
@@ -159,7 +173,7 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
     /// [`safe_return_to`](crate::safe_return_to) refuses, a return-to
     /// parameter that is not made of unreserved URL characters, a token
     /// header that is not a header name or is an identity header gateway
-    /// mode strips, or a zero cap.
+    /// mode strips, a zero cap, or an origin that is not one.
     pub fn build(self) -> Result<T, ConfigError>
     where
         T: From<SessionEdge<R>>,
@@ -177,7 +191,8 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
         if self.max_credential_bytes == 0 {
             return Err(ConfigError::ZeroCredentialCap);
         }
-        let mut admission = DecideAdmission::new(self.verify, self.rotate, self.policy, pages);
+        let mut admission = DecideAdmission::new(self.verify, self.rotate, self.policy, pages)
+            .with_trusted_origins(self.trusted_origins?);
         let strip_identity = self.gateway.is_some() || self.provider.is_some();
         if let Some((verifier, resolve)) = self.provider {
             admission = admission.with_provider_tokens(verifier, resolve);

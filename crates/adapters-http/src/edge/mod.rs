@@ -15,8 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response};
 use tessera_application::{
-    Admission, AdmissionRequest, AdmittedSession, CredentialUpdate, DecideAdmission, Decision,
-    RotateSession, Verdict, VerifySession,
+    Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
+    Decision, RotateSession, Verdict, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -153,8 +153,9 @@ impl<R: Role> SessionEdge<R> {
     }
 
     /// Decides a request from its method, path (percent-encoded, no
-    /// query), query, and the values of its `Authorization` and `Cookie`
-    /// headers.
+    /// query), query, the values of its `Authorization` and `Cookie`
+    /// headers, and what its `Origin`, `Sec-Fetch-Site` and host say
+    /// (read each with [`single_header`](crate::single_header)).
     pub fn decide<'h>(
         &self,
         method: &str,
@@ -162,6 +163,7 @@ impl<R: Role> SessionEdge<R> {
         query: Option<&str>,
         authorization: impl IntoIterator<Item = &'h [u8]>,
         cookies: impl IntoIterator<Item = &'h [u8]>,
+        browser: BrowserFacts<'_>,
     ) -> Decision<R> {
         let inner = &*self.inner;
         let credential = read_credential(
@@ -170,9 +172,11 @@ impl<R: Role> SessionEdge<R> {
             inner.cookies.name(),
             inner.max_credential_bytes,
         );
-        inner
-            .admission
-            .decide(&AdmissionRequest::new(method, path, credential).with_query(query))
+        inner.admission.decide(
+            &AdmissionRequest::new(method, path, credential)
+                .with_query(query)
+                .with_browser_facts(browser),
+        )
     }
 
     /// Translates an admission for the request `method target` (`target`

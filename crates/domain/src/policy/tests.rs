@@ -539,6 +539,26 @@ fn browser_flag_comes_from_the_matched_rule_only() {
 }
 
 #[test]
+fn cross_origin_is_allowed_only_where_the_matched_rule_says_so() {
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/callback", Req::Public).allow_cross_origin())
+        .rule(RouteRule::new("/login", Req::GuestOnly))
+        .default_requirement(Req::Public)
+        .build()
+        .unwrap();
+    assert!(policy.route("POST", "/callback").allows_cross_origin());
+    assert!(!policy.route("POST", "/login").allows_cross_origin());
+    assert!(!policy.route("POST", "/other").allows_cross_origin());
+    assert!(!policy.route("POST", "/callback/../x").allows_cross_origin());
+    assert!(
+        RouteRule::new("/x", Req::Public)
+            .allow_cross_origin()
+            .allows_cross_origin()
+    );
+    assert!(!RouteRule::new("/x", Req::Public).allows_cross_origin());
+}
+
+#[test]
 fn route_rules_and_matches_expose_what_they_were_built_from() {
     let policy = policy([RouteRule::new("/a/:b", Req::Public)
         .methods(&["GET"])

@@ -87,6 +87,8 @@ pub enum Refusal {
     },
     /// The session cannot be checked right now (fail closed, 503).
     Unavailable,
+    /// An unsafe request a browser sent from another origin (403).
+    CrossOrigin,
 }
 
 impl Refusal {
@@ -100,6 +102,7 @@ impl Refusal {
             Self::Forbidden { signed_in: true } => Some("insufficient_scope"),
             Self::Forbidden { signed_in: false } => Some("forbidden"),
             Self::Unavailable => Some("temporarily_unavailable"),
+            Self::CrossOrigin => Some("cross_origin_request"),
             Self::SignIn { .. } | Self::SignedIn { .. } => None,
         }
     }
