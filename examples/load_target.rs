@@ -27,7 +27,7 @@ fn arg(name: &str) -> Option<String> {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
+async fn main() -> Result<(), String> {
     let mode = arg("--mode").unwrap_or_else(|| "bare".into());
     let port = arg("--port").unwrap_or_else(|| "0".into());
     let alg = match mode.as_str() {
@@ -35,7 +35,11 @@ async fn main() {
         "eddsa" => JwsAlgorithm::EdDsa,
         "es256" => JwsAlgorithm::Es256,
         "rs256" => JwsAlgorithm::Rs256,
-        other => panic!("unknown mode {other}: bare, hs256, eddsa, es256 or rs256"),
+        other => {
+            return Err(format!(
+                "unknown mode {other}: bare, hs256, eddsa, es256 or rs256"
+            ));
+        }
     };
     let user = UserId::parse("0190b5a4-7c2e-7d3a-9f00-00000000a11c").unwrap();
     let capabilities: std::collections::BTreeSet<Capability> = [
@@ -85,5 +89,5 @@ async fn main() {
         .await
         .unwrap();
     println!("LISTENING {}", listener.local_addr().unwrap());
-    axum::serve(listener, app).await.unwrap();
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
 }
