@@ -68,6 +68,29 @@ pub(crate) struct Site {
     pub(crate) wiring: Wiring,
     pub(crate) edge: SessionEdge<UserRole>,
     pub(crate) routes: Routes,
+    /// The servers already started for this site, by target.
+    servers: std::sync::Arc<std::sync::Mutex<Vec<(Target, SocketAddr)>>>,
+}
+
+impl Site {
+    /// The address of this site's server for `target`, started on first use.
+    async fn address(&self, target: Target) -> SocketAddr {
+        let started = self
+            .servers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, address)| *address);
+        if let Some(address) = started {
+            return address;
+        }
+        let address = match target {
+            Target::AxumInProcess | Target::AxumLoopback => serve(axum_router(self)).await,
+        };
+        self.servers.lock().unwrap().push((target, address));
+        address
+    }
 }
 
 async fn who(session: Session) -> String {
@@ -126,6 +149,7 @@ pub(crate) fn site(app: App, edge: SessionEdge<UserRole>, routes: Routes) -> Sit
         },
         edge,
         routes,
+        servers: std::sync::Arc::default(),
     }
 }
 
@@ -349,6 +373,84 @@ pub(crate) async fn send_to(address: SocketAddr, spec: &Spec) -> Reply {
     }
 }
 
+/// Sends `spec` over a fresh loopback connection, byte for byte as it is
+/// (no client normalises its path or headers), and reads the whole answer.
+pub(crate) async fn send_raw(address: SocketAddr, spec: &Spec) -> Reply {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut request = format!(
+        "{} {} HTTP/1.1\r\nhost: {address}\r\n",
+        spec.method, spec.path
+    )
+    .into_bytes();
+    for (name, value) in &spec.headers {
+        request.extend_from_slice(name.as_str().as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"connection: close\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    parse_response(&raw, spec.method == Method::HEAD)
+}
+
+/// An HTTP/1.1 response: status line, headers, and a body delimited by
+/// `Content-Length`, chunked, or the end of the connection.
+fn parse_response(raw: &[u8], head: bool) -> Reply {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
+    let (head_bytes, rest) = (&raw[..end], &raw[end + 4..]);
+    let mut lines = head_bytes
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let status_line = String::from_utf8_lossy(lines.next().unwrap()).into_owned();
+    let code: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let colon = line.iter().position(|&b| b == b':').unwrap();
+        let name = HeaderName::from_bytes(&line[..colon]).unwrap();
+        let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii()).unwrap();
+        headers.append(name, value);
+    }
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let body = if head {
+        Vec::new()
+    } else if chunked {
+        let mut body = Vec::new();
+        let mut rest = rest;
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size_text = String::from_utf8_lossy(&rest[..line_end]);
+            let size =
+                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body
+    } else if let Some(length) = headers.get("content-length") {
+        let length: usize = length.to_str().unwrap().parse().unwrap();
+        rest[..length].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Reply {
+        status: StatusCode::from_u16(code).unwrap(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
 /// Sends `spec` to `site`, served by `target`.
 pub(crate) async fn send(target: Target, site: Site, spec: &Spec) -> Reply {
     match target {
@@ -365,6 +467,6 @@ pub(crate) async fn send(target: Target, site: Site, spec: &Spec) -> Reply {
                 body: String::from_utf8(body.to_vec()).unwrap(),
             }
         }
-        Target::AxumLoopback => send_to(serve(axum_router(&site)).await, spec).await,
+        Target::AxumLoopback => send_raw(site.address(target).await, spec).await,
     }
 }
