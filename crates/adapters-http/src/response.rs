@@ -119,6 +119,7 @@ impl Denial {
             Self::Refused(Refusal::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
             // Not a token problem: no challenge.
             Self::Refused(Refusal::CrossOrigin) => (StatusCode::FORBIDDEN, None, None),
+            Self::Refused(Refusal::NotFound) => (StatusCode::NOT_FOUND, None, None),
             Self::UntrustedIdentity => (StatusCode::UNAUTHORIZED, None, None),
             // `Refusal` is non-exhaustive: a refusal this edge does not know
             // yet is still a refusal.
@@ -202,6 +203,7 @@ mod tests {
                 None,
                 "cross_origin_request",
             ),
+            (Denial::Refused(Refusal::NotFound), 404, None, "not_found"),
             (Denial::UntrustedIdentity, 401, None, "untrusted_identity"),
             (Denial::Misconfigured, 500, None, "server_error"),
         ];

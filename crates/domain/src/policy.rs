@@ -107,6 +107,11 @@ pub enum Requirement<R> {
     All(Vec<Requirement<R>>),
     /// Nobody, signed in or not: always [`AccessDecision::Forbidden`].
     Deny,
+    /// Nothing here, for anyone: always [`AccessDecision::NotFound`]. As a
+    /// policy's [default requirement](RoutePolicyBuilder::default_requirement),
+    /// paths no rule matches answer 404 instead of 403 (a browser's
+    /// `/favicon.ico`, say); paths that are not canonical stay forbidden.
+    NotFound,
 }
 
 impl<R> Requirement<R> {
@@ -120,7 +125,7 @@ impl<R> Requirement<R> {
     #[must_use]
     pub fn needs_session(&self) -> bool {
         match self {
-            Self::Public | Self::GuestOnly | Self::Deny => false,
+            Self::Public | Self::GuestOnly | Self::Deny | Self::NotFound => false,
             Self::Authenticated
             | Self::AnyRole(_)
             | Self::AtLeastRole(_)
@@ -147,6 +152,8 @@ pub enum AccessDecision {
     /// A guest-only page (a login form) and the user is signed in: send
     /// them on.
     RedirectAuthenticated,
+    /// Nothing is served here: 404.
+    NotFound,
 }
 
 impl AccessDecision {
@@ -740,6 +747,7 @@ impl<R: Role> RouteMatch<'_, '_, R> {
                 Some(_) => AccessDecision::RedirectAuthenticated,
             },
             Requirement::Deny => AccessDecision::Forbidden,
+            Requirement::NotFound => AccessDecision::NotFound,
             Requirement::Authenticated => holds(&|_| true),
             Requirement::AnyRole(roles) => holds(&|s| s.has_any_role(roles)),
             Requirement::AtLeastRole(role) => holds(&|s| s.has_role_at_least(role)),

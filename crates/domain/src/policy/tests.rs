@@ -539,6 +539,33 @@ fn browser_flag_comes_from_the_matched_rule_only() {
 }
 
 #[test]
+fn a_not_found_default_answers_unmatched_paths_404_but_non_canonical_ones_stay_forbidden() {
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/", Req::Public))
+        .rule(RouteRule::new("/hidden", Req::NotFound))
+        .default_requirement(Req::NotFound)
+        .build()
+        .unwrap();
+    let alice = session(UserRole::Admin, &[], None);
+    for s in [None, Some(&alice)] {
+        assert_eq!(
+            policy.route("GET", "/favicon.ico").decide(s),
+            AccessDecision::NotFound
+        );
+        assert_eq!(
+            policy.route("POST", "/hidden").decide(s),
+            AccessDecision::NotFound
+        );
+        assert_eq!(
+            policy.route("GET", "/a//b").decide(s),
+            AccessDecision::Forbidden
+        );
+        assert_eq!(policy.route("GET", "/").decide(s), AccessDecision::Allow);
+    }
+    assert!(!policy.route("GET", "/favicon.ico").needs_session());
+}
+
+#[test]
 fn cross_origin_is_allowed_only_where_the_matched_rule_says_so() {
     let policy = RoutePolicy::builder()
         .rule(RouteRule::new("/callback", Req::Public).allow_cross_origin())

@@ -371,6 +371,7 @@ impl<R: Role> Inner<R> {
             AccessDecision::Unauthenticated => {
                 Verdict::Refuse(self.sign_in(route, request, refused))
             }
+            AccessDecision::NotFound => Verdict::Refuse(Refusal::NotFound),
         }
     }
 
@@ -454,6 +455,7 @@ impl<R: Role> Inner<R> {
             // A decision for a present session is never this; answer as the
             // policy would for a guest all the same.
             AccessDecision::Unauthenticated => Verdict::Refuse(self.sign_in(route, request, false)),
+            AccessDecision::NotFound => Verdict::Refuse(Refusal::NotFound),
         }
     }
 

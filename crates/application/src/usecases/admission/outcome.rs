@@ -89,6 +89,9 @@ pub enum Refusal {
     Unavailable,
     /// An unsafe request a browser sent from another origin (403).
     CrossOrigin,
+    /// Nothing is served at this path (404): the policy's
+    /// [`Requirement::NotFound`](tessera_domain::Requirement::NotFound).
+    NotFound,
 }
 
 impl Refusal {
@@ -103,6 +106,7 @@ impl Refusal {
             Self::Forbidden { signed_in: false } => Some("forbidden"),
             Self::Unavailable => Some("temporarily_unavailable"),
             Self::CrossOrigin => Some("cross_origin_request"),
+            Self::NotFound => Some("not_found"),
             Self::SignIn { .. } | Self::SignedIn { .. } => None,
         }
     }

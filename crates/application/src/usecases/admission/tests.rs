@@ -1010,3 +1010,40 @@ fn trusted_origins_must_be_origins() {
         );
     }
 }
+
+#[test]
+fn a_not_found_route_is_404_for_guests_and_sessions_alike_and_reads_no_token() {
+    let policy = Arc::new(
+        RoutePolicy::builder()
+            .rule(RouteRule::new("/", Requirement::Public))
+            .default_requirement(Requirement::NotFound)
+            .build()
+            .unwrap(),
+    );
+    let admission = |ports: Ports| {
+        let codec = Arc::new(ports.codec);
+        let verify = VerifySession::new(
+            codec.clone(),
+            Arc::new(ports.clock),
+            Arc::new(ports.store),
+            lifetimes(),
+        );
+        let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
+        DecideAdmission::new(verify, rotate, policy.clone(), SignInPages::default())
+    };
+    let guest = decide_now(
+        &admission(Ports::idle()),
+        "GET",
+        "/favicon.ico",
+        PresentedCredential::None,
+    );
+    assert_eq!(refusal(guest), Refusal::NotFound);
+    // A route that needs no session reads the token leniently.
+    let signed_in = decide_now(
+        &admission(Ports::idle().token(Token::Fresh)),
+        "GET",
+        "/favicon.ico",
+        cookie("tok"),
+    );
+    assert_eq!(refusal(signed_in), Refusal::NotFound);
+}
