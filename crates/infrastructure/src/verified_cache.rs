@@ -1,0 +1,261 @@
+//! The verified-token cache: what a token's signature and time-independent
+//! checks produced, kept so that the same token presented again skips them.
+//!
+//! A token is presented on every request for its whole life, and its
+//! signature check (41 µs for Ed25519) dominates verification. The cache
+//! keeps, per token, the value verification produced (the codec's typed
+//! claims, a provider's identity) and serves it only to
+//!
+//! - exactly the same token bytes: the whole token is stored and compared,
+//!   in constant time; the hash that picks a slot is only an index;
+//! - verified under the same key ring: every entry carries the ring's
+//!   generation and is served only to a verification holding that very
+//!   ring, and a newer generation flushes the cache, so a token of a removed
+//!   key is refused at its next use;
+//! - before the token's `exp`: an entry is never served at or after it.
+//!
+//! It caches nothing that depends on the time of the request or on state
+//! that changes: time rules, revocation, policy and rotation run on every
+//! request after the cache, as they do without it. Failures are not cached.
+//!
+//! Bounded: at most `capacity` entries, in shards of their own lock (a
+//! read lock on a hit, so verifications of the same token do not wait for
+//! each other). When a shard is full, an insert first drops its dead
+//! entries (expired, or of an older ring) if it has any, and otherwise the
+//! entry whose token expires soonest: one pass over the shard (256 entries
+//! or fewer up to a capacity of 16,384), on the miss path only. Locks are
+//! never held across an `.await`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use zeroize::Zeroizing;
+
+/// How many verified tokens a cache holds by default.
+///
+/// Measured (`benches/sessions.rs`, BENCHMARKS.md): a session token of
+/// the bench's shape (two capabilities, a tenant) costs about 1.3 KiB of
+/// resident memory per entry, so the default holds about 13 MiB when full.
+pub const DEFAULT_VERIFIED_CACHE_ENTRIES: usize = 10_000;
+
+/// A shard holds at most this many entries, so a full shard's eviction pass
+/// stays short; small caches have fewer shards.
+const MAX_ENTRIES_PER_SHARD: usize = 256;
+/// Past this many shards, more would not lower contention on two to a few
+/// dozen cores.
+const MAX_SHARDS: usize = 64;
+/// How many trailing bytes of a token (its signature's) pick its slot.
+const INDEX_BYTES: usize = 32;
+
+/// How a verified-token cache is doing, for metrics and for sizing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedCacheStats {
+    /// Entries held now, expired ones not yet evicted included.
+    pub entries: usize,
+    /// The most entries it holds.
+    pub capacity: usize,
+    /// Verifications answered from the cache.
+    pub hits: u64,
+    /// Verifications the cache could not answer, which then ran in full.
+    pub misses: u64,
+}
+
+/// Verified tokens and what verifying each produced.
+pub(crate) struct VerifiedCache<V> {
+    shards: Box<[Shard<V>]>,
+    capacity: usize,
+    /// Picks a token's slot from its length and trailing bytes; keyed per
+    /// process, so slots cannot be aimed at.
+    index: RandomState,
+    /// The newest key-ring generation seen: entries of older ones are dead.
+    ring: AtomicU64,
+}
+
+/// A lock and its counters; aligned so that two shards never share a cache
+/// line (the counters change under a read lock, on every lookup).
+#[repr(align(128))]
+struct Shard<V> {
+    entries: RwLock<HashMap<u64, Entry<V>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    limit: usize,
+}
+
+struct Entry<V> {
+    /// The exact token, wiped when the entry goes.
+    token: Zeroizing<Box<[u8]>>,
+    /// The generation of the key ring it verified under.
+    ring: u64,
+    /// Its `exp`, in Unix seconds: served only before.
+    expires_at: i64,
+    value: V,
+}
+
+impl<V> Entry<V> {
+    fn is_live(&self, ring: u64, now: i64) -> bool {
+        self.ring == ring && now < self.expires_at
+    }
+}
+
+impl<V> VerifiedCache<V> {
+    /// A cache of at most `capacity` entries; `None` for a capacity of 0
+    /// (no cache).
+    pub(crate) fn new(capacity: usize) -> Option<Self> {
+        if capacity == 0 {
+            return None;
+        }
+        let shards = capacity.div_ceil(MAX_ENTRIES_PER_SHARD).min(MAX_SHARDS);
+        // The limits add up to `capacity` exactly.
+        let shards = (0..shards)
+            .map(|i| Shard {
+                entries: RwLock::new(HashMap::new()),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                limit: capacity / shards + usize::from(i < capacity % shards),
+            })
+            .collect();
+        Some(Self {
+            shards,
+            capacity,
+            index: RandomState::new(),
+            ring: AtomicU64::new(0),
+        })
+    }
+
+    /// Its size and counters now.
+    pub(crate) fn stats(&self) -> VerifiedCacheStats {
+        let mut stats = VerifiedCacheStats {
+            entries: 0,
+            capacity: self.capacity,
+            hits: 0,
+            misses: 0,
+        };
+        for shard in &self.shards {
+            stats.entries += read(shard).len();
+            stats.hits += shard.hits.load(Ordering::Relaxed);
+            stats.misses += shard.misses.load(Ordering::Relaxed);
+        }
+        stats
+    }
+
+    /// The value cached for exactly `token`, verified under key-ring
+    /// generation `ring`, while `now` (Unix seconds) is before its `exp`,
+    /// passed through `read` (which may refuse it).
+    pub(crate) fn get<T>(
+        &self,
+        token: &str,
+        ring: u64,
+        now: i64,
+        read_value: impl FnOnce(&V) -> Option<T>,
+    ) -> Option<T> {
+        let (slot, shard) = self.slot(token)?;
+        let value = read(shard)
+            .get(&slot)
+            .filter(|entry| {
+                entry.is_live(ring, now)
+                    && verify_slices_are_equal(&entry.token, token.as_bytes()).is_ok()
+            })
+            .and_then(|entry| read_value(&entry.value));
+        let counter = if value.is_some() {
+            &shard.hits
+        } else {
+            &shard.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        value
+    }
+
+    /// Caches `value` for `token`, which verified under key-ring generation
+    /// `ring` and expires at `expires_at` (Unix seconds). Nothing is cached
+    /// for a token already expired at `now` or a ring older than the newest
+    /// seen.
+    pub(crate) fn insert(&self, token: &str, ring: u64, expires_at: i64, now: i64, value: V) {
+        self.retire_rings_before(ring);
+        if now >= expires_at || ring != self.ring.load(Ordering::Acquire) {
+            return;
+        }
+        let Some((slot, shard)) = self.slot(token) else {
+            return;
+        };
+        let entry = Entry {
+            token: Zeroizing::new(token.as_bytes().into()),
+            ring,
+            expires_at,
+            value,
+        };
+        let mut entries = write(shard);
+        if !entries.contains_key(&slot) && entries.len() >= shard.limit {
+            evict(&mut entries, ring, now);
+        }
+        entries.insert(slot, entry);
+    }
+
+    /// Key-ring generation `ring` is in use: when it is newer than any
+    /// seen, every entry of the older ones is dropped.
+    pub(crate) fn retire_rings_before(&self, ring: u64) {
+        if ring > self.ring.load(Ordering::Acquire)
+            && self.ring.fetch_max(ring, Ordering::AcqRel) < ring
+        {
+            for shard in &self.shards {
+                write(shard).clear();
+            }
+        }
+    }
+
+    /// The slot of `token`, and its shard.
+    fn slot(&self, token: &str) -> Option<(u64, &Shard<V>)> {
+        let bytes = token.as_bytes();
+        let tail = bytes
+            .get(bytes.len().saturating_sub(INDEX_BYTES)..)
+            .unwrap_or_default();
+        let slot = self.index.hash_one((bytes.len(), tail));
+        let count = u64::try_from(self.shards.len()).ok()?;
+        let shard = usize::try_from(slot % count).ok()?;
+        Some((slot, self.shards.get(shard)?))
+    }
+}
+
+/// Makes room in a full shard: every dead entry goes if there is one,
+/// otherwise the one whose token expires soonest.
+fn evict<V>(entries: &mut HashMap<u64, Entry<V>>, ring: u64, now: i64) {
+    let first_to_go = entries
+        .iter()
+        .min_by_key(|(_, entry)| (entry.is_live(ring, now), entry.expires_at))
+        .map(|(slot, entry)| (*slot, entry.is_live(ring, now)));
+    match first_to_go {
+        Some((_, false)) => entries.retain(|_, entry| entry.is_live(ring, now)),
+        Some((slot, true)) => {
+            entries.remove(&slot);
+        }
+        None => {}
+    }
+}
+
+/// Entries stay consistent whatever a panicking holder was doing (each
+/// change is one map operation), so a poisoned lock is used as is.
+fn read<V>(shard: &Shard<V>) -> RwLockReadGuard<'_, HashMap<u64, Entry<V>>> {
+    shard.entries.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<V>(shard: &Shard<V>) -> RwLockWriteGuard<'_, HashMap<u64, Entry<V>>> {
+    shard
+        .entries
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Shows the capacity and how full it is, never a token.
+impl<V> fmt::Debug for VerifiedCache<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedCache")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
