@@ -259,3 +259,122 @@ impl<V> fmt::Debug for VerifiedCache<V> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn cache(capacity: usize) -> VerifiedCache<u32> {
+        VerifiedCache::new(capacity).unwrap()
+    }
+
+    fn token(n: usize) -> String {
+        format!("header.payload-{n}.signature-of-token-number-{n:08}")
+    }
+
+    fn get(cache: &VerifiedCache<u32>, token: &str, ring: u64, now: i64) -> Option<u32> {
+        cache.get(token, ring, now, |value| Some(*value))
+    }
+
+    #[test]
+    fn a_capacity_of_zero_is_no_cache() {
+        assert!(VerifiedCache::<u32>::new(0).is_none());
+    }
+
+    #[test]
+    fn an_entry_is_served_only_for_its_exact_token_and_ring_before_its_exp() {
+        let cache = cache(100);
+        let cached = token(1);
+        cache.insert(&cached, 0, NOW + 60, NOW, 7);
+        assert_eq!(get(&cache, &cached, 0, NOW + 59), Some(7));
+        // Same length and the same trailing bytes (the same slot), one
+        // byte apart at the front.
+        let twin = cached.replacen('h', "H", 1);
+        assert_eq!(twin.len(), cached.len());
+        assert_eq!(get(&cache, &twin, 0, NOW), None);
+        assert_eq!(get(&cache, &format!("{cached}x"), 0, NOW), None);
+        assert_eq!(get(&cache, &cached, 1, NOW), None);
+        assert_eq!(get(&cache, &cached, 0, NOW + 60), None);
+        let stats = cache.stats();
+        assert_eq!((stats.entries, stats.hits, stats.misses), (1, 1, 4));
+    }
+
+    #[test]
+    fn an_expired_token_or_an_older_ring_is_not_cached() {
+        let cache = cache(100);
+        cache.insert(&token(1), 0, NOW, NOW, 1);
+        cache.retire_rings_before(2);
+        cache.insert(&token(2), 1, NOW + 60, NOW, 2);
+        assert_eq!(cache.stats().entries, 0);
+        cache.insert(&token(3), 2, NOW + 60, NOW, 3);
+        assert_eq!(get(&cache, &token(3), 2, NOW), Some(3));
+    }
+
+    #[test]
+    fn a_newer_ring_empties_the_cache_and_an_older_one_does_not() {
+        let cache = cache(100);
+        for n in 0..10 {
+            cache.insert(&token(n), 0, NOW + 60, NOW, 0);
+        }
+        cache.retire_rings_before(0);
+        assert_eq!(cache.stats().entries, 10);
+        cache.retire_rings_before(1);
+        assert_eq!(cache.stats().entries, 0);
+        cache.insert(&token(1), 1, NOW + 60, NOW, 1);
+        cache.retire_rings_before(0);
+        assert_eq!(get(&cache, &token(1), 1, NOW), Some(1));
+    }
+
+    #[test]
+    fn a_full_cache_drops_dead_entries_first_then_the_soonest_expiring() {
+        // Fewer than 256 entries: one shard.
+        let cache = cache(3);
+        cache.insert(&token(1), 0, NOW + 30, NOW, 1);
+        cache.insert(&token(2), 0, NOW + 10, NOW, 2);
+        cache.insert(&token(3), 0, NOW + 20, NOW, 3);
+        cache.insert(&token(4), 0, NOW + 40, NOW, 4);
+        assert_eq!(get(&cache, &token(2), 0, NOW), None);
+        for n in [1, 3, 4] {
+            assert!(get(&cache, &token(n), 0, NOW).is_some());
+        }
+        // At NOW + 25 tokens 3 (and 2) have expired: 3 goes, 1 stays.
+        cache.insert(&token(5), 0, NOW + 90, NOW + 25, 5);
+        assert_eq!(cache.stats().entries, 3);
+        assert_eq!(get(&cache, &token(1), 0, NOW + 25), Some(1));
+        // Replacing an entry takes no room.
+        cache.insert(&token(1), 0, NOW + 90, NOW + 25, 6);
+        assert_eq!(get(&cache, &token(4), 0, NOW + 25), Some(4));
+        assert_eq!(get(&cache, &token(1), 0, NOW + 25), Some(6));
+    }
+
+    #[test]
+    fn the_debug_form_shows_no_token() {
+        let cache = cache(10);
+        cache.insert(&token(1), 0, NOW + 60, NOW, 1);
+        let shown = format!("{cache:?}");
+        assert!(shown.contains("capacity: 10"), "{shown}");
+        assert!(!shown.contains("signature-of-token"), "{shown}");
+    }
+
+    proptest! {
+        #[test]
+        fn the_bound_holds_under_a_flood_of_distinct_tokens(
+            capacity in 1_usize..700,
+            expiries in prop::collection::vec(1_i64..120, 1..1_500),
+        ) {
+            let cache = cache(capacity);
+            for (n, expiry) in expiries.iter().enumerate() {
+                let now = NOW + i64::try_from(n / 100).unwrap();
+                cache.insert(&token(n), 0, now + expiry, now, 0);
+                prop_assert!(cache.stats().entries <= capacity);
+            }
+            let last = expiries.len() - 1;
+            let now = NOW + i64::try_from(last / 100).unwrap();
+            prop_assert!(get(&cache, &token(last), 0, now).is_some());
+        }
+    }
+}
