@@ -92,8 +92,8 @@ impl JwtSessionCodec {
     /// A hit costs a lookup and a copy of the claims instead of the
     /// signature check and the claims' parsing (for an Ed25519 session
     /// token, about 41 µs). Each entry holds the token and its claims:
-    /// about 1.3 KiB for a 506-byte token with two capabilities and a
-    /// tenant (measured, see BENCHMARKS.md), so 13 MiB at the default
+    /// about 1.1 KiB for a 506-byte token with two capabilities and a
+    /// tenant (measured, see BENCHMARKS.md), so 11 MiB at the default
     /// capacity when full.
     #[must_use]
     pub fn with_verified_cache(mut self, capacity: usize) -> Self {
@@ -203,13 +203,9 @@ impl<R: Role> SessionTokenCodec<R> for JwtSessionCodec {
         }
         let claims = self.decode_uncached(&keys.ring, token)?;
         let expires_at = claims.session().expires_at().unix_timestamp();
-        cache.insert(
-            token,
-            keys.generation,
-            expires_at,
-            now,
-            Box::new(claims.clone()),
-        );
+        cache.insert(token, keys.generation, expires_at, now, || {
+            Box::new(claims.clone())
+        });
         Ok(claims)
     }
 }

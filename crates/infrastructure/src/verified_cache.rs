@@ -18,6 +18,15 @@
 //! that changes: time rules, revocation, policy and rotation run on every
 //! request after the cache, as they do without it. Failures are not cached.
 //!
+//! A token is cached at its second verification, not its first: a
+//! doorkeeper (a table of twice the capacity holding, per cell, the slot
+//! hash of the last token offered there, 16 bytes per entry of capacity)
+//! lets through a token offered twice in a row for its cell. A token's
+//! first presentation then costs one atomic swap more than no cache (the
+//! copies an entry takes cost about 0.6 µs, as much as the rest of an
+//! HS256 verification), and tokens presented once (a flood, a scan) never
+//! displace those presented again.
+//!
 //! Bounded: at most `capacity` entries, in shards of their own lock (a
 //! read lock on a hit, so verifications of the same token do not wait for
 //! each other). When a shard is full, an insert looks at a random sample
@@ -37,9 +46,11 @@ use zeroize::Zeroizing;
 
 /// How many verified tokens a cache holds by default.
 ///
-/// Measured (`benches/sessions.rs`, BENCHMARKS.md): a session token of
-/// the bench's shape (two capabilities, a tenant) costs about 1.3 KiB of
-/// resident memory per entry, so the default holds about 13 MiB when full.
+/// Measured (`benches/sessions.rs`, BENCHMARKS.md): an entry for a session
+/// token of the bench's shape (two capabilities, a tenant) takes the
+/// token's size plus about 600 bytes of resident memory, 1.1 KiB for a
+/// 506-byte EdDSA token, so a full cache of the default size takes about
+/// 11 MiB.
 pub const DEFAULT_VERIFIED_CACHE_ENTRIES: usize = 10_000;
 
 /// A shard holds at most this many entries, so a full shard's eviction pass
@@ -48,6 +59,9 @@ const MAX_ENTRIES_PER_SHARD: usize = 256;
 /// Past this many shards, more would not lower contention on two to a few
 /// dozen cores.
 const MAX_SHARDS: usize = 64;
+/// Doorkeeper cells per entry of capacity: with twice as many cells as
+/// entries, few tokens of a cache's worth share a cell.
+const DOORKEEPER_CELLS_PER_ENTRY: usize = 2;
 /// How many entries of a full shard an insert looks at to choose what goes.
 const EVICTION_SAMPLE: usize = 8;
 /// How many trailing bytes of a token (its signature's) pick its slot.
@@ -76,6 +90,10 @@ pub(crate) struct VerifiedCache<V> {
     index: RandomState,
     /// The newest key-ring generation seen: entries of older ones are dead.
     ring: AtomicU64,
+    /// The doorkeeper: per cell, the slot of the last token offered there.
+    /// A token is cached when it is offered a second time and its slot is
+    /// still in its cell.
+    seen: Box<[AtomicU64]>,
 }
 
 /// A lock and its counters; aligned so that two shards never share a cache
@@ -112,20 +130,26 @@ impl<V> VerifiedCache<V> {
             return None;
         }
         let shards = capacity.div_ceil(MAX_ENTRIES_PER_SHARD).min(MAX_SHARDS);
-        // The limits add up to `capacity` exactly.
+        // The limits add up to `capacity` exactly. Each table is sized for
+        // its limit up front, so that no insert waits for it to grow.
         let shards = (0..shards)
-            .map(|i| Shard {
-                entries: RwLock::new(HashMap::new()),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
-                limit: capacity / shards + usize::from(i < capacity % shards),
+            .map(|i| {
+                let limit = capacity / shards + usize::from(i < capacity % shards);
+                Shard {
+                    entries: RwLock::new(HashMap::with_capacity(limit)),
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                    limit,
+                }
             })
             .collect();
+        let cells = capacity.saturating_mul(DOORKEEPER_CELLS_PER_ENTRY);
         Some(Self {
             shards,
             capacity,
             index: RandomState::new(),
             ring: AtomicU64::new(0),
+            seen: (0..cells).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -172,11 +196,19 @@ impl<V> VerifiedCache<V> {
         value
     }
 
-    /// Caches `value` for `token`, which verified under key-ring generation
-    /// `ring` and expires at `expires_at` (Unix seconds). Nothing is cached
-    /// for a token already expired at `now` or a ring older than the newest
-    /// seen.
-    pub(crate) fn insert(&self, token: &str, ring: u64, expires_at: i64, now: i64, value: V) {
+    /// Caches `value()` for `token`, which verified under key-ring
+    /// generation `ring` and expires at `expires_at` (Unix seconds), when
+    /// this is the token's second verification in a row for its slot.
+    /// Nothing is cached for a token already expired at `now` or a ring
+    /// older than the newest seen.
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        ring: u64,
+        expires_at: i64,
+        now: i64,
+        value: impl FnOnce() -> V,
+    ) {
         self.retire_rings_before(ring);
         if now >= expires_at || ring != self.ring.load(Ordering::Acquire) {
             return;
@@ -184,17 +216,29 @@ impl<V> VerifiedCache<V> {
         let Some((slot, shard)) = self.slot(token) else {
             return;
         };
+        if !self.seen_before(slot) {
+            return;
+        }
         let entry = Entry {
             token: Zeroizing::new(token.as_bytes().into()),
             ring,
             expires_at,
-            value,
+            value: value(),
         };
         let mut entries = write(shard);
         if !entries.contains_key(&slot) && entries.len() >= shard.limit {
             evict(&mut entries, ring, now);
         }
         entries.insert(slot, entry);
+    }
+
+    /// Whether the last token offered for the doorkeeper's cell of `slot`
+    /// had that slot; remembers `slot` there either way.
+    fn seen_before(&self, slot: u64) -> bool {
+        let cells = u64::try_from(self.seen.len()).unwrap_or(u64::MAX);
+        let cell = usize::try_from(slot % cells.max(1)).ok();
+        cell.and_then(|cell| self.seen.get(cell))
+            .is_some_and(|cell| cell.swap(slot, Ordering::Relaxed) == slot)
     }
 
     /// Key-ring generation `ring` is in use: when it is newer than any
@@ -294,6 +338,48 @@ mod tests {
         cache.get(token, ring, now, |value| Some(*value))
     }
 
+    /// Offers `token` twice, as two verifications in a row would.
+    fn remember(
+        cache: &VerifiedCache<u32>,
+        token: &str,
+        ring: u64,
+        expires_at: i64,
+        now: i64,
+        value: u32,
+    ) {
+        for _ in 0..2 {
+            cache.insert(token, ring, expires_at, now, || value);
+        }
+    }
+
+    #[test]
+    fn a_token_is_cached_at_its_second_verification_in_a_row() {
+        let cache = cache(100);
+        cache.insert(&token(1), 0, NOW + 60, NOW, || 1);
+        assert_eq!(get(&cache, &token(1), 0, NOW), None);
+        cache.insert(&token(1), 0, NOW + 60, NOW, || 1);
+        assert_eq!(get(&cache, &token(1), 0, NOW), Some(1));
+        // Two tokens taking turns in one doorkeeper cell (the only one)
+        // never get in; either one twice in a row does.
+        let cache = VerifiedCache::<u32>::new(1).unwrap();
+        let seen = cache.seen.len();
+        assert_eq!(seen, 2);
+        let (a, b) = (0..)
+            .map(|n| (token(n), token(n + 1)))
+            .find(|(a, b)| {
+                let cell = |t: &str| cache.slot(t).map(|(slot, _)| slot % 2);
+                cell(a) == cell(b)
+            })
+            .unwrap();
+        for _ in 0..3 {
+            cache.insert(&a, 0, NOW + 60, NOW, || 1);
+            cache.insert(&b, 0, NOW + 60, NOW, || 2);
+        }
+        assert_eq!(cache.stats().entries, 0);
+        cache.insert(&b, 0, NOW + 60, NOW, || 2);
+        assert_eq!(get(&cache, &b, 0, NOW), Some(2));
+    }
+
     #[test]
     fn a_capacity_of_zero_is_no_cache() {
         assert!(VerifiedCache::<u32>::new(0).is_none());
@@ -303,7 +389,7 @@ mod tests {
     fn an_entry_is_served_only_for_its_exact_token_and_ring_before_its_exp() {
         let cache = cache(100);
         let cached = token(1);
-        cache.insert(&cached, 0, NOW + 60, NOW, 7);
+        remember(&cache, &cached, 0, NOW + 60, NOW, 7);
         assert_eq!(get(&cache, &cached, 0, NOW + 59), Some(7));
         // Same length and the same trailing bytes (the same slot), one
         // byte apart at the front.
@@ -320,11 +406,11 @@ mod tests {
     #[test]
     fn an_expired_token_or_an_older_ring_is_not_cached() {
         let cache = cache(100);
-        cache.insert(&token(1), 0, NOW, NOW, 1);
+        remember(&cache, &token(1), 0, NOW, NOW, 1);
         cache.retire_rings_before(2);
-        cache.insert(&token(2), 1, NOW + 60, NOW, 2);
+        remember(&cache, &token(2), 1, NOW + 60, NOW, 2);
         assert_eq!(cache.stats().entries, 0);
-        cache.insert(&token(3), 2, NOW + 60, NOW, 3);
+        remember(&cache, &token(3), 2, NOW + 60, NOW, 3);
         assert_eq!(get(&cache, &token(3), 2, NOW), Some(3));
     }
 
@@ -332,13 +418,13 @@ mod tests {
     fn a_newer_ring_empties_the_cache_and_an_older_one_does_not() {
         let cache = cache(100);
         for n in 0..10 {
-            cache.insert(&token(n), 0, NOW + 60, NOW, 0);
+            remember(&cache, &token(n), 0, NOW + 60, NOW, 0);
         }
         cache.retire_rings_before(0);
         assert_eq!(cache.stats().entries, 10);
         cache.retire_rings_before(1);
         assert_eq!(cache.stats().entries, 0);
-        cache.insert(&token(1), 1, NOW + 60, NOW, 1);
+        remember(&cache, &token(1), 1, NOW + 60, NOW, 1);
         cache.retire_rings_before(0);
         assert_eq!(get(&cache, &token(1), 1, NOW), Some(1));
     }
@@ -347,10 +433,10 @@ mod tests {
     fn a_full_shard_drops_dead_entries_first_then_the_soonest_expiring() {
         // Fewer than 256 entries: one shard.
         let cache = cache(3);
-        cache.insert(&token(1), 0, NOW + 30, NOW, 1);
-        cache.insert(&token(2), 0, NOW + 10, NOW, 2);
-        cache.insert(&token(3), 0, NOW + 20, NOW, 3);
-        cache.insert(&token(4), 0, NOW + 40, NOW, 4);
+        remember(&cache, &token(1), 0, NOW + 30, NOW, 1);
+        remember(&cache, &token(2), 0, NOW + 10, NOW, 2);
+        remember(&cache, &token(3), 0, NOW + 20, NOW, 3);
+        remember(&cache, &token(4), 0, NOW + 40, NOW, 4);
         assert_eq!(get(&cache, &token(2), 0, NOW), None);
         for n in [1, 3, 4] {
             assert!(get(&cache, &token(n), 0, NOW).is_some());
@@ -358,11 +444,11 @@ mod tests {
         // A shard of up to eight entries is sampled whole. At NOW + 25,
         // token 3 has expired: it goes, and 1 (the soonest-expiring live
         // one) stays.
-        cache.insert(&token(5), 0, NOW + 90, NOW + 25, 5);
+        remember(&cache, &token(5), 0, NOW + 90, NOW + 25, 5);
         assert_eq!(cache.stats().entries, 3);
         assert_eq!(get(&cache, &token(1), 0, NOW + 25), Some(1));
         // Replacing an entry takes no room.
-        cache.insert(&token(1), 0, NOW + 90, NOW + 25, 6);
+        remember(&cache, &token(1), 0, NOW + 90, NOW + 25, 6);
         assert_eq!(get(&cache, &token(4), 0, NOW + 25), Some(4));
         assert_eq!(get(&cache, &token(1), 0, NOW + 25), Some(6));
     }
@@ -370,7 +456,7 @@ mod tests {
     #[test]
     fn the_debug_form_shows_no_token() {
         let cache = cache(10);
-        cache.insert(&token(1), 0, NOW + 60, NOW, 1);
+        remember(&cache, &token(1), 0, NOW + 60, NOW, 1);
         let shown = format!("{cache:?}");
         assert!(shown.contains("capacity: 10"), "{shown}");
         assert!(!shown.contains("signature-of-token"), "{shown}");
@@ -385,7 +471,7 @@ mod tests {
             let cache = cache(capacity);
             for (n, expiry) in expiries.iter().enumerate() {
                 let now = NOW + i64::try_from(n / 100).unwrap();
-                cache.insert(&token(n), 0, now + expiry, now, 0);
+                remember(&cache, &token(n), 0, now + expiry, now, 0);
                 prop_assert!(cache.stats().entries <= capacity);
             }
             let last = expiries.len() - 1;

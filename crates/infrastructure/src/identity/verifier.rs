@@ -227,7 +227,7 @@ impl<R: Role> IdentityProvider<R> {
                         let (claims, under_keys) = self.check(token, &keys).await?;
                         if under_keys {
                             let expires_at = claims.identity.expires_at.unix_timestamp();
-                            cache.insert(token, ring, expires_at, now, claims.clone());
+                            cache.insert(token, ring, expires_at, now, || claims.clone());
                         }
                         claims
                     }
