@@ -89,12 +89,14 @@ impl JwtSessionCodec {
     /// Keeps up to `capacity` verified tokens (default
     /// [`DEFAULT_VERIFIED_CACHE_ENTRIES`]); 0 turns the cache off.
     ///
-    /// A hit costs a lookup and a copy of the claims instead of the
-    /// signature check and the claims' parsing (for an Ed25519 session
-    /// token, about 41 µs). Each entry holds the token and its claims:
-    /// about 1.1 KiB for a 506-byte token with two capabilities and a
-    /// tenant (measured, see BENCHMARKS.md), so 11 MiB at the default
-    /// capacity when full.
+    /// A token is cached at its second verification; from its third on, a
+    /// hit costs a lookup and a copy of the claims instead of the signature
+    /// check and the claims' parsing (measured: `VerifySession` on a hit
+    /// takes a quarter of an uncached HS256 verification, whatever the
+    /// algorithm; see BENCHMARKS.md). Each entry holds the token and its
+    /// claims: about 1.1 KiB for a 506-byte token with two capabilities and
+    /// a tenant, so 11 MiB at the default capacity when full, plus 16 bytes
+    /// per entry of capacity for the doorkeeper.
     #[must_use]
     pub fn with_verified_cache(mut self, capacity: usize) -> Self {
         self.verified = VerifiedCache::new(capacity);
