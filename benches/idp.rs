@@ -21,8 +21,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[path = "support/interleave.rs"]
 mod interleave;
+#[path = "support/memory.rs"]
+mod memory;
 use criterion::{Criterion, criterion_group, criterion_main};
 use interleave::interleaved_ratio;
+use memory::resident_bytes;
 use serde_json::json;
 use tessera::application::external::{
     ExternalIdentity, ExternalProfile, ExternalTokenVerifier, ExternalUserDirectory,
@@ -259,13 +262,6 @@ fn bench_verify(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// Resident memory, in bytes (Linux: `/proc/self/statm`, 4 KiB pages).
-fn resident_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
 }
 
 /// What a cache entry costs in resident memory: a cache of 2,000 entries

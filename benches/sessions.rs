@@ -25,7 +25,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 #[path = "support/interleave.rs"]
 mod interleave;
+#[path = "support/memory.rs"]
+mod memory;
 use interleave::interleaved_ratio;
+use memory::resident_bytes;
 use tessera::application::EstablishRequest;
 use tessera::domain::{Capability, TenantId, UserId};
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
@@ -341,13 +344,6 @@ fn flood_of_new_tokens() {
         "flood: new HS256 tokens, twice each, into a full cache / without cache = {:.3} (median of 7 rounds; {stats:?})",
         ratios.get(3).unwrap()
     );
-}
-
-/// Resident memory, in bytes (Linux: `/proc/self/statm`, 4 KiB pages).
-fn resident_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
 }
 
 /// What a cache entry costs in resident memory: a default-size cache
