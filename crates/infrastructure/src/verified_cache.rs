@@ -3,9 +3,9 @@
 //!
 //! A token is presented on every request for its whole life, and its
 //! signature check (tens of microseconds for Ed25519, ECDSA and RSA)
-//! dominates verification. The cache
-//! keeps, per token, the value verification produced (the codec's typed
-//! claims, a provider's identity) and serves it only to
+//! dominates verification. The cache keeps, per token, the value
+//! verification produced (the codec's typed claims, a provider's identity)
+//! and serves it only to
 //!
 //! - exactly the same token bytes: the whole token is stored and compared,
 //!   in constant time; the hash that picks a slot is only an index;
@@ -54,8 +54,8 @@ use zeroize::Zeroizing;
 /// 11 MiB, and its doorkeeper 160 KiB more.
 pub const DEFAULT_VERIFIED_CACHE_ENTRIES: usize = 10_000;
 
-/// A shard holds at most this many entries, so a full shard's eviction pass
-/// stays short; small caches have fewer shards.
+/// Shards are added for every this many entries of capacity (up to
+/// [`MAX_SHARDS`]), so that a small cache is one lock and a large one many.
 const MAX_ENTRIES_PER_SHARD: usize = 256;
 /// Past this many shards, more would not lower contention on two to a few
 /// dozen cores.
