@@ -652,7 +652,11 @@ mod fetching {
         let stand_in = StandIn::new(&[&old]);
         let verifier = cached(&stand_in, policy(60_000, 100, 60_000));
         let old_token = sign(&old, "JWT", &claims(ISSUER));
-        verifier.verify(&old_token).await.unwrap();
+        for _ in 0..3 {
+            verifier.verify(&old_token).await.unwrap();
+        }
+        let verified = || verifier.provider(ISSUER).unwrap().verified_cache_stats();
+        assert_eq!(verified().unwrap().hits, 1, "the old token is cached");
         stand_in.publish(&[&new]);
         tokio::time::sleep(StdDuration::from_millis(150)).await;
         verifier
@@ -660,6 +664,7 @@ mod fetching {
             .await
             .unwrap();
         assert_eq!(stand_in.fetches(), 2);
+        assert_eq!(verified().unwrap().entries, 1, "new keys, fresh cache");
         assert_eq!(
             verifier.verify(&old_token).await.unwrap_err().code(),
             "unknown_kid"
