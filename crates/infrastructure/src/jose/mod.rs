@@ -44,6 +44,7 @@ mod compact;
 mod der;
 mod error;
 mod export;
+mod header;
 mod jwk;
 mod keys;
 mod pem;
@@ -55,7 +56,8 @@ pub(crate) mod serde_util;
 mod tests;
 
 pub use algorithm::JwsAlgorithm;
-pub use compact::{JwsHeader, VerifiedJws, encode_header, sign_compact, verify_compact};
+pub use compact::{encode_header, sign_compact, verify_compact};
+pub use header::{JwsHeader, VerifiedJws};
 pub use error::{JwsError, KeyError, Unsupported};
 pub use export::PrivateJwk;
 pub use keys::{SigningKey, VerificationKey};

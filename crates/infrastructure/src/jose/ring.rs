@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use super::algorithm::JwsAlgorithm;
-use super::compact::JwsHeader;
+use super::header::JwsHeader;
 use super::error::{JwsError, KeyError};
 use super::export;
 use super::jwk;
