@@ -11,8 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mockall::predicate::eq;
 use tessera_application::ports::{
-    DirectoryError, DirectoryUser, MockClock, MockRevocationStore, MockSessionTokenCodec,
-    MockUserDirectory, RevocationError, RevocationStatus, TokenError,
+    DirectoryError, DirectoryUser, JwsFailure, MockClock, MockRevocationStore,
+    MockSessionTokenCodec, MockUserDirectory, RevocationError, RevocationStatus, TokenError,
 };
 use tessera_application::{
     RotateSession, SessionToken, SessionTokenClaims, SignInPagesError, VerifySession,
@@ -163,7 +163,7 @@ impl Ports {
             .expect_decode()
             .with(eq(TOKEN))
             .times(1)
-            .returning(|_| Err(TokenError::InvalidSignature));
+            .returning(|_| Err(TokenError::Jws(JwsFailure::InvalidSignature)));
         self.decodes = true;
         self
     }

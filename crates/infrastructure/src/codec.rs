@@ -147,17 +147,7 @@ impl JwtSessionCodec {
 }
 
 fn token_error(error: JwsError) -> TokenError {
-    match error {
-        JwsError::TooLarge { max } => TokenError::TooLarge { max },
-        JwsError::Malformed(part) => TokenError::Malformed(part),
-        JwsError::MissingKeyId => TokenError::MissingKeyId,
-        JwsError::UnknownKeyId => TokenError::UnknownKeyId,
-        JwsError::CriticalHeader => TokenError::CriticalHeader,
-        JwsError::InvalidSignature => TokenError::InvalidSignature,
-        JwsError::UnsupportedAlgorithm | JwsError::AlgorithmNotAllowedForKey => {
-            TokenError::AlgorithmRejected
-        }
-    }
+    TokenError::Jws(error.into())
 }
 
 fn is_session_type(typ: &str) -> bool {
@@ -273,6 +263,7 @@ impl fmt::Debug for JwtSessionCodec {
 mod tests {
     use super::*;
     use crate::jose::SigningKey;
+    use tessera_application::ports::JwsFailure;
     use tessera_domain::UserRole;
 
     #[test]
@@ -316,7 +307,10 @@ mod tests {
         assert!(matches!(decode(&signed), TokenError::WrongType));
         let (input, _) = signed.rsplit_once('.').unwrap();
         let forged = format!("{input}.{}", "A".repeat(43));
-        assert!(matches!(decode(&forged), TokenError::InvalidSignature));
+        assert!(matches!(
+            decode(&forged),
+            TokenError::Jws(JwsFailure::InvalidSignature)
+        ));
     }
 
     #[test]

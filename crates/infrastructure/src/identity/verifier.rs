@@ -222,7 +222,9 @@ impl<R: Role> IdentityProvider<R> {
         if let (Err(JwsError::UnknownKeyId), ProviderKeys::Cached(cache)) = (&verified, &self.keys)
         {
             let Some(ring) = cache.refetch_for_unknown_kid(keys.generation).await else {
-                return Err(ExternalTokenError::UnknownKeyId);
+                return Err(ExternalTokenError::Jws(
+                    tessera_application::ports::JwsFailure::UnknownKeyId,
+                ));
             };
             return jose::verify_compact(token, &ring, self.max_token_bytes)
                 .map(|jws| (jws, false))
@@ -234,9 +236,11 @@ impl<R: Role> IdentityProvider<R> {
     /// Verifies a token of this provider.
     async fn verify(&self, token: &str) -> Result<ExternalIdentity<R>, ExternalTokenError> {
         if token.len() > self.max_token_bytes {
-            return Err(ExternalTokenError::TooLarge {
-                max: self.max_token_bytes,
-            });
+            return Err(ExternalTokenError::Jws(
+                tessera_application::ports::JwsFailure::TooLarge {
+                    max: self.max_token_bytes,
+                },
+            ));
         }
         let keys = self.keys().await?;
         let now = self.clock.0.now();
@@ -273,7 +277,9 @@ impl<R: Role> IdentityProvider<R> {
     ) -> Result<(CheckedClaims<R>, bool), ExternalTokenError> {
         let (jws, under_keys) = self.verify_signature(token, keys).await?;
         if !self.algorithms.contains(&jws.header.alg) {
-            return Err(ExternalTokenError::AlgorithmNotAllowed);
+            return Err(ExternalTokenError::Jws(
+                tessera_application::ports::JwsFailure::AlgorithmRejected,
+            ));
         }
         if let Some(expected) = &self.typ
             && !jws
@@ -400,17 +406,7 @@ fn time_claim(
 }
 
 fn jws_error(error: JwsError) -> ExternalTokenError {
-    match error {
-        JwsError::TooLarge { max } => ExternalTokenError::TooLarge { max },
-        JwsError::Malformed(part) => ExternalTokenError::Malformed(part),
-        JwsError::MissingKeyId => ExternalTokenError::MissingKeyId,
-        JwsError::UnknownKeyId => ExternalTokenError::UnknownKeyId,
-        JwsError::CriticalHeader => ExternalTokenError::CriticalHeader,
-        JwsError::InvalidSignature => ExternalTokenError::InvalidSignature,
-        JwsError::UnsupportedAlgorithm | JwsError::AlgorithmNotAllowedForKey => {
-            ExternalTokenError::AlgorithmNotAllowed
-        }
-    }
+    ExternalTokenError::Jws(error.into())
 }
 
 /// Media types compare case-insensitively; `application/` may be omitted
@@ -671,17 +667,18 @@ impl<R: Role> JwksTokenVerifier<R> {
             .max()
             .unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
         if token.len() > max {
-            return Err(ExternalTokenError::TooLarge { max });
+            return Err(ExternalTokenError::Jws(
+                tessera_application::ports::JwsFailure::TooLarge { max },
+            ));
         }
-        let payload = token
-            .split('.')
-            .nth(1)
-            .ok_or(ExternalTokenError::Malformed(
-                "not three dot-separated parts",
-            ))?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| ExternalTokenError::Malformed("payload is not base64url"))?;
+        let payload = token.split('.').nth(1).ok_or(ExternalTokenError::Jws(
+            tessera_application::ports::JwsFailure::Malformed("not three dot-separated parts"),
+        ))?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| {
+            ExternalTokenError::Jws(tessera_application::ports::JwsFailure::Malformed(
+                "payload is not base64url",
+            ))
+        })?;
         let iss = self
             .issuer_trie
             .extract(&payload)

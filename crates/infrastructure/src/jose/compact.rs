@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::algorithm::JwsAlgorithm;
 use super::error::{JwsError, KeyError};
-use super::keys::{MAX_SIGNATURE_BYTES, SigningKey};
 use super::header::{JwsHeader, VerifiedJws};
+use super::keys::{MAX_SIGNATURE_BYTES, SigningKey};
 use super::ring::KeyRing;
 use super::serde_util::{ObjectOnly, borrowed_opt_str, present};
 

@@ -57,8 +57,8 @@ mod tests;
 
 pub use algorithm::JwsAlgorithm;
 pub use compact::{encode_header, sign_compact, verify_compact};
-pub use header::{JwsHeader, VerifiedJws};
 pub use error::{JwsError, KeyError, Unsupported};
 pub use export::PrivateJwk;
+pub use header::{JwsHeader, VerifiedJws};
 pub use keys::{SigningKey, VerificationKey};
 pub use ring::{KeyRing, SkipReason, SkippedKey};

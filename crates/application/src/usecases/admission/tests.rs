@@ -10,6 +10,7 @@ use crate::external::{
     ExternalIdentity, ExternalTokenError, ExternalUser, MockExternalTokenVerifier,
     MockExternalUserDirectory,
 };
+use crate::ports::JwsFailure;
 use crate::ports::{
     DirectoryError, DirectoryUser, MockClock, MockRevocationStore, MockSessionTokenCodec,
     MockUserDirectory, RevocationError, RevocationStatus, TokenError,
@@ -113,7 +114,7 @@ impl Ports {
             .with(eq("tok"))
             .times(1)
             .returning(move |_| match token {
-                Token::Bad => Err(TokenError::InvalidSignature),
+                Token::Bad => Err(TokenError::Jws(JwsFailure::InvalidSignature)),
                 _ => Ok(SessionTokenClaims::new(session(iat, iat + 900, iat), None)),
             });
         if !matches!(token, Token::Bad) {
@@ -701,7 +702,10 @@ impl Ports {
             .with(eq("ptok"))
             .times(usize::from(verified.is_some()))
             .returning(move |_| {
-                verified.map_or(Err(ExternalTokenError::InvalidSignature), |f| f())
+                verified.map_or(
+                    Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature)),
+                    |f| f(),
+                )
             });
         let mut users = MockExternalUserDirectory::new();
         users
@@ -745,7 +749,10 @@ async fn a_provider_token_is_admitted_as_its_local_user_under_the_same_policy() 
 
 #[tokio::test]
 async fn a_refused_provider_token_is_401_even_on_a_browser_route() {
-    let ports = Ports::idle().provider(Some(|| Err(ExternalTokenError::InvalidSignature)), None);
+    let ports = Ports::idle().provider(
+        Some(|| Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature))),
+        None,
+    );
     let out = decide_later(&ports.admission(), "GET", "/app/home", bearer("ptok")).await;
     assert_eq!(refusal(out), Refusal::Unauthenticated { refused: true });
 }
