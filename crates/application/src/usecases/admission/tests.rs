@@ -158,6 +158,11 @@ impl Ports {
     }
 
     fn admission(self) -> DecideAdmission<UserRole> {
+        self.admission_with(policy())
+    }
+
+    /// The admission over these ports, enforcing `policy`.
+    fn admission_with(self, policy: Arc<RoutePolicy<UserRole>>) -> DecideAdmission<UserRole> {
         let codec = Arc::new(self.codec);
         let verify = VerifySession::new(
             codec.clone(),
@@ -166,7 +171,7 @@ impl Ports {
             lifetimes(),
         );
         let rotate = RotateSession::new(verify.clone(), Arc::new(self.directory), codec);
-        let admission = DecideAdmission::new(verify, rotate, policy(), SignInPages::default());
+        let admission = DecideAdmission::new(verify, rotate, policy, SignInPages::default());
         match self.provider {
             None => admission,
             Some((verifier, users)) => admission
@@ -823,18 +828,11 @@ fn decide_cross(
             .build()
             .unwrap(),
     );
-    let codec = Arc::new(ports.codec);
-    let verify = VerifySession::new(
-        codec.clone(),
-        Arc::new(ports.clock),
-        Arc::new(ports.store),
-        lifetimes(),
-    );
-    let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
     let trusted = TrustedOrigins::default()
         .trust("https://partner.example")
         .unwrap();
-    DecideAdmission::new(verify, rotate, policy, SignInPages::default())
+    ports
+        .admission_with(policy)
         .with_trusted_origins(trusted)
         .decide(&AdmissionRequest::new(method, path, credential).with_browser_facts(facts))
 }
@@ -1027,17 +1025,7 @@ fn a_not_found_route_is_404_for_guests_and_sessions_alike_and_reads_no_token() {
             .build()
             .unwrap(),
     );
-    let admission = |ports: Ports| {
-        let codec = Arc::new(ports.codec);
-        let verify = VerifySession::new(
-            codec.clone(),
-            Arc::new(ports.clock),
-            Arc::new(ports.store),
-            lifetimes(),
-        );
-        let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-        DecideAdmission::new(verify, rotate, policy.clone(), SignInPages::default())
-    };
+    let admission = |ports: Ports| ports.admission_with(policy.clone());
     let guest = decide_now(
         &admission(Ports::idle()),
         "GET",
