@@ -52,6 +52,7 @@ pub mod jose;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod revocation_state;
 pub mod system;
 
 pub use claims::{Audience, SessionJwtClaims};
