@@ -106,7 +106,8 @@ impl Cluster {
                 Arc::new(UuidV7SessionIds),
                 lifetimes(),
             ),
-            rotate: RotateSession::new(verify.clone(), self.directory.clone(), self.codec.clone()),
+            rotate: RotateSession::new(verify.clone(), self.directory.clone(), self.codec.clone())
+                .with_revocations(store.clone()),
             revoke: RevokeSession::new(store.clone(), clock, lifetimes()),
             verify,
             store,
@@ -268,6 +269,44 @@ async fn claims_stale_watermark_makes_another_instance_rotate_with_the_new_role(
         assert_eq!(v.rotation(), RotationNeed::NotDue, "the new token is fresh");
         assert_eq!(v.session().role(), &UserRole::Moderator);
     }
+}
+
+#[tokio::test]
+async fn rotation_asks_the_tables_and_refuses_a_logout_the_cache_has_not_seen() {
+    let Some(db) = pg::database("rotate_tables").await else {
+        return;
+    };
+    let cluster = Cluster::new(&db).await;
+    let a = cluster.instance(&db, "a").await;
+    let token = a.sign_in_alice();
+    let session = a.verify.execute(&token).unwrap().into_session();
+    // In the tables, not (yet) in any cache: what a lagging instance sees.
+    sqlx::query(&format!(
+        "INSERT INTO {}.tessera_session_logouts (session_id, until) VALUES ($1, to_timestamp($2))",
+        db.schema()
+    ))
+    .bind(*session.session_id().as_uuid())
+    .bind((START + 3600) as f64)
+    .execute(db.admin())
+    .await
+    .unwrap();
+    cluster.clock.advance(301);
+    let verified = a.verify.execute(&token).unwrap();
+    assert_eq!(
+        verified.rotation(),
+        RotationNeed::Due,
+        "the cache lets it through"
+    );
+    let err = a.rotate.rotate(verified).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tessera_application::RotateError::Verify(VerifyError::Revoked(
+                RevocationReason::SessionLoggedOut
+            ))
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

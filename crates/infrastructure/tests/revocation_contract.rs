@@ -21,6 +21,13 @@ async fn in_memory_store_honours_the_revocation_contract() {
 }
 
 #[tokio::test]
+async fn in_memory_store_honours_the_contract_over_time() {
+    let clock = Arc::new(ManualClock::starting_at(T));
+    let store = InMemoryRevocationStore::new(clock.clone(), lifetimes());
+    honours_the_contract_over_time(&store, &clock).await;
+}
+
+#[tokio::test]
 async fn in_memory_store_forgets_what_can_no_longer_matter() {
     let clock = Arc::new(ManualClock::starting_at(T));
     let store = InMemoryRevocationStore::new(clock.clone(), lifetimes());
@@ -101,6 +108,38 @@ mod postgres {
                 subject.user
             );
         }
+        store.shutdown().await;
+        other.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_store_honours_the_contract_over_time_and_caches_one_token_lifetime() {
+        let Some(db) = pg::database("over_time").await else {
+            return;
+        };
+        let clock = Arc::new(ManualClock::starting_at(T));
+        let store = db.instance("a", clock.clone()).await;
+        honours_the_contract_over_time(&store, &clock).await;
+
+        // The cache holds what can matter to an unexpired token: the
+        // globex force-logout and the late user's recent one. The tables
+        // hold the rest too, for rotation.
+        store.purge_now().await;
+        assert_eq!(store.health().entries, 2);
+        assert_eq!(db.count("tessera_session_logouts").await, 1);
+        assert_eq!(db.count("tessera_watermarks").await, 4);
+        // An instance starting now loads only those two.
+        let other = db.instance("b", clock.clone()).await;
+        assert_eq!(other.health().entries, 2);
+        assert_eq!(
+            other
+                .check_authoritative(Subject::new(11, None).query(T + 1000))
+                .await
+                .unwrap(),
+            RevocationStatus::Revoked(
+                tessera_application::ports::RevocationReason::SessionLoggedOut
+            )
+        );
         store.shutdown().await;
         other.shutdown().await;
     }

@@ -390,6 +390,63 @@ pub(super) async fn snapshot(
     Ok(through)
 }
 
+/// A row of [`about`]: a logout's end, or a watermark's kind, scope,
+/// subject and time.
+type AboutRow = (
+    Option<OffsetDateTime>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<OffsetDateTime>,
+);
+
+/// Everything the tables hold about one session, its user, its tenant and
+/// everyone (as [`Change::LogOut`] and [`Change::Raise`]), read in one
+/// statement: what rotation asks.
+pub(super) async fn about(
+    pool: &PgPool,
+    now: OffsetDateTime,
+    session_id: &SessionId,
+    user_id: &UserId,
+    tenant: Option<&TenantId>,
+) -> Result<Vec<Change>, PostgresStoreError> {
+    let rows: Vec<AboutRow> = sqlx::query_as(
+        "SELECT until, NULL, NULL, NULL, NULL FROM tessera_session_logouts
+             WHERE session_id = $1 AND until > $4
+             UNION ALL
+             SELECT NULL, kind, scope, subject, at FROM tessera_watermarks
+             WHERE at IS NOT NULL AND ((scope = 'user' AND subject = $2)
+                OR (scope = 'tenant' AND subject = $3) OR scope = 'everyone')",
+    )
+    .bind(*session_id.as_uuid())
+    .bind(user_id.to_string())
+    .bind(tenant.map(TenantId::as_str))
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let change = match row {
+            (Some(until), ..) => Change::LogOut {
+                session_id: *session_id,
+                until: crate::memory::ceil_seconds(until),
+                at: now.unix_timestamp(),
+            },
+            (None, Some(kind), Some(scope), Some(subject), Some(at)) => Change::Raise {
+                kind: parse_kind(&kind)
+                    .ok_or(PostgresStoreError::InvalidRow("tessera_watermarks.kind"))?,
+                scope: parse_scope(&scope, &subject).ok_or(PostgresStoreError::InvalidRow(
+                    "tessera_watermarks.scope/subject",
+                ))?,
+                at: at.unix_timestamp(),
+            },
+            _ => return Err(PostgresStoreError::InvalidRow("tessera_watermarks")),
+        };
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
 /// Deletes, in batches of at most [`PAGE`] rows, log rows recorded more
 /// than `retention` ago (by the database's clock), moving the horizon past
 /// them; returns how many were deleted.

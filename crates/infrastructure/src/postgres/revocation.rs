@@ -20,6 +20,7 @@ use super::log::{self, Change};
 use super::shared::{Shared, SyncHealth};
 use super::sync::Syncer;
 use crate::memory::ceil_seconds;
+use crate::revocation_state::RevocationState;
 
 /// Logouts and watermarks in PostgreSQL, shared by every instance.
 ///
@@ -47,7 +48,9 @@ use crate::memory::ceil_seconds;
 /// reloads whole from the tables only when the log was compacted past it.
 /// The cache holds only what can still matter to an unexpired token
 /// (logouts and watermarks younger than a token lifetime and the leeway,
-/// plus a margin for logouts).
+/// plus a margin for logouts); rotation asks the tables through
+/// [`check_authoritative`](RevocationStore::check_authoritative) (see
+/// `RotateSession::with_revocations`).
 ///
 /// **Fail closed**: when no read of the log has reached its end within the
 /// staleness bound, `check` returns [`RevocationError::Unavailable`] until
@@ -214,6 +217,40 @@ impl RevocationStore for PostgresRevocationStore {
             .trust()
             .map_err(|e| RevocationError::Unavailable(Box::new(e)))?;
         Ok(self.shared.read_cache(|cache| cache.check(&query)))
+    }
+
+    async fn check_authoritative<'a>(
+        &self,
+        query: RevocationQuery<'a>,
+    ) -> Result<RevocationStatus, RevocationError> {
+        let unavailable = |e: PostgresStoreError| RevocationError::Unavailable(Box::new(e));
+        if self.shared.is_stopped() {
+            return Err(unavailable(PostgresStoreError::ShutDown));
+        }
+        let now = self.clock.now();
+        let changes = tokio::time::timeout(
+            self.config.operation_timeout,
+            log::about(
+                &self.pool,
+                now,
+                query.session_id,
+                query.user_id,
+                query.tenant,
+            ),
+        )
+        .await
+        .unwrap_or(Err(PostgresStoreError::TimedOut("check in tables")))
+        .map_err(unavailable)?;
+        // The same rules as the cache, over everything the tables hold.
+        let mut state = RevocationState::default();
+        for change in changes {
+            match change {
+                Change::LogOut { session_id, .. } => state.log_out(session_id.as_uuid(), i64::MAX),
+                Change::Raise { scope, kind, at } => state.raise(scope, kind, at),
+                Change::Clear { .. } => {}
+            }
+        }
+        Ok(state.check(&query))
     }
 
     async fn revoke_session(
