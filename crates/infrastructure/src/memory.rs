@@ -1,6 +1,7 @@
 //! In-memory adapters: the embedded defaults for a single instance.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
@@ -35,10 +36,13 @@ pub(crate) fn ceil_seconds(at: OffsetDateTime) -> i64 {
 /// ask), so it keeps what the shared stores keep in their tables: a logout
 /// until its end, a watermark until every token it covers is past its
 /// absolute lifetime; its entries are as compact as the shared stores'
-/// caches'. Memory stays bounded: every write drops the entries that can no
-/// longer matter.
+/// caches'. Memory stays bounded: writes drop the entries that can no
+/// longer matter (the first write of each second of its clock).
 pub struct InMemoryRevocationStore {
     state: RwLock<RevocationState>,
+    /// The clock's second of the last purge: a write purges at most once a
+    /// second, so that a burst of writes into a large state stays linear.
+    purged_at: AtomicI64,
     clock: Arc<dyn Clock>,
     lifetimes: SessionLifetimes,
 }
@@ -58,6 +62,7 @@ impl InMemoryRevocationStore {
     pub fn new(clock: Arc<dyn Clock>, lifetimes: SessionLifetimes) -> Self {
         Self {
             state: RwLock::new(RevocationState::default()),
+            purged_at: AtomicI64::new(i64::MIN),
             clock,
             lifetimes,
         }
@@ -83,7 +88,10 @@ impl InMemoryRevocationStore {
         // in a way that matters: every change is one insert or remove.
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let now = self.clock.now();
-        state.purge(now.unix_timestamp(), purge_horizon(now, &self.lifetimes));
+        let second = now.unix_timestamp();
+        if self.purged_at.swap(second, Ordering::Relaxed) != second {
+            state.purge(second, purge_horizon(now, &self.lifetimes));
+        }
         change(&mut state);
     }
 }

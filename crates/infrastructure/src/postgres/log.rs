@@ -319,7 +319,12 @@ pub(super) async fn snapshot(
     mut each: impl FnMut(Change),
 ) -> Result<i64, PostgresStoreError> {
     let mut tx = pool.begin().await?;
+    // Every row will be fetched: plan the cursors for the whole read, not
+    // for the first rows.
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL cursor_tuple_fraction = 1.0")
         .execute(&mut *tx)
         .await?;
     let through: i64 = sqlx::query_scalar(

@@ -193,22 +193,32 @@ impl Syncer {
     /// Reads the log whenever woken and at least every read interval,
     /// until stopped.
     pub(super) async fn follow(self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.config.read_interval());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_trusted = true;
+        // After a failed read, the next comes sooner than the read interval:
+        // from the reconnection backoff's minimum, doubling up to it.
+        let mut retry: Option<Duration> = None;
         loop {
+            let wait = retry.unwrap_or(self.config.read_interval());
             tokio::select! {
                 biased;
                 _ = stop.changed() => return,
                 () = self.shared.wake.notified() => {}
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
-            if let Err(e) = self.catch_up().await {
-                tracing::warn!(
-                    error = &e as &dyn std::error::Error,
-                    "revocation log could not be read"
-                );
-            }
+            let read = self.catch_up().await;
+            retry = match (read, retry) {
+                (Ok(()), _) => None,
+                (Err(e), previous) => {
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        "revocation log could not be read"
+                    );
+                    Some(match previous {
+                        None => self.config.backoff_min,
+                        Some(r) => r.saturating_mul(2).min(self.config.read_interval()),
+                    })
+                }
+            };
             let trusted = self.shared.trust().is_ok();
             if was_trusted && !trusted {
                 tracing::error!(
