@@ -6,6 +6,7 @@ use std::time::Duration;
 use tessera_domain::SessionLifetimes;
 
 use super::error::PostgresStoreError;
+use crate::revocation_sync::Keep;
 
 /// The notification channel used unless configured otherwise.
 pub const DEFAULT_CHANNEL: &str = "tessera_revocations";
@@ -189,6 +190,11 @@ impl PostgresRevocationConfig {
         self.lifetimes
             .token()
             .saturating_add(self.lifetimes.leeway())
+    }
+
+    /// What the cache keeps at `now`.
+    pub(super) fn keep(&self, now: time::OffsetDateTime) -> Keep {
+        Keep::at(now, self.logout_retention(), self.token_horizon())
     }
 
     /// How long after it was written the cache keeps a session logout: the

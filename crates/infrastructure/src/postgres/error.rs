@@ -40,3 +40,12 @@ impl From<sqlx::Error> for PostgresStoreError {
         Self::Database(e)
     }
 }
+
+impl From<crate::revocation_sync::Distrust> for PostgresStoreError {
+    fn from(d: crate::revocation_sync::Distrust) -> Self {
+        match d {
+            crate::revocation_sync::Distrust::Stale(since) => Self::Stale { since },
+            crate::revocation_sync::Distrust::ShutDown => Self::ShutDown,
+        }
+    }
+}

@@ -18,31 +18,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::PostgresStoreError;
+pub(crate) use crate::revocation_sync::Change;
 
 /// How many rows one read of the log or of a table fetches at most.
 pub(super) const PAGE: i64 = 10_000;
-
-/// One change to the revocation state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Change {
-    /// A session is logged out until `until`, since `at` (Unix seconds).
-    LogOut {
-        session_id: SessionId,
-        until: i64,
-        at: i64,
-    },
-    /// A watermark is raised to `at` (Unix seconds).
-    Raise {
-        scope: WatermarkScope,
-        kind: WatermarkKind,
-        at: i64,
-    },
-    /// A watermark is cleared.
-    Clear {
-        scope: WatermarkScope,
-        kind: WatermarkKind,
-    },
-}
 
 /// One row of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

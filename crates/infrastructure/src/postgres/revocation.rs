@@ -215,7 +215,7 @@ impl RevocationStore for PostgresRevocationStore {
     fn check<'a>(&self, query: RevocationQuery<'a>) -> Result<RevocationStatus, RevocationError> {
         self.shared
             .trust()
-            .map_err(|e| RevocationError::Unavailable(Box::new(e)))?;
+            .map_err(|e| RevocationError::Unavailable(Box::new(PostgresStoreError::from(e))))?;
         Ok(self.shared.read_cache(|cache| cache.check(&query)))
     }
 

@@ -16,53 +16,10 @@ use tokio::sync::watch;
 
 use super::config::{PostgresRevocationConfig, SyncMode};
 use super::error::PostgresStoreError;
-use super::log::{self, Change, Entry, SnapshotFilter};
+use super::log::{self, Entry, SnapshotFilter};
 use super::shared::Shared;
 use crate::memory::purge_horizon;
 use crate::revocation_state::RevocationState;
-
-/// What the cache keeps, as of one instant (Unix seconds).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Keep {
-    now: i64,
-    logout_retention: i64,
-    watermark_horizon: i64,
-}
-
-impl Keep {
-    pub(super) fn at(now: OffsetDateTime, config: &PostgresRevocationConfig) -> Self {
-        Self {
-            now: now.unix_timestamp(),
-            logout_retention: config.logout_retention().whole_seconds(),
-            watermark_horizon: now
-                .checked_sub(config.token_horizon())
-                .map_or(i64::MIN, OffsetDateTime::unix_timestamp),
-        }
-    }
-
-    /// Applies `change` to `cache`, leaving out what can no longer matter to
-    /// an unexpired token.
-    pub(super) fn apply(&self, cache: &mut RevocationState, change: Change) {
-        match change {
-            Change::LogOut {
-                session_id,
-                until,
-                at,
-            } => {
-                let keep_until = until.min(at.saturating_add(self.logout_retention));
-                if keep_until > self.now {
-                    cache.log_out(session_id.as_uuid(), keep_until);
-                }
-            }
-            Change::Raise { scope, kind, at } => {
-                if at > self.watermark_horizon {
-                    cache.raise(scope, kind, at);
-                }
-            }
-            Change::Clear { scope, kind } => cache.clear(&scope, kind),
-        }
-    }
-}
 
 /// The background work, with what it needs.
 #[derive(Clone)]
@@ -111,7 +68,7 @@ impl Syncer {
     pub(super) async fn load(&self) -> Result<(), PostgresStoreError> {
         let started = self.shared.now_ms();
         let now = self.clock.now();
-        let keep = Keep::at(now, &self.config);
+        let keep = self.config.keep(now);
         let filter = SnapshotFilter {
             now,
             logged_out_after: now
@@ -161,7 +118,7 @@ impl Syncer {
                 continue;
             }
             let full = page.entries.len() >= usize::try_from(log::PAGE).unwrap_or(usize::MAX);
-            let keep = Keep::at(self.clock.now(), &self.config);
+            let keep = self.config.keep(self.clock.now());
             let mut resync = false;
             let mut last = after;
             self.shared.write_cache(|cache| {
@@ -366,9 +323,8 @@ impl Syncer {
     /// compacts the log.
     pub(super) async fn purge(&self) {
         let now = self.clock.now();
-        let keep = Keep::at(now, &self.config);
-        self.shared
-            .write_cache(|cache| cache.purge(keep.now, keep.watermark_horizon));
+        let keep = self.config.keep(now);
+        self.shared.write_cache(|cache| keep.purge(cache));
         let horizon = log::from_seconds(purge_horizon(now, &self.config.lifetimes))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let result = async {

@@ -1,6 +1,7 @@
 //! What the store tests share: a clock moved by hand, subjects, the
-//! revocation contract, and (feature `postgres`) a throwaway schema per test
-//! and a proxy that cuts the database off.
+//! revocation contract, (feature `postgres`) a throwaway schema per test
+//! and a proxy that cuts the database off, and (feature `redis`) a key
+//! prefix per test.
 //!
 //! Each test binary uses a part of this module.
 #![allow(dead_code)] // each test binary uses a different part
@@ -17,8 +18,10 @@ use time::{Duration, OffsetDateTime};
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod proxy;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 pub(crate) const T: i64 = 1_700_000_000;
 
