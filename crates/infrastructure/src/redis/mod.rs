@@ -31,15 +31,22 @@
 //!
 //! The connecting user needs read and write access to these keys and the
 //! stream commands; nothing else.
+//!
+//! - [`RedisUserCache`]: provider-linked users cached in Redis for five
+//!   minutes, shared by every instance, in front of the
+//!   [`ExternalUserDirectory`](tessera_application::external::ExternalUserDirectory)
+//!   that owns them (as `CachedExternalUserDirectory` is, in one process).
 
 mod config;
 mod error;
 mod revocation;
 mod stream;
 mod sync;
+mod user_cache;
 
 pub use crate::revocation_sync::SyncHealth;
 pub use config::{DEFAULT_PREFIX, RedisRevocationConfig};
 pub use error::RedisStoreError;
 pub use revocation::RedisRevocationStore;
 pub use stream::StreamPosition;
+pub use user_cache::{DEFAULT_USER_PREFIX, DEFAULT_USER_TTL, RedisUserCache, RedisUserCacheError};
