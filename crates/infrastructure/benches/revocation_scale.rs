@@ -23,6 +23,14 @@
 //!
 //! With no section named, all run. `SCALE_ROWS` changes the 10M of `start`.
 //! Each section works in a schema of its own, dropped at its end.
+//!
+//! With `--features postgres,redis`, sections `redis-start`, `redis-catchup`
+//! and `redis-propagation` measure the Redis store the same way (Redis at
+//! `REDIS_URL`, default 127.0.0.1:6379; each under a key prefix of its own,
+//! deleted at its end): a start with 1M old logouts and 50k recent ones
+//! (older entries are no longer in the start-up index once purged, so the
+//! index is what a start reads), a 30 s cut with 100k changes, and
+//! propagation across 50 instances.
 #![allow(missing_docs)] // a bench binary
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a bench that cannot set up should stop loudly
 
@@ -188,6 +196,8 @@ fn main() {
         propagation(&bench, SyncMode::Listen);
         propagation(&bench, SyncMode::poll());
     }
+    #[cfg(feature = "redis")]
+    redis_scale::run(&bench.rt, wants);
 }
 
 /// 1M logouts and 1M user force-logouts, all recent: bytes per cached entry
@@ -357,29 +367,13 @@ fn catch_up(bench: &Bench) {
         )
         .unwrap();
     let written = cut_at.elapsed();
-    std::thread::sleep(Duration::from_secs(30).saturating_sub(written));
-    let trusted_while_cut = reader.is_trusted();
-    let restored = Instant::now();
-    proxy.restore();
-    while !(reader.health().applied_seq >= end && reader.is_trusted()) {
-        assert!(restored.elapsed() < Duration::from_secs(60), "no catch-up");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let took = restored.elapsed();
-    let now = OffsetDateTime::now_utc();
-    let u = user(1);
-    let lost = (1..=CHANGES)
-        .filter(|n| {
-            let s = session(*n);
-            let q = RevocationQuery {
-                session_id: &s,
-                user_id: &u,
-                tenant: None,
-                issued_at: now,
-            };
-            reader.check(q).unwrap() == RevocationStatus::Active
-        })
-        .count();
+    let (trusted_while_cut, took) = cut_for_30_s(
+        cut_at,
+        || reader.is_trusted(),
+        || proxy.restore(),
+        || reader.health().applied_seq >= end && reader.is_trusted(),
+    );
+    let lost = lost(&reader, CHANGES);
     println!(
         "catchup: cut off 30 s ({CHANGES} changes written meanwhile, in {written:.1?}; trusted at the end of the cut: {trusted_while_cut}); \
          caught up {took:.2?} after reconnection; full reloads during catch-up: {}; lost: {lost}",
@@ -409,10 +403,32 @@ fn propagation(bench: &Bench, mode: SyncMode) {
     let readers: Vec<PostgresRevocationStore> = (0..INSTANCES)
         .map(|_| schema.start(shared.clone(), config.clone()))
         .collect();
-    let mut samples = Vec::with_capacity(INSTANCES * usize::try_from(WRITES).unwrap());
-    let s = session(0);
+    let refs: Vec<&dyn RevocationStore> = readers.iter().map(|r| r as _).collect();
+    let samples = propagation_samples(&bench.rt, writer.clone(), &refs, WRITES);
+    report(
+        &format!("propagation ({label}, {INSTANCES} instances, {WRITES} writes"),
+        samples,
+    );
     bench.rt.block_on(async {
-        for n in 1..=WRITES {
+        for r in &readers {
+            r.shutdown().await;
+        }
+        writer.shutdown().await;
+    });
+}
+
+/// From a force-logout written through `writer` until each of `readers`
+/// refuses the session, `writes` times: one sample per reader and write.
+fn propagation_samples(
+    rt: &tokio::runtime::Runtime,
+    writer: Arc<dyn RevocationStore>,
+    readers: &[&dyn RevocationStore],
+    writes: u64,
+) -> Vec<Duration> {
+    let mut samples = Vec::new();
+    let s = session(0);
+    rt.block_on(async {
+        for n in 1..=writes {
             let u = user(n);
             let now = OffsetDateTime::now_utc();
             let query = RevocationQuery {
@@ -421,7 +437,7 @@ fn propagation(bench: &Bench, mode: SyncMode) {
                 tenant: None,
                 issued_at: now,
             };
-            let mut seen = vec![None; INSTANCES];
+            let mut seen = vec![None; readers.len()];
             let started = Instant::now();
             let write = tokio::spawn({
                 let writer = writer.clone();
@@ -451,20 +467,274 @@ fn propagation(bench: &Bench, mode: SyncMode) {
             tokio::time::sleep(Duration::from_millis(37)).await;
         }
     });
+    samples
+}
+
+/// Prints percentiles of `samples` after `label`.
+fn report(label: &str, mut samples: Vec<Duration>) {
     samples.sort();
     let at = |p: usize| samples[(samples.len() * p / 100).min(samples.len() - 1)];
     println!(
-        "propagation ({label}, {INSTANCES} instances, {WRITES} writes, {} samples): median {:.1?}, p90 {:.1?}, p99 {:.1?}, max {:.1?}; none lost",
+        "{label}, {} samples): median {:.1?}, p90 {:.1?}, p99 {:.1?}, max {:.1?}; none lost",
         samples.len(),
         at(50),
         at(90),
         at(99),
         samples[samples.len() - 1],
     );
-    bench.rt.block_on(async {
-        for r in &readers {
-            r.shutdown().await;
+}
+
+/// How many of sessions `1..=changes` `reader` does not hold logged out.
+fn lost(reader: &dyn RevocationStore, changes: u64) -> usize {
+    let now = OffsetDateTime::now_utc();
+    let u = user(1);
+    (1..=changes)
+        .filter(|n| {
+            let s = session(*n);
+            let q = RevocationQuery {
+                session_id: &s,
+                user_id: &u,
+                tenant: None,
+                issued_at: now,
+            };
+            reader.check(q).unwrap() == RevocationStatus::Active
+        })
+        .count()
+}
+
+/// Sleeps out the rest of a 30 s cut begun at `cut_at`, runs `restore`, and
+/// waits until `caught_up`; returns whether `trusted` held at the end of the
+/// cut, and how long the catch-up took from the restore.
+fn cut_for_30_s(
+    cut_at: Instant,
+    trusted: impl Fn() -> bool,
+    restore: impl FnOnce(),
+    caught_up: impl Fn() -> bool,
+) -> (bool, Duration) {
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(cut_at.elapsed()));
+    let trusted_while_cut = trusted();
+    let restored = Instant::now();
+    restore();
+    while !caught_up() {
+        assert!(restored.elapsed() < Duration::from_secs(60), "no catch-up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (trusted_while_cut, restored.elapsed())
+}
+
+/// The Redis store, measured like the PostgreSQL one.
+#[cfg(feature = "redis")]
+mod redis_scale {
+    use super::*;
+    use tessera_infrastructure::redis::{RedisRevocationConfig, RedisRevocationStore};
+
+    struct Space {
+        client: ::redis::Client,
+        prefix: String,
+    }
+
+    impl Space {
+        fn new(rt: &tokio::runtime::Runtime, section: &str) -> Self {
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            let client = ::redis::Client::open(url).unwrap();
+            let space = Self {
+                client,
+                prefix: format!("tessera_scale:{section}:{}", std::process::id()),
+            };
+            space.clear(rt);
+            space
         }
-        writer.shutdown().await;
-    });
+
+        fn config(&self) -> RedisRevocationConfig {
+            RedisRevocationConfig::new(SessionLifetimes::default()).with_prefix(&self.prefix)
+        }
+
+        fn start(
+            &self,
+            rt: &tokio::runtime::Runtime,
+            client: ::redis::Client,
+        ) -> RedisRevocationStore {
+            rt.block_on(RedisRevocationStore::start(
+                client,
+                Arc::new(SystemClock),
+                self.config(),
+            ))
+            .unwrap()
+        }
+
+        fn clear(&self, rt: &tokio::runtime::Runtime) {
+            rt.block_on(async {
+                let mut conn = self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let mut cursor = 0_u64;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{}:*", self.prefix))
+                        .arg("COUNT")
+                        .arg(10_000)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                    if !keys.is_empty() {
+                        let _: () = ::redis::cmd("UNLINK")
+                            .arg(keys)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            });
+        }
+    }
+
+    pub(super) fn run(rt: &tokio::runtime::Runtime, named: impl Fn(&str) -> bool) {
+        if named("redis-start") {
+            start(rt);
+        }
+        if named("redis-catchup") {
+            catch_up(rt);
+        }
+        if named("redis-propagation") {
+            propagation(rt);
+        }
+    }
+
+    fn start(rt: &tokio::runtime::Runtime) {
+        const OLD: u64 = 1_000_000;
+        const RECENT: u64 = 50_000;
+        let space = Space::new(rt, "start");
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let t = Instant::now();
+        rt.block_on(async {
+            let mut conn = space
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            for chunk in (1..=OLD + RECENT).collect::<Vec<_>>().chunks(10_000) {
+                let mut pipe = ::redis::pipe();
+                for n in chunk {
+                    let at = if *n <= RECENT { now - 60 } else { now - 7_200 };
+                    pipe.cmd("ZADD")
+                        .arg(format!("{}:logouts", space.prefix))
+                        .arg(at)
+                        .arg(format!("{} {}", session(*n), now + 36_000))
+                        .ignore();
+                }
+                let _: () = pipe.query_async(&mut conn).await.unwrap();
+            }
+        });
+        println!(
+            "redis-start: {OLD} old + {RECENT} recent logouts indexed in {:.1?}",
+            t.elapsed()
+        );
+        let before = resident_bytes();
+        let started = Instant::now();
+        let store = space.start(rt, space.client.clone());
+        let took = started.elapsed();
+        let after = resident_bytes();
+        let entries = store.health().entries;
+        assert_eq!(entries, usize::try_from(RECENT).unwrap());
+        println!(
+            "redis-start: trusted after {took:.2?} (target < 1 s) holding {entries} entries; resident +{:.1} MiB",
+            mib(after.saturating_sub(before)),
+        );
+        rt.block_on(store.shutdown());
+        space.clear(rt);
+    }
+
+    fn catch_up(rt: &tokio::runtime::Runtime) {
+        const CHANGES: u64 = 100_000;
+        let space = Space::new(rt, "catchup");
+        let writer = Arc::new(space.start(rt, space.client.clone()));
+        let target = {
+            let info = space.client.get_connection_info();
+            match info.addr() {
+                ::redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+                _ => "127.0.0.1:6379".to_owned(),
+            }
+        };
+        let proxy = rt.block_on(proxy::Proxy::to(target));
+        let reader = space.start(
+            rt,
+            ::redis::Client::open(format!("redis://{}", proxy.addr())).unwrap(),
+        );
+        let reloads = reader.health().full_reloads;
+        let cut_at = Instant::now();
+        proxy.cut();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for w in 0..32_u64 {
+                let writer = writer.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut n = w + 1;
+                    while n <= CHANGES {
+                        writer
+                            .revoke_session(
+                                session(n),
+                                OffsetDateTime::now_utc() + time::Duration::HOUR,
+                            )
+                            .await
+                            .unwrap();
+                        n += 32;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let written = cut_at.elapsed();
+        let end = writer.health().applied_seq;
+        let (trusted_while_cut, took) = cut_for_30_s(
+            cut_at,
+            || reader.is_trusted(),
+            || proxy.restore(),
+            || reader.health().applied_seq >= end && reader.is_trusted(),
+        );
+        let lost = lost(&reader, CHANGES);
+        println!(
+            "redis-catchup: cut off 30 s ({CHANGES} changes written meanwhile, in {written:.1?}; trusted at the end of the cut: {trusted_while_cut}); \
+             caught up {took:.2?} after reconnection; full reloads during catch-up: {}; lost: {lost}",
+            reader.health().full_reloads - reloads
+        );
+        rt.block_on(async {
+            reader.shutdown().await;
+            writer.shutdown().await;
+        });
+        space.clear(rt);
+    }
+
+    fn propagation(rt: &tokio::runtime::Runtime) {
+        const INSTANCES: usize = 50;
+        const WRITES: u64 = 100;
+        let space = Space::new(rt, "propagation");
+        let writer = Arc::new(space.start(rt, space.client.clone()));
+        let readers: Vec<RedisRevocationStore> = (0..INSTANCES)
+            .map(|_| space.start(rt, space.client.clone()))
+            .collect();
+        let refs: Vec<&dyn RevocationStore> = readers.iter().map(|r| r as _).collect();
+        let samples = propagation_samples(rt, writer.clone(), &refs, WRITES);
+        report(
+            &format!("redis-propagation ({INSTANCES} instances, {WRITES} writes"),
+            samples,
+        );
+        rt.block_on(async {
+            for r in &readers {
+                r.shutdown().await;
+            }
+            writer.shutdown().await;
+        });
+        space.clear(rt);
+    }
 }

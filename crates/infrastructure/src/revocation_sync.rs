@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use tessera_application::ports::{WatermarkKind, WatermarkScope};
-use tessera_domain::SessionId;
+use tessera_application::ports::{
+    RevocationQuery, RevocationStatus, WatermarkKind, WatermarkScope,
+};
+use tessera_domain::{SessionId, SessionLifetimes};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
@@ -15,6 +17,10 @@ use crate::revocation_state::RevocationState;
 
 /// "Never synced" in [`SyncState::synced_ms`].
 const NEVER: u64 = u64::MAX;
+
+/// The longest wait between two failed reads of a change log: a store
+/// back from an outage is read within this.
+pub(crate) const RETRY_CAP: Duration = Duration::from_millis(500);
 
 /// One change to the revocation state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +44,108 @@ pub(crate) enum Change {
     },
 }
 
+impl Change {
+    /// A logout of `session_id` until `until`, written at `now`.
+    pub(crate) fn log_out(
+        session_id: SessionId,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self::LogOut {
+            session_id,
+            until: crate::memory::ceil_seconds(until),
+            at: now.unix_timestamp(),
+        }
+    }
+
+    /// A watermark raised to `at`.
+    pub(crate) fn raise(scope: WatermarkScope, kind: WatermarkKind, at: OffsetDateTime) -> Self {
+        Self::Raise {
+            scope,
+            kind,
+            at: at.unix_timestamp(),
+        }
+    }
+}
+
+/// What a session's standing is, given every change the authoritative
+/// state holds about it (its logout, and the watermarks of its user, tenant
+/// and everyone): the same rules as the caches, over all of it.
+pub(crate) fn status_from(changes: Vec<Change>, query: &RevocationQuery<'_>) -> RevocationStatus {
+    let mut state = RevocationState::default();
+    for change in changes {
+        match change {
+            Change::LogOut { session_id, .. } => state.log_out(session_id.as_uuid(), i64::MAX),
+            Change::Raise { scope, kind, at } => state.raise(scope, kind, at),
+            Change::Clear { .. } => {}
+        }
+    }
+    state.check(query)
+}
+
+/// How long after its event a logout or watermark can still matter to a
+/// token that can be unexpired: one token lifetime and the leeway.
+pub(crate) fn token_horizon(lifetimes: &SessionLifetimes) -> time::Duration {
+    lifetimes.token().saturating_add(lifetimes.leeway())
+}
+
+/// How long after it was written a cache keeps a session logout: the token
+/// horizon, plus the staleness bound and the operation timeout.
+///
+/// Why the extra: an instance that has not yet seen a logout (it may be up
+/// to the staleness bound behind, and the write itself may take up to the
+/// operation timeout to commit) can still rotate the session, issuing a
+/// token after the logout's time. Every such token is issued before the
+/// logout's time plus that margin, so it has expired by the time the cache
+/// forgets the logout. (Rotation also asks the store through
+/// `check_authoritative`.)
+pub(crate) fn logout_retention(
+    lifetimes: &SessionLifetimes,
+    staleness_bound: Duration,
+    operation_timeout: Duration,
+) -> time::Duration {
+    let margin = staleness_bound.saturating_add(operation_timeout);
+    token_horizon(lifetimes)
+        .saturating_add(time::Duration::try_from(margin).unwrap_or(time::Duration::MAX))
+}
+
+/// The wait before the next read after a failed one: from `min`, doubling
+/// up to `interval` (at most [`RETRY_CAP`]).
+pub(crate) fn next_retry(
+    previous: Option<Duration>,
+    min: Duration,
+    interval: Duration,
+) -> Duration {
+    match previous {
+        None => min,
+        Some(r) => r.saturating_mul(2).min(RETRY_CAP.min(interval)),
+    }
+}
+
+/// Logs when a cache stops or starts being trusted.
+#[derive(Debug)]
+pub(crate) struct TrustLog {
+    was_trusted: bool,
+}
+
+impl Default for TrustLog {
+    fn default() -> Self {
+        Self { was_trusted: true }
+    }
+}
+
+impl TrustLog {
+    /// Notes whether the cache is trusted now.
+    pub(crate) fn note(&mut self, trusted: bool) {
+        if self.was_trusted && !trusted {
+            tracing::error!("revocation cache is stale past its bound; verification fails closed");
+        } else if !self.was_trusted && trusted {
+            tracing::info!("revocation cache is in sync again; verification resumes");
+        }
+        self.was_trusted = trusted;
+    }
+}
+
 /// What a cache keeps, as of one instant (Unix seconds).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Keep {
@@ -47,21 +155,34 @@ pub(crate) struct Keep {
 }
 
 impl Keep {
-    /// At `now`: logouts for `logout_retention` after they were written
-    /// (and never past their end), watermarks for `token_horizon` after
+    /// At `now`: logouts for [`logout_retention`] after they were written
+    /// (and never past their end), watermarks for [`token_horizon`] after
     /// their time.
     pub(crate) fn at(
         now: OffsetDateTime,
-        logout_retention: time::Duration,
-        token_horizon: time::Duration,
+        lifetimes: &SessionLifetimes,
+        staleness_bound: Duration,
+        operation_timeout: Duration,
     ) -> Self {
         Self {
             now: now.unix_timestamp(),
-            logout_retention: logout_retention.whole_seconds(),
+            logout_retention: logout_retention(lifetimes, staleness_bound, operation_timeout)
+                .whole_seconds(),
             watermark_horizon: now
-                .checked_sub(token_horizon)
+                .checked_sub(token_horizon(lifetimes))
                 .map_or(i64::MIN, OffsetDateTime::unix_timestamp),
         }
+    }
+
+    /// The Unix second at or before which a logout was written too long ago
+    /// to be kept.
+    pub(crate) fn logouts_before(&self) -> i64 {
+        self.now.saturating_sub(self.logout_retention)
+    }
+
+    /// The Unix second at or before which a watermark is too old to be kept.
+    pub(crate) fn watermarks_before(&self) -> i64 {
+        self.watermark_horizon
     }
 
     /// Applies `change` to `cache`, leaving out what can no longer matter to
@@ -237,6 +358,25 @@ impl<S: Clone + Default> SyncState<S> {
         self.synced_ms.store(NEVER, Ordering::Release);
     }
 
+    /// The session's standing from the cache, if the cache can be trusted:
+    /// the hot path.
+    pub(crate) fn check(&self, query: &RevocationQuery<'_>) -> Result<RevocationStatus, Distrust> {
+        self.trust()?;
+        Ok(self.read_cache(|cache| cache.check(query)))
+    }
+
+    /// Waits (at most `timeout`) until the change at `position` has been
+    /// applied; whether it was.
+    pub(crate) async fn wait_applied(&self, position: S, timeout: Duration) -> bool
+    where
+        S: PartialOrd,
+    {
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(timeout, applied.wait_for(|a| *a >= position))
+            .await
+            .is_ok()
+    }
+
     /// A snapshot for health checks.
     pub(crate) fn health(&self) -> SyncHealth<S> {
         SyncHealth {
@@ -257,4 +397,57 @@ fn millis(d: Duration) -> u64 {
         .saturating_mul(1000)
         .saturating_add(u64::from(d.subsec_millis()))
         .min(NEVER - 1)
+}
+
+/// The background tasks of a shared store: stopped together by
+/// [`stop`](Self::stop), aborted when dropped.
+#[derive(Debug)]
+pub(crate) struct Tasks {
+    stop: watch::Sender<bool>,
+    handles: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Tasks {
+    /// No tasks yet, and the signal they watch to stop.
+    pub(crate) fn new() -> (Self, watch::Receiver<bool>) {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = Self {
+            stop,
+            handles: std::sync::Mutex::new(Vec::new()),
+        };
+        (tasks, stopped)
+    }
+
+    /// Runs `task` on the current tokio runtime.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(handle);
+    }
+
+    /// Tells every task to stop and waits for them to end.
+    pub(crate) async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let handles =
+            std::mem::take(&mut *self.handles.lock().unwrap_or_else(PoisonError::into_inner));
+        for handle in handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for handle in self
+            .handles
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            handle.abort();
+        }
+    }
 }

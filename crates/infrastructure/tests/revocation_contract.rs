@@ -41,6 +41,26 @@ async fn in_memory_store_forgets_what_can_no_longer_matter() {
     assert_eq!(store.len(), 1, "only the new watermark remains");
 }
 
+/// Two instances of one shared store give the same answers about what
+/// [`honours_the_contract`] wrote.
+fn answers_alike(store: &dyn RevocationStore, other: &dyn RevocationStore) {
+    for (subject, iat) in [
+        (Subject::new(1, Some("acme")), T),
+        (Subject::new(2, Some("globex")), T + 15),
+        (Subject::new(2, Some("globex")), T + 16),
+        (Subject::new(4, Some("acme")), T + 41),
+        (Subject::new(3, None), T + 40),
+        (Subject::new(3, None), T + 41),
+    ] {
+        assert_eq!(
+            subject.status(other, iat),
+            subject.status(store, iat),
+            "{}",
+            subject.user
+        );
+    }
+}
+
 /// A logout of `subject`'s session that ends at `T + 100`, and a
 /// force-logout of its user at `T`: what the purge tests expect to go.
 async fn revoke_what_will_expire(store: &dyn RevocationStore, subject: &Subject) {
@@ -95,21 +115,7 @@ mod postgres {
         let other = db
             .instance("b", Arc::new(ManualClock::starting_at(T)))
             .await;
-        for (subject, iat) in [
-            (Subject::new(1, Some("acme")), T),
-            (Subject::new(2, Some("globex")), T + 15),
-            (Subject::new(2, Some("globex")), T + 16),
-            (Subject::new(4, Some("acme")), T + 41),
-            (Subject::new(3, None), T + 40),
-            (Subject::new(3, None), T + 41),
-        ] {
-            assert_eq!(
-                subject.status(&other, iat),
-                subject.status(&store, iat),
-                "{}",
-                subject.user
-            );
-        }
+        answers_alike(&store, &other);
         store.shutdown().await;
         other.shutdown().await;
     }
@@ -217,21 +223,7 @@ mod redis {
         honours_the_contract(&store).await;
         // A second instance started now loads the same answers.
         let other = redis.instance(Arc::new(ManualClock::starting_at(T))).await;
-        for (subject, iat) in [
-            (Subject::new(1, Some("acme")), T),
-            (Subject::new(2, Some("globex")), T + 15),
-            (Subject::new(2, Some("globex")), T + 16),
-            (Subject::new(4, Some("acme")), T + 41),
-            (Subject::new(3, None), T + 40),
-            (Subject::new(3, None), T + 41),
-        ] {
-            assert_eq!(
-                subject.status(&other, iat),
-                subject.status(&store, iat),
-                "{}",
-                subject.user
-            );
-        }
+        answers_alike(&store, &other);
         store.shutdown().await;
         other.shutdown().await;
     }

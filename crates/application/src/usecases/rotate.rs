@@ -205,23 +205,32 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn rotation_is_refused_when_the_authoritative_store_revokes_what_the_cache_let_through() {
-        let mut f = fixture(NOW - 400, NOW - 1000);
+    /// A store whose authoritative check is asked once, about the fixture's
+    /// session, and gives `answer`.
+    fn tables(
+        answer: impl Fn() -> Result<RevocationStatus, RevocationError> + Send + 'static,
+    ) -> Arc<MockRevocationStore> {
         let mut tables = MockRevocationStore::new();
         tables
             .expect_check_authoritative()
             .withf(|q| q.session_id == &session_id() && q.issued_at == at(NOW - 400))
             .times(1)
-            .returning(|_| {
-                Ok(RevocationStatus::Revoked(
-                    RevocationReason::SessionLoggedOut,
-                ))
-            });
+            .returning(move |_| answer());
+        Arc::new(tables)
+    }
+
+    #[tokio::test]
+    async fn rotation_is_refused_when_the_authoritative_store_revokes_what_the_cache_let_through() {
+        let mut f = fixture(NOW - 400, NOW - 1000);
+        let tables = tables(|| {
+            Ok(RevocationStatus::Revoked(
+                RevocationReason::SessionLoggedOut,
+            ))
+        });
         f.directory.expect_find().times(0);
         f.codec.expect_encode().times(0);
         let err = rotator(f)
-            .with_revocations(Arc::new(tables))
+            .with_revocations(tables)
             .execute("tok")
             .await
             .unwrap_err();
@@ -234,15 +243,11 @@ mod tests {
     #[tokio::test]
     async fn rotation_fails_closed_when_the_authoritative_store_cannot_answer() {
         let mut f = fixture(NOW - 400, NOW - 1000);
-        let mut tables = MockRevocationStore::new();
-        tables
-            .expect_check_authoritative()
-            .times(1)
-            .returning(|_| Err(RevocationError::Unavailable("db down".into())));
+        let tables = tables(|| Err(RevocationError::Unavailable("db down".into())));
         f.directory.expect_find().times(0);
         f.codec.expect_encode().times(0);
         let err = rotator(f)
-            .with_revocations(Arc::new(tables))
+            .with_revocations(tables)
             .execute("tok")
             .await
             .unwrap_err();
@@ -255,11 +260,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_goes_ahead_when_the_authoritative_store_finds_claims_stale() {
         let mut f = fixture(NOW - 400, NOW - 1000);
-        let mut tables = MockRevocationStore::new();
-        tables
-            .expect_check_authoritative()
-            .times(1)
-            .returning(|_| Ok(RevocationStatus::ClaimsStale));
+        let tables = tables(|| Ok(RevocationStatus::ClaimsStale));
         f.directory
             .expect_find()
             .times(1)
@@ -269,7 +270,7 @@ mod tests {
             .times(1)
             .returning(|_| Ok(SessionToken::new("rotated".into())));
         rotator(f)
-            .with_revocations(Arc::new(tables))
+            .with_revocations(tables)
             .execute("tok")
             .await
             .unwrap();

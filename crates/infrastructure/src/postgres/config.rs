@@ -184,33 +184,14 @@ impl PostgresRevocationConfig {
         }
     }
 
-    /// How long after its event a logout or watermark can still matter to a
-    /// token that can be unexpired: one token lifetime and the leeway.
-    pub(super) fn token_horizon(&self) -> time::Duration {
-        self.lifetimes
-            .token()
-            .saturating_add(self.lifetimes.leeway())
-    }
-
-    /// What the cache keeps at `now`.
+    /// What the cache keeps at `now` (see [`Keep`]).
     pub(super) fn keep(&self, now: time::OffsetDateTime) -> Keep {
-        Keep::at(now, self.logout_retention(), self.token_horizon())
-    }
-
-    /// How long after it was written the cache keeps a session logout: the
-    /// token horizon, plus the staleness bound and the operation timeout.
-    ///
-    /// Why the extra: an instance that has not yet seen a logout (it may be
-    /// up to the staleness bound behind, and the write itself may take up
-    /// to the operation timeout to commit) can still rotate the session,
-    /// issuing a token after the logout's time. Every such token is issued
-    /// before the logout's time plus that margin, so it has expired by the
-    /// time the cache forgets the logout. (Rotation also asks the tables
-    /// through `check_authoritative`.)
-    pub(super) fn logout_retention(&self) -> time::Duration {
-        let margin = self.staleness_bound.saturating_add(self.operation_timeout);
-        self.token_horizon()
-            .saturating_add(time::Duration::try_from(margin).unwrap_or(time::Duration::MAX))
+        Keep::at(
+            now,
+            &self.lifetimes,
+            self.staleness_bound,
+            self.operation_timeout,
+        )
     }
 
     pub(super) fn validate(&self) -> Result<(), PostgresStoreError> {
@@ -330,9 +311,11 @@ mod tests {
     #[test]
     fn logouts_are_kept_one_token_lifetime_and_the_margins() {
         // 15-minute tokens, 30 s leeway, 10 s staleness, 5 s operations.
+        let now = time::OffsetDateTime::from_unix_timestamp(10_000).unwrap();
         assert_eq!(
-            config().logout_retention(),
-            time::Duration::seconds(900 + 30 + 10 + 5)
+            config().keep(now).logouts_before(),
+            10_000 - 900 - 30 - 10 - 5
         );
+        assert_eq!(config().keep(now).watermarks_before(), 10_000 - 900 - 30);
     }
 }

@@ -173,7 +173,10 @@ type LogRow = (
 );
 
 /// The log's rows after `after`, at most [`PAGE`], and how far it was
-/// compacted, read in one statement (one snapshot).
+/// compacted, read in one statement (one snapshot). (`LIMIT 1` on the
+/// one-row horizon keeps the planner's estimate, and so its cost, small:
+/// without statistics it would guess thousands of rows and pay for JIT
+/// compilation on every read.)
 pub(super) async fn read_after(pool: &PgPool, after: i64) -> Result<LogPage, PostgresStoreError> {
     let rows: Vec<(i64, LogRow)> = sqlx::query_as::<
         _,
@@ -191,7 +194,7 @@ pub(super) async fn read_after(pool: &PgPool, after: i64) -> Result<LogPage, Pos
     >(
         "SELECT h.compacted_through, l.seq, l.change, l.session_id, l.until,
                 l.kind, l.scope, l.subject, l.at
-         FROM tessera_revocation_log_horizon h
+         FROM (SELECT compacted_through FROM tessera_revocation_log_horizon LIMIT 1) h
          LEFT JOIN LATERAL (
              SELECT * FROM tessera_revocation_log WHERE seq > $1 ORDER BY seq LIMIT $2
          ) l ON true

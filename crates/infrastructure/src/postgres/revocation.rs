@@ -1,6 +1,6 @@
 //! [`PostgresRevocationStore`]: shared tables and a change log, a local cache.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -11,16 +11,13 @@ use tessera_application::ports::{
 };
 use tessera_domain::SessionId;
 use time::OffsetDateTime;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::config::PostgresRevocationConfig;
 use super::error::PostgresStoreError;
 use super::log::{self, Change};
 use super::shared::{Shared, SyncHealth};
 use super::sync::Syncer;
-use crate::memory::ceil_seconds;
-use crate::revocation_state::RevocationState;
+use crate::revocation_sync::{Tasks, status_from};
 
 /// Logouts and watermarks in PostgreSQL, shared by every instance.
 ///
@@ -63,8 +60,7 @@ pub struct PostgresRevocationStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
     config: Arc<PostgresRevocationConfig>,
-    stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Tasks,
 }
 
 impl std::fmt::Debug for PostgresRevocationStore {
@@ -107,13 +103,11 @@ impl PostgresRevocationStore {
             None
         };
         syncer.load().await?;
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![
-            tokio::spawn(syncer.clone().follow(stopped.clone())),
-            tokio::spawn(syncer.clone().maintain(stopped.clone())),
-        ];
+        let (tasks, stopped) = Tasks::new();
+        tasks.spawn(syncer.clone().follow(stopped.clone()));
+        tasks.spawn(syncer.clone().maintain(stopped.clone()));
         if let Some(listener) = listener {
-            tasks.push(tokio::spawn(syncer.clone().listen(listener, stopped)));
+            tasks.spawn(syncer.clone().listen(listener, stopped));
         }
         Ok(Self {
             shared,
@@ -121,8 +115,7 @@ impl PostgresRevocationStore {
             pool,
             clock,
             config,
-            stop,
-            tasks: Mutex::new(tasks),
+            tasks,
         })
     }
 
@@ -158,11 +151,7 @@ impl PostgresRevocationStore {
     /// closed from then on. Dropping the store stops them too, without
     /// waiting.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.tasks.stop().await;
         self.shared.stopped();
     }
 
@@ -181,11 +170,7 @@ impl PostgresRevocationStore {
         .map_err(unavailable)?;
         // Read our own write: wake the reader and wait for it to apply.
         self.shared.wake.notify_one();
-        let mut applied = self.shared.applied.subscribe();
-        if tokio::time::timeout(timeout, applied.wait_for(|a| *a >= seq))
-            .await
-            .is_err()
-        {
+        if !self.shared.wait_applied(seq, timeout).await {
             tracing::warn!(
                 seq,
                 "revocation written but not yet applied to this instance's cache; \
@@ -196,27 +181,12 @@ impl PostgresRevocationStore {
     }
 }
 
-impl Drop for PostgresRevocationStore {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        for task in self
-            .tasks
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            task.abort();
-        }
-    }
-}
-
 #[async_trait]
 impl RevocationStore for PostgresRevocationStore {
     fn check<'a>(&self, query: RevocationQuery<'a>) -> Result<RevocationStatus, RevocationError> {
         self.shared
-            .trust()
-            .map_err(|e| RevocationError::Unavailable(Box::new(PostgresStoreError::from(e))))?;
-        Ok(self.shared.read_cache(|cache| cache.check(&query)))
+            .check(&query)
+            .map_err(|e| RevocationError::Unavailable(Box::new(PostgresStoreError::from(e))))
     }
 
     async fn check_authoritative<'a>(
@@ -241,16 +211,7 @@ impl RevocationStore for PostgresRevocationStore {
         .await
         .unwrap_or(Err(PostgresStoreError::TimedOut("check in tables")))
         .map_err(unavailable)?;
-        // The same rules as the cache, over everything the tables hold.
-        let mut state = RevocationState::default();
-        for change in changes {
-            match change {
-                Change::LogOut { session_id, .. } => state.log_out(session_id.as_uuid(), i64::MAX),
-                Change::Raise { scope, kind, at } => state.raise(scope, kind, at),
-                Change::Clear { .. } => {}
-            }
-        }
-        Ok(state.check(&query))
+        Ok(status_from(changes, &query))
     }
 
     async fn revoke_session(
@@ -258,12 +219,8 @@ impl RevocationStore for PostgresRevocationStore {
         session_id: SessionId,
         until: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(Change::LogOut {
-            session_id,
-            until: ceil_seconds(until),
-            at: self.clock.now().unix_timestamp(),
-        })
-        .await
+        self.write(Change::log_out(session_id, until, self.clock.now()))
+            .await
     }
 
     async fn set_watermark(
@@ -272,12 +229,7 @@ impl RevocationStore for PostgresRevocationStore {
         kind: WatermarkKind,
         at: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(Change::Raise {
-            scope,
-            kind,
-            at: at.unix_timestamp(),
-        })
-        .await
+        self.write(Change::raise(scope, kind, at)).await
     }
 
     async fn clear_watermark(

@@ -20,6 +20,7 @@ use super::log::{self, Entry, SnapshotFilter};
 use super::shared::Shared;
 use crate::memory::purge_horizon;
 use crate::revocation_state::RevocationState;
+use crate::revocation_sync::{TrustLog, next_retry};
 
 /// The background work, with what it needs.
 #[derive(Clone)]
@@ -69,14 +70,11 @@ impl Syncer {
         let started = self.shared.now_ms();
         let now = self.clock.now();
         let keep = self.config.keep(now);
+        let at = |second| log::from_seconds(second).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let filter = SnapshotFilter {
             now,
-            logged_out_after: now
-                .checked_sub(self.config.logout_retention())
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            watermarks_after: now
-                .checked_sub(self.config.token_horizon())
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            logged_out_after: at(keep.logouts_before()),
+            watermarks_after: at(keep.watermarks_before()),
         };
         let mut state = RevocationState::default();
         // The whole load gets the operation timeout once per page it may
@@ -150,9 +148,9 @@ impl Syncer {
     /// Reads the log whenever woken and at least every read interval,
     /// until stopped.
     pub(super) async fn follow(self, mut stop: watch::Receiver<bool>) {
-        let mut was_trusted = true;
-        // After a failed read, the next comes sooner than the read interval:
-        // from the reconnection backoff's minimum, doubling up to it.
+        let mut trust = TrustLog::default();
+        // After a failed read, the next comes sooner than the read interval,
+        // so that a database back from an outage is read soon.
         let mut retry: Option<Duration> = None;
         loop {
             let wait = retry.unwrap_or(self.config.read_interval());
@@ -163,28 +161,21 @@ impl Syncer {
                 () = tokio::time::sleep(wait) => {}
             }
             let read = self.catch_up().await;
-            retry = match (read, retry) {
-                (Ok(()), _) => None,
-                (Err(e), previous) => {
+            retry = match read {
+                Ok(()) => None,
+                Err(e) => {
                     tracing::warn!(
                         error = &e as &dyn std::error::Error,
                         "revocation log could not be read"
                     );
-                    Some(match previous {
-                        None => self.config.backoff_min,
-                        Some(r) => r.saturating_mul(2).min(self.config.read_interval()),
-                    })
+                    Some(next_retry(
+                        retry,
+                        self.config.backoff_min,
+                        self.config.read_interval(),
+                    ))
                 }
             };
-            let trusted = self.shared.trust().is_ok();
-            if was_trusted && !trusted {
-                tracing::error!(
-                    "revocation cache is stale past its bound; verification fails closed"
-                );
-            } else if !was_trusted && trusted {
-                tracing::info!("revocation cache is in sync again; verification resumes");
-            }
-            was_trusted = trusted;
+            trust.note(self.shared.trust().is_ok());
         }
     }
 

@@ -99,25 +99,14 @@ impl RedisRevocationConfig {
         self.heartbeat_interval.unwrap_or(self.staleness_bound / 5)
     }
 
-    /// See `PostgresRevocationConfig`: one token lifetime and the leeway.
-    pub(super) fn token_horizon(&self) -> time::Duration {
-        self.lifetimes
-            .token()
-            .saturating_add(self.lifetimes.leeway())
-    }
-
-    /// The token horizon plus the staleness bound and the operation timeout
-    /// (an instance that far behind may still rotate a session just logged
-    /// out; every token it can issue has expired by then).
-    pub(super) fn logout_retention(&self) -> time::Duration {
-        let margin = self.staleness_bound.saturating_add(self.operation_timeout);
-        self.token_horizon()
-            .saturating_add(time::Duration::try_from(margin).unwrap_or(time::Duration::MAX))
-    }
-
-    /// What the cache keeps at `now`.
+    /// What the cache keeps at `now` (see [`Keep`]).
     pub(super) fn keep(&self, now: time::OffsetDateTime) -> Keep {
-        Keep::at(now, self.logout_retention(), self.token_horizon())
+        Keep::at(
+            now,
+            &self.lifetimes,
+            self.staleness_bound,
+            self.operation_timeout,
+        )
     }
 
     pub(super) fn validate(&self) -> Result<(), RedisStoreError> {

@@ -1,7 +1,7 @@
 //! [`RedisRevocationStore`]: state keys and a change stream in Redis, a
 //! local cache.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -11,16 +11,12 @@ use tessera_application::ports::{
 };
 use tessera_domain::SessionId;
 use time::OffsetDateTime;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::config::RedisRevocationConfig;
 use super::error::RedisStoreError;
 use super::stream::{self, Keys, StreamPosition};
 use super::sync::{Shared, Syncer};
-use crate::memory::ceil_seconds;
-use crate::revocation_state::RevocationState;
-use crate::revocation_sync::{Change, SyncHealth};
+use crate::revocation_sync::{Change, SyncHealth, Tasks, status_from};
 
 /// Logouts and watermarks in Redis, shared by every instance.
 ///
@@ -47,8 +43,7 @@ use crate::revocation_sync::{Change, SyncHealth};
 pub struct RedisRevocationStore {
     shared: Arc<Shared>,
     syncer: Syncer,
-    stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Tasks,
 }
 
 impl std::fmt::Debug for RedisRevocationStore {
@@ -80,7 +75,7 @@ impl RedisRevocationStore {
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
-            .set_max_delay(config.staleness_bound / 5);
+            .set_max_delay(crate::revocation_sync::RETRY_CAP);
         let connect = || async {
             tokio::time::timeout(
                 timeout,
@@ -106,16 +101,13 @@ impl RedisRevocationStore {
             config,
         };
         syncer.load().await?;
-        let (stop, stopped) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(syncer.clone().follow(follower, stopped.clone())),
-            tokio::spawn(syncer.clone().maintain(stopped)),
-        ];
+        let (tasks, stopped) = Tasks::new();
+        tasks.spawn(syncer.clone().follow(follower, stopped.clone()));
+        tasks.spawn(syncer.clone().maintain(stopped));
         Ok(Self {
             shared,
             syncer,
-            stop,
-            tasks: Mutex::new(tasks),
+            tasks,
         })
     }
 
@@ -157,11 +149,7 @@ impl RedisRevocationStore {
     /// Stops the background tasks and waits for them to end; `check` fails
     /// closed from then on.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.tasks.stop().await;
         self.shared.stopped();
     }
 
@@ -185,13 +173,10 @@ impl RedisRevocationStore {
         .await
         .unwrap_or(Err(RedisStoreError::TimedOut("write")))
         .map_err(unavailable)?;
-        let mut applied = self.shared.applied.subscribe();
-        if tokio::time::timeout(
-            config.operation_timeout,
-            applied.wait_for(|a| *a >= position),
-        )
-        .await
-        .is_err()
+        if !self
+            .shared
+            .wait_applied(position, config.operation_timeout)
+            .await
         {
             tracing::warn!(
                 %position,
@@ -200,20 +185,6 @@ impl RedisRevocationStore {
             );
         }
         Ok(())
-    }
-}
-
-impl Drop for RedisRevocationStore {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        for task in self
-            .tasks
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            task.abort();
-        }
     }
 }
 
@@ -250,15 +221,7 @@ impl RevocationStore for RedisRevocationStore {
         .await
         .unwrap_or(Err(RedisStoreError::TimedOut("check in state")))
         .map_err(unavailable)?;
-        let mut state = RevocationState::default();
-        for change in changes {
-            match change {
-                Change::LogOut { session_id, .. } => state.log_out(session_id.as_uuid(), i64::MAX),
-                Change::Raise { scope, kind, at } => state.raise(scope, kind, at),
-                Change::Clear { .. } => {}
-            }
-        }
-        Ok(state.check(&query))
+        Ok(status_from(changes, &query))
     }
 
     async fn revoke_session(
@@ -266,12 +229,8 @@ impl RevocationStore for RedisRevocationStore {
         session_id: SessionId,
         until: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(Change::LogOut {
-            session_id,
-            until: ceil_seconds(until),
-            at: self.syncer.clock.now().unix_timestamp(),
-        })
-        .await
+        self.write(Change::log_out(session_id, until, self.syncer.clock.now()))
+            .await
     }
 
     async fn set_watermark(
@@ -280,12 +239,7 @@ impl RevocationStore for RedisRevocationStore {
         kind: WatermarkKind,
         at: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(Change::Raise {
-            scope,
-            kind,
-            at: at.unix_timestamp(),
-        })
-        .await
+        self.write(Change::raise(scope, kind, at)).await
     }
 
     async fn clear_watermark(

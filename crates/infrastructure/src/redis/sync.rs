@@ -13,7 +13,7 @@ use super::config::RedisRevocationConfig;
 use super::error::RedisStoreError;
 use super::stream::{self, Entry, Keys, PAGE, StreamPosition};
 use crate::revocation_state::RevocationState;
-use crate::revocation_sync::SyncState;
+use crate::revocation_sync::{SyncState, TrustLog, next_retry};
 
 /// The state a store and its tasks share; the sequence is a stream position.
 pub(super) type Shared = SyncState<StreamPosition>;
@@ -54,7 +54,6 @@ impl Syncer {
         let started = self.shared.now_ms();
         let now = self.clock.now();
         let keep = self.config.keep(now);
-        let since = |d: time::Duration| now.unix_timestamp().saturating_sub(d.whole_seconds());
         let mut conn = self.conn.clone();
         let (through, changes) = self
             .timed(
@@ -62,8 +61,8 @@ impl Syncer {
                 stream::snapshot(
                     &mut conn,
                     &self.keys,
-                    since(self.config.logout_retention()),
-                    since(self.config.token_horizon()),
+                    keep.logouts_before(),
+                    keep.watermarks_before(),
                 ),
             )
             .await?;
@@ -138,7 +137,7 @@ impl Syncer {
         mut follower: ConnectionManager,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut was_trusted = true;
+        let mut trust = TrustLog::default();
         let mut retry: Option<Duration> = None;
         loop {
             let step = tokio::select! {
@@ -146,9 +145,9 @@ impl Syncer {
                 _ = stop.changed() => break,
                 step = self.step(&mut follower) => step,
             };
-            retry = match (step, retry) {
-                (Ok(()), _) => None,
-                (Err(e), previous) => {
+            retry = match step {
+                Ok(()) => None,
+                Err(e) => {
                     tracing::warn!(
                         error = &e as &dyn std::error::Error,
                         "revocation stream could not be read"
@@ -156,21 +155,14 @@ impl Syncer {
                     if self.shared.connected.swap(false, Ordering::AcqRel) {
                         self.shared.reconnections.fetch_add(1, Ordering::Relaxed);
                     }
-                    Some(match previous {
-                        None => self.config.backoff_min,
-                        Some(r) => r.saturating_mul(2).min(self.config.heartbeat_interval()),
-                    })
+                    Some(next_retry(
+                        retry,
+                        self.config.backoff_min,
+                        self.config.heartbeat_interval(),
+                    ))
                 }
             };
-            let trusted = self.shared.trust().is_ok();
-            if was_trusted && !trusted {
-                tracing::error!(
-                    "revocation cache is stale past its bound; verification fails closed"
-                );
-            } else if !was_trusted && trusted {
-                tracing::info!("revocation cache is in sync again; verification resumes");
-            }
-            was_trusted = trusted;
+            trust.note(self.shared.trust().is_ok());
             if let Some(wait) = retry {
                 tokio::select! {
                     biased;
@@ -201,7 +193,6 @@ impl Syncer {
         let now = self.clock.now();
         let keep = self.config.keep(now);
         self.shared.write_cache(|cache| keep.purge(cache));
-        let since = |d: time::Duration| now.unix_timestamp().saturating_sub(d.whole_seconds());
         let mut conn = self.conn.clone();
         let result = self
             .timed(
@@ -209,8 +200,8 @@ impl Syncer {
                 stream::purge(
                     &mut conn,
                     &self.keys,
-                    since(self.config.logout_retention()),
-                    since(self.config.token_horizon()),
+                    keep.logouts_before(),
+                    keep.watermarks_before(),
                     self.config.log_retention,
                 ),
             )
