@@ -33,8 +33,9 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use tessera::application::ports::{DirectoryUser, WatermarkScope};
 use tessera::application::{EstablishRequest, RevokeRequest};
+use tessera::axum::{RequireRole, Session, roles::Admin};
 use tessera::domain::{Capability, Requirement, Role, RoutePolicy, RouteRule, UserId};
-use tessera::http::{RequireRole, Session, SessionCookies, roles::Admin, safe_return_to};
+use tessera::http::{SessionCookies, safe_return_to};
 use tessera::{InMemoryUserDirectory, JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
 
 /// A demo user: name, id, role, capabilities.
@@ -196,7 +197,7 @@ fn router(sessions: Tessera<UserRole>) -> Result<Router, Box<dyn std::error::Err
     let layer = sessions.session_layer(policy()?)?.build()?;
     let demo = Demo {
         sessions,
-        cookies: layer.cookies().clone(),
+        cookies: layer.edge().cookies().clone(),
     };
     Ok(Router::new()
         .route("/", get(index))
@@ -298,7 +299,7 @@ async fn sign_in(State(demo): State<Demo>, Form(form): Form<SignIn>) -> Response
         }
     };
     if let Some(to) = form.return_to.as_deref().and_then(safe_return_to) {
-        return (cookie, Redirect::to(to)).into_response();
+        return ([cookie.header()], Redirect::to(to)).into_response();
     }
     let expires_in = (issued.session.expires_at() - issued.session.issued_at()).whole_seconds();
     let body = serde_json::json!({
@@ -308,7 +309,7 @@ async fn sign_in(State(demo): State<Demo>, Form(form): Form<SignIn>) -> Response
         // For bearer clients; browsers use the HttpOnly cookie.
         "token": issued.token.expose_secret(),
     });
-    (cookie, Json(body)).into_response()
+    ([cookie.header()], Json(body)).into_response()
 }
 
 async fn me(session: Session) -> Json<serde_json::Value> {
@@ -374,7 +375,7 @@ async fn sign_out(State(demo): State<Demo>, session: Session) -> Response {
         .await;
     match revoked {
         Ok(()) => (
-            demo.cookies.clear(),
+            [demo.cookies.clear().header()],
             Json(serde_json::json!({ "signed_out": name_of(&session) })),
         )
             .into_response(),

@@ -81,16 +81,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
             alice,
         )))
         .await?;
-    let stale = sessions.verify().execute(&token)?;
-    println!(
-        "5. permissions changed: the session stays valid, rotation {:?}",
-        stale.rotation()
-    );
+    match sessions.verify().execute(&token) {
+        Err(refused) => println!(
+            "5. permissions changed: verify hands out no stale role ({}: {refused}); the HTTP layer rotates such sessions by itself",
+            refused.code()
+        ),
+        Ok(_) => return Err("a stale session verified".into()),
+    }
 
     // The watermark covers its own second; wait for the next before rotating.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let verified = sessions.verify().execute(&token)?;
-    let rotated = sessions.rotate().rotate(verified).await?;
+    let rotated = sessions.rotate().execute(&token).await?;
     println!(
         "6. rotated: same session {}, role now {}, capabilities {:?}",
         rotated.session.session_id(),

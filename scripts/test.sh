@@ -12,6 +12,15 @@ if [ -n "$forbidden" ]; then
   exit 1
 fi
 
+echo "==> edge neutrality: tessera-http must not depend on a framework or on the infrastructure"
+forbidden=$(cargo tree -p tessera-http -e normal --prefix none \
+  | grep -Eo '^(axum|axum-core|tower|tower-http|actix-web|actix-http|hyper|tessera-infrastructure) ' \
+  | sort -u || true)
+if [ -n "$forbidden" ]; then
+  echo "tessera-http depends on: $forbidden" >&2
+  exit 1
+fi
+
 echo "==> database for the PostgreSQL tests"
 # The PostgreSQL store's tests need a server: the one at 127.0.0.1:5432 (trust
 # auth, database `test`) unless DATABASE_URL names another. A throwaway

@@ -2,17 +2,21 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "axum")]
+use tessera_application::ResolveUser;
 use tessera_application::external::{ExternalTokenVerifier, ExternalUserDirectory};
 use tessera_application::ports::{
     Clock, DirectoryError, IdGenerator, RevocationStore, UserDirectory,
 };
 use tessera_application::{
-    AuthorizeRequest, EstablishSession, ExchangeToken, ReadSession, ResolveUser, RevokeSession,
-    RotateSession, VerifySession,
+    EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
+use tessera_infrastructure::identity::{ClaimMapping, IdentityProvider, ProviderBuilder};
 
 pub use tessera_application as application;
+#[cfg(feature = "axum")]
+pub use tessera_axum as axum;
 pub use tessera_domain as domain;
 pub use tessera_http as http;
 pub use tessera_infrastructure as infrastructure;
@@ -32,7 +36,18 @@ pub struct Tessera<R: Role = UserRole> {
     read: ReadSession<R>,
     rotate: RotateSession<R>,
     revoke: RevokeSession,
+    clock: ClockHandle,
     has_directory: bool,
+}
+
+/// The manager's clock, printed as its name only.
+#[derive(Clone)]
+struct ClockHandle(Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// The session manager has no user directory, and what was asked needs one.
@@ -46,6 +61,7 @@ pub struct Tessera<R: Role = UserRole> {
 pub struct MissingUserDirectory;
 
 /// Why [`Tessera::hybrid_layer`] could not build.
+#[cfg(feature = "axum")]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HybridLayerError {
@@ -127,8 +143,26 @@ impl<R: Role> Tessera<R> {
         &self.codec
     }
 
+    /// An identity provider with issuer `issuer` and claim mapping
+    /// `mapping`, on this manager's clock and with its clock-skew leeway
+    /// ([`SessionLifetimes::leeway`]): one setting for both kinds of token,
+    /// so that a provider token the provider's verifier accepts is never
+    /// refused when [`Tessera::exchange`] establishes its session. Add the
+    /// audience and keys, then build it.
+    pub fn identity_provider(
+        &self,
+        issuer: impl Into<String>,
+        mapping: ClaimMapping<R>,
+    ) -> ProviderBuilder<R> {
+        IdentityProvider::builder(issuer, mapping)
+            .leeway(self.verify.lifetimes().leeway())
+            .clock(self.clock.0.clone())
+    }
+
     /// Token exchange: a provider token verified by `verifier`, its user
-    /// upserted into `users`, a session of this manager issued.
+    /// upserted into `users`, a session of this manager issued. Build the
+    /// verifier's providers with [`Tessera::identity_provider`], so that
+    /// they share this manager's leeway.
     #[must_use]
     pub fn exchange(
         &self,
@@ -147,26 +181,22 @@ impl<R: Role> Tessera<R> {
     ///
     /// [`HybridLayerError`]: no user directory (as for
     /// [`Tessera::session_layer`]) or a layer setting that cannot work.
+    #[cfg(feature = "axum")]
     pub fn hybrid_layer(
         &self,
         policy: RoutePolicy<R>,
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
-    ) -> Result<http::HybridLayer<R>, HybridLayerError> {
-        let session = self.session_layer(policy)?.build()?;
-        Ok(http::HybridLayer::new(session, verifier, resolve))
-    }
-
-    /// Route access: `policy` applied to requests, verifying with this
-    /// manager.
-    #[must_use]
-    pub fn authorize(&self, policy: RoutePolicy<R>) -> AuthorizeRequest<R> {
-        AuthorizeRequest::new(self.verify.clone(), Arc::new(policy))
+    ) -> Result<axum::SessionLayer<R>, HybridLayerError> {
+        Ok(self
+            .session_layer(policy)?
+            .provider_tokens(verifier, resolve)
+            .build()?)
     }
 
     /// The HTTP layer enforcing `policy` and rotating with this manager:
     /// `sessions.session_layer(policy)?.build()?`, with any setting of
-    /// [`http::SessionLayerBuilder`] in between.
+    /// [`http::SessionEdgeBuilder`] in between.
     ///
     /// # Errors
     ///
@@ -174,16 +204,32 @@ impl<R: Role> Tessera<R> {
     /// [`TesseraBuilder::user_directory`]: the layer rotates sliding
     /// sessions, and rotation re-reads every user from the directory, so
     /// without one every session would end at its first rotation.
+    #[cfg(feature = "axum")]
     pub fn session_layer(
         &self,
         policy: RoutePolicy<R>,
-    ) -> Result<http::SessionLayerBuilder<R>, MissingUserDirectory> {
+    ) -> Result<http::SessionEdgeBuilder<R, axum::SessionLayer<R>>, MissingUserDirectory> {
+        self.edge(policy)
+    }
+
+    /// The settings of any framework's session middleware enforcing
+    /// `policy` and rotating with this manager: `T` is the middleware
+    /// (the edge itself, `tessera::axum::SessionLayer`, …).
+    ///
+    /// # Errors
+    ///
+    /// [`MissingUserDirectory`], as for [`Tessera::session_layer`].
+    pub fn edge<T>(
+        &self,
+        policy: RoutePolicy<R>,
+    ) -> Result<http::SessionEdgeBuilder<R, T>, MissingUserDirectory> {
         if !self.has_directory {
             return Err(MissingUserDirectory);
         }
-        Ok(http::SessionLayer::builder(
-            self.authorize(policy),
+        Ok(http::SessionEdgeBuilder::new(
+            self.verify.clone(),
             self.rotate.clone(),
+            policy,
         ))
     }
 }
@@ -276,7 +322,8 @@ impl<R: Role> TesseraBuilder<R> {
             ),
             read: ReadSession::new(verify.clone()),
             rotate: RotateSession::new(verify.clone(), directory, codec.clone()),
-            revoke: RevokeSession::new(revocations, self.clock, self.lifetimes),
+            revoke: RevokeSession::new(revocations, self.clock.clone(), self.lifetimes),
+            clock: ClockHandle(self.clock),
             verify,
             codec,
             has_directory,

@@ -228,6 +228,31 @@ fn non_uuid_sub_is_rejected() {
 }
 
 #[test]
+fn non_canonical_uuid_spellings_of_sub_and_jti_are_rejected_naming_the_claim() {
+    let app = app();
+    for claim in ["sub", "jti"] {
+        let canonical = payload(START)[claim].as_str().unwrap().to_owned();
+        for spelling in [
+            canonical.to_uppercase(),
+            canonical.replace('-', ""),
+            format!("{{{canonical}}}"),
+            format!("urn:uuid:{canonical}"),
+        ] {
+            let p = with(payload(START), claim, json!(spelling));
+            match token_error(verify(&app, &forged(&valid_header(), &p))) {
+                TokenError::Claims(
+                    e @ ClaimsError::InvalidId {
+                        source: IdError::NotCanonical { .. },
+                        ..
+                    },
+                ) => assert_eq!(e.claim(), claim, "{spelling}"),
+                other => panic!("{claim} {spelling}: expected a claims error, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
 fn empty_role_is_rejected() {
     let app = app();
     let p = with(payload(START), "role", json!(""));

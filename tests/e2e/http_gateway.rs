@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tessera::application::ports::Clock;
+use tessera::axum::GatewayIdentity;
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::gateway::{GatewayIdentity, GatewayKey, GatewayVerifier};
+use tessera::http::gateway::{GatewayKey, GatewayVerifier};
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 
 use crate::http_support::{Reply, Spec, TestApp, identity_headers, send_to, serve};

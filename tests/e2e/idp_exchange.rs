@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tessera::http::exchange_token;
+use tessera::axum::exchange_token;
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, HttpJwksSource, IdentityProvider, InMemoryExternalUserDirectory,
     JwksTokenVerifier, MissingRole,
@@ -42,6 +42,27 @@ fn provider_token(key: &SigningKey, claims: &Value) -> String {
     jose::sign_compact(key, &header, claims.to_string().as_bytes()).unwrap()
 }
 
+/// A session manager on a manual clock at [`START`], with provider-linked
+/// users in memory.
+fn manager() -> (
+    Arc<ManualClock>,
+    Arc<InMemoryExternalUserDirectory<UserRole>>,
+    Tessera<UserRole>,
+) {
+    let clock = ManualClock::starting_at(START);
+    let users = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
+    let sessions = Tessera::builder(
+        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
+        ISSUER,
+        AUDIENCE,
+    )
+    .lifetimes(lifetimes())
+    .clock(clock.clone())
+    .user_directory(users.clone())
+    .build();
+    (clock, users, sessions)
+}
+
 #[tokio::test]
 async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
     let idp_key = SigningKey::generate(JwsAlgorithm::Rs256, "idp-1").unwrap();
@@ -52,17 +73,7 @@ async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
     let fetches = Arc::new(AtomicU64::new(0));
     let idp = provider_stand_in(jwks, fetches.clone()).await;
 
-    let clock = ManualClock::starting_at(START);
-    let users = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());
-    let sessions: Tessera<UserRole> = Tessera::builder(
-        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
-        ISSUER,
-        AUDIENCE,
-    )
-    .lifetimes(lifetimes())
-    .clock(clock.clone())
-    .user_directory(users.clone())
-    .build();
+    let (clock, users, sessions) = manager();
     let source =
         HttpJwksSource::new(&format!("http://{idp}/jwks"), Duration::from_secs(2)).unwrap();
     let mapping = ClaimMapping::new(
@@ -149,4 +160,56 @@ async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn a_provider_of_the_manager_shares_its_leeway_and_an_exchange_takes_what_it_accepts() {
+    let (clock, users, sessions) = manager();
+    let idp_key = SigningKey::generate(JwsAlgorithm::Rs256, "idp-1").unwrap();
+    let mapping = ClaimMapping::new(
+        "public_metadata.role",
+        MissingRole::LeastPrivilege(UserRole::User),
+    )
+    .unwrap();
+    let verifier = JwksTokenVerifier::new(
+        sessions
+            .identity_provider(IDP, mapping)
+            .skip_audience_check()
+            .static_keys(KeyRing::verify_only(vec![idp_key.verification_key()]).unwrap())
+            .build()
+            .unwrap(),
+    );
+    let exchange = sessions.exchange(Arc::new(verifier), users);
+    let leeway = lifetimes().leeway().whole_seconds();
+    let token = |iat: i64, auth_time: i64, exp: i64| {
+        provider_token(
+            &idp_key,
+            &json!({"iss": IDP, "sub": "user_edge", "iat": iat, "exp": exp, "auth_time": auth_time}),
+        )
+    };
+
+    // Issued a full leeway ahead of this clock and authenticated a further
+    // leeway after that: the provider accepts it, and so does the exchange.
+    let edge = token(START + leeway, START + 2 * leeway, START + 600);
+    let exchanged = exchange.execute(&edge).await.unwrap();
+    let session = sessions
+        .verify()
+        .execute(exchanged.token.expose_secret())
+        .unwrap()
+        .into_session();
+    assert_eq!(session.authenticated_at().unix_timestamp(), START);
+    // A second further ahead, the provider refuses it.
+    let ahead = token(START + leeway + 1, START, START + 600);
+    assert_eq!(
+        exchange.execute(&ahead).await.unwrap_err().code(),
+        "issued_in_future"
+    );
+    // Expired on `exp + leeway`, as sessions are, and not a second before.
+    let expiring = token(START - 600, START - 600, START - leeway + 1);
+    assert!(exchange.execute(&expiring).await.is_ok());
+    clock.advance(1);
+    assert_eq!(
+        exchange.execute(&expiring).await.unwrap_err().code(),
+        "expired"
+    );
 }

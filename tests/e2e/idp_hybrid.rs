@@ -15,8 +15,8 @@ use tessera::application::external::{
 };
 use tessera::application::ports::DirectoryError;
 use tessera::application::{CachedExternalUserDirectory, ResolveUser, UserCachePolicy};
+use tessera::axum::{ProviderUser, Session};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::{ProviderUser, Session};
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, HttpJwksSource, IdentityProvider, InMemoryExternalUserDirectory,
     JwksTokenVerifier, MissingRole,

@@ -3,10 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::response::{IntoResponseParts, ResponseParts};
 use cookie::{Cookie, SameSite};
-use http::HeaderValue;
 use http::header::SET_COOKIE;
+use http::{HeaderName, HeaderValue};
 use tessera_application::SessionToken;
 use tessera_domain::{Role, SessionEntity};
 
@@ -31,8 +30,8 @@ pub enum CookieError {
 /// promises: `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, no `Domain`
 /// (host-only), and `Max-Age` equal to the token's remaining life.
 ///
-/// Get the layer's with [`SessionLayer::cookies`](crate::SessionLayer::cookies)
-/// so that handlers and the layer agree on the name.
+/// Get the edge's with [`SessionEdge::cookies`](crate::SessionEdge::cookies)
+/// so that handlers and the middleware agree on the name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionCookies {
     name: Arc<str>,
@@ -104,6 +103,18 @@ impl SessionCookies {
         token: &SessionToken,
         session: &SessionEntity<R>,
     ) -> Result<SetCookie, CookieError> {
+        self.issue_for(
+            token,
+            (session.expires_at() - session.issued_at()).max(time::Duration::ZERO),
+        )
+    }
+
+    /// The cookie carrying `token` for `lifetime` (its `Max-Age`).
+    pub(crate) fn issue_for(
+        &self,
+        token: &SessionToken,
+        lifetime: time::Duration,
+    ) -> Result<SetCookie, CookieError> {
         let secret = token.expose_secret();
         let valid = !secret.is_empty()
             && secret
@@ -112,10 +123,9 @@ impl SessionCookies {
         if !valid {
             return Err(CookieError::InvalidToken);
         }
-        let remaining = (session.expires_at() - session.issued_at()).max(time::Duration::ZERO);
         let cookie = self
             .base(secret.to_owned())
-            .max_age(cookie::time::Duration::seconds(remaining.whole_seconds()))
+            .max_age(cookie::time::Duration::seconds(lifetime.whole_seconds()))
             .build();
         SetCookie::new(cookie).ok_or(CookieError::InvalidToken)
     }
@@ -141,16 +151,17 @@ impl SessionCookies {
     }
 
     /// Whether a `Set-Cookie` header value sets this cookie.
-    pub(crate) fn is_set_by(&self, value: &HeaderValue) -> bool {
+    #[must_use]
+    pub fn is_set_by(&self, value: &[u8]) -> bool {
         value
-            .as_bytes()
             .strip_prefix(self.name.as_bytes())
             .is_some_and(|rest| rest.first() == Some(&b'='))
     }
 }
 
-/// A `Set-Cookie` header for the session cookie. Return it from a handler
-/// as a response part: `(set_cookie, Json(body))`.
+/// A `Set-Cookie` header for the session cookie: put
+/// [`header`](Self::header) on the response of a sign-in or sign-out
+/// handler.
 ///
 /// Its `Debug` hides the value, which may be a session token.
 #[derive(Clone)]
@@ -180,6 +191,12 @@ impl SetCookie {
         &self.header
     }
 
+    /// The `Set-Cookie` header, name and value, for a response.
+    #[must_use]
+    pub fn header(&self) -> (HeaderName, HeaderValue) {
+        (SET_COOKIE, self.header.clone())
+    }
+
     /// Whether this cookie deletes the session cookie.
     #[must_use]
     pub fn is_removal(&self) -> bool {
@@ -194,15 +211,6 @@ impl fmt::Debug for SetCookie {
             .field("removal", &self.is_removal())
             .field("max_age", &self.cookie.max_age())
             .finish_non_exhaustive()
-    }
-}
-
-impl IntoResponseParts for SetCookie {
-    type Error = std::convert::Infallible;
-
-    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
-        res.headers_mut().append(SET_COOKIE, self.header);
-        Ok(res)
     }
 }
 
@@ -290,8 +298,8 @@ mod tests {
     #[test]
     fn a_set_cookie_for_this_name_is_recognised() {
         let cookies = SessionCookies::default();
-        assert!(cookies.is_set_by(&HeaderValue::from_static("__Host-session=; Max-Age=0")));
-        assert!(!cookies.is_set_by(&HeaderValue::from_static("__Host-session2=x")));
-        assert!(!cookies.is_set_by(&HeaderValue::from_static("theme=dark")));
+        assert!(cookies.is_set_by(b"__Host-session=; Max-Age=0"));
+        assert!(!cookies.is_set_by(b"__Host-session2=x"));
+        assert!(!cookies.is_set_by(b"theme=dark"));
     }
 }

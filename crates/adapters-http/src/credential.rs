@@ -1,91 +1,7 @@
 //! Reading the session credential from a request: `Authorization: Bearer`
 //! or the session cookie, never both with different values.
 
-use http::HeaderMap;
-use http::header::{AUTHORIZATION, COOKIE};
-
-/// Where the credential came from, which is where a rotated one goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
-    /// `Authorization: Bearer`.
-    Bearer,
-    /// The session cookie.
-    Cookie,
-    /// Both, carrying the same token.
-    Both,
-}
-
-impl Source {
-    /// Whether the session cookie carried the credential.
-    pub(crate) fn has_cookie(self) -> bool {
-        matches!(self, Self::Cookie | Self::Both)
-    }
-
-    /// Whether the `Authorization` header carried the credential.
-    pub(crate) fn has_bearer(self) -> bool {
-        matches!(self, Self::Bearer | Self::Both)
-    }
-}
-
-/// A credential, borrowed from the request's headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Credential<'a> {
-    /// The token. A secret: never log it.
-    pub(crate) token: &'a str,
-    /// Where it came from.
-    pub(crate) source: Source,
-}
-
-/// Why the request's credential cannot be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CredentialError {
-    /// More than one `Authorization` header.
-    SeveralAuthorizationHeaders,
-    /// The `Authorization` header is not visible ASCII.
-    AuthorizationNotText,
-    /// `Bearer` with no token, or a token that is not `token68`.
-    MalformedBearer,
-    /// The session cookie appears several times with different values.
-    ConflictingCookies,
-    /// The session cookie's value is not a token.
-    MalformedCookie,
-    /// A bearer token and a session cookie with different values.
-    ConflictingCredentials,
-    /// The token is longer than the cap; nothing was decoded.
-    TooLarge {
-        /// The session cookie carried it.
-        in_cookie: bool,
-    },
-}
-
-impl CredentialError {
-    /// A stable code for logs.
-    pub(crate) fn code(self) -> &'static str {
-        match self {
-            Self::SeveralAuthorizationHeaders => "several_authorization_headers",
-            Self::AuthorizationNotText => "authorization_not_text",
-            Self::MalformedBearer => "malformed_bearer",
-            Self::ConflictingCookies => "conflicting_cookies",
-            Self::MalformedCookie => "malformed_cookie",
-            Self::ConflictingCredentials => "conflicting_credentials",
-            Self::TooLarge { .. } => "credential_too_large",
-        }
-    }
-
-    /// Whether a token was presented and is bad (RFC 6750 `invalid_token`,
-    /// 401), rather than the request being malformed (`invalid_request`, 400).
-    pub(crate) fn is_invalid_token(self) -> bool {
-        matches!(self, Self::MalformedCookie | Self::TooLarge { .. })
-    }
-
-    /// Whether the session cookie is what is bad, so that clearing it helps.
-    pub(crate) fn blames_cookie(self) -> bool {
-        matches!(
-            self,
-            Self::MalformedCookie | Self::TooLarge { in_cookie: true }
-        )
-    }
-}
+use tessera_application::{CredentialFault, CredentialSource, PresentedCredential};
 
 /// Whether `b` is a `token68` character (RFC 7235) other than `=`.
 /// Branch-free, so that checking a whole token vectorizes.
@@ -110,17 +26,27 @@ fn is_token68(token: &str) -> bool {
     !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_token68_char(b))
 }
 
-pub(crate) fn bearer(headers: &HeaderMap, max: usize) -> Result<Option<&str>, CredentialError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
+/// Whether a header value is text: visible ASCII, spaces and tabs.
+fn is_text(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+fn bearer<'h>(
+    mut values: impl Iterator<Item = &'h [u8]>,
+    max: usize,
+) -> Result<Option<&'h str>, CredentialFault> {
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(CredentialError::SeveralAuthorizationHeaders);
+        return Err(CredentialFault::SeveralAuthorizationHeaders);
     }
-    let value = value
-        .to_str()
-        .map_err(|_| CredentialError::AuthorizationNotText)?;
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|value| is_text(value.as_bytes()))
+        .ok_or(CredentialFault::AuthorizationNotText)?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         // Another scheme (Basic, ...): not our credential, and not an error
@@ -129,10 +55,10 @@ pub(crate) fn bearer(headers: &HeaderMap, max: usize) -> Result<Option<&str>, Cr
     }
     let token = rest.trim_matches(|c| c == ' ' || c == '\t');
     if token.len() > max {
-        return Err(CredentialError::TooLarge { in_cookie: false });
+        return Err(CredentialFault::TooLarge { in_cookie: false });
     }
     if !is_token68(token) {
-        return Err(CredentialError::MalformedBearer);
+        return Err(CredentialFault::MalformedBearer);
     }
     Ok(Some(token))
 }
@@ -159,13 +85,13 @@ fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 fn cookie<'h>(
-    headers: &'h HeaderMap,
+    headers: impl Iterator<Item = &'h [u8]>,
     name: &str,
     max: usize,
-) -> Result<Option<&'h str>, CredentialError> {
+) -> Result<Option<&'h str>, CredentialFault> {
     let mut found: Option<&'h str> = None;
-    for header in headers.get_all(COOKIE) {
-        for (pair_name, raw) in cookie_pairs(header.as_bytes()) {
+    for header in headers {
+        for (pair_name, raw) in cookie_pairs(header) {
             if pair_name != name.as_bytes() {
                 continue;
             }
@@ -179,15 +105,15 @@ fn cookie<'h>(
                 continue;
             }
             if value.len() > max {
-                return Err(CredentialError::TooLarge { in_cookie: true });
+                return Err(CredentialFault::TooLarge { in_cookie: true });
             }
             let value = std::str::from_utf8(value)
                 .ok()
                 .filter(|value| is_token68(value))
-                .ok_or(CredentialError::MalformedCookie)?;
+                .ok_or(CredentialFault::MalformedCookie)?;
             match found {
                 Some(previous) if previous != value => {
-                    return Err(CredentialError::ConflictingCookies);
+                    return Err(CredentialFault::ConflictingCookies);
                 }
                 _ => found = Some(value),
             }
@@ -196,41 +122,75 @@ fn cookie<'h>(
     Ok(found)
 }
 
-/// The request's credential, if any.
+/// The request's credential, read from its `Authorization` header values
+/// and its `Cookie` header values (each as the bytes sent): the bearer
+/// token or the session cookie named `cookie_name`, or both if they carry
+/// the same token; tokens over `max` bytes are refused unread.
 ///
-/// Errors, in order: several `Authorization` headers or one that is not
+/// Faults, in order: several `Authorization` headers or one that is not
 /// text, a malformed bearer token, an unreadable or conflicting session
 /// cookie, a token over `max` bytes, and two credentials that differ.
-pub(crate) fn extract<'h>(
-    headers: &'h HeaderMap,
+/// Another scheme than `Bearer` (Basic, …) is no credential, not a fault.
+///
+/// ```
+/// use tessera_application::{CredentialSource, PresentedCredential};
+/// use tessera_http::read_credential;
+///
+/// let cookies: [&[u8]; 1] = [b"theme=dark; __Host-session=a.b.c"];
+/// let credential = read_credential([], cookies, "__Host-session", 8192);
+/// assert_eq!(
+///     credential,
+///     PresentedCredential::Token { token: "a.b.c", via: CredentialSource::Cookie }
+/// );
+/// ```
+pub fn read_credential<'h>(
+    authorization: impl IntoIterator<Item = &'h [u8]>,
+    cookies: impl IntoIterator<Item = &'h [u8]>,
     cookie_name: &str,
     max: usize,
-) -> Result<Option<Credential<'h>>, CredentialError> {
-    let bearer = bearer(headers, max)?;
-    let cookie = cookie(headers, cookie_name, max)?;
-    Ok(match (bearer, cookie) {
-        (None, None) => None,
-        (Some(token), None) => Some(Credential {
-            token,
-            source: Source::Bearer,
-        }),
-        (None, Some(token)) => Some(Credential {
-            token,
-            source: Source::Cookie,
-        }),
-        (Some(a), Some(b)) if a == b => Some(Credential {
-            token: a,
-            source: Source::Both,
-        }),
-        (Some(_), Some(_)) => return Err(CredentialError::ConflictingCredentials),
-    })
+) -> PresentedCredential<'h> {
+    let found = bearer(authorization.into_iter(), max).and_then(|bearer| {
+        let cookie = cookie(cookies.into_iter(), cookie_name, max)?;
+        Ok(match (bearer, cookie) {
+            (None, None) => None,
+            (Some(token), None) => Some((token, CredentialSource::Bearer)),
+            (None, Some(token)) => Some((token, CredentialSource::Cookie)),
+            (Some(a), Some(b)) if a == b => Some((a, CredentialSource::Both)),
+            (Some(_), Some(_)) => return Err(CredentialFault::ConflictingCredentials),
+        })
+    });
+    match found {
+        Ok(None) => PresentedCredential::None,
+        Ok(Some((token, via))) => PresentedCredential::Token { token, via },
+        Err(fault) => PresentedCredential::Unreadable(fault),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
+    use http::header::{AUTHORIZATION, COOKIE};
+    use http::{HeaderMap, HeaderValue};
 
     use super::*;
+
+    /// [`read_credential`] over an `http` header map.
+    fn from_headers<'h>(
+        headers: &'h HeaderMap,
+        cookie_name: &str,
+        max: usize,
+    ) -> PresentedCredential<'h> {
+        read_credential(
+            headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
+            cookie_name,
+            max,
+        )
+    }
+
+    type Source = CredentialSource;
 
     const NAME: &str = "__Host-session";
 
@@ -242,12 +202,16 @@ mod tests {
         map
     }
 
-    fn read(pairs: &[(&'static str, &[u8])]) -> Result<Option<(String, Source)>, CredentialError> {
+    fn read(pairs: &[(&'static str, &[u8])]) -> Result<Option<(String, Source)>, CredentialFault> {
         let map = headers(pairs);
-        extract(&map, NAME, 64).map(|c| c.map(|c| (c.token.to_owned(), c.source)))
+        match from_headers(&map, NAME, 64) {
+            PresentedCredential::None => Ok(None),
+            PresentedCredential::Token { token, via } => Ok(Some((token.to_owned(), via))),
+            PresentedCredential::Unreadable(fault) => Err(fault),
+        }
     }
 
-    fn ok(token: &str, source: Source) -> Result<Option<(String, Source)>, CredentialError> {
+    fn ok(token: &str, source: Source) -> Result<Option<(String, Source)>, CredentialFault> {
         Ok(Some((token.to_owned(), source)))
     }
 
@@ -298,7 +262,7 @@ mod tests {
         ] {
             assert_eq!(
                 read(&[("authorization", bad)]),
-                Err(CredentialError::MalformedBearer),
+                Err(CredentialFault::MalformedBearer),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
@@ -312,7 +276,7 @@ mod tests {
                 ("authorization", b"Bearer a.b.c"),
                 ("authorization", b"Bearer a.b.c")
             ]),
-            Err(CredentialError::SeveralAuthorizationHeaders)
+            Err(CredentialFault::SeveralAuthorizationHeaders)
         );
     }
 
@@ -320,7 +284,7 @@ mod tests {
     fn authorization_that_is_not_text_is_a_malformed_request() {
         assert_eq!(
             read(&[("authorization", b"Bearer a.b\xffc")]),
-            Err(CredentialError::AuthorizationNotText)
+            Err(CredentialFault::AuthorizationNotText)
         );
     }
 
@@ -329,12 +293,12 @@ mod tests {
         let long = format!("Bearer {}", "a".repeat(65));
         assert_eq!(
             read(&[("authorization", long.as_bytes())]),
-            Err(CredentialError::TooLarge { in_cookie: false })
+            Err(CredentialFault::TooLarge { in_cookie: false })
         );
         let long = format!("{NAME}={}", "a".repeat(65));
         assert_eq!(
             read(&[("cookie", long.as_bytes())]),
-            Err(CredentialError::TooLarge { in_cookie: true })
+            Err(CredentialFault::TooLarge { in_cookie: true })
         );
     }
 
@@ -369,7 +333,7 @@ mod tests {
     #[test]
     fn a_malformed_session_cookie_is_an_invalid_token() {
         let err = read(&[("cookie", b"__Host-session=not a token")]).unwrap_err();
-        assert_eq!(err, CredentialError::MalformedCookie);
+        assert_eq!(err, CredentialFault::MalformedCookie);
         assert!(err.is_invalid_token() && err.blames_cookie());
     }
 
@@ -377,7 +341,7 @@ mod tests {
     fn a_session_cookie_that_is_not_text_is_an_invalid_token_but_other_cookies_may_be_anything() {
         assert_eq!(
             read(&[("cookie", b"__Host-session=\xff\xfe")]),
-            Err(CredentialError::MalformedCookie)
+            Err(CredentialFault::MalformedCookie)
         );
         assert_eq!(
             read(&[("cookie", b"legacy=\xe9t\xe9; __Host-session=x.y.z")]),
@@ -389,7 +353,7 @@ mod tests {
     fn the_session_cookie_twice_with_different_values_is_a_malformed_request() {
         assert_eq!(
             read(&[("cookie", b"__Host-session=a.b.c; __Host-session=d.e.f")]),
-            Err(CredentialError::ConflictingCookies)
+            Err(CredentialFault::ConflictingCookies)
         );
         assert_eq!(
             read(&[("cookie", b"__Host-session=a.b.c; __Host-session=a.b.c")]),
@@ -411,7 +375,7 @@ mod tests {
             ("cookie", b"__Host-session=d.e.f"),
         ])
         .unwrap_err();
-        assert_eq!(err, CredentialError::ConflictingCredentials);
+        assert_eq!(err, CredentialFault::ConflictingCredentials);
         assert!(!err.is_invalid_token() && !err.blames_cookie());
     }
 }

@@ -2,39 +2,48 @@
 //! `Authorization: Bearer`, the backend's own session out as an RFC 8693
 //! shaped JSON response.
 
-use axum::body::Body;
-use axum::extract::State;
+use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use tessera_application::{ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE};
+use http::{HeaderValue, Response, StatusCode};
+use tessera_application::{
+    ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE, PresentedCredential, Refusal,
+};
 use tessera_domain::Role;
 
-use crate::credential;
-use crate::layer::DEFAULT_MAX_CREDENTIAL_BYTES;
+use crate::DEFAULT_COOKIE_NAME;
+use crate::credential::read_credential;
+use crate::edge::DEFAULT_MAX_CREDENTIAL_BYTES;
 use crate::response::Denial;
 
-/// An axum handler exchanging the provider token of `Authorization: Bearer`
-/// for a session: mount it as `post(exchange_token::<YourRole>)` with the
-/// [`ExchangeToken`] use case as state, on a route the session layer
-/// treats as public.
+/// Exchanges the provider token of a request's `Authorization` header
+/// (its values, as sent) for a session: the answer of the framework
+/// adapters' exchange handlers.
 ///
 /// Success is 200 with `Cache-Control: no-store` and
 /// `{"access_token":…,"issued_token_type":"urn:ietf:params:oauth:token-type:jwt","token_type":"Bearer","expires_in":…}`.
 /// A missing token is 401 `unauthenticated`; a malformed request 400
 /// `invalid_request`; a refused token or a disabled user 401
 /// `invalid_token`; keys, directory or signing unavailable 503. The reason
-/// goes to `tracing` at debug (warn for 503), never the token.
-pub async fn exchange_token<R: Role>(
-    State(exchange): State<ExchangeToken<R>>,
-    headers: HeaderMap,
-) -> Response<Body> {
-    let token = match credential::bearer(&headers, DEFAULT_MAX_CREDENTIAL_BYTES) {
-        Ok(Some(token)) => token,
-        Ok(None) => return Denial::Unauthenticated { refused: false }.into_response(),
-        Err(error) if error.is_invalid_token() => {
-            return Denial::Unauthenticated { refused: true }.into_response();
+/// goes to `tracing` at debug (warn for 503), never the token. No cookie is
+/// read, so no cross-site form can use one.
+pub async fn exchange<'h, R: Role>(
+    exchange: &ExchangeToken<R>,
+    authorization: impl IntoIterator<Item = &'h [u8]>,
+) -> Response<Bytes> {
+    let token = match read_credential(
+        authorization,
+        [],
+        DEFAULT_COOKIE_NAME,
+        DEFAULT_MAX_CREDENTIAL_BYTES,
+    ) {
+        PresentedCredential::Token { token, .. } => token,
+        PresentedCredential::None => return Denial::unauthenticated(false).into_http(),
+        PresentedCredential::Unreadable(fault) if fault.is_invalid_token() => {
+            return Denial::unauthenticated(true).into_http();
         }
-        Err(_) => return Denial::InvalidRequest.into_response(),
+        PresentedCredential::Unreadable(fault) => {
+            return Denial::invalid_request(fault).into_http();
+        }
     };
     match exchange.execute(token).await {
         Ok(exchanged) => {
@@ -44,23 +53,23 @@ pub async fn exchange_token<R: Role>(
                 exchanged.token.expose_secret(),
                 exchanged.expires_in,
             );
-            let mut response = Response::new(Body::from(body));
+            let mut response = Response::new(Bytes::from(body));
             *response.status_mut() = StatusCode::OK;
             let headers = response.headers_mut();
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
-        Err(error) => denial(&error).into_response(),
+        Err(error) => denial(&error).into_http(),
     }
 }
 
 fn denial(error: &ExchangeError) -> Denial {
     if error.is_unavailable() {
         tracing::warn!(code = error.code(), error = %error, "token exchange unavailable");
-        Denial::Unavailable
+        Denial::Refused(Refusal::Unavailable)
     } else {
         tracing::debug!(code = error.code(), error = %error, "token exchange refused");
-        Denial::Unauthenticated { refused: true }
+        Denial::unauthenticated(true)
     }
 }

@@ -1,123 +1,137 @@
-//! tessera's HTTP edge: sessions and route access for axum and any
-//! tower-based server, in a few lines.
+//! tessera's framework-neutral HTTP edge, on `http` types only: what every
+//! framework adapter (axum, actix-web, `tessera serve`) translates, so that
+//! they all answer alike.
 //!
-//! - [`SessionLayer`]: the tower layer. It reads the credential
-//!   (`Authorization: Bearer` or the `__Host-session` cookie), applies the
-//!   route policy through [`AuthorizeRequest`], answers denials with RFC 6750
-//!   responses (see the table on [`SessionLayer`]), rotates tokens that are
-//!   due and attaches the new cookie or `x-session-token` header, and puts
-//!   the [`Session`] in the request extensions.
-//! - Extractors: [`Session`] (required), `Option<Session>` (optional),
-//!   [`RequireRole`] and [`RequireCapability`] (typed gates), and the
-//!   [`Session::require_role_at_least`]-style checks.
-//! - [`SessionCookies`]: the cookie for sign-in handlers
-//!   ([`SessionCookies::issue`]) and sign-out handlers
-//!   ([`SessionCookies::clear`]).
-//! - [`safe_return_to`]: the check a login handler needs before redirecting
-//!   to a `return_to` parameter.
-//! - [`gateway`]: strip the client's `X-User-*` headers, inject signed
-//!   ones, and verify them in the services behind the gateway.
-//! - [`webhooks`]: an identity provider's user webhooks (Standard
-//!   Webhooks signatures, as Svix sends them) applied to the directory.
+//! - [`SessionEdge`]: a request's method, path, query and credential
+//!   headers in; the application's
+//!   [`DecideAdmission`](tessera_application::DecideAdmission) asked what
+//!   becomes of it; the request's session (and, in gateway mode, signed
+//!   identity headers) or the answer out, and the headers the response gets
+//!   ([`Attach`]: the rotated cookie or `x-session-token`, a cleared
+//!   cookie, `Cache-Control: no-store`);
+//! - [`read_credential`]: `Authorization: Bearer` or the session cookie,
+//!   never two different ones;
+//! - [`SessionCookies`]: the cookie for sign-in and sign-out handlers;
+//! - [`session`]: what session extractors share (rejections and their
+//!   answers, role and capability gates as types);
+//! - [`safe_return_to`]: the check a sign-in handler needs before
+//!   redirecting to a `return_to` parameter;
+//! - [`exchange()`]: provider token in, session out (RFC 8693 shaped);
+//! - [`gateway`]: strip the client's `X-User-*` headers, sign the verified
+//!   ones, and verify them in the services behind the gateway;
+//! - [`webhooks`]: an identity provider's user webhooks (Standard Webhooks
+//!   signatures, as Svix sends them) applied to the directory.
+//!
+//! Every refusal has one HTTP form ([`HttpRefusal`]): the status, RFC 6750
+//! challenge and `{"error":"<code>"}` body the framework adapters send.
 //!
 //! This crate depends on the application layer only: the composition
-//! (which codec, which stores) is the facade's or your `main`'s.
+//! (which codec, which stores) is the facade's or your `main`'s, and the
+//! framework glue is `tessera-axum`'s or `tessera-actix`'s.
 //!
 //! ```
-//! use std::sync::Arc;
-//!
-//! use axum::{Router, routing::get};
-//! use tessera_application::{AuthorizeRequest, RotateSession, VerifySession};
+//! use tessera_application::{BrowserFacts, Decision, RotateSession, VerifySession};
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
-//! use tessera_http::{RequireRole, Session, SessionLayer, roles::Admin};
+//! use tessera_http::SessionEdge;
 //!
-//! async fn me(session: Session) -> String {
-//!     format!("{} ({})", session.user_id(), session.role())
-//! }
-//!
-//! async fn admin(admin: RequireRole<Admin>) -> String {
-//!     format!("welcome, admin {}", admin.user_id())
-//! }
-//!
-//! /// `verify` and `rotate` come wired to your adapters (the `tessera`
-//! /// facade's `Tessera` has both).
-//! fn app(
+//! /// What a framework adapter does for each request, without the framework.
+//! async fn status_for(
 //!     verify: VerifySession<UserRole>,
 //!     rotate: RotateSession<UserRole>,
-//! ) -> Result<Router, Box<dyn std::error::Error>> {
+//!     cookie_header: &[u8],
+//! ) -> Result<u16, Box<dyn std::error::Error>> {
 //!     let policy = RoutePolicy::builder()
 //!         .rule(RouteRule::new("/me", Requirement::Authenticated))
-//!         .rule(RouteRule::new("/admin/*", Requirement::AtLeastRole(UserRole::Admin)).browser())
 //!         .build()?;
-//!     let layer = SessionLayer::builder(AuthorizeRequest::new(verify, Arc::new(policy)), rotate)
-//!         .login_path("/login")
-//!         .build()?;
-//!     Ok(Router::new()
-//!         .route("/me", get(me))
-//!         .route("/admin", get(admin))
-//!         .layer(layer))
+//!     let edge = SessionEdge::builder(verify, rotate, policy).build()?;
+//!     let browser = BrowserFacts::default(); // Origin, Sec-Fetch-Site, Host
+//!     let admission = match edge.decide("GET", "/me", None, [], [cookie_header], browser) {
+//!         Decision::Decided(admission) => admission,
+//!         Decision::Pending(pending) => pending.finish().await,
+//!     };
+//!     Ok(match edge.settle(admission, "GET", "/me").forward {
+//!         Ok(_) => 200,
+//!         Err(answer) => answer.status().as_u16(),
+//!     })
 //! }
 //! ```
 
 mod cookies;
 mod credential;
+mod edge;
 mod exchange;
-mod extract;
 pub mod gateway;
-mod hybrid;
-mod layer;
-mod redirect;
 mod replay;
 mod response;
+pub mod session;
+mod system_time;
 pub mod webhooks;
 
-#[cfg(test)]
-mod tests;
-
 pub use cookies::{CookieError, DEFAULT_COOKIE_NAME, SessionCookies, SetCookie};
-pub use exchange::exchange_token;
-pub use extract::{
-    MinimumRole, RequireCapability, RequireRole, RequiredCapability, Session, SessionRejection,
-    roles,
+pub use credential::read_credential;
+pub use edge::{
+    Attach, AttachHeaders, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_TOKEN_HEADER, Forward,
+    SessionEdge, SessionEdgeBuilder, Settled,
 };
+pub use exchange::exchange;
 pub use gateway::{GatewayIdentity, GatewayKey, GatewayRejection, GatewayVerifier};
-pub use hybrid::{HybridFuture, HybridLayer, HybridService, ProviderUser};
-pub use layer::{
-    DEFAULT_LOGIN_PATH, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_RETURN_TO_PARAM,
-    DEFAULT_SIGNED_IN_PATH, DEFAULT_TOKEN_HEADER, SessionFuture, SessionLayer, SessionLayerBuilder,
-    SessionService,
+pub use response::HttpRefusal;
+pub use session::{LayerSeen, MinimumRole, RequiredCapability, SessionRejection, roles};
+pub use tessera_application::safe_return_to;
+pub use tessera_application::usecases::admission::{
+    DEFAULT_LOGIN_PATH, DEFAULT_RETURN_TO_PARAM, DEFAULT_SIGNED_IN_PATH, MAX_RETURN_TO_BYTES,
 };
-pub use redirect::{MAX_RETURN_TO_BYTES, safe_return_to};
-#[doc(no_inline)]
-pub use tessera_application::AuthorizeRequest;
 pub use webhooks::{
     Delivery, NewDelivery, UserWebhook, WebhookError, WebhookOutcome, WebhookSecret,
-    WebhookSecretError, WebhookVerifier, user_webhook,
+    WebhookSecretError, WebhookVerifier,
 };
 
-/// A [`SessionLayer`] setting that cannot work.
+/// A [`SessionEdge`] setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The cookie name is not an RFC 6265 token.
     #[error("{0:?} is not a valid cookie name")]
     InvalidCookieName(String),
-    /// A path setting is not a relative path [`safe_return_to`] accepts.
-    #[error("{which} {path:?} is not a relative path on this site")]
-    InvalidPath {
-        /// Which setting.
-        which: &'static str,
-        /// The path.
-        path: String,
-    },
-    /// The return-to parameter name is empty or has characters that would
-    /// need encoding.
-    #[error("{0:?} is not a valid query parameter name")]
-    InvalidReturnToParam(String),
+    /// A sign-in page setting cannot work.
+    #[error(transparent)]
+    Pages(#[from] tessera_application::SignInPagesError),
     /// The token header is not a header name, or is one gateway mode strips.
     #[error("{0:?} cannot be the rotated-token header")]
     InvalidTokenHeader(String),
     /// The credential size cap is zero.
     #[error("the credential size cap must be positive")]
     ZeroCredentialCap,
+    /// A trusted origin is not an origin.
+    #[error(transparent)]
+    Origin(#[from] tessera_application::OriginError),
+}
+
+/// The only value of a header, as text: `None` without one, and `Some("")`
+/// — a value that matches nothing — when it is sent more than once or is
+/// not text. What [`SessionEdge::decide`] expects of `Origin`,
+/// `Sec-Fetch-Site` and `Host`.
+///
+/// ```
+/// use tessera_http::single_header;
+///
+/// assert_eq!(single_header([b"same-origin".as_slice()]), Some("same-origin"));
+/// assert_eq!(single_header([b"a".as_slice(), b"b".as_slice()]), Some(""));
+/// assert_eq!(single_header(std::iter::empty::<&[u8]>()), None);
+/// ```
+pub fn single_header<'h>(values: impl IntoIterator<Item = &'h [u8]>) -> Option<&'h str> {
+    let mut values = values.into_iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return Some("");
+    }
+    Some(
+        std::str::from_utf8(first)
+            .ok()
+            .filter(|text| {
+                text.bytes()
+                    .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+            })
+            .unwrap_or(""),
+    )
 }

@@ -1,39 +1,38 @@
 //! The responses the edge answers with instead of calling the handler.
 //!
 //! Every refusal of the layer and of the extractors is a [`Denial`], and
-//! [`Denial::into_response`] is the one place that decides its status,
+//! [`Denial::into_http`] is the one place that decides its status,
 //! headers and body. Bodies are `{"error":"<code>"}` and nothing more: the
 //! reason goes to `tracing`, where the caller logged it.
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
+use tessera_application::{CredentialFault, Refusal};
+
+/// A refusal a framework adapter answers with, as tessera answers it on
+/// every framework: status, challenge, `Cache-Control: no-store` and a
+/// JSON body naming the error code.
+pub trait HttpRefusal {
+    /// The answer.
+    fn into_http(self) -> Response<Bytes>;
+}
+
+/// A `{"error":"<code>"}` answer with `status` and `Cache-Control: no-store`.
+pub(crate) fn json_error(status: StatusCode, code: &str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(format!("{{\"error\":\"{code}\"}}")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    headers.insert(CONTENT_TYPE, JSON);
+    response
+}
 
 /// Why the edge answers instead of the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Denial {
-    /// 400: the request is malformed (two credentials, several
-    /// `Authorization` headers, a header that is not text).
-    InvalidRequest,
-    /// 401: the route needs a session. `refused` when a credential was sent
-    /// and refused, which alone earns `error="invalid_token"`.
-    Unauthenticated {
-        /// A credential was sent and refused.
-        refused: bool,
-    },
-    /// 303 to the login page, for browser routes.
-    LoginRedirect(HeaderValue),
-    /// 403: the session is not enough (`insufficient_scope`), or the route
-    /// is denied to everyone (`forbidden`, for a request without a session).
-    Forbidden {
-        /// The request carried a valid session.
-        signed_in: bool,
-    },
-    /// 303 away from a guest-only page, for a signed-in user.
-    SignedInRedirect(HeaderValue),
-    /// 503: the verifier cannot be sure of any session (fail closed).
-    Unavailable,
+    /// The admission refused the request.
+    Refused(Refusal),
     /// 401 from a service behind a gateway: the identity headers are
     /// missing, forged, stale or replayed. No bearer challenge: the client
     /// of such a service is the gateway, not a bearer-token holder.
@@ -41,6 +40,12 @@ pub(crate) enum Denial {
     /// 500: the application is miswired (an extractor without its layer).
     /// Never caused by a request's content.
     Misconfigured,
+}
+
+impl From<Refusal> for Denial {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
 }
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -57,54 +62,73 @@ pub(crate) const CHALLENGE_INVALID_REQUEST: &str = "Bearer error=\"invalid_reque
 pub(crate) const CHALLENGE_INSUFFICIENT_SCOPE: &str = "Bearer error=\"insufficient_scope\"";
 
 impl Denial {
+    /// 401, with `invalid_token` when a credential was sent and refused.
+    pub(crate) fn unauthenticated(refused: bool) -> Self {
+        Self::Refused(Refusal::Unauthenticated { refused })
+    }
+
+    /// 403 `insufficient_scope`.
+    pub(crate) fn insufficient_scope() -> Self {
+        Self::Refused(Refusal::Forbidden { signed_in: true })
+    }
+
+    /// 400 `invalid_request`.
+    pub(crate) fn invalid_request(fault: CredentialFault) -> Self {
+        Self::Refused(Refusal::InvalidRequest(fault))
+    }
+
     /// The error code the body carries (`None` for redirects).
     pub(crate) fn code(&self) -> Option<&'static str> {
         match self {
-            Self::InvalidRequest => Some("invalid_request"),
-            Self::Unauthenticated { refused: true } => Some("invalid_token"),
-            Self::Unauthenticated { refused: false } => Some("unauthenticated"),
-            Self::Forbidden { signed_in: true } => Some("insufficient_scope"),
-            Self::Forbidden { signed_in: false } => Some("forbidden"),
-            Self::Unavailable => Some("temporarily_unavailable"),
+            Self::Refused(refusal) => refusal.code(),
             Self::UntrustedIdentity => Some("untrusted_identity"),
             Self::Misconfigured => Some("server_error"),
-            Self::LoginRedirect(_) | Self::SignedInRedirect(_) => None,
         }
     }
 
     /// The response: status, challenge or location, `Cache-Control:
-    /// no-store`, and a JSON body naming the error code.
-    pub(crate) fn into_response(self) -> Response<Body> {
+    /// no-store`, and a JSON body naming the error code. The one place
+    /// that decides how a refusal looks over HTTP.
+    pub(crate) fn into_http(self) -> Response<Bytes> {
         let code = self.code();
         let (status, challenge, location) = match self {
-            Self::InvalidRequest => (
+            Self::Refused(Refusal::InvalidRequest(_)) => (
                 StatusCode::BAD_REQUEST,
                 Some(CHALLENGE_INVALID_REQUEST),
                 None,
             ),
-            Self::Unauthenticated { refused: true } => (
+            Self::Refused(Refusal::Unauthenticated { refused: true }) => (
                 StatusCode::UNAUTHORIZED,
                 Some(CHALLENGE_INVALID_TOKEN),
                 None,
             ),
-            Self::Unauthenticated { refused: false } => {
+            Self::Refused(Refusal::Unauthenticated { refused: false }) => {
                 (StatusCode::UNAUTHORIZED, Some(CHALLENGE), None)
             }
-            Self::Forbidden { signed_in: true } => (
+            Self::Refused(Refusal::Forbidden { signed_in: true }) => (
                 StatusCode::FORBIDDEN,
                 Some(CHALLENGE_INSUFFICIENT_SCOPE),
                 None,
             ),
-            Self::Forbidden { signed_in: false } => (StatusCode::FORBIDDEN, None, None),
-            Self::LoginRedirect(to) | Self::SignedInRedirect(to) => {
-                (StatusCode::SEE_OTHER, None, Some(to))
+            Self::Refused(Refusal::Forbidden { signed_in: false }) => {
+                (StatusCode::FORBIDDEN, None, None)
             }
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None, None),
+            Self::Refused(Refusal::SignIn { location } | Refusal::SignedIn { location }) => {
+                (StatusCode::SEE_OTHER, None, Some(location))
+            }
+            Self::Refused(Refusal::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
+            // Not a token problem: no challenge.
+            Self::Refused(Refusal::CrossOrigin) => (StatusCode::FORBIDDEN, None, None),
+            Self::Refused(Refusal::NotFound) => (StatusCode::NOT_FOUND, None, None),
             Self::UntrustedIdentity => (StatusCode::UNAUTHORIZED, None, None),
-            Self::Misconfigured => (StatusCode::INTERNAL_SERVER_ERROR, None, None),
+            // `Refusal` is non-exhaustive: a refusal this edge does not know
+            // yet is still a refusal.
+            Self::Misconfigured | Self::Refused(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, None, None)
+            }
         };
-        let body = code.map_or_else(Body::empty, |code| {
-            Body::from(format!("{{\"error\":\"{code}\"}}"))
+        let body = code.map_or_else(Bytes::new, |code| {
+            Bytes::from(format!("{{\"error\":\"{code}\"}}"))
         });
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -117,15 +141,12 @@ impl Denial {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if let Some(location) = location {
+            // The admission only makes relative paths of printable ASCII.
+            let location =
+                HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/"));
             headers.insert(LOCATION, location);
         }
         response
-    }
-}
-
-impl IntoResponse for Denial {
-    fn into_response(self) -> Response {
-        Denial::into_response(self)
     }
 }
 
@@ -133,52 +154,61 @@ impl IntoResponse for Denial {
 mod tests {
     use super::*;
 
-    async fn body(response: Response<Body>) -> String {
-        let bytes = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
+    fn body(response: Response<Bytes>) -> String {
+        String::from_utf8(response.into_body().to_vec()).unwrap()
     }
 
-    #[tokio::test]
-    async fn every_denial_has_its_status_challenge_and_code() {
+    #[test]
+    fn every_denial_has_its_status_challenge_and_code() {
         let cases = [
             (
-                Denial::InvalidRequest,
+                Denial::invalid_request(CredentialFault::MalformedBearer),
                 400,
                 Some(CHALLENGE_INVALID_REQUEST),
                 "invalid_request",
             ),
             (
-                Denial::Unauthenticated { refused: true },
+                Denial::unauthenticated(true),
                 401,
                 Some(CHALLENGE_INVALID_TOKEN),
                 "invalid_token",
             ),
             (
-                Denial::Unauthenticated { refused: false },
+                Denial::unauthenticated(false),
                 401,
                 Some(CHALLENGE),
                 "unauthenticated",
             ),
             (
-                Denial::Forbidden { signed_in: true },
+                Denial::insufficient_scope(),
                 403,
                 Some(CHALLENGE_INSUFFICIENT_SCOPE),
                 "insufficient_scope",
             ),
             (
-                Denial::Forbidden { signed_in: false },
+                Denial::Refused(Refusal::Forbidden { signed_in: false }),
                 403,
                 None,
                 "forbidden",
             ),
-            (Denial::Unavailable, 503, None, "temporarily_unavailable"),
+            (
+                Denial::Refused(Refusal::Unavailable),
+                503,
+                None,
+                "temporarily_unavailable",
+            ),
+            (
+                Denial::Refused(Refusal::CrossOrigin),
+                403,
+                None,
+                "cross_origin_request",
+            ),
+            (Denial::Refused(Refusal::NotFound), 404, None, "not_found"),
             (Denial::UntrustedIdentity, 401, None, "untrusted_identity"),
             (Denial::Misconfigured, 500, None, "server_error"),
         ];
         for (denial, status, challenge, code) in cases {
-            let response = denial.into_response();
+            let response = denial.into_http();
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(
                 response
@@ -189,18 +219,20 @@ mod tests {
             );
             assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
             assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
-            assert_eq!(body(response).await, format!("{{\"error\":\"{code}\"}}"));
+            assert_eq!(body(response), format!("{{\"error\":\"{code}\"}}"));
         }
     }
 
-    #[tokio::test]
-    async fn redirects_are_see_other_with_a_location_and_no_body() {
-        let response = Denial::LoginRedirect(HeaderValue::from_static("/login?return_to=%2Fapp"))
-            .into_response();
+    #[test]
+    fn redirects_are_see_other_with_a_location_and_no_body() {
+        let response = Denial::Refused(Refusal::SignIn {
+            location: "/login?return_to=%2Fapp".into(),
+        })
+        .into_http();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "/login?return_to=%2Fapp");
         assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
         assert!(response.headers().get(CONTENT_TYPE).is_none());
-        assert_eq!(body(response).await, "");
+        assert_eq!(body(response), "");
     }
 }

@@ -104,10 +104,15 @@ pub struct ExternalIdentity<R> {
 
 impl<R> ExternalIdentity<R> {
     /// When the user authenticated: `auth_time` when the provider said,
-    /// otherwise the token's `iat`.
+    /// otherwise the token's `iat`, and never later than `iat` (a token is
+    /// minted after its user authenticated; verifiers allow an `auth_time`
+    /// up to the clock-skew leeway past `iat`, and a session must not start
+    /// later than the token that opened it, or the leeway would count
+    /// twice when the session is established).
     #[must_use]
     pub fn authentication_time(&self) -> OffsetDateTime {
-        self.authenticated_at.unwrap_or(self.issued_at)
+        self.authenticated_at
+            .map_or(self.issued_at, |at| at.min(self.issued_at))
     }
 }
 
@@ -320,9 +325,10 @@ impl<R: Role> ExternalProfile<R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsOf {
     /// Not known (a profile read from the provider's user API at request
-    /// time, or from a webhook whose payload carries no instant): written
-    /// over a live record whatever the record reflects, never over a
-    /// deleted account's tombstone.
+    /// time): written over a live record whatever the record reflects,
+    /// never over a deleted account's tombstone. A webhook is never
+    /// undated: without an instant in its payload it is dated by its
+    /// delivery ([`AsOf::Delivery`]).
     Unknown,
     /// When the provider last changed the user, as its webhooks say
     /// (Clerk's `updated_at`). It MUST NOT be later than that change, or a
@@ -331,6 +337,16 @@ pub enum AsOf {
     /// kind that recreates a deleted account (when strictly newer than the
     /// deletion).
     Provider(OffsetDateTime),
+    /// When the provider sent the webhook that carries the profile, for a
+    /// payload that says nothing of when the user changed: the delivery's
+    /// signed timestamp (`webhook-timestamp`), rounded up to the next whole
+    /// second, at or after the change it reports. Ordered against the
+    /// record and recorded as the record's instant like a provider instant,
+    /// so that a token minted before the change it reports (an admin token
+    /// after a demotion) is stale; but, being the time of one delivery
+    /// attempt rather than of the change (a retry of an older update is
+    /// sent later), it never recreates a deleted account.
+    Delivery(OffsetDateTime),
     /// When the provider minted the token the profile was read from (its
     /// `iat`; providers compute a token's claims when they mint it).
     /// Ordered against the record like a provider instant (older than what
@@ -347,17 +363,28 @@ impl AsOf {
     pub fn instant(self) -> Option<OffsetDateTime> {
         match self {
             Self::Unknown => None,
-            Self::Provider(at) | Self::Token(at) => Some(at),
+            Self::Provider(at) | Self::Delivery(at) | Self::Token(at) => Some(at),
         }
     }
 
-    /// The instant a write of the profile records as the record's, and
-    /// that may outdate a deletion: a webhook's ([`AsOf::Provider`]) only.
+    /// The instant a write of the profile records as the record's: a
+    /// webhook's ([`AsOf::Provider`] or [`AsOf::Delivery`]), never a
+    /// token's.
+    #[must_use]
+    pub fn recorded_instant(self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Provider(at) | Self::Delivery(at) => Some(at),
+            Self::Unknown | Self::Token(_) => None,
+        }
+    }
+
+    /// The instant that may outdate a deletion: the provider's own instant
+    /// of the user's state ([`AsOf::Provider`]) only.
     #[must_use]
     pub fn provider_instant(self) -> Option<OffsetDateTime> {
         match self {
             Self::Provider(at) => Some(at),
-            Self::Unknown | Self::Token(_) => None,
+            Self::Unknown | Self::Delivery(_) | Self::Token(_) => None,
         }
     }
 }
@@ -435,10 +462,11 @@ pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 
 /// ordered by the provider's own instants ([`AsOf`]), not by arrival.
 /// Implementations MUST:
 ///
-/// - remember, per account, the latest [`AsOf::Provider`] instant they
-///   applied (an upsert of another kind leaves it as it is: a token's
-///   instant comes from another clock than the webhooks', and must not
-///   make a later webhook look stale);
+/// - remember, per account, the latest webhook instant they applied
+///   ([`AsOf::recorded_instant`]: [`AsOf::Provider`] or
+///   [`AsOf::Delivery`]; an upsert of another kind leaves it as it is: a
+///   token's instant comes from another clock than the webhooks', and must
+///   not make a later webhook look stale);
 /// - ignore an upsert whose instant ([`AsOf::instant`], a webhook's or a
 ///   token's) is older than that ([`UpsertOutcome::Stale`], the stored
 ///   record unchanged), and apply one whose instant is equal (a retried
@@ -457,7 +485,9 @@ pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 
 ///   ([`AsOf::Token`]) never recreates a deleted user, whatever its `iat`:
 ///   a deleted user's provider token, still unexpired, must not bring them
 ///   back, even if the provider's clocks put its minting after the
-///   deletion. Nor does a profile of unknown instant;
+///   deletion. Nor does a profile of unknown instant, nor one dated by its
+///   delivery ([`AsOf::Delivery`]: a retried older update is delivered
+///   after the deletion);
 /// - keep each tombstone at least for their retention period (default
 ///   [`DEFAULT_TOMBSTONE_RETENTION`]), and then MAY forget it, after which
 ///   the account is unknown again.
@@ -538,6 +568,36 @@ pub enum UserEvent<R> {
     },
     /// An event the application does not act on (another event type).
     Ignored,
+}
+
+impl<R> UserEvent<R> {
+    /// The event with what its payload left undated dated by its delivery:
+    /// `delivered`, the delivery's signed timestamp rounded up to the next
+    /// whole second, which is at or after anything the delivery reports.
+    /// An upsert of unknown instant becomes [`AsOf::Delivery`]; a deletion
+    /// without an instant takes `delivered` as its instant. Instants the
+    /// payload carries are kept.
+    #[must_use]
+    pub fn dated_by_delivery(self, delivered: OffsetDateTime) -> Self {
+        match self {
+            Self::Upserted(mut profile) => {
+                if profile.as_of == AsOf::Unknown {
+                    profile.as_of = AsOf::Delivery(delivered);
+                }
+                Self::Upserted(profile)
+            }
+            Self::Deleted {
+                issuer,
+                subject,
+                as_of,
+            } => Self::Deleted {
+                issuer,
+                subject,
+                as_of: as_of.or(Some(delivered)),
+            },
+            Self::Ignored => Self::Ignored,
+        }
+    }
 }
 
 /// Why a webhook payload cannot be read as a user event.
@@ -650,5 +710,53 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_delivery_dates_what_its_payload_left_undated_and_nothing_else() {
+        use crate::testing::{ISSUER, at, subject};
+        use tessera_domain::UserRole;
+
+        let delivered = at(2_000);
+        let profile = |as_of| ExternalProfile {
+            issuer: ISSUER.into(),
+            subject: subject(),
+            role: UserRole::User,
+            email: None,
+            name: None,
+            enabled: None,
+            as_of,
+        };
+        let dated = |event: UserEvent<UserRole>| event.dated_by_delivery(delivered);
+        assert_eq!(
+            dated(UserEvent::Upserted(profile(AsOf::Unknown))),
+            UserEvent::Upserted(profile(AsOf::Delivery(delivered)))
+        );
+        for kept in [AsOf::Provider(at(1_000)), AsOf::Token(at(1_000))] {
+            assert_eq!(
+                dated(UserEvent::Upserted(profile(kept))),
+                UserEvent::Upserted(profile(kept))
+            );
+        }
+        let deleted = |as_of| UserEvent::<UserRole>::Deleted {
+            issuer: ISSUER.into(),
+            subject: subject(),
+            as_of,
+        };
+        assert_eq!(dated(deleted(None)), deleted(Some(delivered)));
+        assert_eq!(dated(deleted(Some(at(1_000)))), deleted(Some(at(1_000))));
+        assert_eq!(dated(UserEvent::Ignored), UserEvent::Ignored);
+    }
+
+    #[test]
+    fn a_delivery_instant_is_recorded_and_ordered_but_never_outdates_a_deletion() {
+        let t = crate::testing::at(1_000);
+        assert_eq!(AsOf::Delivery(t).instant(), Some(t));
+        assert_eq!(AsOf::Delivery(t).recorded_instant(), Some(t));
+        assert_eq!(AsOf::Delivery(t).provider_instant(), None);
+        assert_eq!(AsOf::Provider(t).recorded_instant(), Some(t));
+        assert_eq!(AsOf::Provider(t).provider_instant(), Some(t));
+        assert_eq!(AsOf::Token(t).recorded_instant(), None);
+        assert_eq!(AsOf::Unknown.recorded_instant(), None);
     }
 }

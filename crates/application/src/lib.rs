@@ -8,7 +8,7 @@
 //! - [`external`]: identity-provider ports (provider token verifier,
 //!   directory of provider-linked users, webhook event decoder);
 //! - [`usecases`]: [`EstablishSession`], [`VerifySession`], [`ReadSession`],
-//!   [`RotateSession`], [`RevokeSession`], [`AuthorizeRequest`],
+//!   [`RotateSession`], [`RevokeSession`], [`DecideAdmission`],
 //!   [`ExchangeToken`] and [`ApplyUserEvent`].
 //!
 //! Adapters live in `tessera-infrastructure`; the `tessera` facade wires them.
@@ -69,6 +69,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "testing")]
+pub mod contracts;
 pub mod external;
 pub mod ports;
 pub mod token;
@@ -79,7 +81,12 @@ pub mod user_cache;
 mod testing;
 
 pub use token::{ClaimsError, SessionToken, SessionTokenClaims};
-pub use usecases::authorize::{Authorization, AuthorizeRequest};
+pub use usecases::admission::{
+    Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialFault, CredentialSource,
+    CredentialUpdate, DecideAdmission, Decision, OriginError, PendingAdmission,
+    PresentedCredential, ProviderSession, Refusal, SignInPages, SignInPagesError, TrustedOrigins,
+    Verdict, safe_return_to,
+};
 pub use usecases::establish::{
     EstablishError, EstablishRequest, EstablishSession, EstablishedSession,
 };
@@ -91,5 +98,7 @@ pub use usecases::resolve_user::{
 pub use usecases::revoke::{RevokeError, RevokeRequest, RevokeSession};
 pub use usecases::rotate::{RotateError, RotateSession, RotatedSession};
 pub use usecases::user_events::{ApplyUserEvent, ApplyUserEventError, UserEventOutcome};
-pub use usecases::verify::{RotationNeed, VerifiedSession, VerifyError, VerifySession};
+pub use usecases::verify::{
+    RotationNeed, SessionCheck, StaleSession, VerifiedSession, VerifyError, VerifySession,
+};
 pub use user_cache::{CachedExternalUserDirectory, UserCachePolicy};

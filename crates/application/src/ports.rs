@@ -101,6 +101,16 @@ pub trait SessionTokenCodec<R: Role>: Send + Sync + 'static {
     ///
     /// A [`TokenError`] naming the rule the token breaks.
     fn decode(&self, token: &str) -> Result<SessionTokenClaims<R>, TokenError>;
+
+    /// Whether `token` says, in its unverified header, that it is of this
+    /// codec's kind. It grants nothing: it only routes a bearer token to
+    /// the session verifier or to an identity provider's when both are
+    /// accepted, and a token routed the wrong way fails there. The default
+    /// claims every token, so that nothing reaches a provider's verifier.
+    fn is_session_token(&self, token: &str) -> bool {
+        let _ = token;
+        true
+    }
 }
 
 /// The current time.

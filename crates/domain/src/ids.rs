@@ -9,9 +9,17 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdError {
-    /// The value is not a UUID in its hyphenated, simple, braced or URN form.
+    /// The value is not a UUID in any spelling.
     #[error("{kind} is not a UUID")]
     NotUuid {
+        /// Which identifier was being parsed.
+        kind: &'static str,
+    },
+    /// The value is a UUID, but not spelt canonically: lower-case
+    /// hexadecimal, hyphenated 8-4-4-4-12 (no braces, no `urn:uuid:`, no
+    /// missing hyphens, no upper case).
+    #[error("{kind} is a UUID not in canonical form (lower-case, hyphenated 8-4-4-4-12)")]
+    NotCanonical {
         /// Which identifier was being parsed.
         kind: &'static str,
     },
@@ -45,7 +53,23 @@ pub enum IdError {
     },
 }
 
+/// The canonical spelling of a UUID: 36 bytes, lower-case hexadecimal
+/// digits grouped 8-4-4-4-12 by hyphens, as [`Uuid::hyphenated`] writes it.
+fn is_canonical(value: &str) -> bool {
+    value.len() == 36
+        && value.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
 fn parse_uuid(kind: &'static str, value: &str) -> Result<Uuid, IdError> {
+    if !is_canonical(value) {
+        return Err(match Uuid::try_parse(value) {
+            Ok(_) => IdError::NotCanonical { kind },
+            Err(_) => IdError::NotUuid { kind },
+        });
+    }
     let uuid = Uuid::try_parse(value).map_err(|_| IdError::NotUuid { kind })?;
     if uuid.is_nil() {
         return Err(IdError::Nil { kind });
@@ -72,12 +96,26 @@ macro_rules! uuid_id {
                 Ok(Self(uuid))
             }
 
-            /// Parses a UUID string.
+            /// Parses a UUID in its canonical spelling only: lower-case,
+            /// hyphenated 8-4-4-4-12, exactly as [`Display`](fmt::Display)
+            /// writes it, so that every id has one spelling on the wire
+            /// (in a token's `sub` and `jti`, in logs, in stores).
+            ///
+            /// Upper case is refused too. RFC 9562 (§4) reads UUIDs
+            /// case-insensitively but has them written in lower case, and
+            /// tessera writes only lower case: a token it minted never holds
+            /// another spelling, so an upper-case one was made elsewhere,
+            /// and accepting it would give one id two spellings, which is
+            /// what a canonical form is for preventing. Parse foreign text
+            /// with [`Uuid::try_parse`] and use
+            /// [`from_uuid`](Self::from_uuid) where leniency is wanted.
             ///
             /// # Errors
             ///
-            /// [`IdError::NotUuid`] when the string is not a UUID, [`IdError::Nil`]
-            /// for the nil UUID.
+            /// [`IdError::NotUuid`] when the string is not a UUID,
+            /// [`IdError::NotCanonical`] for a UUID spelt otherwise
+            /// (braces, `urn:uuid:`, no hyphens, upper case),
+            /// [`IdError::Nil`] for the nil UUID.
             pub fn parse(value: &str) -> Result<Self, IdError> {
                 parse_uuid($kind, value).map(Self)
             }
@@ -120,6 +158,30 @@ uuid_id!(
     SessionId,
     "session id"
 );
+
+/// The namespace of [`SessionId::derived`] ids (a random UUID, fixed).
+const DERIVED_SESSION_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a57_84e0_4b9d_9a53_0c3e_71d2_b8f4);
+
+impl SessionId {
+    /// A session id derived from `parts` (a version-5 UUID of their
+    /// length-prefixed concatenation): the same parts always give the same
+    /// id, different parts different ids. For sessions tessera did not
+    /// issue, such as one built for an identity provider's token, so that
+    /// every request with one token has one session id.
+    ///
+    /// The id is a label for logs and handlers, not a secret and not a
+    /// credential.
+    #[must_use]
+    pub fn derived(parts: &[&[u8]]) -> Self {
+        let mut name = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+        for part in parts {
+            name.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            name.extend_from_slice(part);
+        }
+        // A version-5 UUID has its version bits set, so it is never nil.
+        Self(Uuid::new_v5(&DERIVED_SESSION_NAMESPACE, &name))
+    }
+}
 
 fn parse_name(
     kind: &'static str,
@@ -219,9 +281,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_id_accepts_a_uuid_and_prints_it_hyphenated() {
-        let id = UserId::parse("6F9619FF-8B86-D011-B42D-00C04FC964FF").unwrap();
-        assert_eq!(id.to_string(), "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+    fn derived_session_ids_are_stable_and_tell_their_parts_apart() {
+        let one = SessionId::derived(&[b"https://idp", b"user_1", b"100"]);
+        assert_eq!(
+            one,
+            SessionId::derived(&[b"https://idp", b"user_1", b"100"])
+        );
+        assert_eq!(one.as_uuid().get_version_num(), 5);
+        // Moving a byte from one part to the next is another name.
+        assert_ne!(
+            one,
+            SessionId::derived(&[b"https://idp", b"user_", b"1100"])
+        );
+        assert_ne!(
+            one,
+            SessionId::derived(&[b"https://idp", b"user_1", b"101"])
+        );
+    }
+
+    #[test]
+    fn user_id_accepts_a_canonical_uuid_and_prints_it_as_parsed() {
+        let text = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+        assert_eq!(UserId::parse(text).unwrap().to_string(), text);
+    }
+
+    #[test]
+    fn other_spellings_of_a_uuid_are_named_not_canonical() {
+        for spelling in [
+            "6F9619FF-8B86-D011-B42D-00C04FC964FF",
+            "6f9619ff-8b86-d011-b42d-00C04fc964ff",
+            "6f9619ff8b86d011b42d00c04fc964ff",
+            "{6f9619ff-8b86-d011-b42d-00c04fc964ff}",
+            "urn:uuid:6f9619ff-8b86-d011-b42d-00c04fc964ff",
+        ] {
+            assert_eq!(
+                UserId::parse(spelling),
+                Err(IdError::NotCanonical { kind: "user id" }),
+                "{spelling}"
+            );
+            assert_eq!(
+                SessionId::parse(spelling),
+                Err(IdError::NotCanonical { kind: "session id" }),
+                "{spelling}"
+            );
+        }
+        for not_uuid in [
+            "6f9619ff-8b86-d011-b42d-00c04fc964f",
+            "6f9619ff-8b86-d011-b42d-00c04fc964fg",
+            " 6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            "6f9619ff_8b86_d011_b42d_00c04fc964ff",
+            "",
+        ] {
+            assert_eq!(
+                UserId::parse(not_uuid),
+                Err(IdError::NotUuid { kind: "user id" }),
+                "{not_uuid:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// The oracle: a string is canonical exactly when it is what the
+        /// `uuid` crate writes for the UUID it parses to.
+        #[test]
+        fn parse_succeeds_iff_the_text_is_the_canonical_spelling_of_a_non_nil_uuid(
+            text in proptest::prop_oneof![
+                "[0-9a-fA-F-]{36}",
+                "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                "[0-9a-f]{32}",
+                "\\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\}",
+                "urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                "\\PC{0,40}",
+            ]
+        ) {
+            let canonical = Uuid::try_parse(&text)
+                .ok()
+                .filter(|uuid| !uuid.is_nil() && uuid.hyphenated().to_string() == text);
+            let parsed = UserId::parse(&text);
+            proptest::prop_assert_eq!(parsed.is_ok(), canonical.is_some());
+            if let (Ok(id), Some(uuid)) = (parsed, canonical) {
+                proptest::prop_assert_eq!(id.as_uuid(), &uuid);
+                proptest::prop_assert_eq!(id.to_string(), text);
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! No serde, no JWT, no async and no I/O live here: only identities
 //! ([`UserId`], [`SessionId`], [`TenantId`], [`Capability`]), roles
 //! ([`Role`], with the default [`UserRole`]), the [`SessionEntity`] with its
-//! invariants and lifetime rules, and the route-access [`policy`].
+//! invariants and lifetime rules, the [`TimeWindow`] rule every token's
+//! `iat`, `nbf` and `exp` are held to, and the route-access [`policy`].
 //!
 //! ```
 //! use tessera_domain::{NewSession, Role, SessionEntity, SessionId, SessionLifetimes, UserId, UserRole};
@@ -31,6 +32,7 @@ mod ids;
 pub mod policy;
 mod role;
 mod session;
+mod window;
 
 pub use ids::{Capability, IdError, SessionId, TenantId, UserId};
 pub use policy::{
@@ -39,3 +41,4 @@ pub use policy::{
 };
 pub use role::{Role, RoleError, UserRole};
 pub use session::{LifetimeError, NewSession, SessionEntity, SessionError, SessionLifetimes};
+pub use window::{TimeWindow, TimeWindowError};

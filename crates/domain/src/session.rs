@@ -181,13 +181,15 @@ impl<R: Role> SessionEntity<R> {
         self.tenant.as_ref().is_some_and(|t| t.as_str() == tenant)
     }
 
-    /// Whether the token has expired at `now`, allowing `leeway` for clock skew.
+    /// Whether the token has expired at `now`, allowing `leeway` for clock
+    /// skew: at or after `exp + leeway`, the one rule of
+    /// [`TimeWindow`](crate::TimeWindow).
     ///
     /// Time arithmetic here and below saturates at the ends of the
     /// representable range, so no claim value can make it panic.
     #[must_use]
     pub fn is_expired(&self, now: OffsetDateTime, leeway: Duration) -> bool {
-        now >= self.expires_at.saturating_add(leeway)
+        crate::window::is_expired(self.expires_at, now, leeway)
     }
 
     /// How long ago this token was issued (negative if issued in the future).

@@ -371,6 +371,43 @@ mod tests {
     }
 
     #[test]
+    fn non_canonical_uuid_spellings_of_sub_and_jti_are_errors_naming_the_claim() {
+        let spellings = |canonical: &str| {
+            [
+                canonical.to_uppercase(),
+                canonical.replace('-', ""),
+                format!("{{{canonical}}}"),
+                format!("urn:uuid:{canonical}"),
+            ]
+        };
+        for claim in ["sub", "jti"] {
+            let canonical = match claim {
+                "sub" => wire().sub,
+                _ => wire().jti,
+            };
+            for spelling in spellings(&canonical) {
+                let mut w = wire();
+                match claim {
+                    "sub" => w.sub = spelling.clone().into(),
+                    _ => w.jti = spelling.clone().into(),
+                }
+                let err = w.enrich::<UserRole>().unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        ClaimsError::InvalidId {
+                            source: IdError::NotCanonical { .. },
+                            ..
+                        }
+                    ),
+                    "{spelling}: {err:?}"
+                );
+                assert_eq!(err.claim(), claim, "{spelling}");
+            }
+        }
+    }
+
+    #[test]
     fn expiry_not_after_issue_is_inconsistent_and_names_exp() {
         let mut w = wire();
         w.exp = w.iat;

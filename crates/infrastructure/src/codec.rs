@@ -146,6 +146,27 @@ impl<R: Role> SessionTokenCodec<R> for JwtSessionCodec {
         }
         Ok(wire.enrich()?)
     }
+
+    /// Reads the unverified header's `typ`: a header that does not decode
+    /// is left to [`decode`](SessionTokenCodec::decode) to refuse, so it
+    /// counts as a session token.
+    fn is_session_token(&self, token: &str) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Typ<'a> {
+            #[serde(borrow)]
+            typ: Option<std::borrow::Cow<'a, str>>,
+        }
+        let encoded = token.split_once('.').map_or(token, |(header, _)| header);
+        let Ok(header) =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, encoded)
+        else {
+            return true;
+        };
+        match serde_json::from_slice::<Typ<'_>>(&header) {
+            Ok(Typ { typ }) => typ.as_deref().is_some_and(is_session_type),
+            Err(_) => true,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +174,36 @@ mod tests {
     use super::*;
     use crate::jose::SigningKey;
     use tessera_domain::UserRole;
+
+    #[test]
+    fn a_token_is_routed_as_a_session_token_by_its_header_typ_only() {
+        use base64::Engine as _;
+        let codec = JwtSessionCodec::new(
+            KeyRing::new(SigningKey::generate(crate::JwsAlgorithm::Hs256, "k").unwrap()),
+            "https://api.example",
+            "web",
+        );
+        let with = |header: &str| {
+            let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header);
+            <JwtSessionCodec as SessionTokenCodec<UserRole>>::is_session_token(
+                &codec,
+                &format!("{header}.e30.c2ln"),
+            )
+        };
+        assert!(with(r#"{"alg":"HS256","typ":"tessera-session+jwt"}"#));
+        assert!(with(
+            r#"{"alg":"HS256","typ":"application/Tessera-Session+JWT"}"#
+        ));
+        assert!(!with(r#"{"alg":"RS256","typ":"JWT"}"#));
+        assert!(!with(r#"{"alg":"RS256","typ":"at+jwt"}"#));
+        assert!(!with(r#"{"alg":"RS256"}"#));
+        // Not a mention of the type elsewhere in the header.
+        assert!(!with(r#"{"alg":"RS256","kid":"tessera-session+jwt"}"#));
+        // What cannot be read goes to the session verifier, which refuses it.
+        assert!(with("not json"));
+        let codec_ref: &dyn SessionTokenCodec<UserRole> = &codec;
+        assert!(codec_ref.is_session_token("!!!.e30.c2ln"));
+    }
 
     #[test]
     fn the_signature_is_checked_before_the_type_and_the_type_before_the_claims() {

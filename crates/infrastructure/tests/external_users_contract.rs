@@ -208,6 +208,50 @@ async fn orders_a_token_by_its_iat_without_recording_it(directory: &dyn Director
     stale(upsert(UserRole::User, provider_at(T + 29)).await.unwrap());
 }
 
+/// A webhook whose payload carries no instant is dated by its delivery:
+/// ordered and recorded like a provider instant, so that a token minted
+/// before the change it reports is stale (an old admin token does not undo
+/// a demotion), and deliveries are ordered among themselves.
+async fn orders_and_records_a_delivery_instant(directory: &dyn Directory) {
+    let upsert = |role, as_of| directory.upsert_external(profile("user_delivered", role, as_of));
+    let id = written(
+        upsert(UserRole::Admin, AsOf::Token(at(T + 10)))
+            .await
+            .unwrap(),
+    )
+    .current
+    .user
+    .user_id;
+    let demoted = written(
+        upsert(UserRole::User, AsOf::Delivery(at(T + 20)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(demoted.current.user.role, UserRole::User);
+    assert_eq!(demoted.current.user.user_id, id);
+    // The admin token minted before the delivery: stale, still demoted.
+    let stored = stale(
+        upsert(UserRole::Admin, AsOf::Token(at(T + 19)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(stored, demoted.current);
+    let rotated = UserDirectory::find(directory, &id).await.unwrap().unwrap();
+    assert_eq!(rotated.role, UserRole::User);
+    // Deliveries in their order: a later one applies, an earlier one not.
+    let promoted = written(
+        upsert(UserRole::Moderator, AsOf::Delivery(at(T + 30)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(promoted.current.user.role, UserRole::Moderator);
+    stale(
+        upsert(UserRole::User, AsOf::Delivery(at(T + 25)))
+            .await
+            .unwrap(),
+    );
+}
+
 /// Equal instants are applied even below the microsecond, which PostgreSQL
 /// does not keep.
 async fn applies_a_retry_with_a_sub_microsecond_instant(directory: &dyn Directory) {
@@ -248,12 +292,14 @@ async fn keeps_deleted_users_deleted(directory: &dyn Directory) {
     );
 
     // A delayed update made before the deletion, one at the same instant, a
-    // token minted (by the provider's clock) after it, and a profile of
-    // unknown instant: none brings the user back.
+    // token minted (by the provider's clock) after it, an update delivered
+    // after it (a retry of an older one, maybe), and a profile of unknown
+    // instant: none brings the user back.
     for as_of in [
         provider_at(T + 40),
         provider_at(T + 50),
         AsOf::Token(at(T + 60)),
+        AsOf::Delivery(at(T + 60)),
         AsOf::Unknown,
     ] {
         let outcome = upsert(directory, "user_gone", UserRole::Admin, as_of).await;
@@ -406,6 +452,7 @@ async fn deletes_one_account_only(directory: &dyn Directory) {
 async fn honours_the_ordering_contract(directory: &dyn Directory) {
     orders_updates_by_their_instant(directory).await;
     orders_a_token_by_its_iat_without_recording_it(directory).await;
+    orders_and_records_a_delivery_instant(directory).await;
     applies_a_retry_with_a_sub_microsecond_instant(directory).await;
     keeps_deleted_users_deleted(directory).await;
     dates_a_deletion_no_earlier_than_the_record(directory).await;

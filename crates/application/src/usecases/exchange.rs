@@ -214,6 +214,18 @@ mod tests {
         }
     }
 
+    /// A directory that updates the stored user once, whatever the profile.
+    fn updating_once() -> MockExternalUserDirectory<UserRole> {
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(1).returning(|_| {
+            Ok(UpsertOutcome::Written(Upserted {
+                current: stored(true),
+                previous: Some(stored(true)),
+            }))
+        });
+        users
+    }
+
     fn verifier_returning(
         result: fn() -> Result<ExternalIdentity<UserRole>, ExternalTokenError>,
     ) -> MockExternalTokenVerifier<UserRole> {
@@ -309,13 +321,7 @@ mod tests {
     #[tokio::test]
     async fn exchange_falls_back_to_iat_when_the_provider_gives_no_auth_time() {
         let verifier = verifier_returning(|| Ok(identity(None)));
-        let mut users = MockExternalUserDirectory::new();
-        users.expect_upsert_external().times(1).returning(|_| {
-            Ok(UpsertOutcome::Written(Upserted {
-                current: stored(true),
-                previous: Some(stored(true)),
-            }))
-        });
+        let users = updating_once();
         let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
             c.session().authenticated_at() == at(NOW - 10)
         });
@@ -324,6 +330,28 @@ mod tests {
             .await
             .unwrap();
         assert!(!out.created);
+    }
+
+    #[tokio::test]
+    async fn a_token_the_verifier_accepted_at_the_edge_of_the_leeway_is_exchanged() {
+        // Issued a full leeway (30 s) ahead of this clock, authenticated a
+        // further leeway after that: what a verifier with the session's
+        // leeway accepts, at both edges.
+        let verifier = verifier_returning(|| {
+            Ok(ExternalIdentity {
+                issued_at: at(NOW + 30),
+                ..identity(Some(NOW + 60))
+            })
+        });
+        let users = updating_once();
+        let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
+            let s = c.session();
+            s.authenticated_at() == at(NOW) && s.issued_at() == at(NOW)
+        });
+        let out = exchange(verifier, users, codec, 1, 1)
+            .execute("provider-token")
+            .await;
+        assert!(out.is_ok(), "{out:?}");
     }
 
     #[tokio::test]

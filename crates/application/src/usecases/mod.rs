@@ -1,6 +1,6 @@
 //! The use cases, each with its own request, response and error types.
 
-pub mod authorize;
+pub mod admission;
 pub mod establish;
 pub mod exchange;
 pub mod read;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tessera_domain::{NewSession, Role, SessionEntity, SessionError};
 
-use super::verify::{VerifiedSession, VerifyError, VerifySession};
+use super::verify::{SessionCheck, VerifyError, VerifySession};
 use crate::ports::{
     DirectoryError, RevocationQuery, RevocationStatus, RevocationStore, SessionTokenCodec,
     TokenError, UserDirectory,
@@ -93,18 +93,21 @@ impl<R: Role> RotateSession<R> {
         self
     }
 
-    /// Verifies `token` strictly, then rotates its session.
+    /// Verifies `token` strictly, then rotates its session — also when the
+    /// user's permissions changed since it was issued, which is what
+    /// rotation is for.
     ///
     /// # Errors
     ///
     /// [`RotateError`]: the token is not valid, or see [`RotateSession::rotate`].
     pub async fn execute(&self, token: &str) -> Result<RotatedSession<R>, RotateError> {
-        let verified = self.verify.execute(token)?;
-        self.rotate(verified).await
+        let checked = self.verify.check(token)?;
+        self.rotate(checked).await
     }
 
-    /// Rotates a session that was just verified (the HTTP layer verifies once
-    /// per request and rotates what it verified).
+    /// Rotates a session that was just verified, current or stale (the
+    /// request admission verifies once per request and rotates what it
+    /// verified).
     ///
     /// # Errors
     ///
@@ -117,11 +120,12 @@ impl<R: Role> RotateSession<R> {
     /// [`RotateError::Token`] when a port fails.
     pub async fn rotate(
         &self,
-        verified: VerifiedSession<R>,
+        verified: impl Into<SessionCheck<R>>,
     ) -> Result<RotatedSession<R>, RotateError> {
+        let verified = verified.into();
         let now = super::establish::truncate_to_seconds(verified.verified_at());
         let lifetimes = *self.verify.lifetimes();
-        let old = verified.into_session();
+        let old = verified.into_token_session();
         let expires_at = lifetimes.token_expiry(now, old.authenticated_at());
         if expires_at <= now {
             return Err(RotateError::AbsoluteLifetimeExceeded);

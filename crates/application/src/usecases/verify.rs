@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tessera_domain::{Role, SessionEntity, SessionLifetimes};
+use tessera_domain::{Role, SessionEntity, SessionLifetimes, TimeWindow, TimeWindowError};
 use time::OffsetDateTime;
 
 use crate::ports::{
@@ -38,6 +38,12 @@ pub enum VerifyError {
     /// The revocation state cannot be trusted, so no session is (fail closed).
     #[error("revocation state is unavailable")]
     RevocationUnavailable(#[source] RevocationError),
+    /// The token is valid, but the user's permissions changed after it was
+    /// issued: its role and capabilities are no longer the user's. Rotate
+    /// it ([`RotateSession::execute`](crate::RotateSession::execute)) to
+    /// carry on with the current ones.
+    #[error("permissions changed since the token was issued: rotate the session")]
+    ClaimsStale,
 }
 
 impl VerifyError {
@@ -53,6 +59,7 @@ impl VerifyError {
             Self::AbsoluteLifetimeExceeded => "absolute_lifetime_exceeded",
             Self::Revoked(_) => "revoked",
             Self::RevocationUnavailable(_) => "revocation_unavailable",
+            Self::ClaimsStale => "claims_stale",
         }
     }
 
@@ -71,12 +78,11 @@ pub enum RotationNeed {
     NotDue,
     /// The token is older than the rotation threshold.
     Due,
-    /// The user's permissions changed after the token was issued: rotate to
-    /// read role and capabilities afresh.
-    ClaimsStale,
 }
 
-/// A session that passed every check at `verified_at`.
+/// A session that passed every check at `verified_at`, with the role and
+/// capabilities the user had when it was issued and still has (a session
+/// whose permissions changed is a [`StaleSession`] instead).
 ///
 /// Only [`VerifySession`] makes one, so holding one proves the check ran.
 #[derive(Debug, Clone)]
@@ -109,6 +115,90 @@ impl<R: Role> VerifiedSession<R> {
     #[must_use]
     pub fn into_session(self) -> SessionEntity<R> {
         self.session
+    }
+}
+
+/// A token that passed every check, but whose user's permissions changed
+/// after it was issued ("permissions changed" in
+/// [`RevokeSession`](crate::RevokeSession)).
+///
+/// Its role and capabilities are the old ones, so it offers none of them:
+/// it can only be rotated ([`RotateSession::rotate`](crate::RotateSession::rotate)),
+/// which reads them afresh from the user directory.
+#[derive(Clone)]
+pub struct StaleSession<R> {
+    session: SessionEntity<R>,
+    verified_at: OffsetDateTime,
+}
+
+impl<R: Role> std::fmt::Debug for StaleSession<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaleSession")
+            .field("user_id", self.session.user_id())
+            .field("session_id", self.session.session_id())
+            .field("verified_at", &self.verified_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Role> StaleSession<R> {
+    /// The user the session belongs to.
+    #[must_use]
+    pub fn user_id(&self) -> &tessera_domain::UserId {
+        self.session.user_id()
+    }
+
+    /// The session's id, which rotation keeps.
+    #[must_use]
+    pub fn session_id(&self) -> &tessera_domain::SessionId {
+        self.session.session_id()
+    }
+
+    /// The time the checks were made against.
+    #[must_use]
+    pub fn verified_at(&self) -> OffsetDateTime {
+        self.verified_at
+    }
+}
+
+/// What [`VerifySession::check`] found in a valid token.
+#[derive(Debug, Clone)]
+pub enum SessionCheck<R: Role> {
+    /// The session, with current claims.
+    Current(VerifiedSession<R>),
+    /// The user's permissions changed since the token was issued: rotate it
+    /// before use.
+    Stale(StaleSession<R>),
+}
+
+impl<R: Role> From<VerifiedSession<R>> for SessionCheck<R> {
+    fn from(verified: VerifiedSession<R>) -> Self {
+        Self::Current(verified)
+    }
+}
+
+impl<R: Role> From<StaleSession<R>> for SessionCheck<R> {
+    fn from(stale: StaleSession<R>) -> Self {
+        Self::Stale(stale)
+    }
+}
+
+impl<R: Role> SessionCheck<R> {
+    /// The time the checks were made against.
+    #[must_use]
+    pub fn verified_at(&self) -> OffsetDateTime {
+        match self {
+            Self::Current(verified) => verified.verified_at,
+            Self::Stale(stale) => stale.verified_at,
+        }
+    }
+
+    /// The session as the token carries it, for rotation only.
+    pub(crate) fn into_token_session(self) -> SessionEntity<R> {
+        match self {
+            Self::Current(verified) => verified.session,
+            Self::Stale(stale) => stale.session,
+        }
     }
 }
 
@@ -146,6 +236,19 @@ impl<R: Role> VerifySession<R> {
         }
     }
 
+    /// Whether `token` says, in its unverified header, that it is a
+    /// session token ([`SessionTokenCodec::is_session_token`]). Grants
+    /// nothing.
+    #[must_use]
+    pub fn is_session_token(&self, token: &str) -> bool {
+        self.codec.is_session_token(token)
+    }
+
+    /// The verifier's clock's time.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
     /// The lifetimes this verifier enforces.
     #[must_use]
     pub fn lifetimes(&self) -> &SessionLifetimes {
@@ -157,24 +260,45 @@ impl<R: Role> VerifySession<R> {
     ///
     /// # Errors
     ///
-    /// [`VerifyError`] naming the first rule the token breaks.
+    /// [`VerifyError`] naming the first rule the token breaks, including
+    /// [`VerifyError::ClaimsStale`] for a valid token whose user's
+    /// permissions changed since it was issued: its role is not to be acted
+    /// on, and [`RotateSession::execute`](crate::RotateSession::execute)
+    /// turns it into a token with the current one.
     pub fn execute(&self, token: &str) -> Result<VerifiedSession<R>, VerifyError> {
+        match self.check(token)? {
+            SessionCheck::Current(verified) => Ok(verified),
+            SessionCheck::Stale(_) => Err(VerifyError::ClaimsStale),
+        }
+    }
+
+    /// Verifies a token as [`execute`](Self::execute) does, but answers a
+    /// valid token whose claims are stale with a [`StaleSession`] (which
+    /// only rotation can use) instead of an error: what rotation and the
+    /// request admission need.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError`] naming the first rule the token breaks (never
+    /// [`VerifyError::ClaimsStale`]).
+    pub fn check(&self, token: &str) -> Result<SessionCheck<R>, VerifyError> {
         let claims = self.codec.decode(token)?;
         let now = self.clock.now();
-        // Saturating: claim values near the end of time must not panic.
-        let horizon = now.saturating_add(self.lifetimes.leeway());
         let not_before = claims.not_before();
         let session = claims.into_session();
 
-        if session.issued_at() > horizon {
-            return Err(VerifyError::IssuedInFuture);
+        // The one rule for both kinds of token (expired at `exp + leeway`).
+        TimeWindow {
+            issued_at: session.issued_at(),
+            not_before,
+            expires_at: session.expires_at(),
         }
-        if not_before.is_some_and(|nbf| nbf > horizon) {
-            return Err(VerifyError::NotYetValid);
-        }
-        if session.is_expired(now, self.lifetimes.leeway()) {
-            return Err(VerifyError::Expired);
-        }
+        .check(now, self.lifetimes.leeway())
+        .map_err(|bound| match bound {
+            TimeWindowError::IssuedInFuture => VerifyError::IssuedInFuture,
+            TimeWindowError::NotYetValid => VerifyError::NotYetValid,
+            TimeWindowError::Expired => VerifyError::Expired,
+        })?;
         if session.expires_at() - session.issued_at() > self.lifetimes.token() {
             return Err(VerifyError::LifetimeTooLong);
         }
@@ -193,17 +317,22 @@ impl<R: Role> VerifySession<R> {
             .map_err(VerifyError::RevocationUnavailable)?;
         let rotation = match status {
             RevocationStatus::Revoked(reason) => return Err(VerifyError::Revoked(reason)),
-            RevocationStatus::ClaimsStale => RotationNeed::ClaimsStale,
+            RevocationStatus::ClaimsStale => {
+                return Ok(SessionCheck::Stale(StaleSession {
+                    session,
+                    verified_at: now,
+                }));
+            }
             RevocationStatus::Active if session.needs_rotation(now, &self.lifetimes) => {
                 RotationNeed::Due
             }
             RevocationStatus::Active => RotationNeed::NotDue,
         };
-        Ok(VerifiedSession {
+        Ok(SessionCheck::Current(VerifiedSession {
             session,
             rotation,
             verified_at: now,
-        })
+        }))
     }
 }
 
@@ -386,16 +515,33 @@ mod tests {
     }
 
     #[test]
-    fn claims_stale_session_is_valid_but_must_rotate() {
+    fn claims_stale_session_is_refused_by_the_strict_verify() {
         let v = verifier(
             claims(NOW - 10, NOW + 890, NOW - 10, None),
             Ok(RevocationStatus::ClaimsStale),
             1,
         );
-        assert_eq!(
-            v.execute("tok").unwrap().rotation(),
-            RotationNeed::ClaimsStale
+        let err = v.execute("tok").unwrap_err();
+        assert!(matches!(err, VerifyError::ClaimsStale));
+        assert_eq!(err.code(), "claims_stale");
+        assert!(!err.is_unavailable());
+    }
+
+    #[test]
+    fn claims_stale_session_is_checked_as_stale_for_rotation_only() {
+        let v = verifier(
+            claims(NOW - 10, NOW + 890, NOW - 10, None),
+            Ok(RevocationStatus::ClaimsStale),
+            1,
         );
+        match v.check("tok").unwrap() {
+            SessionCheck::Stale(stale) => {
+                assert_eq!(stale.user_id(), &user());
+                assert_eq!(stale.session_id(), &session_id());
+                assert_eq!(stale.verified_at(), at(NOW));
+            }
+            SessionCheck::Current(_) => panic!("a stale session was handed out as current"),
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The provider key cache: parsed keys kept, refreshed on a max-age,
-//! refetched on an unknown `kid` at most once per cooldown, one fetch in
-//! flight, stale keys served up to a bound while the provider is down.
+//! refetched on an unknown `kid` at most once per cooldown (scheduled
+//! refreshes do not count), one fetch in flight, stale keys served up to a
+//! bound while the provider is down.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -42,6 +43,10 @@ pub enum JwksFetchError {
     /// The document is not a JWK set with at least one usable key.
     #[error("JWKS document is unusable")]
     Unusable(#[source] KeyError),
+    /// The JWKS URL could not be found through the provider's OpenID
+    /// configuration ([`OidcDiscovery`](super::OidcDiscovery)).
+    #[error("JWKS URL not discovered")]
+    Discovery(#[source] super::discovery::DiscoveryError),
 }
 
 /// Where a provider's JWK set comes from: an HTTP endpoint
@@ -70,7 +75,10 @@ pub struct CachePolicy {
     /// See `min_max_age`.
     pub max_max_age: Duration,
     /// At most one refetch per this window for tokens naming unknown keys,
-    /// and the pause after a failed fetch (default 30 seconds).
+    /// and the pause after a failed fetch (default 30 seconds). Only
+    /// refetches for unknown keys count: a scheduled refresh (keys past
+    /// their max-age) never delays the refetch for a key the provider
+    /// rotated in just after it.
     pub cooldown: Duration,
     /// How long past their freshness cached keys are still served while
     /// the provider cannot be reached; after that, verification fails
@@ -98,8 +106,15 @@ struct Snapshot {
     ring: Option<KeyRing>,
     fresh_until: Option<Instant>,
     attempted_at: Option<Instant>,
+    /// When the last refetch for an unknown `kid` started.
+    unknown_kid_at: Option<Instant>,
     last_error: Option<Arc<JwksFetchError>>,
     generation: u64,
+}
+
+/// Whether `window` has passed since `since` at `now` (or nothing happened).
+fn past(since: Option<Instant>, now: Instant, window: Duration) -> bool {
+    since.is_none_or(|at| now >= at.checked_add(window).unwrap_or(at))
 }
 
 impl Snapshot {
@@ -116,16 +131,25 @@ impl Snapshot {
         })
     }
 
-    fn cooled_down(&self, now: Instant, cooldown: Duration) -> bool {
-        self.attempted_at
-            .is_none_or(|at| now >= at.checked_add(cooldown).unwrap_or(at))
-    }
-
     /// Whether a refresh may start now: always after a success (the keys
     /// are simply due), only after the cooldown after a failure.
     fn may_refresh(&self, now: Instant, cooldown: Duration) -> bool {
-        self.last_error.is_none() || self.cooled_down(now, cooldown)
+        self.last_error.is_none() || past(self.attempted_at, now, cooldown)
     }
+
+    /// Whether a refetch for an unknown `kid` may start now: no other one
+    /// started within the cooldown, and no fetch failed within it.
+    fn may_refetch_for_unknown_kid(&self, now: Instant, cooldown: Duration) -> bool {
+        past(self.unknown_kid_at, now, cooldown) && self.may_refresh(now, cooldown)
+    }
+}
+
+/// Why a fetch starts: keys due (or absent, or asked for), or a token
+/// naming a `kid` the keys lack.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Schedule,
+    UnknownKid,
 }
 
 /// A provider's keys, fetched from a [`JwksSource`] and kept parsed.
@@ -172,6 +196,7 @@ impl KeyCache {
                 ring: None,
                 fresh_until: None,
                 attempted_at: None,
+                unknown_kid_at: None,
                 last_error: None,
                 generation: 0,
             }),
@@ -193,7 +218,7 @@ impl KeyCache {
     /// [`JwksFetchError`] when the fetch fails; the cache keeps what it had.
     pub async fn prefetch(&self) -> Result<(), Arc<JwksFetchError>> {
         let _guard = self.fetching.lock().await;
-        self.fetch_locked().await;
+        self.fetch_locked(Trigger::Schedule).await;
         match &self.state.load().last_error {
             Some(error) => Err(Arc::clone(error)),
             None => Ok(()),
@@ -223,7 +248,7 @@ impl KeyCache {
                     && current.may_refresh(now, self.policy.cooldown)
                 {
                     drop(current);
-                    self.fetch_locked().await;
+                    self.fetch_locked(Trigger::Schedule).await;
                 }
                 return self.servable(Instant::now());
             }
@@ -235,14 +260,16 @@ impl KeyCache {
         let current = self.state.load();
         if current.generation == seen && current.may_refresh(Instant::now(), self.policy.cooldown) {
             drop(current);
-            self.fetch_locked().await;
+            self.fetch_locked(Trigger::Schedule).await;
         }
         self.servable(Instant::now())
     }
 
     /// After a token named a `kid` absent from generation `seen`: a ring
-    /// that may hold it, or `None` when nothing new can be had (a refetch
-    /// ran less than a cooldown ago).
+    /// that may hold it, or `None` when nothing new can be had (another
+    /// refetch for an unknown `kid` started, or a fetch failed, less than a
+    /// cooldown ago). A scheduled refresh does not count: a key rotated in
+    /// just after one is fetched at once.
     pub async fn refetch_for_unknown_kid(&self, seen: u64) -> Option<KeyRing> {
         let newer = |snapshot: &Snapshot| {
             snapshot
@@ -254,7 +281,7 @@ impl KeyCache {
             if current.generation != seen {
                 return newer(&current);
             }
-            if !current.cooled_down(Instant::now(), self.policy.cooldown) {
+            if !current.may_refetch_for_unknown_kid(Instant::now(), self.policy.cooldown) {
                 return None;
             }
         }
@@ -263,11 +290,11 @@ impl KeyCache {
         if current.generation != seen {
             return newer(&current);
         }
-        if !current.cooled_down(Instant::now(), self.policy.cooldown) {
+        if !current.may_refetch_for_unknown_kid(Instant::now(), self.policy.cooldown) {
             return None;
         }
         drop(current);
-        self.fetch_locked().await;
+        self.fetch_locked(Trigger::UnknownKid).await;
         let current = self.state.load();
         if current.last_error.is_some() {
             return None;
@@ -286,7 +313,7 @@ impl KeyCache {
     }
 
     /// One fetch; the caller holds `fetching`.
-    async fn fetch_locked(&self) {
+    async fn fetch_locked(&self, trigger: Trigger) {
         let started = Instant::now();
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let outcome = match tokio::time::timeout(self.policy.fetch_timeout, self.source.fetch())
@@ -305,6 +332,10 @@ impl KeyCache {
         };
         let previous = self.state.load_full();
         let generation = previous.generation.wrapping_add(1);
+        let unknown_kid_at = match trigger {
+            Trigger::UnknownKid => Some(started),
+            Trigger::Schedule => previous.unknown_kid_at,
+        };
         let next = match outcome {
             Ok((ring, max_age)) => {
                 let max_age = max_age
@@ -315,6 +346,7 @@ impl KeyCache {
                     ring: Some(ring),
                     fresh_until: started.checked_add(max_age),
                     attempted_at: Some(started),
+                    unknown_kid_at,
                     last_error: None,
                     generation,
                 }
@@ -325,6 +357,7 @@ impl KeyCache {
                     ring: previous.ring.clone(),
                     fresh_until: previous.fresh_until,
                     attempted_at: Some(started),
+                    unknown_kid_at,
                     last_error: Some(Arc::new(error)),
                     generation,
                 }

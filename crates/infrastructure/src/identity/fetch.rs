@@ -1,5 +1,6 @@
 //! `HttpJwksSource`: a provider's JWKS endpoint over HTTPS (reqwest, rustls).
 
+use std::error::Error as StdError;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,16 +11,19 @@ use super::cache::{JwksDocument, JwksFetchError, JwksSource};
 /// The largest JWK set accepted, in bytes.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-/// Why an [`HttpJwksSource`] cannot be made.
+/// Why an [`HttpJwksSource`] (or an
+/// [`OidcDiscovery`](super::OidcDiscovery)) cannot be made: its provider
+/// URL, the JWKS URL or the issuer, or a JWKS URL a provider's OpenID
+/// configuration names, is unusable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwksUrlError {
-    /// The URL does not parse.
-    #[error("the JWKS URL is not a URL")]
-    Invalid(#[source] reqwest::Error),
+    /// The URL does not parse (the source says why).
+    #[error("the provider URL is not a URL")]
+    Invalid(#[source] Box<dyn StdError + Send + Sync>),
     /// The URL is not `https` (plain `http` is accepted for loopback hosts
     /// only, for development and tests).
-    #[error("the JWKS URL must use https (http only for loopback hosts)")]
+    #[error("the provider URL must use https (http only for loopback hosts)")]
     NotHttps,
     /// The HTTP client could not be built.
     #[error("the HTTP client could not be built")]
@@ -41,21 +45,78 @@ impl HttpJwksSource {
     ///
     /// # Errors
     ///
-    /// [`JwksUrlError`] for a URL that is not `https` (or `http` to a
-    /// loopback host), or a client that cannot be built.
+    /// [`JwksUrlError::Invalid`] for a URL that does not parse,
+    /// [`JwksUrlError::NotHttps`] for one that is not `https` (or `http` to
+    /// a loopback host), [`JwksUrlError::Client`] for a client that cannot
+    /// be built.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, JwksUrlError> {
-        let url = reqwest::Url::parse(url).map_err(|_| JwksUrlError::NotHttps)?;
-        if !is_https_or_loopback(&url) {
-            return Err(JwksUrlError::NotHttps);
-        }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(JwksUrlError::Client)?;
-        Ok(Self { client, url })
+        Ok(Self {
+            url: provider_url(url)?,
+            client: provider_client(timeout)?,
+        })
     }
+
+    /// The JWKS URL.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// A source for `url` with a client already made (by
+    /// [`provider_client`]).
+    pub(super) fn with_client(url: reqwest::Url, client: reqwest::Client) -> Self {
+        Self { client, url }
+    }
+}
+
+/// `url` parsed, if a provider URL may be it ([`is_https_or_loopback`]).
+pub(super) fn provider_url(url: &str) -> Result<reqwest::Url, JwksUrlError> {
+    let url = reqwest::Url::parse(url).map_err(|e| JwksUrlError::Invalid(Box::new(e)))?;
+    if !is_https_or_loopback(&url) {
+        return Err(JwksUrlError::NotHttps);
+    }
+    Ok(url)
+}
+
+/// The client for a provider's documents: every request bounded by
+/// `timeout`, no redirect followed.
+pub(super) fn provider_client(timeout: Duration) -> Result<reqwest::Client, JwksUrlError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(JwksUrlError::Client)
+}
+
+/// GETs the JSON document at `url`: a 200 answer only (a redirect is not
+/// followed but refused), at most `max` bytes of UTF-8, with its
+/// `Cache-Control: max-age`.
+pub(super) async fn get_document(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    max: usize,
+) -> Result<JwksDocument, JwksFetchError> {
+    let mut response = client
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(JwksFetchError::Status(response.status().as_u16()));
+    }
+    let max_age = response
+        .headers()
+        .get(CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(max_age);
+    let body = read_capped(&mut response, max)
+        .await
+        .map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?
+        .ok_or(JwksFetchError::TooLarge(max))?;
+    let body = String::from_utf8(body).map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?;
+    Ok(JwksDocument { body, max_age })
 }
 
 /// Whether a provider URL may be used: `https`, or plain `http` to a
@@ -105,27 +166,7 @@ fn max_age(value: &str) -> Option<Duration> {
 #[async_trait]
 impl JwksSource for HttpJwksSource {
     async fn fetch(&self) -> Result<JwksDocument, JwksFetchError> {
-        let mut response = self
-            .client
-            .get(self.url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(JwksFetchError::Status(response.status().as_u16()));
-        }
-        let max_age = response
-            .headers()
-            .get(CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(max_age);
-        let body = read_capped(&mut response, MAX_JWKS_BYTES)
-            .await
-            .map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?
-            .ok_or(JwksFetchError::TooLarge(MAX_JWKS_BYTES))?;
-        let body = String::from_utf8(body).map_err(|e| JwksFetchError::Unreachable(Box::new(e)))?;
-        Ok(JwksDocument { body, max_age })
+        get_document(&self.client, &self.url, MAX_JWKS_BYTES).await
     }
 }
 
@@ -144,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn only_https_or_loopback_http_urls_are_accepted() {
+    fn only_https_or_loopback_http_urls_are_accepted_and_unparsable_ones_are_invalid() {
         let t = Duration::from_secs(1);
         assert!(HttpJwksSource::new("https://idp.example/.well-known/jwks.json", t).is_ok());
         assert!(HttpJwksSource::new("http://127.0.0.1:8080/jwks", t).is_ok());
@@ -153,7 +194,28 @@ mod tests {
             HttpJwksSource::new("http://idp.example/jwks", t),
             Err(JwksUrlError::NotHttps)
         ));
-        assert!(HttpJwksSource::new("not a url", t).is_err());
+        for not_a_url in ["not a url", "", "https://", "https://exa mple.com/jwks"] {
+            assert!(
+                matches!(
+                    HttpJwksSource::new(not_a_url, t),
+                    Err(JwksUrlError::Invalid(_))
+                ),
+                "{not_a_url:?}"
+            );
+        }
+        for not_https in [
+            "ftp://idp.example/jwks",
+            "file:///etc/jwks.json",
+            "http://10.0.0.1/jwks",
+        ] {
+            assert!(
+                matches!(
+                    HttpJwksSource::new(not_https, t),
+                    Err(JwksUrlError::NotHttps)
+                ),
+                "{not_https:?}"
+            );
+        }
     }
 
     /// A JWKS endpoint over loopback: `/jwks` (with a max-age), `/huge`

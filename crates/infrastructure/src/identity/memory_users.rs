@@ -23,7 +23,8 @@ type Key = (String, ExternalSubject);
 #[derive(Debug, Clone, Copy)]
 struct Link {
     user_id: UserId,
-    /// The latest webhook instant (`AsOf::Provider`) applied to the record.
+    /// The latest webhook instant (`AsOf::recorded_instant`) applied to the
+    /// record.
     as_of: Option<OffsetDateTime>,
 }
 
@@ -190,8 +191,9 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
         let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
         let key = (profile.issuer.clone(), profile.subject.clone());
         if let Some(tombstone) = users.tombstones.get(&key).copied() {
-            // Only a webhook's profile strictly newer than the deletion
-            // recreates the user; a token's, or an undated one, never does.
+            // Only a webhook's profile strictly newer than the deletion, by
+            // the provider's instant, recreates the user; a token's, one
+            // dated by its delivery or an undated one never does.
             if profile
                 .as_of
                 .provider_instant()
@@ -226,7 +228,7 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
                     email: profile.email,
                     name: profile.name,
                 };
-                (current, profile.as_of.provider_instant().or(link.as_of))
+                (current, profile.as_of.recorded_instant().or(link.as_of))
             }
             None => {
                 let current = ExternalUser {
@@ -242,7 +244,7 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
                     email: profile.email,
                     name: profile.name,
                 };
-                (current, profile.as_of.provider_instant())
+                (current, profile.as_of.recorded_instant())
             }
         };
         let user_id = current.user.user_id;

@@ -11,11 +11,17 @@
 //! - `PostgresExternalUserDirectory` (feature `postgres`): provider-linked
 //!   users in PostgreSQL, shared by every instance;
 //! - [`HttpJwksSource`] (feature `jwks-fetch`): a JWKS endpoint over HTTPS;
+//! - [`OidcDiscovery`] (feature `jwks-fetch`): the JWKS endpoint found from
+//!   the issuer URL alone, through its OpenID configuration
+//!   ([`ProviderBuilder::discover`]);
 //! - [`HttpUserApi`] (feature `jwks-fetch`): a provider's user API over
 //!   HTTPS, for `ResolveUser` when a token does not say enough.
 
 #[cfg(feature = "jwks-fetch")]
 mod cache;
+mod claim_path;
+#[cfg(feature = "jwks-fetch")]
+mod discovery;
 #[cfg(feature = "jwks-fetch")]
 mod fetch;
 mod mapping;
@@ -33,9 +39,12 @@ mod tests;
 
 #[cfg(feature = "jwks-fetch")]
 pub use cache::{CachePolicy, JwksDocument, JwksFetchError, JwksSource, KeyCache, KeysUnavailable};
+pub use claim_path::{ClaimPath, MappingConfigError};
+#[cfg(feature = "jwks-fetch")]
+pub use discovery::{DiscoveryError, MAX_DISCOVERY_BYTES, OidcDiscovery};
 #[cfg(feature = "jwks-fetch")]
 pub use fetch::{HttpJwksSource, JwksUrlError, MAX_JWKS_BYTES};
-pub use mapping::{ClaimMapping, ClaimPath, MappingConfigError, MissingRole};
+pub use mapping::{ClaimMapping, MissingRole};
 pub use memory_users::InMemoryExternalUserDirectory;
 #[cfg(feature = "postgres")]
 pub use postgres_users::PostgresExternalUserDirectory;

@@ -42,7 +42,7 @@ use crate::postgres::directory::{UserRow, read_error, to_user};
 /// leaving the row as the tombstone.
 ///
 /// The account's `as_of` column holds webhooks' instants
-/// ([`AsOf::Provider`](tessera_application::external::AsOf::Provider)) only:
+/// ([`AsOf::recorded_instant`](tessera_application::external::AsOf::recorded_instant)) only:
 /// a token's `iat` orders its profile but is never stored. Instants are
 /// kept to the microsecond (PostgreSQL's `timestamptz`); a profile's
 /// instant is truncated to the microsecond before it is compared or stored.
@@ -106,7 +106,7 @@ const FIND: &str = "SELECT a.user_id, a.email, a.name, u.role, u.capabilities, u
      WHERE a.issuer = $1 AND a.subject = $2";
 
 /// Claims the account: inserts it with a fresh user id (and `$6`, the
-/// webhook's instant, if any), or (on conflict) locks the existing row,
+/// webhook's instant, provider's or delivery's, if any), or (on conflict) locks the existing row,
 /// live or tombstone, and returns it as it was.
 /// `updated_at` is the only column the conflict branch writes.
 const CLAIM: &str =
@@ -122,8 +122,9 @@ const LOCK_USER: &str =
     "SELECT role, capabilities, tenant, enabled FROM tessera_users WHERE id = $1 FOR UPDATE";
 
 /// Updates a live account (claimed) and its user in one statement: the
-/// provider's fields on the account (`$6`, the webhook's instant, when
-/// given: a token's profile or an undated one keeps the stored instant),
+/// provider's fields on the account (`$6`, the webhook's instant, provider's
+/// or delivery's, when given: a token's profile or an undated one keeps the
+/// stored instant),
 /// role and `enabled` (when given) on the user.
 const UPDATE: &str = "WITH account AS (
          UPDATE tessera_external_accounts
@@ -225,9 +226,11 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
     ) -> Result<UpsertOutcome<R>, DirectoryError> {
         let fresh = Uuid::now_v7();
         // Ordered by any instant, a webhook's or a token's; only a
-        // webhook's is recorded, and may outdate a deletion.
+        // webhook's is recorded, and only the provider's own may outdate a
+        // deletion.
         let ordered_by = profile.as_of.instant().map(to_microseconds);
-        let recorded = profile.as_of.provider_instant().map(to_microseconds);
+        let recorded = profile.as_of.recorded_instant().map(to_microseconds);
+        let revives = profile.as_of.provider_instant().map(to_microseconds);
         let (user_id, old_email, old_name, stored_as_of): ClaimRow = sqlx::query_as(CLAIM)
             .bind(&profile.issuer)
             .bind(profile.subject.as_str())
@@ -252,9 +255,10 @@ impl<R: Role> PostgresExternalUserDirectory<R> {
             None => {
                 let deleted_as_of = stored_as_of
                     .ok_or_else(|| DirectoryError::InvalidRecord(Box::new(UndatedTombstone)))?;
-                // Only a webhook's profile strictly newer than the deletion
-                // recreates the user; a token's, or an undated one, never does.
-                if recorded.is_none_or(|as_of| as_of <= deleted_as_of) {
+                // Only a webhook's profile strictly newer than the deletion,
+                // by the provider's instant, recreates the user; a token's,
+                // one dated by its delivery or an undated one never does.
+                if revives.is_none_or(|as_of| as_of <= deleted_as_of) {
                     return Ok(UpsertOutcome::Deleted { deleted_as_of });
                 }
                 let row = Self::write(REVIVE, tx, fresh, &profile, recorded).await?;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tessera_application::external::{ExternalTokenError, ExternalTokenVerifier, RoleMappingError};
 use tessera_application::ports::Clock;
 use tessera_domain::UserRole;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::*;
 use crate::jose::{self, JwsAlgorithm, KeyRing, SigningKey, SkipReason};
@@ -183,6 +183,58 @@ async fn an_algorithm_not_on_the_providers_allow_list_is_refused() {
 }
 
 #[tokio::test]
+async fn an_rfc_9864_ed25519_provider_interoperates_with_eddsa_labels_either_way() {
+    let ed = SigningKey::generate(JwsAlgorithm::EdDsa, "ed1").unwrap();
+    let b64 =
+        |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+    let token = |alg: &str| {
+        let input = format!(
+            "{}.{}",
+            b64(format!(r#"{{"alg":"{alg}","kid":"ed1","typ":"JWT"}}"#).as_bytes()),
+            b64(claims(ISSUER).to_string().as_bytes())
+        );
+        format!("{input}.{}", b64(&ed.sign(input.as_bytes()).unwrap()))
+    };
+    let public = ed.verification_key().to_public_jwk().unwrap();
+    for key_alg in ["EdDSA", "Ed25519"] {
+        let jwk = public.replace(r#""alg":"EdDSA""#, &format!(r#""alg":"{key_alg}""#));
+        let (ring, skipped) =
+            KeyRing::from_provider_jwk_set(&format!(r#"{{"keys":[{jwk}]}}"#)).unwrap();
+        assert!(skipped.is_empty());
+        for token_alg in ["EdDSA", "Ed25519"] {
+            let provider = IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+                .audience("api")
+                .algorithms(&[JwsAlgorithm::EdDsa])
+                .clock(Arc::new(FixedClock))
+                .static_keys(ring.clone())
+                .build()
+                .unwrap();
+            let identity = verify_with(provider, &token(token_alg)).await;
+            assert!(
+                identity.is_ok(),
+                "key {key_alg}, token {token_alg}: {identity:?}"
+            );
+        }
+    }
+    // Still on the allow-list: an RS256-only provider refuses either name.
+    let ring = KeyRing::verify_only(vec![ed.verification_key()]).unwrap();
+    let rs256_only = || {
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+            .audience("api")
+            .clock(Arc::new(FixedClock))
+            .static_keys(ring.clone())
+            .build()
+            .unwrap()
+    };
+    for alg in ["EdDSA", "Ed25519"] {
+        assert!(matches!(
+            verify_with(rs256_only(), &token(alg)).await,
+            Err(ExternalTokenError::AlgorithmNotAllowed)
+        ));
+    }
+}
+
+#[tokio::test]
 async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway() {
     let key = rsa("a1");
     let check = |edit: &dyn Fn(&mut Value)| {
@@ -197,9 +249,10 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
             Box::new(|c| c["aud"] = json!(["other", "x"])),
             "wrong_audience",
         ),
-        (Box::new(|c| c["exp"] = json!(NOW - 61)), "expired"),
-        (Box::new(|c| c["nbf"] = json!(NOW + 61)), "not_yet_valid"),
-        (Box::new(|c| c["iat"] = json!(NOW + 61)), "issued_in_future"),
+        // The default leeway is 30 s; expired on `exp + leeway` itself.
+        (Box::new(|c| c["exp"] = json!(NOW - 30)), "expired"),
+        (Box::new(|c| c["nbf"] = json!(NOW + 31)), "not_yet_valid"),
+        (Box::new(|c| c["iat"] = json!(NOW + 31)), "issued_in_future"),
         (
             Box::new(|c| {
                 c.as_object_mut().unwrap().remove("exp");
@@ -219,11 +272,14 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
         );
     }
     // Within the leeway.
-    assert!(
-        verify_with(provider(), &check(&|c| c["exp"] = json!(NOW - 59)))
-            .await
-            .is_ok()
-    );
+    let within: Vec<Edit> = vec![
+        Box::new(|c| c["exp"] = json!(NOW - 29)),
+        Box::new(|c| c["nbf"] = json!(NOW + 30)),
+        Box::new(|c| c["iat"] = json!(NOW + 30)),
+    ];
+    for edit in within {
+        assert!(verify_with(provider(), &check(&*edit)).await.is_ok());
+    }
     assert!(
         verify_with(provider(), &check(&|c| c["aud"] = json!(["x", "api"])))
             .await
@@ -250,6 +306,45 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
     assert!(matches!(
         verify_with(typed(), &sign(&key, "application/", &claims(ISSUER))).await,
         Err(ExternalTokenError::WrongType)
+    ));
+}
+
+/// A clock pinned to an instant with a fraction of a second.
+struct PinnedClock(OffsetDateTime);
+impl Clock for PinnedClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn a_provider_token_is_expired_on_exp_plus_leeway_exactly_as_a_session_is() {
+    let key = rsa("a1");
+    let token = sign(&key, "JWT", &claims(ISSUER)); // exp NOW + 300
+    let exp = OffsetDateTime::from_unix_timestamp(NOW + 300).unwrap();
+    let nanosecond = Duration::nanoseconds(1);
+    for leeway in [Duration::ZERO, Duration::seconds(7)] {
+        let at = |now: OffsetDateTime| {
+            static_provider(ISSUER, &[&key], |b| {
+                b.leeway(leeway).clock(Arc::new(PinnedClock(now)))
+            })
+        };
+        let edge = exp + leeway;
+        assert!(verify_with(at(edge - nanosecond), &token).await.is_ok());
+        for now in [edge, edge + nanosecond] {
+            assert!(matches!(
+                verify_with(at(now), &token).await,
+                Err(ExternalTokenError::Expired)
+            ));
+        }
+    }
+    assert!(matches!(
+        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
+            .audience("api")
+            .leeway(Duration::seconds(-1))
+            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+            .build(),
+        Err(ProviderConfigError::NegativeLeeway)
     ));
 }
 
@@ -514,7 +609,6 @@ mod fetching {
             .await
             .unwrap();
         assert_eq!(stand_in.fetches(), 1);
-        // Within the cooldown of the first fetch: no refetch at all.
         let mut tokens = Vec::new();
         for i in 0..2000 {
             let header = format!(r#"{{"alg":"RS256","kid":"random-{i}","typ":"JWT"}}"#);
@@ -537,16 +631,18 @@ mod fetching {
                 })
                 .collect::<Vec<_>>()
         };
-        for task in storm(&tokens) {
-            assert_eq!(task.await.unwrap(), "unknown_kid");
-        }
-        assert_eq!(stand_in.fetches(), 1);
-        // After the cooldown: exactly one refetch for the whole storm.
-        tokio::time::sleep(StdDuration::from_millis(2_050)).await;
+        // The first fetch was no refetch for an unknown kid, so the storm
+        // may refetch: exactly once for all of it.
         for task in storm(&tokens) {
             assert_eq!(task.await.unwrap(), "unknown_kid");
         }
         assert_eq!(stand_in.fetches(), 2);
+        // After the cooldown: again exactly one refetch for the whole storm.
+        tokio::time::sleep(StdDuration::from_millis(2_050)).await;
+        for task in storm(&tokens) {
+            assert_eq!(task.await.unwrap(), "unknown_kid");
+        }
+        assert_eq!(stand_in.fetches(), 3);
     }
 
     #[tokio::test]
@@ -569,6 +665,59 @@ mod fetching {
             "unknown_kid"
         );
         // The old kid's refusal came within the cooldown: no third fetch.
+        assert_eq!(stand_in.fetches(), 2);
+    }
+
+    /// A provider serving `old`, and a verifier of its tokens whose keys
+    /// are due 100 ms after the first fetch (done) and whose cooldown is
+    /// far longer than any test; the token `old` signed.
+    async fn due_soon(
+        old: &SigningKey,
+    ) -> (Arc<StandIn>, Arc<JwksTokenVerifier<UserRole>>, String) {
+        let stand_in = StandIn::new(&[old]);
+        let verifier = cached(&stand_in, policy(100, 600_000, 600_000));
+        let old_token = sign(old, "JWT", &claims(ISSUER));
+        verifier.verify(&old_token).await.unwrap();
+        assert_eq!(stand_in.fetches(), 1);
+        (stand_in, verifier, old_token)
+    }
+
+    /// Why `verifier` refuses a token signed by `key`.
+    async fn refusal(verifier: &JwksTokenVerifier<UserRole>, key: &SigningKey) -> &'static str {
+        let token = sign(key, "JWT", &claims(ISSUER));
+        verifier.verify(&token).await.unwrap_err().code()
+    }
+
+    #[tokio::test]
+    async fn a_key_rotated_in_just_after_a_scheduled_refresh_is_fetched_at_once() {
+        let (old, new) = (rsa("old"), rsa("new"));
+        let (stand_in, verifier, old_token) = due_soon(&old).await;
+        // t: the keys are due, and this verification refreshes them.
+        tokio::time::sleep(StdDuration::from_millis(150)).await;
+        verifier.verify(&old_token).await.unwrap();
+        assert_eq!(stand_in.fetches(), 2);
+        // t+1: the provider rotates; t+2: a token under the new kid.
+        stand_in.publish(&[&old, &new]);
+        verifier
+            .verify(&sign(&new, "JWT", &claims(ISSUER)))
+            .await
+            .unwrap();
+        // (Whether the new kid or due keys made it, this fetch has it.)
+        assert_eq!(stand_in.fetches(), 3);
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_fetch_an_unknown_kid_waits_for_the_cooldown() {
+        let (old, new) = (rsa("old"), rsa("new"));
+        let (stand_in, verifier, old_token) = due_soon(&old).await;
+        stand_in.down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(StdDuration::from_millis(150)).await;
+        // A scheduled refresh fails; the stale keys are still served.
+        verifier.verify(&old_token).await.unwrap();
+        assert_eq!(stand_in.fetches(), 2);
+        stand_in.down.store(false, Ordering::SeqCst);
+        stand_in.publish(&[&new]);
+        assert_eq!(refusal(&verifier, &new).await, "unknown_kid");
         assert_eq!(stand_in.fetches(), 2);
     }
 

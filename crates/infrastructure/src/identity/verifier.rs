@@ -12,10 +12,11 @@ use tessera_application::external::{
     ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalTokenVerifier,
 };
 use tessera_application::ports::Clock;
-use tessera_domain::Role;
+use tessera_domain::{Role, SessionLifetimes, TimeWindow, TimeWindowError};
 use time::{Duration, OffsetDateTime};
 
-use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError, ProfileSlots};
+use super::claim_path::{ClaimPath, MappingConfigError};
+use super::mapping::{ClaimMapping, ProfileSlots};
 use super::payload::{Leaf, PathTrie};
 use crate::codec::DEFAULT_MAX_TOKEN_BYTES;
 use crate::jose::{self, JwsAlgorithm, JwsError, KeyRing};
@@ -44,12 +45,20 @@ pub enum ProviderConfigError {
     /// No keys were configured.
     #[error("no keys configured for the provider")]
     NoKeys,
+    /// The clock-skew leeway is negative.
+    #[error("the leeway must not be negative")]
+    NegativeLeeway,
     /// Two providers share an issuer.
     #[error("issuer {0:?} is configured twice")]
     DuplicateIssuer(String),
     /// A claim mapping setting is wrong.
     #[error(transparent)]
     Mapping(#[from] MappingConfigError),
+    /// Keys are to be discovered ([`ProviderBuilder::discover`]) and the
+    /// issuer is not a URL keys may be fetched from.
+    #[cfg(feature = "jwks-fetch")]
+    #[error("the issuer cannot be discovered")]
+    IssuerUrl(#[source] super::fetch::JwksUrlError),
 }
 
 /// The clock, printed as its name only.
@@ -68,6 +77,15 @@ enum ProviderKeys {
     Static(KeyRing),
     #[cfg(feature = "jwks-fetch")]
     Cached(KeyCache),
+}
+
+/// The keys a builder was given: ready, or to be discovered from the
+/// issuer when built.
+#[derive(Debug)]
+enum KeysSetting {
+    Ready(ProviderKeys),
+    #[cfg(feature = "jwks-fetch")]
+    Discover(super::cache::CachePolicy),
 }
 
 /// Slots of the payload extractor.
@@ -104,8 +122,14 @@ pub struct IdentityProvider<R: Role> {
 
 impl<R: Role> IdentityProvider<R> {
     /// Starts a provider with issuer `issuer` (compared exactly with `iss`)
-    /// and its claim mapping. Defaults: RS256 only, 60 s leeway, no `typ`
-    /// check, no `azp` check, 8 KiB tokens, the system clock.
+    /// and its claim mapping. Defaults: RS256 only, the leeway of
+    /// [`SessionLifetimes::default`] (30 s), no `typ` check, no `azp`
+    /// check, 8 KiB tokens, the system clock.
+    ///
+    /// The facade's `Tessera::identity_provider` starts one with the
+    /// session manager's own leeway and clock instead, so that a token
+    /// this provider accepts is never refused when it is exchanged for a
+    /// session.
     pub fn builder(issuer: impl Into<String>, mapping: ClaimMapping<R>) -> ProviderBuilder<R> {
         ProviderBuilder {
             issuer: issuer.into(),
@@ -114,7 +138,7 @@ impl<R: Role> IdentityProvider<R> {
             skip_audience: false,
             allowed_parties: Vec::new(),
             algorithms: vec![JwsAlgorithm::Rs256],
-            leeway: Duration::seconds(60),
+            leeway: SessionLifetimes::default().leeway(),
             typ: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             keys: None,
@@ -219,32 +243,25 @@ impl<R: Role> IdentityProvider<R> {
             }
         }
 
-        // NumericDates are whole seconds: against them, `now` is its whole
-        // seconds and whether a fraction follows (now > t exactly when
-        // now's seconds > t, or = t with a fraction).
-        let now = self.clock.0.now();
-        let (now_seconds, fraction) = (now.unix_timestamp(), now.nanosecond() > 0);
-        let leeway = self.leeway.whole_seconds();
         let expires_at = time_claim("exp", take(self.slots.exp))?
             .ok_or(ExternalTokenError::MissingClaim("exp"))?;
-        let last_second = expires_at.unix_timestamp().saturating_add(leeway);
-        if now_seconds > last_second || (now_seconds == last_second && fraction) {
-            return Err(ExternalTokenError::Expired);
-        }
-        if let Some(nbf) = time_claim("nbf", take(self.slots.nbf))?
-            && now_seconds < nbf.unix_timestamp().saturating_sub(leeway)
-        {
-            return Err(ExternalTokenError::NotYetValid);
-        }
+        let not_before = time_claim("nbf", take(self.slots.nbf))?;
         let issued_at = time_claim("iat", take(self.slots.iat))?
             .ok_or(ExternalTokenError::MissingClaim("iat"))?;
-        if now_seconds < issued_at.unix_timestamp().saturating_sub(leeway) {
-            return Err(ExternalTokenError::IssuedInFuture);
+        // The one rule for both kinds of token (expired at `exp + leeway`).
+        TimeWindow {
+            issued_at,
+            not_before,
+            expires_at,
         }
+        .check(self.clock.0.now(), self.leeway)
+        .map_err(|bound| match bound {
+            TimeWindowError::IssuedInFuture => ExternalTokenError::IssuedInFuture,
+            TimeWindowError::NotYetValid => ExternalTokenError::NotYetValid,
+            TimeWindowError::Expired => ExternalTokenError::Expired,
+        })?;
         let authenticated_at = time_claim("auth_time", take(self.slots.auth_time))?;
-        if authenticated_at.is_some_and(|at| {
-            at.unix_timestamp() > issued_at.unix_timestamp().saturating_add(leeway)
-        }) {
+        if authenticated_at.is_some_and(|at| at > issued_at.saturating_add(self.leeway)) {
             return Err(invalid("auth_time", ClaimShape("later than iat")));
         }
 
@@ -328,7 +345,7 @@ pub struct ProviderBuilder<R: Role> {
     leeway: Duration,
     typ: Option<String>,
     max_token_bytes: usize,
-    keys: Option<ProviderKeys>,
+    keys: Option<KeysSetting>,
     clock: ClockHandle,
 }
 
@@ -359,8 +376,12 @@ impl<R: Role> ProviderBuilder<R> {
         self
     }
 
-    /// Clock-skew leeway for `exp`, `nbf` and `iat`, in whole seconds (a
-    /// fraction is dropped; default 60 s).
+    /// Clock-skew leeway for `exp`, `nbf`, `iat` and `auth_time`, under
+    /// the same [`TimeWindow`] rule as session tokens: accepted while
+    /// `nbf - leeway <= now < exp + leeway` and `iat <= now + leeway`
+    /// (default 30 s, as [`SessionLifetimes::default`]). Give it the
+    /// session's leeway ([`SessionLifetimes::leeway`]), as the facade does,
+    /// so that an exchange never refuses what the provider accepted.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -386,7 +407,7 @@ impl<R: Role> ProviderBuilder<R> {
 
     /// Fixed keys, networkless: a ring from a JWK, a JWK set or PEM.
     pub fn static_keys(mut self, ring: KeyRing) -> Self {
-        self.keys = Some(ProviderKeys::Static(ring));
+        self.keys = Some(KeysSetting::Ready(ProviderKeys::Static(ring)));
         self
     }
 
@@ -397,7 +418,20 @@ impl<R: Role> ProviderBuilder<R> {
         source: Arc<dyn super::cache::JwksSource>,
         policy: super::cache::CachePolicy,
     ) -> Self {
-        self.keys = Some(ProviderKeys::Cached(KeyCache::new(source, policy)));
+        self.keys = Some(KeysSetting::Ready(ProviderKeys::Cached(KeyCache::new(
+            source, policy,
+        ))));
+        self
+    }
+
+    /// Keys fetched and cached as by [`ProviderBuilder::jwks`], from the
+    /// JWKS URL the provider's OpenID configuration names
+    /// ([`OidcDiscovery`](super::OidcDiscovery) for the issuer, each
+    /// request bounded by the policy's `fetch_timeout`): the provider is
+    /// configured by its issuer URL alone.
+    #[cfg(feature = "jwks-fetch")]
+    pub fn discover(mut self, policy: super::cache::CachePolicy) -> Self {
+        self.keys = Some(KeysSetting::Discover(policy));
         self
     }
 
@@ -405,7 +439,9 @@ impl<R: Role> ProviderBuilder<R> {
     ///
     /// # Errors
     ///
-    /// [`ProviderConfigError`] for a setting that cannot work.
+    /// [`ProviderConfigError`] for a setting that cannot work (with
+    /// [`ProviderBuilder::discover`], an issuer that is not an `https` URL:
+    /// [`ProviderConfigError::IssuerUrl`]).
     pub fn build(self) -> Result<IdentityProvider<R>, ProviderConfigError> {
         if self.audiences.is_empty() && !self.skip_audience {
             return Err(ProviderConfigError::NoAudience);
@@ -413,7 +449,22 @@ impl<R: Role> ProviderBuilder<R> {
         if self.algorithms.is_empty() || self.algorithms.iter().any(|a| a.is_symmetric()) {
             return Err(ProviderConfigError::Algorithms);
         }
-        let keys = self.keys.ok_or(ProviderConfigError::NoKeys)?;
+        if self.leeway.is_negative() {
+            return Err(ProviderConfigError::NegativeLeeway);
+        }
+        // Without `jwks-fetch` there is nothing to discover and the match
+        // has one arm.
+        #[allow(clippy::infallible_destructuring_match)]
+        let keys = match self.keys.ok_or(ProviderConfigError::NoKeys)? {
+            KeysSetting::Ready(keys) => keys,
+            #[cfg(feature = "jwks-fetch")]
+            KeysSetting::Discover(policy) => {
+                let source =
+                    super::discovery::OidcDiscovery::new(&self.issuer, policy.fetch_timeout)
+                        .map_err(ProviderConfigError::IssuerUrl)?;
+                ProviderKeys::Cached(KeyCache::new(Arc::new(source), policy))
+            }
+        };
         let mut trie = PathTrie::new();
         let profile = self.mapping.register(&mut trie)?;
         let mut add = |name: &str| -> Result<usize, MappingConfigError> {

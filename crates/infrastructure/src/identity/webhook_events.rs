@@ -12,7 +12,8 @@ use tessera_application::external::{
 use tessera_domain::Role;
 use time::OffsetDateTime;
 
-use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError};
+use super::claim_path::{ClaimPath, MappingConfigError};
+use super::mapping::ClaimMapping;
 use super::payload::Leaf;
 
 /// Reads a provider's user webhooks (already authenticated) as
@@ -44,6 +45,12 @@ use super::payload::Leaf;
 ///   `updated_at` by default ([`as_of_path`](Self::as_of_path)): the
 ///   instant of the state the event carries. Never a later instant: an
 ///   event's own time would let a retried older update beat a newer one.
+///   When `data` has none, the upsert's instant is [`AsOf::Unknown`] here,
+///   and whoever applies it dates it by its delivery
+///   ([`UserEvent::dated_by_delivery`]: the webhook handler of
+///   `tessera-http` does, with the delivery's signed timestamp rounded up
+///   to the next second), so that no record is left undated and a token
+///   minted before the change cannot write over it.
 /// - A deletion's instant is the envelope's event time, at `timestamp` by
 ///   default ([`event_time_path`](Self::event_time_path)): Clerk's
 ///   `user.deleted` carries no user state, and the time the event was
@@ -175,7 +182,8 @@ impl<R: Role> JsonUserEventDecoder<R> {
 
     /// Where, in `data`, the instant of the user's state lives: when the
     /// provider last changed the user, in milliseconds since the Unix
-    /// epoch (`None`: not read, and upserts are not ordered).
+    /// epoch (`None`: not read, and upserts are dated by their delivery
+    /// when applied; see the [ordering instants](Self#ordering-instants)).
     ///
     /// # Errors
     ///

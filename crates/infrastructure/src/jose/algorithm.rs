@@ -14,7 +14,9 @@ pub enum JwsAlgorithm {
     /// ECDSA on P-256 with SHA-256 (`ES256`), signatures in the fixed
     /// 64-byte `r || s` form.
     Es256,
-    /// EdDSA on Ed25519 (`EdDSA`, RFC 8037).
+    /// EdDSA on Ed25519: `EdDSA` (RFC 8037) or its fully-specified name
+    /// `Ed25519` (RFC 9864), which are the same algorithm here since
+    /// tessera's only EdDSA curve is Ed25519 (Ed448 keys are refused).
     EdDsa,
 }
 
@@ -23,6 +25,9 @@ impl JwsAlgorithm {
     pub const ALL: [Self; 4] = [Self::Hs256, Self::Rs256, Self::Es256, Self::EdDsa];
 
     /// The registered JOSE name: `"HS256"`, `"RS256"`, `"ES256"` or `"EdDSA"`.
+    ///
+    /// Tokens and JWKs tessera writes say `"EdDSA"`, the name every JOSE
+    /// library reads; `"Ed25519"` is read as well ([`JwsAlgorithm::from_name`]).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -35,13 +40,19 @@ impl JwsAlgorithm {
 
     /// The algorithm with this registered name, compared exactly (JOSE names
     /// are case-sensitive), or `None` for any name tessera does not support.
+    ///
+    /// Both `"EdDSA"` (RFC 8037) and the fully-specified `"Ed25519"` (RFC
+    /// 9864, which OpenID Providers such as node oidc-provider 9 and jose 6
+    /// emit) name [`JwsAlgorithm::EdDsa`]: a token or JWK labelled either
+    /// way works with an Ed25519 key labelled either way. `"Ed448"` and
+    /// every other fully-specified name stay unsupported.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "HS256" => Some(Self::Hs256),
             "RS256" => Some(Self::Rs256),
             "ES256" => Some(Self::Es256),
-            "EdDSA" => Some(Self::EdDsa),
+            "EdDSA" | "Ed25519" => Some(Self::EdDsa),
             _ => None,
         }
     }

@@ -56,8 +56,13 @@ fn algorithm_names_round_trip_and_compare_case_sensitively() {
     for alg in JwsAlgorithm::ALL {
         assert_eq!(JwsAlgorithm::from_name(alg.name()), Some(alg));
     }
+    // RFC 9864's fully-specified name of the one EdDSA curve supported.
+    assert_eq!(
+        JwsAlgorithm::from_name("Ed25519"),
+        Some(JwsAlgorithm::EdDsa)
+    );
     for name in [
-        "hs256", "none", "HS512", "RS384", "PS256", "ES512", "Ed25519", "",
+        "hs256", "none", "HS512", "RS384", "PS256", "ES512", "Ed448", "ed25519", "ED25519", "",
     ] {
         assert_eq!(JwsAlgorithm::from_name(name), None, "{name}");
     }
@@ -938,6 +943,86 @@ fn a_key_only_verifies_its_own_algorithm() {
             "{alg}"
         );
     }
+}
+
+/// The Ed25519 key `signer`'s public JWK, with its `alg` member relabelled.
+fn ed25519_jwk_labelled(signer: &SigningKey, alg: &str) -> String {
+    let jwk = signer.verification_key().to_public_jwk().unwrap();
+    assert!(jwk.contains(r#""alg":"EdDSA""#), "{jwk}");
+    jwk.replace(r#""alg":"EdDSA""#, &format!(r#""alg":"{alg}""#))
+}
+
+#[test]
+fn eddsa_and_ed25519_labels_interoperate_in_tokens_and_jwks_of_session_and_provider_sets() {
+    let signer = SigningKey::generate(JwsAlgorithm::EdDsa, "ed").unwrap();
+    for key_alg in ["EdDSA", "Ed25519"] {
+        let set = format!(r#"{{"keys":[{}]}}"#, ed25519_jwk_labelled(&signer, key_alg));
+        let session = KeyRing::from_jwk_set(&set).unwrap();
+        let (provider, skipped) = KeyRing::from_provider_jwk_set(&set).unwrap();
+        assert!(skipped.is_empty(), "{key_alg}: {skipped:?}");
+        for token_alg in ["EdDSA", "Ed25519"] {
+            let header = format!(r#"{{"alg":"{token_alg}","kid":"ed"}}"#);
+            let token = token_with_header(&signer, &header, b"{}");
+            for ring in [&session, &provider] {
+                let jws = verify(&token, ring).unwrap_or_else(|e| {
+                    panic!("key {key_alg}, token {token_alg}: {e:?}");
+                });
+                assert_eq!(jws.header.alg, JwsAlgorithm::EdDsa);
+            }
+        }
+    }
+    // A private JWK labelled the RFC 9864 way signs, too.
+    let private = signer.to_private_jwk().unwrap();
+    let relabelled = private
+        .expose_secret()
+        .replace(r#""alg":"EdDSA""#, r#""alg":"Ed25519""#);
+    assert_ne!(relabelled, private.expose_secret());
+    let resigned = SigningKey::from_jwk(&relabelled).unwrap();
+    assert_eq!(resigned.algorithm(), JwsAlgorithm::EdDsa);
+}
+
+#[test]
+fn the_ed25519_name_confuses_no_other_key_or_curve() {
+    // A token saying Ed25519 is refused by keys of every other algorithm.
+    for alg in [
+        JwsAlgorithm::Hs256,
+        JwsAlgorithm::Rs256,
+        JwsAlgorithm::Es256,
+    ] {
+        let key = SigningKey::generate(alg, "k").unwrap();
+        let ring = KeyRing::new(key.clone());
+        let token = token_with_header(&key, r#"{"alg":"Ed25519","kid":"k"}"#, b"{}");
+        assert_eq!(
+            verify(&token, &ring),
+            Err(JwsError::AlgorithmNotAllowedForKey),
+            "{alg}"
+        );
+    }
+    // A JWK saying Ed25519 must be an OKP key on Ed25519.
+    let rsa = SigningKey::generate(JwsAlgorithm::Rs256, "r").unwrap();
+    let rsa_jwk = rsa
+        .verification_key()
+        .to_public_jwk()
+        .unwrap()
+        .replace(r#""alg":"RS256""#, r#""alg":"Ed25519""#);
+    assert!(matches!(
+        VerificationKey::from_jwk(&rsa_jwk),
+        Err(KeyError::AlgorithmMismatch)
+    ));
+    let ed448 = r#"{"kty":"OKP","crv":"Ed448","alg":"Ed25519","x":"AA"}"#;
+    assert!(matches!(
+        VerificationKey::from_jwk(ed448),
+        Err(KeyError::UnsupportedKey(_))
+    ));
+    // And Ed448, RFC 9864's other EdDSA name, is not supported at all.
+    let signer = SigningKey::generate(JwsAlgorithm::EdDsa, "ed").unwrap();
+    assert!(matches!(
+        VerificationKey::from_jwk(&ed25519_jwk_labelled(&signer, "Ed448")),
+        Err(KeyError::UnsupportedKey(_))
+    ));
+    let ring = KeyRing::new(signer.clone());
+    let token = token_with_header(&signer, r#"{"alg":"Ed448","kid":"ed"}"#, b"{}");
+    assert_eq!(verify(&token, &ring), Err(JwsError::UnsupportedAlgorithm));
 }
 
 #[test]

@@ -1,15 +1,28 @@
-//! axum extractors for the session the layer verified.
+//! axum extractors for the session the layer admitted.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use tessera_domain::{Role, SessionEntity, UserRole};
+use tessera_http::{
+    HttpRefusal, LayerSeen, MinimumRole, RequiredCapability, SessionRejection, session,
+};
 
-use crate::response::Denial;
+/// A refusal of one of this crate's extractors, answered as the session
+/// layer answers (the same status, challenge and body on every framework).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected<E>(pub E);
+
+impl<E: HttpRefusal> IntoResponse for Rejected<E> {
+    fn into_response(self) -> Response {
+        self.0.into_http().map(Body::from)
+    }
+}
 
 /// The session of the request, as the [`SessionLayer`](crate::SessionLayer)
 /// verified it (and, when it rotated the token, as rotated: role and
@@ -29,17 +42,6 @@ use crate::response::Denial;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session<R: Role = UserRole> {
     entity: SessionEntity<R>,
-}
-
-/// Set by the layer on every request it forwards without a session, so
-/// that the extractors can tell "no session" from "no layer" (a request
-/// with a [`Session`] obviously went through the layer).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LayerSeen {
-    /// A credential was sent and refused (a route that needs no session
-    /// reads it leniently, as a guest's): the required extractors then
-    /// answer [`SessionRejection::InvalidToken`], as the layer would have.
-    pub(crate) refused: bool,
 }
 
 impl<R: Role> Session<R> {
@@ -64,12 +66,8 @@ impl<R: Role> Session<R> {
     /// # Errors
     ///
     /// [`SessionRejection::InsufficientScope`] (403) otherwise.
-    pub fn require_role_at_least(&self, role: &R) -> Result<(), SessionRejection> {
-        if self.entity.has_role_at_least(role) {
-            Ok(())
-        } else {
-            Err(SessionRejection::InsufficientScope)
-        }
+    pub fn require_role_at_least(&self, role: &R) -> Result<(), Rejected<SessionRejection>> {
+        session::require_role_at_least(&self.entity, role).map_err(Rejected)
     }
 
     /// Succeeds when the user's role is one of `roles`.
@@ -77,12 +75,8 @@ impl<R: Role> Session<R> {
     /// # Errors
     ///
     /// [`SessionRejection::InsufficientScope`] (403) otherwise.
-    pub fn require_any_role(&self, roles: &[R]) -> Result<(), SessionRejection> {
-        if self.entity.has_any_role(roles) {
-            Ok(())
-        } else {
-            Err(SessionRejection::InsufficientScope)
-        }
+    pub fn require_any_role(&self, roles: &[R]) -> Result<(), Rejected<SessionRejection>> {
+        session::require_any_role(&self.entity, roles).map_err(Rejected)
     }
 
     /// Succeeds when the user holds `capability`.
@@ -90,41 +84,19 @@ impl<R: Role> Session<R> {
     /// # Errors
     ///
     /// [`SessionRejection::InsufficientScope`] (403) otherwise.
-    pub fn require_capability(&self, capability: &str) -> Result<(), SessionRejection> {
-        if self.entity.has_capability(capability) {
-            Ok(())
-        } else {
-            Err(SessionRejection::InsufficientScope)
-        }
+    pub fn require_capability(&self, capability: &str) -> Result<(), Rejected<SessionRejection>> {
+        session::require_capability(&self.entity, capability).map_err(Rejected)
     }
+}
 
-    fn from_parts(parts: &Parts) -> Result<Option<Self>, SessionRejection> {
-        if let Some(session) = parts.extensions.get::<Self>() {
-            return Ok(Some(session.clone()));
-        }
-        if parts.extensions.get::<LayerSeen>().is_none() {
-            tracing::error!(
-                "a tessera session extractor ran on a route without tessera's SessionLayer"
-            );
-            return Err(SessionRejection::LayerMissing);
-        }
-        Ok(None)
-    }
-
-    /// The required extractor's answer: the session, or why there is none.
-    fn required(parts: &Parts) -> Result<Self, SessionRejection> {
-        Self::from_parts(parts)?.ok_or_else(|| {
-            if parts
-                .extensions
-                .get::<LayerSeen>()
-                .is_some_and(|seen| seen.refused)
-            {
-                SessionRejection::InvalidToken
-            } else {
-                SessionRejection::Unauthenticated
-            }
-        })
-    }
+/// What the layer left in the request's extensions.
+pub(crate) fn found<T: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+) -> (Option<T>, Option<LayerSeen>) {
+    (
+        parts.extensions.get::<T>().cloned(),
+        parts.extensions.get::<LayerSeen>().copied(),
+    )
 }
 
 impl<R: Role> Deref for Session<R> {
@@ -135,93 +107,32 @@ impl<R: Role> Deref for Session<R> {
     }
 }
 
-/// Why a session extractor refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionRejection {
-    /// No session, and no credential sent: 401 with
-    /// `WWW-Authenticate: Bearer`.
-    #[error("the request has no valid session")]
-    Unauthenticated,
-    /// A credential was sent but refused (bad, expired, revoked, its user
-    /// gone), on a route the layer serves to guests too: 401 with
-    /// `WWW-Authenticate: Bearer error="invalid_token"`. The session cookie
-    /// is not cleared by this answer, except when the layer itself clears
-    /// it (a user found gone or disabled at rotation).
-    #[error("the request's credential was refused")]
-    InvalidToken,
-    /// The session falls short of the role or capability asked for: 403
-    /// with `error="insufficient_scope"`.
-    #[error("the session lacks the role or capability this handler needs")]
-    InsufficientScope,
-    /// The router has no [`SessionLayer`](crate::SessionLayer): 500. A
-    /// wiring mistake, never caused by a request.
-    #[error("the session layer is not installed on this route")]
-    LayerMissing,
-}
-
-impl SessionRejection {
-    pub(crate) fn denial(self) -> Denial {
-        match self {
-            Self::Unauthenticated => Denial::Unauthenticated { refused: false },
-            Self::InvalidToken => Denial::Unauthenticated { refused: true },
-            Self::InsufficientScope => Denial::Forbidden { signed_in: true },
-            Self::LayerMissing => Denial::Misconfigured,
-        }
-    }
-}
-
-impl IntoResponse for SessionRejection {
-    fn into_response(self) -> Response {
-        self.denial().into_response()
-    }
-}
-
 impl<S: Send + Sync, R: Role> FromRequestParts<S> for Session<R> {
-    type Rejection = SessionRejection;
+    type Rejection = Rejected<SessionRejection>;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Self::required(parts)
+        let (session, seen) = found::<Self>(parts);
+        session::required_session(session, seen).map_err(Rejected)
     }
 }
 
 impl<S: Send + Sync, R: Role> OptionalFromRequestParts<S> for Session<R> {
-    type Rejection = SessionRejection;
+    type Rejection = Rejected<SessionRejection>;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Self::from_parts(parts)
+        let (session, seen) = found::<Self>(parts);
+        session::optional_session(session, seen).map_err(Rejected)
     }
-}
-
-/// A role a handler requires at least, as a type: see [`RequireRole`].
-///
-/// ```
-/// use tessera_domain::UserRole;
-/// use tessera_http::MinimumRole;
-///
-/// struct Staff;
-/// impl MinimumRole for Staff {
-///     type Role = UserRole;
-///     fn minimum() -> UserRole {
-///         UserRole::Moderator
-///     }
-/// }
-/// ```
-pub trait MinimumRole: Send + Sync + 'static {
-    /// The application's role type.
-    type Role: Role;
-    /// The least privileged role let through.
-    fn minimum() -> Self::Role;
 }
 
 /// A session whose role is at least `G::minimum()`; otherwise 401 without a
 /// session and 403 with `error="insufficient_scope"` with one.
 ///
 /// ```
-/// use tessera_http::{RequireRole, roles::Admin};
+/// use tessera_axum::{RequireRole, roles::Admin};
 ///
 /// async fn admin_page(admin: RequireRole<Admin>) -> String {
 ///     format!("hello, admin {}", admin.user_id())
@@ -258,7 +169,7 @@ impl<G: MinimumRole> fmt::Debug for RequireRole<G> {
 }
 
 impl<S: Send + Sync, G: MinimumRole> FromRequestParts<S> for RequireRole<G> {
-    type Rejection = SessionRejection;
+    type Rejection = Rejected<SessionRejection>;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let session =
@@ -271,17 +182,11 @@ impl<S: Send + Sync, G: MinimumRole> FromRequestParts<S> for RequireRole<G> {
     }
 }
 
-/// A capability a handler requires, as a type: see [`RequireCapability`].
-pub trait RequiredCapability: Send + Sync + 'static {
-    /// The capability's name, as in the token (`"reports:read"`).
-    const NAME: &'static str;
-}
-
 /// A session holding capability `C::NAME`; otherwise 401 without a session
 /// and 403 with `error="insufficient_scope"` with one.
 ///
 /// ```
-/// use tessera_http::{RequireCapability, RequiredCapability};
+/// use tessera_axum::{RequireCapability, RequiredCapability};
 ///
 /// struct ReadReports;
 /// impl RequiredCapability for ReadReports {
@@ -325,7 +230,7 @@ impl<C: RequiredCapability, R: Role> fmt::Debug for RequireCapability<C, R> {
 impl<S: Send + Sync, C: RequiredCapability, R: Role> FromRequestParts<S>
     for RequireCapability<C, R>
 {
-    type Rejection = SessionRejection;
+    type Rejection = Rejected<SessionRejection>;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let session = <Session<R> as FromRequestParts<S>>::from_request_parts(parts, state).await?;
@@ -334,34 +239,5 @@ impl<S: Send + Sync, C: RequiredCapability, R: Role> FromRequestParts<S>
             session,
             capability: PhantomData,
         })
-    }
-}
-
-/// [`MinimumRole`]s of tessera's default [`UserRole`].
-pub mod roles {
-    use tessera_domain::UserRole;
-
-    use super::MinimumRole;
-
-    /// Administrators only.
-    #[derive(Debug, Clone, Copy)]
-    pub struct Admin;
-
-    impl MinimumRole for Admin {
-        type Role = UserRole;
-        fn minimum() -> UserRole {
-            UserRole::Admin
-        }
-    }
-
-    /// Moderators and administrators.
-    #[derive(Debug, Clone, Copy)]
-    pub struct Moderator;
-
-    impl MinimumRole for Moderator {
-        type Role = UserRole;
-        fn minimum() -> UserRole {
-            UserRole::Moderator
-        }
     }
 }

@@ -15,7 +15,7 @@ use tessera_application::ports::{
     MockUserDirectory, RevocationError, RevocationStatus, TokenError,
 };
 use tessera_application::{
-    AuthorizeRequest, RotateSession, SessionToken, SessionTokenClaims, VerifySession,
+    RotateSession, SessionToken, SessionTokenClaims, SignInPagesError, VerifySession,
 };
 use tessera_domain::{
     Capability, NewSession, Requirement, RoutePolicy, RouteRule, SessionEntity, SessionId,
@@ -246,7 +246,7 @@ fn routes() -> Router {
             "/app/logout",
             post(|| async {
                 let clear = crate::SessionCookies::default().clear();
-                (clear, "bye")
+                ([clear.header()], "bye")
             }),
         )
         .route(
@@ -270,8 +270,11 @@ impl RequiredCapability for ReadReports {
     const NAME: &'static str = "reports:read";
 }
 
+/// The settings of a test layer.
+type Builder = crate::SessionEdgeBuilder<UserRole, SessionLayer<UserRole>>;
+
 /// The sealed ports wired into the two use cases a layer needs.
-fn use_cases(ports: Ports) -> (AuthorizeRequest<UserRole>, RotateSession<UserRole>) {
+fn use_cases(ports: Ports) -> (VerifySession<UserRole>, RotateSession<UserRole>) {
     let ports = ports.seal();
     let codec = Arc::new(ports.codec);
     let verify = VerifySession::new(
@@ -281,18 +284,15 @@ fn use_cases(ports: Ports) -> (AuthorizeRequest<UserRole>, RotateSession<UserRol
         lifetimes(),
     );
     let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-    (AuthorizeRequest::new(verify, Arc::new(policy())), rotate)
+    (verify, rotate)
 }
 
-fn builder(ports: Ports) -> crate::SessionLayerBuilder<UserRole> {
-    let (authorize, rotate) = use_cases(ports);
-    SessionLayer::builder(authorize, rotate)
+fn builder(ports: Ports) -> Builder {
+    let (verify, rotate) = use_cases(ports);
+    SessionLayer::builder(verify, rotate, policy())
 }
 
-fn router_with(
-    ports: Ports,
-    configure: impl FnOnce(crate::SessionLayerBuilder<UserRole>) -> crate::SessionLayerBuilder<UserRole>,
-) -> Router {
+fn router_with(ports: Ports, configure: impl FnOnce(Builder) -> Builder) -> Router {
     let layer = configure(builder(ports)).build().unwrap();
     routes().layer(layer)
 }
@@ -842,15 +842,14 @@ async fn session_extractor_without_the_layer_is_a_500_not_a_guest() {
 
 #[tokio::test]
 async fn session_rejections_map_to_the_layers_responses() {
-    let response = crate::SessionRejection::Unauthenticated.into_response();
+    let response = crate::Rejected(crate::SessionRejection::Unauthenticated).into_response();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
 }
 
 #[tokio::test]
 async fn nested_routers_are_judged_on_the_full_path() {
-    let (authorize, rotate) = use_cases(signed_in(UserRole::User));
-    let layer = SessionLayer::new(authorize, rotate);
+    let layer = builder(signed_in(UserRole::User)).build().unwrap();
     // "/panel" alone would be unmatched; "/admin/panel" needs admin.
     let router = Router::new()
         .nest("/admin", Router::new().route("/panel", get(who)))
@@ -864,32 +863,31 @@ async fn nested_routers_are_judged_on_the_full_path() {
 
 #[test]
 fn builder_refuses_settings_that_cannot_work() {
-    let build = |configure: fn(
-        crate::SessionLayerBuilder<UserRole>,
-    ) -> crate::SessionLayerBuilder<UserRole>| {
-        configure(builder(Ports::new())).build().map(|_| ())
-    };
+    let build =
+        |configure: fn(Builder) -> Builder| configure(builder(Ports::new())).build().map(|_| ());
     assert_eq!(
         build(|b| b.cookie_name("bad name")),
         Err(ConfigError::InvalidCookieName("bad name".into()))
     );
     assert!(matches!(
         build(|b| b.login_path("https://idp.example/login")),
-        Err(ConfigError::InvalidPath {
+        Err(ConfigError::Pages(SignInPagesError::InvalidPath {
             which: "login_path",
             ..
-        })
+        }))
     ));
     assert!(matches!(
         build(|b| b.signed_in_path("//evil")),
-        Err(ConfigError::InvalidPath {
+        Err(ConfigError::Pages(SignInPagesError::InvalidPath {
             which: "signed_in_path",
             ..
-        })
+        }))
     ));
     assert!(matches!(
         build(|b| b.return_to_param("a&b")),
-        Err(ConfigError::InvalidReturnToParam(_))
+        Err(ConfigError::Pages(SignInPagesError::InvalidReturnToParam(
+            _
+        )))
     ));
     assert!(matches!(
         build(|b| b.token_header("x-user-token")),

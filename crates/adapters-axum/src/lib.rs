@@ -1,0 +1,67 @@
+//! tessera for axum and any tower-based server: the session layer, the
+//! extractors and the handlers, each a translation of tessera's
+//! framework-neutral edge ([`tessera_http`]) — nothing is decided here.
+//!
+//! - [`SessionLayer`]: the tower layer (see its table of answers);
+//! - extractors: [`Session`] (required), `Option<Session>` (optional),
+//!   [`RequireRole`] and [`RequireCapability`] (typed gates),
+//!   [`ProviderUser`] (the local user behind a provider token) and
+//!   [`GatewayIdentity`] (in the services behind a gateway);
+//! - handlers: [`exchange_token`] (provider token in, session out) and
+//!   [`user_webhook`] (a provider's user webhooks).
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tessera_application::{RotateSession, VerifySession};
+//! use tessera_axum::{RequireRole, Session, SessionLayer, roles::Admin};
+//! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
+//!
+//! async fn me(session: Session) -> String {
+//!     format!("{} ({})", session.user_id(), session.role())
+//! }
+//!
+//! async fn admin(admin: RequireRole<Admin>) -> String {
+//!     format!("welcome, admin {}", admin.user_id())
+//! }
+//!
+//! /// `verify` and `rotate` come wired to your adapters (the `tessera`
+//! /// facade's `Tessera` has both).
+//! fn app(
+//!     verify: VerifySession<UserRole>,
+//!     rotate: RotateSession<UserRole>,
+//! ) -> Result<Router, Box<dyn std::error::Error>> {
+//!     let policy = RoutePolicy::builder()
+//!         .rule(RouteRule::new("/me", Requirement::Authenticated))
+//!         .rule(RouteRule::new("/admin/*", Requirement::AtLeastRole(UserRole::Admin)).browser())
+//!         .build()?;
+//!     let layer = SessionLayer::builder(verify, rotate, policy)
+//!         .login_path("/login")
+//!         .build()?;
+//!     Ok(Router::new()
+//!         .route("/me", get(me))
+//!         .route("/admin", get(admin))
+//!         .layer(layer))
+//! }
+//! ```
+
+mod exchange;
+mod extract;
+mod gateway;
+mod layer;
+mod provider_user;
+mod webhooks;
+
+#[cfg(test)]
+mod tests;
+
+pub use exchange::exchange_token;
+pub use extract::{Rejected, RequireCapability, RequireRole, Session};
+pub use gateway::GatewayIdentity;
+pub use layer::{SessionFuture, SessionLayer, SessionService};
+pub use provider_user::ProviderUser;
+#[doc(no_inline)]
+pub use tessera_http::{
+    ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdgeBuilder,
+    SessionRejection, SetCookie, roles, safe_return_to,
+};
+pub use webhooks::user_webhook;
