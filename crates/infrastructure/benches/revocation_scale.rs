@@ -140,6 +140,21 @@ impl Schema<'_> {
             .unwrap();
     }
 
+    /// A store started on a warmed-up pool: the store, how long `start`
+    /// took, and how much resident memory grew meanwhile.
+    fn measured_start(&self) -> (PostgresRevocationStore, Duration, u64) {
+        let pool = self.pool(2);
+        self.bench
+            .rt
+            .block_on(sqlx::query("SELECT 1").execute(&pool))
+            .unwrap();
+        let before = resident_bytes();
+        let started = Instant::now();
+        let store = self.start(pool, self.config());
+        let took = started.elapsed();
+        (store, took, resident_bytes().saturating_sub(before))
+    }
+
     fn start(&self, pool: PgPool, config: PostgresRevocationConfig) -> PostgresRevocationStore {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         self.bench
@@ -219,22 +234,13 @@ fn memory(bench: &Bench) {
         "memory: {N} logouts + {N} watermarks written in {:.1?}",
         t.elapsed()
     );
-    let pool = schema.pool(2);
-    bench
-        .rt
-        .block_on(sqlx::query("SELECT 1").execute(&pool))
-        .unwrap();
-    let before = resident_bytes();
-    let started = Instant::now();
-    let store = schema.start(pool, schema.config());
-    let took = started.elapsed();
-    let after = resident_bytes();
+    let (store, took, grown) = schema.measured_start();
     let entries = store.health().entries;
     assert_eq!(entries, usize::try_from(2 * N).unwrap());
     println!(
         "memory: start (load of {entries} entries) {took:.2?}; resident +{:.1} MiB = {:.1} bytes per cached entry (target <= 40)",
-        mib(after.saturating_sub(before)),
-        after.saturating_sub(before) as f64 / entries as f64,
+        mib(grown),
+        grown as f64 / entries as f64,
     );
 
     // `check` at that size: the same query again and again (what a
@@ -307,23 +313,14 @@ fn start(bench: &Bench) {
         "start: {rows} logouts ({RECENT} recent) written in {:.1?}",
         t.elapsed()
     );
-    let pool = schema.pool(2);
-    bench
-        .rt
-        .block_on(sqlx::query("SELECT 1").execute(&pool))
-        .unwrap();
-    let before = resident_bytes();
-    let started = Instant::now();
-    let store = schema.start(pool, schema.config());
-    let took = started.elapsed();
+    let (store, took, grown) = schema.measured_start();
     assert!(store.is_trusted());
-    let after = resident_bytes();
     let entries = store.health().entries;
     assert_eq!(entries, usize::try_from(RECENT).unwrap());
     println!(
         "start: {rows} rows in the table: trusted after {took:.2?} (target < 1 s) holding {entries} entries; resident +{:.1} MiB ({:.1} bytes per entry)",
-        mib(after.saturating_sub(before)),
-        after.saturating_sub(before) as f64 / entries as f64,
+        mib(grown),
+        grown as f64 / entries as f64,
     );
     bench.rt.block_on(store.shutdown());
 }
