@@ -58,6 +58,33 @@ else
   echo "using throwaway database $test_db (dropped on exit)"
 fi
 
+echo "==> Redis for the Redis tests"
+# The Redis store's tests need a server: the one at 127.0.0.1:6379 unless
+# REDIS_URL names another. They get TESSERA_REQUIRE_REDIS=1, so that none of
+# them can pass by skipping; each works under a key prefix of its own and
+# deletes it. TESSERA_SKIP_REDIS=1 runs everything else and says what it skipped.
+if [ "${TESSERA_SKIP_REDIS:-}" = 1 ]; then
+  echo "TESSERA_SKIP_REDIS=1: the Redis tests will report themselves skipped"
+else
+  export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+  hostport="${REDIS_URL#*://}"; hostport="${hostport##*@}"; hostport="${hostport%%/*}"
+  redis_host="${hostport%:*}"; redis_port="${hostport##*:}"
+  [ "$redis_port" = "$hostport" ] && redis_port=6379
+  # PONG, or NOAUTH from a server with a password: either way, it answers.
+  if ! reply=$( (exec 3<>"/dev/tcp/$redis_host/$redis_port" && printf 'PING\r\n' >&3 \
+      && read -r -t 2 line <&3 && echo "$line") 2>/dev/null ) \
+      || [[ "$reply" != +PONG* && "$reply" != -NOAUTH* ]]; then
+    echo "no Redis answers at $REDIS_URL." >&2
+    echo "Start one, for example:" >&2
+    echo "  Debian: apt-get install redis-server && service redis-server start" >&2
+    echo "  Docker: docker run -d -p 6379:6379 redis:7" >&2
+    echo "or point REDIS_URL at one, or run with TESSERA_SKIP_REDIS=1 to skip the Redis tests." >&2
+    exit 1
+  fi
+  export TESSERA_REQUIRE_REDIS=1
+  echo "using Redis at $REDIS_URL"
+fi
+
 echo "==> tests (unit, integration, end-to-end, doc-tests)"
 cargo test --workspace --all-features
 

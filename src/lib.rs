@@ -332,7 +332,10 @@ impl<R: Role> TesseraBuilder<R> {
                 self.lifetimes,
             ),
             read: ReadSession::new(verify.clone()),
-            rotate: RotateSession::new(verify.clone(), directory, codec.clone()),
+            // Rotation asks the store itself, not only the verifier's cache:
+            // a shared store's cache forgets what no unexpired token needs.
+            rotate: RotateSession::new(verify.clone(), directory, codec.clone())
+                .with_revocations(revocations.clone()),
             revoke: RevokeSession::new(revocations, self.clock.clone(), self.lifetimes),
             clock: ClockHandle(self.clock),
             verify,

@@ -286,6 +286,27 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// [`RevocationError::Unavailable`] when the state cannot be trusted.
     fn check<'a>(&self, query: RevocationQuery<'a>) -> Result<RevocationStatus, RevocationError>;
 
+    /// Whether this session is revoked or stale, according to the state
+    /// itself rather than a local copy of it: what rotation asks, off the
+    /// hot path, before it issues a new token.
+    ///
+    /// A store whose [`check`](Self::check) answers from a cache that keeps
+    /// an entry only while a token it covers can be unexpired MUST answer
+    /// here from its authoritative state (the shared tables), which keeps a
+    /// session logout until its end and a watermark until every token it
+    /// covers is past its absolute lifetime. The default calls `check`, which
+    /// is right for a store that is its own authority (in memory).
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError::Unavailable`] when the state cannot be read.
+    async fn check_authoritative<'a>(
+        &self,
+        query: RevocationQuery<'a>,
+    ) -> Result<RevocationStatus, RevocationError> {
+        self.check(query)
+    }
+
     /// Logs one session out until `until` (after which its tokens are expired anyway).
     ///
     /// # Errors

@@ -14,7 +14,9 @@
 //! - [`system`]: [`SystemClock`] and [`UuidV7SessionIds`];
 //! - [`memory`]: [`InMemoryRevocationStore`] and [`InMemoryUserDirectory`];
 //! - `postgres` (feature `postgres`): `PostgresRevocationStore` and
-//!   `PostgresUserDirectory`, for several instances sharing one database.
+//!   `PostgresUserDirectory`, for several instances sharing one database;
+//! - `redis` (feature `redis`): `RedisRevocationStore`, for several
+//!   instances sharing one Redis.
 //!
 //! ```
 //! use tessera_application::ports::SessionTokenCodec;
@@ -52,6 +54,11 @@ pub mod jose;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+mod revocation_state;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod revocation_sync;
 pub mod system;
 mod verified_cache;
 

@@ -1,139 +1,18 @@
 //! In-memory adapters: the embedded defaults for a single instance.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use tessera_application::ports::{
-    Clock, DirectoryError, DirectoryUser, RevocationError, RevocationQuery, RevocationReason,
-    RevocationStatus, RevocationStore, UserDirectory, WatermarkKind, WatermarkScope,
+    Clock, DirectoryError, DirectoryUser, RevocationError, RevocationQuery, RevocationStatus,
+    RevocationStore, UserDirectory, WatermarkKind, WatermarkScope,
 };
-use tessera_domain::{Role, SessionId, SessionLifetimes, TenantId, UserId};
+use tessera_domain::{Role, SessionId, SessionLifetimes, UserId};
 use time::OffsetDateTime;
 
-/// The watermarks of one kind, in Unix seconds.
-#[derive(Debug, Default)]
-struct Watermarks {
-    users: HashMap<UserId, i64>,
-    tenants: HashMap<TenantId, i64>,
-    everyone: Option<i64>,
-}
-
-impl Watermarks {
-    /// Raises the scope's watermark to `at`; never lowers it.
-    fn raise(&mut self, scope: WatermarkScope, at: i64) {
-        let mark = match scope {
-            WatermarkScope::User(id) => self.users.entry(id).or_insert(at),
-            WatermarkScope::Tenant(id) => self.tenants.entry(id).or_insert(at),
-            WatermarkScope::Everyone => self.everyone.get_or_insert(at),
-        };
-        *mark = (*mark).max(at);
-    }
-
-    /// Removes the scope's watermark.
-    fn clear(&mut self, scope: &WatermarkScope) {
-        match scope {
-            WatermarkScope::User(id) => {
-                self.users.remove(id);
-            }
-            WatermarkScope::Tenant(id) => {
-                self.tenants.remove(id);
-            }
-            WatermarkScope::Everyone => self.everyone = None,
-        }
-    }
-
-    /// Which scope, if any, covers a token issued at `iat` (whole seconds).
-    fn covering(&self, q: &RevocationQuery<'_>, iat: i64) -> Option<RevocationReason> {
-        let covers = |w: Option<&i64>| w.is_some_and(|w| iat <= *w);
-        if covers(self.everyone.as_ref()) {
-            Some(RevocationReason::EveryoneLoggedOut)
-        } else if q.tenant.is_some_and(|t| covers(self.tenants.get(t))) {
-            Some(RevocationReason::TenantLoggedOut)
-        } else if covers(self.users.get(q.user_id)) {
-            Some(RevocationReason::UserLoggedOut)
-        } else {
-            None
-        }
-    }
-
-    /// Drops watermarks at or before `horizon`: every token they could cover
-    /// is past its absolute lifetime.
-    fn purge(&mut self, horizon: i64) {
-        self.users.retain(|_, w| *w > horizon);
-        self.tenants.retain(|_, w| *w > horizon);
-        self.everyone = self.everyone.filter(|w| *w > horizon);
-    }
-
-    fn len(&self) -> usize {
-        self.users.len() + self.tenants.len() + usize::from(self.everyone.is_some())
-    }
-}
-
-/// Logouts and watermarks, and the rules that read them: the state behind
-/// [`InMemoryRevocationStore`] and behind the PostgreSQL store's local cache,
-/// so that both answer alike.
-#[derive(Debug, Default)]
-pub(crate) struct RevocationState {
-    sessions: HashMap<SessionId, OffsetDateTime>,
-    force_logout: Watermarks,
-    claims_stale: Watermarks,
-}
-
-impl RevocationState {
-    fn watermarks(&mut self, kind: WatermarkKind) -> &mut Watermarks {
-        match kind {
-            WatermarkKind::ForceLogout => &mut self.force_logout,
-            WatermarkKind::ClaimsStale => &mut self.claims_stale,
-        }
-    }
-
-    /// The session's standing: a logout, then a force-logout, then
-    /// claims-stale, in that order of precedence.
-    pub(crate) fn check(&self, query: &RevocationQuery<'_>) -> RevocationStatus {
-        if self.sessions.contains_key(query.session_id) {
-            return RevocationStatus::Revoked(RevocationReason::SessionLoggedOut);
-        }
-        let iat = query.issued_at.unix_timestamp();
-        if let Some(reason) = self.force_logout.covering(query, iat) {
-            return RevocationStatus::Revoked(reason);
-        }
-        if self.claims_stale.covering(query, iat).is_some() {
-            return RevocationStatus::ClaimsStale;
-        }
-        RevocationStatus::Active
-    }
-
-    /// Logs a session out until `until`; a later end replaces an earlier one.
-    pub(crate) fn log_out(&mut self, session_id: SessionId, until: OffsetDateTime) {
-        let entry = self.sessions.entry(session_id).or_insert(until);
-        *entry = (*entry).max(until);
-    }
-
-    /// Raises a watermark to `at` (Unix seconds); never lowers it.
-    pub(crate) fn raise(&mut self, scope: WatermarkScope, kind: WatermarkKind, at: i64) {
-        self.watermarks(kind).raise(scope, at);
-    }
-
-    /// Removes a watermark.
-    pub(crate) fn clear(&mut self, scope: WatermarkScope, kind: WatermarkKind) {
-        self.watermarks(kind).clear(&scope);
-    }
-
-    /// Drops what can no longer matter at `now`: logouts past their end,
-    /// watermarks at or before `now - absolute lifetime - leeway`.
-    pub(crate) fn purge(&mut self, now: OffsetDateTime, lifetimes: &SessionLifetimes) {
-        self.sessions.retain(|_, until| *until > now);
-        let horizon = purge_horizon(now, lifetimes);
-        self.force_logout.purge(horizon);
-        self.claims_stale.purge(horizon);
-    }
-
-    /// How many logouts and watermarks are held.
-    pub(crate) fn len(&self) -> usize {
-        self.sessions.len() + self.force_logout.len() + self.claims_stale.len()
-    }
-}
+use crate::revocation_state::RevocationState;
 
 /// The Unix second at or before which a watermark can no longer cover any
 /// acceptable token: every token issued then is past its absolute lifetime,
@@ -145,14 +24,25 @@ pub(crate) fn purge_horizon(now: OffsetDateTime, lifetimes: &SessionLifetimes) -
         .map_or(i64::MIN, OffsetDateTime::unix_timestamp)
 }
 
+/// `at` rounded up to whole seconds: a logout is never kept shorter.
+pub(crate) fn ceil_seconds(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp() + i64::from(at.nanosecond() > 0)
+}
+
 /// Logouts and watermarks held in this process's memory.
 ///
 /// The embedded default for a single instance; several instances need a
-/// shared store. Memory stays bounded: every write drops the entries that
-/// can no longer matter (session logouts past their end, watermarks older
-/// than the absolute session lifetime).
+/// shared store. It is its own authority (there is nothing behind it to
+/// ask), so it keeps what the shared stores keep in their tables: a logout
+/// until its end, a watermark until every token it covers is past its
+/// absolute lifetime; its entries are as compact as the shared stores'
+/// caches'. Memory stays bounded: writes drop the entries that can no
+/// longer matter (the first write of each second of its clock).
 pub struct InMemoryRevocationStore {
     state: RwLock<RevocationState>,
+    /// The clock's second of the last purge: a write purges at most once a
+    /// second, so that a burst of writes into a large state stays linear.
+    purged_at: AtomicI64,
     clock: Arc<dyn Clock>,
     lifetimes: SessionLifetimes,
 }
@@ -172,6 +62,7 @@ impl InMemoryRevocationStore {
     pub fn new(clock: Arc<dyn Clock>, lifetimes: SessionLifetimes) -> Self {
         Self {
             state: RwLock::new(RevocationState::default()),
+            purged_at: AtomicI64::new(i64::MIN),
             clock,
             lifetimes,
         }
@@ -196,7 +87,11 @@ impl InMemoryRevocationStore {
         // A panic while holding the lock cannot leave the maps half-written
         // in a way that matters: every change is one insert or remove.
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        state.purge(self.clock.now(), &self.lifetimes);
+        let now = self.clock.now();
+        let second = now.unix_timestamp();
+        if self.purged_at.swap(second, Ordering::Relaxed) != second {
+            state.purge(second, purge_horizon(now, &self.lifetimes));
+        }
         change(&mut state);
     }
 }
@@ -213,7 +108,7 @@ impl RevocationStore for InMemoryRevocationStore {
         session_id: SessionId,
         until: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(|s| s.log_out(session_id, until));
+        self.write(|s| s.log_out(session_id.as_uuid(), ceil_seconds(until)));
         Ok(())
     }
 
@@ -232,7 +127,7 @@ impl RevocationStore for InMemoryRevocationStore {
         scope: WatermarkScope,
         kind: WatermarkKind,
     ) -> Result<(), RevocationError> {
-        self.write(|s| s.clear(scope, kind));
+        self.write(|s| s.clear(&scope, kind));
         Ok(())
     }
 }
@@ -286,5 +181,17 @@ impl<R: Role> UserDirectory<R> for InMemoryUserDirectory<R> {
             .unwrap_or_else(PoisonError::into_inner)
             .get(user_id)
             .cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logout_ends_are_rounded_up_to_whole_seconds() {
+        let t = OffsetDateTime::from_unix_timestamp(100).unwrap();
+        assert_eq!(ceil_seconds(t), 100);
+        assert_eq!(ceil_seconds(t + time::Duration::milliseconds(1)), 101);
     }
 }

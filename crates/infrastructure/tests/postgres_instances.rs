@@ -106,7 +106,8 @@ impl Cluster {
                 Arc::new(UuidV7SessionIds),
                 lifetimes(),
             ),
-            rotate: RotateSession::new(verify.clone(), self.directory.clone(), self.codec.clone()),
+            rotate: RotateSession::new(verify.clone(), self.directory.clone(), self.codec.clone())
+                .with_revocations(store.clone()),
             revoke: RevokeSession::new(store.clone(), clock, lifetimes()),
             verify,
             store,
@@ -269,28 +270,53 @@ async fn claims_stale_watermark_makes_another_instance_rotate_with_the_new_role(
 }
 
 #[tokio::test]
-async fn revocation_written_while_the_listener_is_down_is_honoured_after_reconnect() {
+async fn rotation_asks_the_tables_and_refuses_a_logout_the_cache_has_not_seen() {
+    let Some(db) = pg::database("rotate_tables").await else {
+        return;
+    };
+    let cluster = Cluster::new(&db).await;
+    let a = cluster.instance(&db, "a").await;
+    let token = a.sign_in_alice();
+    let session = a.verify.execute(&token).unwrap().into_session();
+    // In the tables, not (yet) in any cache: what a lagging instance sees.
+    sqlx::query(&format!(
+        "INSERT INTO {}.tessera_session_logouts (session_id, until) VALUES ($1, to_timestamp($2))",
+        db.schema()
+    ))
+    .bind(*session.session_id().as_uuid())
+    .bind((START + 3600) as f64)
+    .execute(db.admin())
+    .await
+    .unwrap();
+    cluster.clock.advance(301);
+    let verified = a.verify.execute(&token).unwrap();
+    assert_eq!(
+        verified.rotation(),
+        RotationNeed::Due,
+        "the cache lets it through"
+    );
+    let err = a.rotate.rotate(verified).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tessera_application::RotateError::Verify(VerifyError::Revoked(
+                RevocationReason::SessionLoggedOut
+            ))
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn revocation_written_while_the_listener_is_down_is_caught_up_from_the_log() {
     let Some(db) = pg::database("reconnect").await else {
         return;
     };
     let clock = Arc::new(ManualClock::starting_at(START));
     let a = db.instance("a", clock.clone()).await;
     let b = db.instance("b", clock.clone()).await;
-    let (carol, dave) = (Subject::new(3, None), Subject::new(4, None));
-
-    // A row written behind the stores' backs, with no notification: only a
-    // reload can bring it into b's cache.
-    sqlx::query(&format!(
-        "INSERT INTO {}.tessera_watermarks (kind, scope, subject, at)
-         VALUES ('force_logout', 'user', $1, to_timestamp($2))",
-        db.schema()
-    ))
-    .bind(carol.user.to_string())
-    .bind(START as f64)
-    .execute(db.admin())
-    .await
-    .unwrap();
-    assert_eq!(carol.status(&b, START), RevocationStatus::Active);
+    let dave = Subject::new(4, None);
+    assert_eq!(b.health().full_reloads, 1, "the start's load");
 
     assert_eq!(
         db.terminate("b").await,
@@ -305,17 +331,21 @@ async fn revocation_written_while_the_listener_is_down_is_honoured_after_reconne
     .await
     .unwrap();
 
-    eventually("b reconnects", WITHIN, || b.health().reconnections >= 1).await;
-    assert!(b.is_trusted());
-    assert_eq!(
-        carol.status(&b, START),
-        RevocationStatus::Revoked(RevocationReason::UserLoggedOut),
-        "the reload brought in what no notification announced"
-    );
     eventually("b honours the write made meanwhile", WITHIN, || {
         dave.status(&b, START) == RevocationStatus::Revoked(RevocationReason::UserLoggedOut)
     })
     .await;
+    eventually("b's listener reconnects", WITHIN, || {
+        b.health().reconnections >= 1 && b.health().connected
+    })
+    .await;
+    assert!(b.is_trusted());
+    assert_eq!(
+        b.health().full_reloads,
+        1,
+        "b read what it missed from the log, and nothing more"
+    );
+    assert_eq!(b.health().applied_seq, a.health().applied_seq);
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -390,7 +420,10 @@ async fn verification_fails_closed_past_the_staleness_bound_then_recovers() {
         "and honours what was written while it was cut off"
     );
     assert!(b.verify.execute(&fresh).is_ok());
-    assert!(b.store.health().reconnections >= 1);
+    eventually("b's listener is replaced", WITHIN, || {
+        b.store.health().reconnections >= 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -486,7 +519,7 @@ async fn concurrent_admin_writes_and_verifications_lose_nothing() {
 }
 
 #[tokio::test]
-async fn a_resync_notification_sent_by_hand_reloads_every_cache() {
+async fn a_resync_row_in_the_log_reloads_every_cache_and_a_resync_notification_does_not() {
     let Some(db) = pg::database("resync").await else {
         return;
     };
@@ -497,29 +530,303 @@ async fn a_resync_notification_sent_by_hand_reloads_every_cache() {
     );
     let erin = Subject::new(5, None);
     sqlx::query(&format!(
-        "INSERT INTO {}.tessera_session_logouts (session_id, until) VALUES ($1, to_timestamp($2))",
+        "INSERT INTO {}.tessera_session_logouts (session_id, until, logged_out_at)
+         VALUES ($1, to_timestamp($2), to_timestamp($3))",
         db.schema()
     ))
     .bind(*erin.session.as_uuid())
     .bind((START + 60) as f64)
+    .bind(START as f64)
     .execute(db.admin())
     .await
     .unwrap();
-    assert_eq!(erin.status(&a, START), RevocationStatus::Active);
+    // The old way asks for nothing any more: a notification is only a wake-up.
     sqlx::query("SELECT pg_notify($1, 'resync')")
         .bind(db.schema())
         .execute(db.admin())
         .await
         .unwrap();
+    db.sync_all(&[&a, &b]).await;
+    assert_eq!(erin.status(&a, START), RevocationStatus::Active);
+    assert_eq!(a.health().full_reloads, 1);
+
+    sqlx::query(&format!(
+        "INSERT INTO {}.tessera_revocation_log (change) VALUES ('resync')",
+        db.schema()
+    ))
+    .execute(db.admin())
+    .await
+    .unwrap();
     for store in [&a, &b] {
         eventually("the cache reloads", WITHIN, || {
             erin.status(store, START)
                 == RevocationStatus::Revoked(RevocationReason::SessionLoggedOut)
         })
         .await;
+        assert_eq!(store.health().full_reloads, 2);
     }
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn notifications_from_a_role_without_grants_change_nothing() {
+    let Some(db) = pg::database("nogrant").await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::starting_at(START));
+    let (a, b) = (
+        db.instance("a", clock.clone()).await,
+        db.instance("b", clock).await,
+    );
+    let (alice, bob) = (Subject::new(1, None), Subject::new(2, None));
+    a.set_watermark(
+        WatermarkScope::User(alice.user),
+        WatermarkKind::ForceLogout,
+        at(START),
+    )
+    .await
+    .unwrap();
+    eventually("b has alice's force-logout", WITHIN, || {
+        alice.status(&b, START) == RevocationStatus::Revoked(RevocationReason::UserLoggedOut)
+    })
+    .await;
+    let before = [a.health(), b.health()];
+
+    // A login role granted nothing at all: it can connect and notify.
+    let intruder = db.role_without_grants().await;
+    let origin = "0190b5a4-7c2e-7d3a-9f00-0000000000aa";
+    let payloads = [
+        // Every shape the old protocol applied, aimed at what we hold.
+        format!("v1 {origin} 1 clear f u {}", alice.user),
+        format!("v1 {origin} 2 raise f e - {}", START + 10),
+        format!("v1 {origin} 3 raise c u {} {}", bob.user, START + 10),
+        format!("v1 {origin} 4 logout {} {}", bob.session, START + 3600),
+        format!("v1 {origin} 5 ping"),
+        "resync".to_owned(),
+        // And anything a new one might be guessed to be.
+        String::new(),
+        "1".to_owned(),
+        format!("{}", i64::MAX),
+        "-1".to_owned(),
+        r#"{"seq": 999999, "change": "clear"}"#.to_owned(),
+        "x".repeat(7_999),
+    ];
+    for payload in &payloads {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(db.schema())
+            .bind(payload)
+            .execute(&intruder)
+            .await
+            .unwrap();
+    }
+    // Nor can it write the log or the tables.
+    assert!(
+        sqlx::query(&format!(
+            "INSERT INTO {}.tessera_revocation_log (change) VALUES ('resync')",
+            db.schema()
+        ))
+        .execute(&intruder)
+        .await
+        .is_err()
+    );
+    intruder.close().await;
+    db.sync_all(&[&a, &b]).await;
+
+    for (store, before) in [&a, &b].into_iter().zip(before) {
+        let after = store.health();
+        assert_eq!(
+            alice.status(store, START),
+            RevocationStatus::Revoked(RevocationReason::UserLoggedOut)
+        );
+        assert_eq!(bob.status(store, START), RevocationStatus::Active);
+        assert_eq!(after.entries, before.entries);
+        assert_eq!(after.applied_seq, before.applied_seq);
+        assert_eq!(after.full_reloads, before.full_reloads, "nothing reloaded");
+    }
+
+    // A real change still gets through, to both.
+    a.revoke_session(bob.session, at(START + 3600))
+        .await
+        .unwrap();
+    eventually("b honours a real change", WITHIN, || {
+        bob.status(&b, START) == RevocationStatus::Revoked(RevocationReason::SessionLoggedOut)
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn polling_instances_honour_each_other_without_listening() {
+    let Some(db) = pg::database("polling").await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::starting_at(START));
+    let a = db.polling_instance("a", clock.clone()).await;
+    let b = db.polling_instance("b", clock.clone()).await;
+    let listening = db.instance("c", clock).await;
+    assert!(!a.health().connected, "no listening connection");
+    assert_eq!(db.listeners().await, 1, "only c listens");
+    let frank = Subject::new(6, Some("acme"));
+
+    a.set_watermark(
+        WatermarkScope::Tenant(frank.tenant.clone().unwrap()),
+        WatermarkKind::ForceLogout,
+        at(START),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        frank.status(&a, START),
+        RevocationStatus::Revoked(RevocationReason::TenantLoggedOut),
+        "the writer sees its own write as soon as it returns"
+    );
+    for store in [&b, &listening] {
+        eventually("the other instances honour it", WITHIN, || {
+            frank.status(store, START)
+                == RevocationStatus::Revoked(RevocationReason::TenantLoggedOut)
+        })
+        .await;
+    }
+    listening
+        .clear_watermark(
+            WatermarkScope::Tenant(frank.tenant.clone().unwrap()),
+            WatermarkKind::ForceLogout,
+        )
+        .await
+        .unwrap();
+    eventually("a poller honours a listener's write", WITHIN, || {
+        frank.status(&a, START) == RevocationStatus::Active
+    })
+    .await;
+    assert!(a.is_trusted() && b.is_trusted());
+    a.shutdown().await;
+    b.shutdown().await;
+    listening.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_instance_behind_the_compacted_log_reloads_and_one_within_it_catches_up() {
+    let Some(db) = pg::database("compaction").await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::starting_at(START));
+    let writer = db.instance("w", clock.clone()).await;
+    // Two readers that will be cut off: their pools go through proxies.
+    if db.options().get_host().starts_with('/') {
+        eprintln!("compaction: skipped: DATABASE_URL names a Unix socket; this test needs TCP");
+        return;
+    }
+    let (near_proxy, far_proxy) = (
+        Proxy::start(&db.options()).await,
+        Proxy::start(&db.options()).await,
+    );
+    let near = PostgresRevocationStore::start(
+        db.pool_with(near_proxy.route(db.options())).await,
+        clock.clone(),
+        db.config("near")
+            .with_staleness_bound(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let far = PostgresRevocationStore::start(
+        db.pool_with(far_proxy.route(db.options())).await,
+        clock.clone(),
+        db.config("far")
+            .with_staleness_bound(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let first = Subject::new(7, None);
+    writer
+        .revoke_session(first.session, at(START + 3600))
+        .await
+        .unwrap();
+    for store in [&near, &far] {
+        eventually("both readers have the first change", WITHIN, || {
+            store.health().applied_seq == writer.health().applied_seq
+        })
+        .await;
+    }
+
+    far_proxy.cut();
+    near_proxy.cut();
+    let users: Vec<Subject> = (100..130).map(|n| Subject::new(n, None)).collect();
+    for user in &users {
+        writer
+            .set_watermark(
+                WatermarkScope::User(user.user),
+                WatermarkKind::ForceLogout,
+                at(START),
+            )
+            .await
+            .unwrap();
+    }
+    // `near` comes back before any compaction: it reads what it missed.
+    near_proxy.restore();
+    eventually("near catches up", WITHIN, || {
+        near.health().applied_seq == writer.health().applied_seq
+    })
+    .await;
+    assert_eq!(near.health().full_reloads, 1, "from the log, no reload");
+
+    // The log is compacted past `far` (its rows made old by hand), in
+    // bounded batches, leaving the state tables whole.
+    assert_eq!(db.count("tessera_revocation_log").await, 31);
+    sqlx::query(&format!(
+        "UPDATE {}.tessera_revocation_log SET recorded_at = now() - interval '2 hours'
+         WHERE seq <= (SELECT max(seq) - 5 FROM {0}.tessera_revocation_log)",
+        db.schema()
+    ))
+    .execute(db.admin())
+    .await
+    .unwrap();
+    writer.purge_now().await;
+    assert_eq!(
+        db.count("tessera_revocation_log").await,
+        5,
+        "the newest rows stay"
+    );
+    let through: i64 = sqlx::query_scalar(&format!(
+        "SELECT compacted_through FROM {}.tessera_revocation_log_horizon",
+        db.schema()
+    ))
+    .fetch_one(db.admin())
+    .await
+    .unwrap();
+    assert_eq!(through, writer.health().applied_seq - 5);
+
+    far_proxy.restore();
+    eventually("far reloads from the tables", WITHIN, || {
+        far.health().applied_seq == writer.health().applied_seq
+    })
+    .await;
+    assert_eq!(far.health().full_reloads, 2, "the start's, and one more");
+    for user in users.iter().chain([&first]) {
+        assert!(matches!(
+            user.status(&far, START),
+            RevocationStatus::Revoked(_)
+        ));
+        assert!(matches!(
+            user.status(&near, START),
+            RevocationStatus::Revoked(_)
+        ));
+    }
+    // And a later change reaches it by the log again.
+    let last = Subject::new(200, None);
+    writer
+        .revoke_session(last.session, at(START + 3600))
+        .await
+        .unwrap();
+    eventually("far follows the log again", WITHIN, || {
+        last.status(&far, START) == RevocationStatus::Revoked(RevocationReason::SessionLoggedOut)
+    })
+    .await;
+    assert_eq!(far.health().full_reloads, 2);
+    for store in [&writer, &near, &far] {
+        store.shutdown().await;
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use tessera_domain::{NewSession, Role, SessionEntity, SessionError};
 
 use super::verify::{SessionCheck, VerifyError, VerifySession};
-use crate::ports::{DirectoryError, SessionTokenCodec, TokenError, UserDirectory};
+use crate::ports::{
+    DirectoryError, RevocationQuery, RevocationStatus, RevocationStore, SessionTokenCodec,
+    TokenError, UserDirectory,
+};
 use crate::token::{SessionToken, SessionTokenClaims};
 
 /// A rotated session and its new token.
@@ -52,6 +55,7 @@ pub struct RotateSession<R: Role> {
     verify: VerifySession<R>,
     directory: Arc<dyn UserDirectory<R>>,
     codec: Arc<dyn SessionTokenCodec<R>>,
+    revocations: Option<Arc<dyn RevocationStore>>,
 }
 
 impl<R: Role> std::fmt::Debug for RotateSession<R> {
@@ -74,7 +78,19 @@ impl<R: Role> RotateSession<R> {
             verify,
             directory,
             codec,
+            revocations: None,
         }
+    }
+
+    /// Asks `revocations` (the store the verifier uses) through
+    /// [`RevocationStore::check_authoritative`] before each rotation, and
+    /// refuses a session the authoritative state revokes even if the
+    /// verifier's cache has not seen it yet (or no longer holds it). Wire it
+    /// with a shared store whose cache forgets what no unexpired token needs.
+    #[must_use]
+    pub fn with_revocations(mut self, revocations: Arc<dyn RevocationStore>) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// Verifies `token` strictly, then rotates its session — also when the
@@ -95,8 +111,11 @@ impl<R: Role> RotateSession<R> {
     ///
     /// # Errors
     ///
-    /// [`RotateError::UserNotFound`] or [`RotateError::UserDisabled`] when the
-    /// directory says so, [`RotateError::AbsoluteLifetimeExceeded`] when the
+    /// [`RotateError::Verify`] with [`VerifyError::Revoked`] or
+    /// [`VerifyError::RevocationUnavailable`] when the store given to
+    /// [`with_revocations`](Self::with_revocations) revokes the session or
+    /// cannot answer; [`RotateError::UserNotFound`] or
+    /// [`RotateError::UserDisabled`] when the directory says so, [`RotateError::AbsoluteLifetimeExceeded`] when the
     /// session cannot be extended, [`RotateError::Directory`] or
     /// [`RotateError::Token`] when a port fails.
     pub async fn rotate(
@@ -110,6 +129,20 @@ impl<R: Role> RotateSession<R> {
         let expires_at = lifetimes.token_expiry(now, old.authenticated_at());
         if expires_at <= now {
             return Err(RotateError::AbsoluteLifetimeExceeded);
+        }
+        if let Some(revocations) = &self.revocations {
+            let status = revocations
+                .check_authoritative(RevocationQuery {
+                    session_id: old.session_id(),
+                    user_id: old.user_id(),
+                    tenant: old.tenant(),
+                    issued_at: old.issued_at(),
+                })
+                .await
+                .map_err(|e| RotateError::Verify(VerifyError::RevocationUnavailable(e)))?;
+            if let RevocationStatus::Revoked(reason) = status {
+                return Err(RotateError::Verify(VerifyError::Revoked(reason)));
+            }
         }
         let user = self
             .directory
@@ -149,7 +182,7 @@ mod tests {
     use crate::ports::JwsFailure;
     use crate::ports::{
         DirectoryUser, MockRevocationStore, MockSessionTokenCodec, MockUserDirectory,
-        RevocationStatus,
+        RevocationError, RevocationReason,
     };
     use crate::testing::*;
     use tessera_domain::UserRole;
@@ -175,6 +208,77 @@ mod tests {
             codec,
             directory: MockUserDirectory::new(),
         }
+    }
+
+    /// A store whose authoritative check is asked once, about the fixture's
+    /// session, and gives `answer`.
+    fn tables(
+        answer: impl Fn() -> Result<RevocationStatus, RevocationError> + Send + 'static,
+    ) -> Arc<MockRevocationStore> {
+        let mut tables = MockRevocationStore::new();
+        tables
+            .expect_check_authoritative()
+            .withf(|q| q.session_id == &session_id() && q.issued_at == at(NOW - 400))
+            .times(1)
+            .returning(move |_| answer());
+        Arc::new(tables)
+    }
+
+    #[tokio::test]
+    async fn rotation_is_refused_when_the_authoritative_store_revokes_what_the_cache_let_through() {
+        let mut f = fixture(NOW - 400, NOW - 1000);
+        let tables = tables(|| {
+            Ok(RevocationStatus::Revoked(
+                RevocationReason::SessionLoggedOut,
+            ))
+        });
+        f.directory.expect_find().times(0);
+        f.codec.expect_encode().times(0);
+        let err = rotator(f)
+            .with_revocations(tables)
+            .execute("tok")
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            RotateError::Verify(VerifyError::Revoked(RevocationReason::SessionLoggedOut))
+        ));
+    }
+
+    #[tokio::test]
+    async fn rotation_fails_closed_when_the_authoritative_store_cannot_answer() {
+        let mut f = fixture(NOW - 400, NOW - 1000);
+        let tables = tables(|| Err(RevocationError::Unavailable("db down".into())));
+        f.directory.expect_find().times(0);
+        f.codec.expect_encode().times(0);
+        let err = rotator(f)
+            .with_revocations(tables)
+            .execute("tok")
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            RotateError::Verify(VerifyError::RevocationUnavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn rotation_goes_ahead_when_the_authoritative_store_finds_claims_stale() {
+        let mut f = fixture(NOW - 400, NOW - 1000);
+        let tables = tables(|| Ok(RevocationStatus::ClaimsStale));
+        f.directory
+            .expect_find()
+            .times(1)
+            .returning(|_| Ok(Some(directory_user(UserRole::User, true))));
+        f.codec
+            .expect_encode()
+            .times(1)
+            .returning(|_| Ok(SessionToken::new("rotated".into())));
+        rotator(f)
+            .with_revocations(tables)
+            .execute("tok")
+            .await
+            .unwrap();
     }
 
     fn rotator(f: Fixture) -> RotateSession<UserRole> {

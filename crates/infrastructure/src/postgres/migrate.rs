@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "external_account_order",
         include_str!("../../migrations/0004_external_account_order.sql"),
     ),
+    (
+        5,
+        "revocation_log",
+        include_str!("../../migrations/0005_revocation_log.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises concurrent [`migrate`] calls

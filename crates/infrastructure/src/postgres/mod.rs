@@ -1,11 +1,14 @@
 //! PostgreSQL adapters, for backends that run several instances (feature
 //! `postgres`).
 //!
-//! - [`PostgresRevocationStore`]: logouts and watermarks in shared tables.
-//!   Writes notify every instance (`NOTIFY` in the writing statement); each
-//!   instance answers [`check`](tessera_application::ports::RevocationStore::check)
-//!   from a bounded local cache kept in sync over `LISTEN`, and fails closed
-//!   when that cache is older than a staleness bound.
+//! - [`PostgresRevocationStore`]: logouts and watermarks in shared tables,
+//!   every change also appended to a change log. Each instance answers
+//!   [`check`](tessera_application::ports::RevocationStore::check) from a
+//!   bounded local cache, which it keeps in sync by reading the log through
+//!   its own pool: woken by `LISTEN` ([`SyncMode::Listen`]) or at an
+//!   interval ([`SyncMode::Poll`], for PgBouncer in transaction mode). A
+//!   notification carries no authority; table grants protect the state. It
+//!   fails closed when the cache is older than a staleness bound.
 //! - [`PostgresUserDirectory`]: users' current role, capabilities, tenant
 //!   and enabled flag, read when sessions rotate.
 //!
@@ -38,8 +41,11 @@
 
 //! # Tables and operations
 //!
-//! `tessera_session_logouts (session_id, until)`, `tessera_watermarks (kind,
-//! scope, subject, at)`, `tessera_users (id, role, capabilities, tenant,
+//! `tessera_session_logouts (session_id, until, logged_out_at)`,
+//! `tessera_watermarks (kind, scope, subject, at)`, the change log
+//! `tessera_revocation_log (seq, recorded_at, change, …)` with
+//! `tessera_revocation_log_horizon` (the writers' order lock and how far
+//! the log was compacted), `tessera_users (id, role, capabilities, tenant,
 //! enabled)` and `tessera_external_accounts (issuer, subject, user_id,
 //! email, name, as_of, deleted_at)` (provider accounts linked to users, or
 //! tombstones of deleted ones, used by
@@ -48,28 +54,39 @@
 //! the connection's `search_path` (give the pool a `search_path` option to
 //! keep them apart from the application's tables).
 //!
-//! Expired rows are deleted by every running store, every purge interval;
+//! The role the revocation store connects as needs `SELECT`, `INSERT`,
+//! `UPDATE` and `DELETE` on the revocation tables and `USAGE` on the log's
+//! sequence; a role without them can still `NOTIFY` the channel, which
+//! changes nothing but how soon instances read the log.
+//!
+//! Expired rows are deleted, and log rows older than the log retention
+//! compacted away (in batches), by every running store, every purge
+//! interval;
 //! tombstones of deleted provider accounts past their retention by the
 //! provider-user directory, at every deletion (and whenever its
 //! `purge_tombstones` is called).
-//! A row changed by hand reaches the caches only when they reload: send
-//! `SELECT pg_notify('tessera_revocations', 'resync')` (or the configured
-//! channel) afterwards. Force-logouts and claims-stale marks go through the
+//! A row changed by hand in the state tables reaches the caches only when
+//! they reload: append a resync row to the log afterwards,
+//! `INSERT INTO tessera_revocation_log (change) VALUES ('resync')` (a
+//! notification no longer does anything by itself). Force-logouts and claims-stale marks go through the
 //! application's `RevokeSession` use case, whatever the store.
 //!
 //! The re-exported [`sqlx`] is the version these adapters are built on.
 
 pub use sqlx;
 
+mod config;
 pub(crate) mod directory;
+mod error;
+mod log;
 mod migrate;
-mod payload;
 mod revocation;
+mod shared;
 mod sync;
 
+pub use config::{DEFAULT_CHANNEL, DEFAULT_POLL_INTERVAL, PostgresRevocationConfig, SyncMode};
 pub use directory::{InvalidUserRecord, PostgresUserDirectory};
+pub use error::PostgresStoreError;
 pub use migrate::{MIGRATIONS, MigrateError, migrate};
-pub use revocation::{
-    DEFAULT_CHANNEL, PostgresRevocationConfig, PostgresRevocationStore, PostgresStoreError,
-    SyncHealth,
-};
+pub use revocation::PostgresRevocationStore;
+pub use shared::SyncHealth;

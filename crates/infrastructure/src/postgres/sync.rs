@@ -1,213 +1,26 @@
 //! The background work of [`PostgresRevocationStore`](super::PostgresRevocationStore):
-//! listening, heartbeats, reconnection, reloads and purges.
+//! reading the change log into the cache, listening for "something is new",
+//! reconnecting, purging and compacting.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use tessera_application::ports::Clock;
 use time::OffsetDateTime;
-use tokio::sync::{oneshot, watch};
-use uuid::Uuid;
+use tokio::sync::watch;
 
-use super::payload::{self, Change, Message};
-use super::revocation::{PostgresRevocationConfig, PostgresStoreError, SyncHealth, from_seconds};
-use crate::memory::{RevocationState, purge_horizon};
-
-/// "Never synced" in [`Shared::synced_ms`].
-const NEVER: u64 = u64::MAX;
-
-/// What the store and its background task share.
-#[derive(Debug)]
-pub(super) struct Shared {
-    cache: RwLock<RevocationState>,
-    /// The instant the millisecond counters count from.
-    base: Instant,
-    /// When the cache was last confirmed in sync, in ms since `base`.
-    synced_ms: AtomicU64,
-    staleness_ms: u64,
-    connected: AtomicBool,
-    stopped: AtomicBool,
-    reconnections: AtomicU64,
-    origin: Uuid,
-    channel: String,
-    next_op: AtomicU64,
-    pub(super) acks: Acks,
-}
-
-impl Shared {
-    pub(super) fn new(config: &PostgresRevocationConfig) -> Self {
-        Self {
-            cache: RwLock::new(RevocationState::default()),
-            base: Instant::now(),
-            synced_ms: AtomicU64::new(NEVER),
-            staleness_ms: millis(config.staleness_bound),
-            connected: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            reconnections: AtomicU64::new(0),
-            origin: Uuid::now_v7(),
-            channel: config.channel.clone(),
-            next_op: AtomicU64::new(1),
-            acks: Acks::default(),
-        }
-    }
-
-    pub(super) fn origin(&self) -> Uuid {
-        self.origin
-    }
-
-    pub(super) fn channel(&self) -> &str {
-        &self.channel
-    }
-
-    pub(super) fn next_op(&self) -> u64 {
-        self.next_op.fetch_add(1, Ordering::Relaxed)
-    }
-
-    fn now_ms(&self) -> u64 {
-        millis(self.base.elapsed())
-    }
-
-    fn mark_synced(&self) {
-        self.synced_ms.store(self.now_ms(), Ordering::Release);
-    }
-
-    /// Ok when the cache can be trusted; otherwise why not. The hot path:
-    /// two atomic loads and a monotonic clock read.
-    pub(super) fn trust(&self) -> Result<(), PostgresStoreError> {
-        let synced = self.synced_ms.load(Ordering::Acquire);
-        if synced != NEVER && self.now_ms().saturating_sub(synced) <= self.staleness_ms {
-            return Ok(());
-        }
-        if self.is_stopped() {
-            return Err(PostgresStoreError::ShutDown);
-        }
-        Err(PostgresStoreError::Stale {
-            since: self
-                .last_synced_at()
-                .map(|at| Instant::now().saturating_duration_since(at)),
-        })
-    }
-
-    pub(super) fn last_synced_at(&self) -> Option<Instant> {
-        match self.synced_ms.load(Ordering::Acquire) {
-            NEVER => None,
-            ms => self.base.checked_add(Duration::from_millis(ms)),
-        }
-    }
-
-    pub(super) fn read_cache<T>(&self, read: impl FnOnce(&RevocationState) -> T) -> T {
-        read(&self.cache.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn write_cache(&self, write: impl FnOnce(&mut RevocationState)) {
-        // Every change is one insert, update or remove, or a whole swap: a
-        // panic elsewhere cannot leave the state half-written.
-        write(&mut self.cache.write().unwrap_or_else(PoisonError::into_inner));
-    }
-
-    pub(super) fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
-    }
-
-    pub(super) fn stopped(&self) {
-        self.stopped.store(true, Ordering::Release);
-        self.connected.store(false, Ordering::Release);
-        self.synced_ms.store(NEVER, Ordering::Release);
-    }
-
-    pub(super) fn health(&self) -> SyncHealth {
-        SyncHealth {
-            last_synced_at: self.last_synced_at(),
-            trusted: self.trust().is_ok(),
-            connected: self.connected.load(Ordering::Acquire),
-            reconnections: self.reconnections.load(Ordering::Relaxed),
-            entries: self.read_cache(RevocationState::len),
-        }
-    }
-}
-
-/// Whole milliseconds, in 64-bit arithmetic (this is on the hot path).
-fn millis(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(d.subsec_millis()))
-        .min(NEVER - 1)
-}
-
-/// Writers waiting for their own change to reach the cache.
-#[derive(Debug, Default)]
-pub(super) struct Acks {
-    waiters: Mutex<HashMap<u64, Waiter>>,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    committed: bool,
-    done: oneshot::Sender<()>,
-}
-
-impl Acks {
-    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter>> {
-        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Registers write `op` before it is sent; the receiver completes when
-    /// the cache has it.
-    pub(super) fn register(&self, op: u64) -> oneshot::Receiver<()> {
-        let (done, applied) = oneshot::channel();
-        self.waiters().insert(
-            op,
-            Waiter {
-                committed: false,
-                done,
-            },
-        );
-        applied
-    }
-
-    /// Write `op` is committed: a reload from now on includes it.
-    pub(super) fn committed(&self, op: u64) {
-        if let Some(w) = self.waiters().get_mut(&op) {
-            w.committed = true;
-        }
-    }
-
-    pub(super) fn forget(&self, op: u64) {
-        self.waiters().remove(&op);
-    }
-
-    fn ack(&self, op: u64) {
-        if let Some(w) = self.waiters().remove(&op) {
-            let _ = w.done.send(());
-        }
-    }
-
-    fn committed_ops(&self) -> Vec<u64> {
-        self.waiters()
-            .iter()
-            .filter_map(|(op, w)| w.committed.then_some(*op))
-            .collect()
-    }
-}
-
-/// Why the listener is being replaced.
-#[derive(Debug, thiserror::Error)]
-enum Lost {
-    #[error("listening connection closed")]
-    Closed,
-    #[error("listening connection failed")]
-    Failed(#[source] sqlx::Error),
-    #[error("no notification, not even a heartbeat, for {0:?}")]
-    Silent(Duration),
-    #[error("resynchronisation requested but the reload failed")]
-    Reload(#[source] PostgresStoreError),
-}
+use super::config::{PostgresRevocationConfig, SyncMode};
+use super::error::PostgresStoreError;
+use super::log::{self, Entry, SnapshotFilter};
+use super::shared::Shared;
+use crate::memory::purge_horizon;
+use crate::revocation_state::RevocationState;
+use crate::revocation_sync::{TrustLog, next_retry};
 
 /// The background work, with what it needs.
 #[derive(Clone)]
@@ -231,29 +44,142 @@ impl Syncer {
         shared: Arc<Shared>,
         pool: PgPool,
         clock: Arc<dyn Clock>,
-        config: PostgresRevocationConfig,
+        config: Arc<PostgresRevocationConfig>,
     ) -> Self {
         Self {
             shared,
             pool,
             clock,
-            config: Arc::new(config),
+            config,
         }
     }
 
     async fn timed<T>(
         &self,
         what: &'static str,
-        op: impl Future<Output = Result<T, sqlx::Error>>,
+        op: impl Future<Output = Result<T, PostgresStoreError>>,
     ) -> Result<T, PostgresStoreError> {
-        match tokio::time::timeout(self.config.operation_timeout, op).await {
-            Ok(result) => result.map_err(PostgresStoreError::Database),
-            Err(_) => Err(PostgresStoreError::TimedOut(what)),
+        tokio::time::timeout(self.config.operation_timeout, op)
+            .await
+            .unwrap_or(Err(PostgresStoreError::TimedOut(what)))
+    }
+
+    /// Replaces the cache with what the tables hold that can still matter
+    /// to an unexpired token, and the sequence they reflect.
+    pub(super) async fn load(&self) -> Result<(), PostgresStoreError> {
+        let started = self.shared.now_ms();
+        let now = self.clock.now();
+        let keep = self.config.keep(now);
+        let at = |second| log::from_seconds(second).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let filter = SnapshotFilter {
+            now,
+            logged_out_after: at(keep.logouts_before()),
+            watermarks_after: at(keep.watermarks_before()),
+        };
+        let mut state = RevocationState::default();
+        // The whole load gets the operation timeout once per page it may
+        // read, so that large tables still load (and a dead server does not
+        // hang it).
+        let through = tokio::time::timeout(
+            self.config.operation_timeout.saturating_mul(8),
+            log::snapshot(&self.pool, filter, |change| keep.apply(&mut state, change)),
+        )
+        .await
+        .unwrap_or(Err(PostgresStoreError::TimedOut("load")))?;
+        let entries = state.len();
+        self.shared.write_cache(|cache| *cache = state);
+        self.shared.applied.send_replace(through);
+        self.shared.full_reloads.fetch_add(1, Ordering::Relaxed);
+        self.shared.mark_synced(started);
+        tracing::debug!(entries, through, "revocation cache loaded");
+        Ok(())
+    }
+
+    /// Reads the log after the last applied change until its end and
+    /// applies it; reloads from the tables when the log no longer reaches
+    /// back that far (or a `resync` row asks). While this runs, `check`
+    /// keeps answering from the cache (within the staleness bound).
+    pub(super) async fn catch_up(&self) -> Result<(), PostgresStoreError> {
+        loop {
+            let started = self.shared.now_ms();
+            let after = self.shared.applied_seq();
+            let page = self
+                .timed("read log", log::read_after(&self.pool, after))
+                .await?;
+            if page.compacted_through > after {
+                tracing::info!(
+                    applied = after,
+                    compacted_through = page.compacted_through,
+                    "revocation log compacted past this instance; reloading"
+                );
+                self.load().await?;
+                continue;
+            }
+            let full = page.entries.len() >= usize::try_from(log::PAGE).unwrap_or(usize::MAX);
+            let keep = self.config.keep(self.clock.now());
+            let mut resync = false;
+            let mut last = after;
+            self.shared.write_cache(|cache| {
+                for (seq, entry) in page.entries {
+                    match entry {
+                        Entry::Change(change) => keep.apply(cache, change),
+                        Entry::Resync => resync = true,
+                    }
+                    last = seq;
+                }
+            });
+            self.shared.applied.send_if_modified(|applied| {
+                let moved = last > *applied;
+                *applied = (*applied).max(last);
+                moved
+            });
+            if resync {
+                tracing::info!("revocation resync requested in the log; reloading the cache");
+                self.load().await?;
+                continue;
+            }
+            if !full {
+                self.shared.mark_synced(started);
+                return Ok(());
+            }
         }
     }
 
-    /// A new listening connection, `LISTEN`ing, and the cache reloaded
-    /// after it (so nothing committed in between is missed).
+    /// Reads the log whenever woken and at least every read interval,
+    /// until stopped.
+    pub(super) async fn follow(self, mut stop: watch::Receiver<bool>) {
+        let mut trust = TrustLog::default();
+        // After a failed read, the next comes sooner than the read interval,
+        // so that a database back from an outage is read soon.
+        let mut retry: Option<Duration> = None;
+        loop {
+            let wait = retry.unwrap_or(self.config.read_interval());
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                () = self.shared.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            let read = self.catch_up().await;
+            retry = match read {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        "revocation log could not be read"
+                    );
+                    Some(next_retry(
+                        retry,
+                        self.config.backoff_min,
+                        self.config.read_interval(),
+                    ))
+                }
+            };
+            trust.note(self.shared.trust().is_ok());
+        }
+    }
+
+    /// A new listening connection, `LISTEN`ing on the channel.
     pub(super) async fn connect(&self) -> Result<PgListener, PostgresStoreError> {
         let options = (*self.pool.connect_options())
             .clone()
@@ -266,105 +192,22 @@ impl Syncer {
             .idle_timeout(None)
             .connect_lazy_with(options);
         let mut listener = self
-            .timed("listener connect", PgListener::connect_with(&pool))
+            .timed("listener connect", async {
+                Ok(PgListener::connect_with(&pool).await?)
+            })
             .await?;
-        // Reconnection is ours to do, with backoff and a reload.
+        // Reconnection is ours to do, with backoff.
         listener.eager_reconnect(false);
-        self.timed("listen", listener.listen(&self.config.channel))
-            .await?;
-        let committed = self.shared.acks.committed_ops();
-        self.reload().await?;
+        self.timed("listen", async {
+            Ok(listener.listen(&self.config.channel).await?)
+        })
+        .await?;
         self.shared.connected.store(true, Ordering::Release);
-        self.shared.mark_synced();
-        for op in committed {
-            self.shared.acks.ack(op);
-        }
         Ok(listener)
     }
 
-    /// Replaces the cache with what the tables hold that can still matter.
-    async fn reload(&self) -> Result<(), PostgresStoreError> {
-        let now = self.clock.now();
-        let horizon = horizon_timestamp(now, &self.config.lifetimes);
-        let sessions: Vec<(Uuid, OffsetDateTime)> = self
-            .timed(
-                "load session logouts",
-                sqlx::query_as(
-                    "SELECT session_id, until FROM tessera_session_logouts WHERE until > $1",
-                )
-                .bind(now)
-                .fetch_all(&self.pool),
-            )
-            .await?;
-        let watermarks: Vec<(String, String, String, OffsetDateTime)> = self
-            .timed(
-                "load watermarks",
-                sqlx::query_as(
-                    "SELECT kind, scope, subject, at FROM tessera_watermarks WHERE at > $1",
-                )
-                .bind(horizon)
-                .fetch_all(&self.pool),
-            )
-            .await?;
-        let mut state = RevocationState::default();
-        for (session_id, until) in sessions {
-            let session_id = tessera_domain::SessionId::from_uuid(session_id).map_err(|_| {
-                PostgresStoreError::InvalidRow("tessera_session_logouts.session_id")
-            })?;
-            state.log_out(session_id, until);
-        }
-        for (kind, scope, subject, at) in watermarks {
-            let kind = payload::parse_kind(&kind)
-                .ok_or(PostgresStoreError::InvalidRow("tessera_watermarks.kind"))?;
-            let scope = payload::parse_scope(&scope, &subject).ok_or(
-                PostgresStoreError::InvalidRow("tessera_watermarks.scope/subject"),
-            )?;
-            state.raise(scope, kind, at.unix_timestamp());
-        }
-        let entries = state.len();
-        self.shared.write_cache(|cache| *cache = state);
-        tracing::debug!(entries, "revocation cache loaded");
-        Ok(())
-    }
-
-    fn apply(&self, change: Change) {
-        self.shared.write_cache(|cache| match change {
-            Change::LogOut { session_id, until } => {
-                if let Ok(until) = from_seconds(until) {
-                    cache.log_out(session_id, until);
-                }
-            }
-            Change::Raise { scope, kind, at } => cache.raise(scope, kind, at),
-            Change::Clear { scope, kind } => cache.clear(scope, kind),
-        });
-    }
-
-    /// Handles one notification; an error means the cache may have missed
-    /// something.
-    async fn on_notification(&self, text: &str) -> Result<(), Lost> {
-        match payload::decode(text) {
-            Message::Change { origin, op, change } => {
-                self.apply(change);
-                if origin == self.shared.origin {
-                    self.shared.acks.ack(op);
-                }
-            }
-            Message::Ping => {}
-            Message::Resync => {
-                tracing::info!("revocation resync requested; reloading the cache");
-                let committed = self.shared.acks.committed_ops();
-                self.reload().await.map_err(Lost::Reload)?;
-                for op in committed {
-                    self.shared.acks.ack(op);
-                }
-            }
-        }
-        self.shared.mark_synced();
-        Ok(())
-    }
-
-    /// Applies notifications until stopped; reconnects whenever the
-    /// listener is lost.
+    /// Wakes the log reader on every notification, whatever it says, until
+    /// stopped; replaces the connection whenever it is lost.
     pub(super) async fn listen(self, mut listener: PgListener, mut stop: watch::Receiver<bool>) {
         tracing::info!(channel = %self.config.channel, "revocation listener connected");
         loop {
@@ -381,8 +224,10 @@ impl Syncer {
                 Some(l) => listener = l,
                 None => break,
             }
+            // Whatever was notified meanwhile is in the log.
+            self.shared.wake.notify_one();
         }
-        self.shared.stopped();
+        self.shared.connected.store(false, Ordering::Release);
         tracing::info!("revocation listener stopped");
     }
 
@@ -391,24 +236,32 @@ impl Syncer {
         &self,
         listener: &mut PgListener,
         stop: &mut watch::Receiver<bool>,
-    ) -> Option<Lost> {
-        let silence = self.config.heartbeat_interval() * 3;
+    ) -> Option<PostgresStoreError> {
+        let quiet = self.config.heartbeat_interval();
         loop {
-            // `try_recv` is only ever cancelled when the listener is about
-            // to be dropped (stop or silence), so no message is lost to it.
+            // A notification lost to this select's cancellation costs at most
+            // one read interval of delay: the log is read on every tick anyway.
             let next = tokio::select! {
                 biased;
                 _ = stop.changed() => return None,
                 next = listener.try_recv() => next,
-                () = tokio::time::sleep(silence) => return Some(Lost::Silent(silence)),
+                () = tokio::time::sleep(quiet) => {
+                    // Quiet for a while: is the connection still there?
+                    let alive = self
+                        .timed("listener liveness", async {
+                            Ok(sqlx::query("SELECT 1").execute(&mut *listener).await?)
+                        })
+                        .await;
+                    match alive {
+                        Ok(_) => continue,
+                        Err(e) => return Some(e),
+                    }
+                }
             };
-            let result = match next {
-                Ok(Some(n)) => self.on_notification(n.payload()).await,
-                Ok(None) => Err(Lost::Closed),
-                Err(e) => Err(Lost::Failed(e)),
-            };
-            if let Err(lost) = result {
-                return Some(lost);
+            match next {
+                Ok(Some(_)) => self.shared.wake.notify_one(),
+                Ok(None) => return Some(PostgresStoreError::ListenerClosed),
+                Err(e) => return Some(PostgresStoreError::Database(e)),
             }
         }
     }
@@ -425,10 +278,7 @@ impl Syncer {
             match attempt {
                 Ok(listener) => {
                     let n = self.shared.reconnections.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::info!(
-                        reconnections = n,
-                        "revocation listener reconnected; cache reloaded"
-                    );
+                    tracing::info!(reconnections = n, "revocation listener reconnected");
                     return Some(listener);
                 }
                 Err(e) => tracing::warn!(
@@ -446,80 +296,48 @@ impl Syncer {
         }
     }
 
-    /// Pings the channel and purges expired entries, until stopped.
+    /// Purges and compacts every purge interval, until stopped.
     pub(super) async fn maintain(self, mut stop: watch::Receiver<bool>) {
-        let mut ping = tokio::time::interval(self.config.heartbeat_interval());
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(self.config.purge_interval);
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let note = payload::encode_ping(self.shared.origin);
-        let mut was_trusted = true;
         loop {
             tokio::select! {
                 biased;
                 _ = stop.changed() => return,
-                _ = ping.tick() => {
-                    let sent = self
-                        .timed(
-                            "heartbeat",
-                            sqlx::query("SELECT pg_notify($1, $2)")
-                                .bind(&self.config.channel)
-                                .bind(&note)
-                                .execute(&self.pool),
-                        )
-                        .await;
-                    if let Err(e) = sent {
-                        tracing::warn!(
-                            error = &e as &dyn std::error::Error,
-                            "revocation heartbeat could not be sent"
-                        );
-                    }
-                    let trusted = self.shared.trust().is_ok();
-                    if was_trusted && !trusted {
-                        tracing::error!(
-                            "revocation cache is stale past its bound; verification fails closed"
-                        );
-                    } else if !was_trusted && trusted {
-                        tracing::info!("revocation cache is in sync again; verification resumes");
-                    }
-                    was_trusted = trusted;
-                }
                 _ = purge.tick() => self.purge().await,
             }
         }
     }
 
-    /// Deletes expired rows and drops expired cache entries.
-    async fn purge(&self) {
+    /// Drops from the cache what can no longer matter to an unexpired
+    /// token; deletes from the tables what can no longer matter at all; and
+    /// compacts the log.
+    pub(super) async fn purge(&self) {
         let now = self.clock.now();
-        self.shared
-            .write_cache(|cache| cache.purge(now, &self.config.lifetimes));
-        let horizon = horizon_timestamp(now, &self.config.lifetimes);
+        let keep = self.config.keep(now);
+        self.shared.write_cache(|cache| keep.purge(cache));
+        let horizon = log::from_seconds(purge_horizon(now, &self.config.lifetimes))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let result = async {
-            let sessions = self
+            let mut conn = self
+                .timed("acquire", async { Ok(self.pool.acquire().await?) })
+                .await?;
+            let rows = self
+                .timed("purge tables", log::purge(&mut conn, now, horizon))
+                .await?;
+            drop(conn);
+            let compacted = self
                 .timed(
-                    "purge session logouts",
-                    sqlx::query("DELETE FROM tessera_session_logouts WHERE until <= $1")
-                        .bind(now)
-                        .execute(&self.pool),
+                    "compact log",
+                    log::compact(&self.pool, self.config.log_retention),
                 )
-                .await?
-                .rows_affected();
-            let watermarks = self
-                .timed(
-                    "purge watermarks",
-                    sqlx::query("DELETE FROM tessera_watermarks WHERE at IS NULL OR at <= $1")
-                        .bind(horizon)
-                        .execute(&self.pool),
-                )
-                .await?
-                .rows_affected();
-            Ok::<_, PostgresStoreError>((sessions, watermarks))
+                .await?;
+            Ok::<_, PostgresStoreError>((rows, compacted))
         }
         .await;
         match result {
-            Ok((sessions, watermarks)) => {
-                tracing::debug!(sessions, watermarks, "expired revocations purged");
+            Ok(((sessions, watermarks), compacted)) => {
+                tracing::debug!(sessions, watermarks, compacted, "revocations purged");
             }
             Err(e) => tracing::warn!(
                 error = &e as &dyn std::error::Error,
@@ -527,15 +345,11 @@ impl Syncer {
             ),
         }
     }
-}
 
-/// [`purge_horizon`] as a timestamp; off the calendar, the Unix epoch, which
-/// makes loads keep more and purges delete less, never the reverse.
-fn horizon_timestamp(
-    now: OffsetDateTime,
-    lifetimes: &tessera_domain::SessionLifetimes,
-) -> OffsetDateTime {
-    from_seconds(purge_horizon(now, lifetimes)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    /// Whether this configuration listens.
+    pub(super) fn listens(&self) -> bool {
+        self.config.mode == SyncMode::Listen
+    }
 }
 
 /// A wait between half and all of `d`, so that instances cut off together

@@ -1,6 +1,7 @@
 //! What the store tests share: a clock moved by hand, subjects, the
-//! revocation contract, and (feature `postgres`) a throwaway schema per test
-//! and a proxy that cuts the database off.
+//! revocation contract, (feature `postgres`) a throwaway schema per test
+//! and a proxy that cuts the database off, and (feature `redis`) a key
+//! prefix per test.
 //!
 //! Each test binary uses a part of this module.
 #![allow(dead_code)] // each test binary uses a different part
@@ -17,8 +18,10 @@ use time::{Duration, OffsetDateTime};
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod proxy;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 pub(crate) const T: i64 = 1_700_000_000;
 
@@ -270,5 +273,110 @@ pub(crate) async fn honours_the_contract(store: &dyn RevocationStore) {
         alice2.status(store, T + 30),
         Revoked(RevocationReason::EveryoneLoggedOut),
         "everyone is reported before the tenant"
+    );
+}
+
+/// What `store` says of `s`'s token issued at `iat` when asked
+/// authoritatively (as rotation asks).
+async fn authoritative(store: &dyn RevocationStore, s: &Subject, iat: i64) -> RevocationStatus {
+    store.check_authoritative(s.query(iat)).await.unwrap()
+}
+
+/// The contract for events older than one token lifetime (15 minutes and
+/// 30 s of leeway; the shared stores' margins are a few seconds more), on a
+/// store with no state whose `clock` reads [`T`]: the hot path may forget
+/// them, since every token they cover has expired, but the authoritative
+/// answer (what rotation asks) still holds them, and recent events are on
+/// the hot path.
+pub(crate) async fn honours_the_contract_over_time(
+    store: &dyn RevocationStore,
+    clock: &ManualClock,
+) {
+    use RevocationStatus::{Active, ClaimsStale, Revoked};
+    let (logged_out, forced, stale, late) = (
+        Subject::new(11, None),
+        Subject::new(12, Some("acme")),
+        Subject::new(13, None),
+        Subject::new(14, None),
+    );
+    store
+        .revoke_session(logged_out.session, at(T + 3600))
+        .await
+        .unwrap();
+    store
+        .set_watermark(
+            WatermarkScope::User(forced.user),
+            WatermarkKind::ForceLogout,
+            at(T),
+        )
+        .await
+        .unwrap();
+    store
+        .set_watermark(
+            WatermarkScope::User(stale.user),
+            WatermarkKind::ClaimsStale,
+            at(T),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        authoritative(store, &logged_out, T).await,
+        Revoked(RevocationReason::SessionLoggedOut)
+    );
+
+    // Past one token lifetime and every margin, within the absolute lifetime;
+    // a write, which may purge.
+    clock.set(T + 1000);
+    store
+        .set_watermark(
+            WatermarkScope::Tenant(TenantId::parse("globex").unwrap()),
+            WatermarkKind::ForceLogout,
+            at(T + 1000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        authoritative(store, &logged_out, T + 1000).await,
+        Revoked(RevocationReason::SessionLoggedOut),
+        "a token of a logged-out session, however it was issued, cannot be rotated"
+    );
+    assert_eq!(
+        authoritative(store, &forced, T).await,
+        Revoked(RevocationReason::UserLoggedOut)
+    );
+    assert_eq!(authoritative(store, &stale, T).await, ClaimsStale);
+    assert_eq!(authoritative(store, &forced, T + 1).await, Active);
+    assert_eq!(forced.status(store, T + 1), Active, "newer tokens stand");
+
+    // A watermark whose time is older than one token lifetime when written.
+    store
+        .set_watermark(
+            WatermarkScope::User(late.user),
+            WatermarkKind::ForceLogout,
+            at(T - 1000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        authoritative(store, &late, T - 1000).await,
+        Revoked(RevocationReason::UserLoggedOut)
+    );
+    assert_eq!(late.status(store, T + 1000), Active);
+    // A recent one, for a token that can still be unexpired, is on the hot path.
+    store
+        .set_watermark(
+            WatermarkScope::User(late.user),
+            WatermarkKind::ForceLogout,
+            at(T + 990),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        late.status(store, T + 100),
+        Revoked(RevocationReason::UserLoggedOut)
+    );
+    assert_eq!(
+        authoritative(store, &late, T + 990).await,
+        Revoked(RevocationReason::UserLoggedOut)
     );
 }

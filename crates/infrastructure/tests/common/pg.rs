@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tessera_application::ports::Clock;
 use tessera_infrastructure::postgres::{
-    PostgresRevocationConfig, PostgresRevocationStore, migrate,
+    PostgresRevocationConfig, PostgresRevocationStore, SyncMode, migrate,
 };
 
 use super::lifetimes;
@@ -156,6 +156,72 @@ impl TestDb {
             .unwrap()
     }
 
+    /// An instance that polls the log instead of listening.
+    pub(crate) async fn polling_instance(
+        &self,
+        name: &str,
+        clock: Arc<dyn Clock>,
+    ) -> PostgresRevocationStore {
+        let config = self.config(name).with_sync_mode(SyncMode::Poll {
+            interval: Duration::from_millis(100),
+        });
+        PostgresRevocationStore::start(self.pool().await, clock, config)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until every store has read the log up to its current end
+    /// (so that whatever was going to reach them has).
+    pub(crate) async fn sync_all(&self, stores: &[&PostgresRevocationStore]) {
+        let end: i64 = sqlx::query_scalar(&format!(
+            "SELECT coalesce(max(seq), 0) FROM {}.tessera_revocation_log",
+            self.schema
+        ))
+        .fetch_one(&self.admin)
+        .await
+        .unwrap();
+        let since = std::time::Instant::now();
+        for store in stores {
+            super::eventually(
+                "the store reads the log to its end",
+                Duration::from_secs(5),
+                || {
+                    store.health().applied_seq >= end
+                        && store.last_synced_at().is_some_and(|at| at > since)
+                },
+            )
+            .await;
+        }
+    }
+
+    /// A pool of a new login role granted nothing (dropped with the test's
+    /// schema... and by the caller's `close`; the role itself is dropped on
+    /// clean-up).
+    pub(crate) async fn role_without_grants(&self) -> PgPool {
+        let role = format!("{}_nogrant", self.schema);
+        sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN"))
+            .execute(&self.admin)
+            .await
+            .unwrap();
+        PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.options().username(&role))
+            .await
+            .unwrap()
+    }
+
+    /// How many connections of this test are listening (by their
+    /// `application_name`, see [`TestDb::config`]).
+    pub(crate) async fn listeners(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE starts_with(application_name, $1 || '_')",
+        )
+        .bind(&self.schema)
+        .fetch_one(&self.admin)
+        .await
+        .unwrap()
+    }
+
     /// Terminates the backends whose `application_name` is this test's
     /// `name` (see [`TestDb::config`]); returns how many.
     pub(crate) async fn terminate(&self, name: &str) -> i64 {
@@ -208,7 +274,8 @@ impl Drop for TestDb {
                 .execute(&pool)
                 .await;
                 let _ = sqlx::raw_sql(&format!(
-                    "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE; \
+                     DROP ROLE IF EXISTS {schema}_nogrant"
                 ))
                 .execute(&pool)
                 .await;

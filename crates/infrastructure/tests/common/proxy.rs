@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -20,8 +21,13 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     /// A proxy to where `options` point (TCP only).
+    #[cfg(feature = "postgres")]
     pub(crate) async fn start(options: &PgConnectOptions) -> Self {
-        let target = format!("{}:{}", options.get_host(), options.get_port());
+        Self::to(format!("{}:{}", options.get_host(), options.get_port())).await
+    }
+
+    /// A proxy to `target` (`host:port`).
+    pub(crate) async fn to(target: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
@@ -51,7 +57,13 @@ impl Proxy {
         }
     }
 
+    /// Where the proxy listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `options` redirected through this proxy.
+    #[cfg(feature = "postgres")]
     pub(crate) fn route(&self, options: PgConnectOptions) -> PgConnectOptions {
         options.host("127.0.0.1").port(self.addr.port())
     }
