@@ -12,6 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use tessera_application::contracts::{revocation_store, revocation_store_over_time};
 use tessera_application::ports::{RevocationStore, WatermarkKind, WatermarkScope};
 use tessera_infrastructure::InMemoryRevocationStore;
 
@@ -19,14 +20,14 @@ use tessera_infrastructure::InMemoryRevocationStore;
 async fn in_memory_store_honours_the_revocation_contract() {
     let clock = Arc::new(ManualClock::starting_at(T));
     let store = InMemoryRevocationStore::new(clock, lifetimes());
-    honours_the_contract(&store).await;
+    revocation_store(&store).await;
 }
 
 #[tokio::test]
-async fn in_memory_store_honours_the_contract_over_time() {
+async fn in_memory_store_revocation_store_over_time() {
     let clock = Arc::new(ManualClock::starting_at(T));
     let store = InMemoryRevocationStore::new(clock.clone(), lifetimes());
-    honours_the_contract_over_time(&store, &clock).await;
+    revocation_store_over_time(&store, &clock).await;
 }
 
 #[tokio::test]
@@ -42,7 +43,7 @@ async fn in_memory_store_forgets_what_can_no_longer_matter() {
 }
 
 /// Two instances of one shared store give the same answers about what
-/// [`honours_the_contract`] wrote.
+/// [`revocation_store`] wrote.
 fn answers_alike(store: &dyn RevocationStore, other: &dyn RevocationStore) {
     for (subject, iat) in [
         (Subject::new(1, Some("acme")), T),
@@ -110,7 +111,7 @@ mod postgres {
         let store = db
             .instance("a", Arc::new(ManualClock::starting_at(T)))
             .await;
-        honours_the_contract(&store).await;
+        revocation_store(&store).await;
         // A second instance started now loads the same answers from the tables.
         let other = db
             .instance("b", Arc::new(ManualClock::starting_at(T)))
@@ -127,7 +128,7 @@ mod postgres {
         };
         let clock = Arc::new(ManualClock::starting_at(T));
         let store = db.instance("a", clock.clone()).await;
-        honours_the_contract_over_time(&store, &clock).await;
+        revocation_store_over_time(&store, &clock).await;
 
         // The cache holds what can matter to an unexpired token: the
         // globex force-logout and the late user's recent one. The tables
@@ -220,7 +221,7 @@ mod redis {
             return;
         };
         let store = redis.instance(Arc::new(ManualClock::starting_at(T))).await;
-        honours_the_contract(&store).await;
+        revocation_store(&store).await;
         // A second instance started now loads the same answers.
         let other = redis.instance(Arc::new(ManualClock::starting_at(T))).await;
         answers_alike(&store, &other);
@@ -235,7 +236,7 @@ mod redis {
         };
         let clock = Arc::new(ManualClock::starting_at(T));
         let store = redis.instance(clock.clone()).await;
-        honours_the_contract_over_time(&store, &clock).await;
+        revocation_store_over_time(&store, &clock).await;
         store.purge_now().await;
         assert_eq!(store.health().entries, 2);
         let other = redis.instance(clock.clone()).await;
