@@ -20,6 +20,7 @@ mod http_support;
 mod idp_exchange;
 #[cfg(feature = "jwks-fetch")]
 mod idp_hybrid;
+mod idp_logout;
 mod idp_webhooks;
 mod interop;
 mod lifecycle;

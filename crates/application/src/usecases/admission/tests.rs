@@ -686,7 +686,18 @@ impl Ports {
     /// Provider tokens accepted: "ptok" is not a session token; the
     /// verifier answers `verified` (if called) and the directory knows the
     /// user as `enabled` (if asked).
-    fn provider(mut self, verified: Option<ProviderAnswer>, enabled: Option<bool>) -> Self {
+    fn provider(self, verified: Option<ProviderAnswer>, enabled: Option<bool>) -> Self {
+        self.provider_standing(verified, enabled, || Ok(RevocationStatus::Active))
+    }
+
+    /// [`Ports::provider`], the revocation store answering `standing` about
+    /// a token that gets that far.
+    fn provider_standing(
+        mut self,
+        verified: Option<ProviderAnswer>,
+        enabled: Option<bool>,
+        standing: fn() -> Result<RevocationStatus, RevocationError>,
+    ) -> Self {
         self.codec.checkpoint();
         self.codec.expect_decode().times(0);
         self.codec.expect_encode().times(0);
@@ -711,11 +722,33 @@ impl Ports {
             .returning(move |_, _| Ok(Some(local(enabled.unwrap_or(false)))));
         users.expect_upsert_external().times(0);
         self.clock.checkpoint();
+        let stands = enabled == Some(true) && matches!(standing(), Ok(RevocationStatus::Active));
         self.clock
             .expect_now()
-            .times(usize::from(enabled == Some(true)))
+            .times(usize::from(stands))
             .return_const(at(NOW));
         self.provider = Some((verifier, users));
+        self.provider_revocation(usize::from(enabled == Some(true)), standing)
+    }
+
+    /// The revocation store is asked `checks` times about the provider
+    /// token of [`identity`] for [`local`]'s user, answering `answer`.
+    fn provider_revocation(
+        mut self,
+        checks: usize,
+        answer: fn() -> Result<RevocationStatus, RevocationError>,
+    ) -> Self {
+        self.store.checkpoint();
+        self.store
+            .expect_check()
+            .withf(|q| {
+                q.user_id == &user()
+                    && q.tenant == Some(&tenant())
+                    && q.issued_at == at(NOW - 10)
+                    && q.session_id == &identity().session_id()
+            })
+            .times(checks)
+            .returning(move |_| answer());
         self
     }
 }
@@ -790,4 +823,38 @@ fn a_bearer_session_token_goes_to_the_session_verifier_when_providers_are_on() {
     ports.provider = Some((verifier, MockExternalUserDirectory::new()));
     let out = decide_now(&ports.admission(), "GET", "/app/home", bearer("tok"));
     assert_eq!(role_of(&out), Some(UserRole::Moderator));
+}
+
+fn user_logged_out() -> Result<RevocationStatus, RevocationError> {
+    Ok(RevocationStatus::Revoked(
+        crate::ports::RevocationReason::UserLoggedOut,
+    ))
+}
+
+fn store_down() -> Result<RevocationStatus, RevocationError> {
+    Err(RevocationError::Unavailable("listener down".into()))
+}
+
+#[tokio::test]
+async fn a_provider_token_issued_before_a_force_logout_is_refused_where_a_session_is_needed() {
+    let ports =
+        Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), user_logged_out);
+    let out = decide_later(&ports.admission(), "GET", "/app/home", bearer("ptok")).await;
+    assert_eq!(refusal(out), Refusal::Unauthenticated { refused: true });
+
+    let ports =
+        Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), user_logged_out);
+    let out = decide_later(&ports.admission(), "GET", "/", bearer("ptok")).await;
+    assert!(matches!(out.verdict, Verdict::Guest { refused: true }));
+}
+
+#[tokio::test]
+async fn provider_tokens_fail_closed_when_the_revocation_state_is_untrustworthy() {
+    let ports = Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), store_down);
+    let out = decide_later(&ports.admission(), "GET", "/api/x", bearer("ptok")).await;
+    assert_eq!(refusal(out), Refusal::Unavailable);
+
+    let ports = Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), store_down);
+    let out = decide_later(&ports.admission(), "GET", "/", bearer("ptok")).await;
+    assert!(matches!(out.verdict, Verdict::Guest { refused: true }));
 }
