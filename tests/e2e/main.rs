@@ -15,6 +15,7 @@ mod http_demo;
 mod http_gateway;
 mod http_layer;
 mod http_properties;
+mod http_step_up;
 mod http_support;
 #[cfg(feature = "jwks-fetch")]
 mod idp_exchange;

@@ -120,6 +120,7 @@ impl App {
                 capabilities: caps(&["posts:write"]),
                 tenant: Some(TenantId::parse("acme").unwrap()),
                 authenticated_at: None,
+                authentication: Default::default(),
             })
             .unwrap()
     }

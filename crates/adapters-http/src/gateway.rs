@@ -635,6 +635,7 @@ mod tests {
             issued_at: now,
             expires_at: now + time::Duration::minutes(15),
             authenticated_at: now,
+            authentication: Default::default(),
         })
         .unwrap()
     }

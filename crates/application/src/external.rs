@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tessera_domain::{Role, RoleError, SessionId};
+use tessera_domain::{Authentication, Role, RoleError, SessionId};
 use time::OffsetDateTime;
 
 use crate::ports::{DirectoryError, DirectoryUser};
@@ -98,6 +98,9 @@ pub struct ExternalIdentity<R> {
     pub issued_at: OffsetDateTime,
     /// When the user authenticated at the provider (`auth_time`), if said.
     pub authenticated_at: Option<OffsetDateTime>,
+    /// How the user authenticated at the provider (`acr`, `amr`), as far
+    /// as the token says.
+    pub authentication: Authentication,
     /// When the provider's token expires (`exp`).
     pub expires_at: OffsetDateTime,
 }

@@ -194,6 +194,7 @@ impl<R: Role> ExchangeToken<R> {
                 capabilities: user.user.capabilities.clone(),
                 tenant: user.user.tenant.clone(),
                 authenticated_at: Some(identity.authentication_time()),
+                authentication: identity.authentication.clone(),
             })
             .map_err(ExchangeError::Establish)?;
         let session = established.session;
@@ -232,6 +233,9 @@ mod tests {
             name: None,
             issued_at: at(NOW - 10),
             authenticated_at: auth_time.map(at),
+            authentication: tessera_domain::Authentication::at_level(
+                tessera_domain::Acr::parse("phrh").unwrap(),
+            ),
             expires_at: at(NOW + 50),
         }
     }
@@ -389,6 +393,7 @@ mod tests {
                 && s.has_capability("posts:edit")
                 && s.is_in_tenant("acme")
                 && s.authenticated_at() == at(NOW - 100)
+                && s.authentication().acr().map(|a| a.as_str()) == Some("phrh")
                 && s.issued_at() == at(NOW)
         });
 

@@ -106,6 +106,7 @@ fn session_for<R: Role>(
         issued_at: identity.issued_at,
         expires_at: identity.expires_at,
         authenticated_at: identity.authentication_time().min(identity.issued_at),
+        authentication: identity.authentication.clone(),
     })
     .ok()
 }
