@@ -14,16 +14,9 @@ use tessera::domain::{Acr, AuthMethod, Authentication, Requirement, RoutePolicy,
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 use time::Duration;
 
-use crate::support::{App, alice, caps, signing_key, spawn_app};
+use crate::support::{App, alice, caps, serve_loopback, signing_key, spawn_app};
 
 const COOKIE: &str = "__Host-session";
-
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    addr
-}
 
 /// The session's level and methods, as the handler sees them.
 async fn how(session: Session) -> String {
@@ -71,7 +64,7 @@ async fn start() -> (App, SocketAddr) {
         .route("/api/mfa", get(how))
         .route("/settings", get(how))
         .layer(layer);
-    let addr = serve(router).await;
+    let addr = serve_loopback(router).await;
     (app, addr)
 }
 

@@ -26,7 +26,7 @@ use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
 use time::OffsetDateTime;
 
-use crate::support::{AUDIENCE, ISSUER, ManualClock, START, lifetimes};
+use crate::support::{AUDIENCE, ISSUER, ManualClock, START, lifetimes, serve_loopback};
 
 const IDP: &str = "https://idp.test";
 
@@ -39,13 +39,6 @@ struct Setup {
     users: Arc<InMemoryExternalUserDirectory<UserRole>>,
     sessions: Tessera<UserRole>,
     addr: SocketAddr,
-}
-
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    addr
 }
 
 async fn me(session: Session) -> String {
@@ -92,7 +85,7 @@ async fn setup(revocations: Option<Arc<dyn RevocationStore>>) -> Setup {
             .route("/token", post(exchange_token::<UserRole>))
             .with_state(exchange),
     );
-    let addr = serve(app).await;
+    let addr = serve_loopback(app).await;
     Setup {
         idp_key,
         clock,
@@ -110,29 +103,38 @@ impl Setup {
         jose::sign_compact(&self.idp_key, &header, claims.to_string().as_bytes()).unwrap()
     }
 
-    /// `POST /token` with `token`: the status and the challenge, if any.
-    async fn exchange(&self, token: &str) -> (u16, Option<String>, Value) {
+    /// `method path` with `token` as a bearer: the status, the challenge
+    /// and the JSON body, if any.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> (u16, Option<String>, Value) {
         let response = reqwest::Client::new()
-            .post(format!("http://{}/token", self.addr))
+            .request(method, format!("http://{}{path}", self.addr))
             .bearer_auth(token)
             .send()
             .await
             .unwrap();
         let status = response.status().as_u16();
-        let challenge = challenge(&response);
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
         let body = serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
         (status, challenge, body)
     }
 
-    /// `GET /me` with `token` as a bearer: the status and the challenge.
+    /// `POST /token` (the exchange) with `token`.
+    async fn exchange(&self, token: &str) -> (u16, Option<String>, Value) {
+        self.send(reqwest::Method::POST, "/token", token).await
+    }
+
+    /// `GET /me` (the hybrid route) with `token`: the status and challenge.
     async fn hybrid(&self, token: &str) -> (u16, Option<String>) {
-        let response = reqwest::Client::new()
-            .get(format!("http://{}/me", self.addr))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), challenge(&response))
+        let (status, challenge, _) = self.send(reqwest::Method::GET, "/me", token).await;
+        (status, challenge)
     }
 
     async fn local_user(&self) -> tessera::domain::UserId {
@@ -145,13 +147,6 @@ impl Setup {
             .user
             .user_id
     }
-}
-
-fn challenge(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
 }
 
 const INVALID_TOKEN: &str = "Bearer error=\"invalid_token\"";

@@ -187,3 +187,11 @@ pub(crate) fn with(
     value[key] = new;
     value
 }
+
+/// Serves `router` on a loopback port of its own; returns the address.
+pub(crate) async fn serve_loopback(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}

@@ -170,10 +170,10 @@ fn step_up_challenge(challenge: &StepUpChallenge) -> HeaderValue {
         "{CHALLENGE_INSUFFICIENT_USER_AUTHENTICATION}, error_description=\"{}\"",
         challenge.description()
     );
-    if let Some(max_age) = challenge.max_age_seconds() {
+    if let Some(max_age) = challenge.asked().max_age_seconds() {
         text.push_str(&format!(", max_age=\"{max_age}\""));
     }
-    if let Some(acr_values) = challenge.acr_values_text() {
+    if let Some(acr_values) = challenge.asked().acr_values_text() {
         text.push_str(&format!(", acr_values=\"{acr_values}\""));
     }
     // Printable ASCII by construction; the bare error code if not.

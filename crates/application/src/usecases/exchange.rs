@@ -485,17 +485,10 @@ mod tests {
             verifier_returning(|| Err(ExternalTokenError::KeysUnavailable("provider down".into())));
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(0);
-        let err = exchange(
-            verifier,
-            users,
-            MockSessionTokenCodec::new(),
-            unasked(),
-            0,
-            0,
-        )
-        .execute("provider-token")
-        .await
-        .unwrap_err();
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
         assert!(err.is_unavailable());
 
         let verifier = verifier_returning(|| Ok(identity(None)));
@@ -504,17 +497,10 @@ mod tests {
             .expect_upsert_external()
             .times(1)
             .returning(|_| Err(DirectoryError::Unavailable("db down".into())));
-        let err = exchange(
-            verifier,
-            users,
-            MockSessionTokenCodec::new(),
-            unasked(),
-            0,
-            0,
-        )
-        .execute("provider-token")
-        .await
-        .unwrap_err();
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
         assert!(matches!(err, ExchangeError::Directory(_)));
         assert!(err.is_unavailable());
     }

@@ -71,52 +71,8 @@ impl StepUp {
             } else {
                 StepUpReason::Recency
             },
-            max_age: self.max_age,
-            acr_values: self.acr_values.to_vec(),
+            asked: self.clone(),
         })
-    }
-}
-
-/// Why a session's authentication falls short of a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StepUpReason {
-    /// The authentication level (`acr`) is not one the route accepts
-    /// (whatever its age).
-    Level,
-    /// The level is fine (or not asked), but the authentication is older
-    /// than the route's `max_age`.
-    Recency,
-}
-
-/// What a new authentication must meet for the route (RFC 9470 §3): the
-/// route's `max_age` and `acr_values`, all of them, whichever one the
-/// session missed, so that one new authentication satisfies the route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepUpChallenge {
-    reason: StepUpReason,
-    max_age: Option<Duration>,
-    acr_values: Vec<Acr>,
-}
-
-impl StepUpChallenge {
-    /// What the session missed.
-    #[must_use]
-    pub fn reason(&self) -> StepUpReason {
-        self.reason
-    }
-
-    /// The route's `max_age`, if it sets one.
-    #[must_use]
-    pub fn max_age(&self) -> Option<Duration> {
-        self.max_age
-    }
-
-    /// The route's accepted levels, in order of preference; empty when the
-    /// route asks for none.
-    #[must_use]
-    pub fn acr_values(&self) -> &[Acr] {
-        &self.acr_values
     }
 
     /// [`max_age`](Self::max_age) in whole seconds, as RFC 9470 and
@@ -138,6 +94,41 @@ impl StepUpChallenge {
                 .collect::<Vec<_>>()
                 .join(" ")
         })
+    }
+}
+
+/// Why a session's authentication falls short of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StepUpReason {
+    /// The authentication level (`acr`) is not one the route accepts
+    /// (whatever its age).
+    Level,
+    /// The level is fine (or not asked), but the authentication is older
+    /// than the route's `max_age`.
+    Recency,
+}
+
+/// What a new authentication must meet for the route (RFC 9470 §3): the
+/// route's [`StepUp`], all of it, whichever part the session missed, so
+/// that one new authentication satisfies the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpChallenge {
+    reason: StepUpReason,
+    asked: StepUp,
+}
+
+impl StepUpChallenge {
+    /// What the session missed.
+    #[must_use]
+    pub fn reason(&self) -> StepUpReason {
+        self.reason
+    }
+
+    /// What the route asks: its `max_age` and `acr_values`.
+    #[must_use]
+    pub fn asked(&self) -> &StepUp {
+        &self.asked
     }
 
     /// A human-readable description for the challenge's

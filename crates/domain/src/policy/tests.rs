@@ -895,8 +895,8 @@ fn max_age_asks_for_a_recent_authentication_and_exactly_max_age_still_passes() {
         .challenge(&authenticated(301, Some("urn:example:mfa")), now)
         .unwrap();
     assert_eq!(challenge.reason(), StepUpReason::Recency);
-    assert_eq!(challenge.max_age_seconds(), Some(300));
-    assert_eq!(challenge.acr_values_text(), None);
+    assert_eq!(challenge.asked().max_age_seconds(), Some(300));
+    assert_eq!(challenge.asked().acr_values_text(), None);
     assert_eq!(
         challenge.description(),
         "More recent authentication is required"
@@ -923,9 +923,9 @@ fn acr_asks_for_one_of_the_accepted_levels_and_no_acr_is_none_of_them() {
     assert_eq!(m.decide_at(Some(&authenticated(0, None)), now), StepUp);
     let challenge = m.step_up().challenge(&authenticated(0, None), now).unwrap();
     assert_eq!(challenge.reason(), StepUpReason::Level);
-    assert_eq!(challenge.max_age(), None);
+    assert_eq!(challenge.asked().max_age(), None);
     assert_eq!(
-        challenge.acr_values_text().as_deref(),
+        challenge.asked().acr_values_text().as_deref(),
         Some("urn:example:mfa phrh")
     );
     assert_eq!(
@@ -952,9 +952,9 @@ fn both_step_ups_combine_and_the_challenge_names_everything_the_route_asks() {
         assert_eq!(m.decide_at(Some(&session), now), StepUp);
         let challenge = m.step_up().challenge(&session, now).unwrap();
         assert_eq!(challenge.reason(), reason);
-        assert_eq!(challenge.max_age_seconds(), Some(300));
+        assert_eq!(challenge.asked().max_age_seconds(), Some(300));
         assert_eq!(
-            challenge.acr_values_text().as_deref(),
+            challenge.asked().acr_values_text().as_deref(),
             Some("urn:example:mfa")
         );
     }

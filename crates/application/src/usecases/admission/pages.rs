@@ -137,10 +137,10 @@ impl SignInPages {
     pub fn step_up_location(&self, target: Option<&str>, challenge: &StepUpChallenge) -> String {
         let mut location = self.login_location(target);
         let mut params = form_urlencoded::Serializer::new(String::new());
-        if let Some(max_age) = challenge.max_age_seconds() {
+        if let Some(max_age) = challenge.asked().max_age_seconds() {
             params.append_pair("max_age", &max_age.to_string());
         }
-        if let Some(acr_values) = challenge.acr_values_text() {
+        if let Some(acr_values) = challenge.asked().acr_values_text() {
             params.append_pair("acr_values", &acr_values);
         }
         let params = params.finish();

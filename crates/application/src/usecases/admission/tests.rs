@@ -882,8 +882,8 @@ fn a_session_authenticated_longer_ago_than_max_age_is_asked_to_step_up() {
         panic!("expected a step-up");
     };
     assert_eq!(challenge.reason(), tessera_domain::StepUpReason::Recency);
-    assert_eq!(challenge.max_age_seconds(), Some(5));
-    assert_eq!(challenge.acr_values_text(), None);
+    assert_eq!(challenge.asked().max_age_seconds(), Some(5));
+    assert_eq!(challenge.asked().acr_values_text(), None);
     assert_eq!(
         Refusal::StepUp(challenge).code(),
         Some("insufficient_user_authentication")
