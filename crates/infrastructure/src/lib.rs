@@ -48,6 +48,8 @@
 
 pub mod claims;
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod jose;
 pub mod memory;

@@ -63,7 +63,7 @@ pub use sqlx;
 
 pub(crate) mod directory;
 mod migrate;
-mod payload;
+pub(crate) mod payload;
 mod revocation;
 mod sync;
 
