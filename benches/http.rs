@@ -61,6 +61,7 @@ fn fixture() -> Fixture {
             .into(),
             tenant: Some(TenantId::parse("acme").unwrap()),
             authenticated_at: None,
+            authentication: Default::default(),
         })
         .unwrap()
         .token

@@ -304,6 +304,7 @@ fn bench_resolve(c: &mut Criterion) {
         name: None,
         issued_at: OffsetDateTime::now_utc(),
         authenticated_at: None,
+        authentication: Default::default(),
         expires_at: OffsetDateTime::now_utc(),
     };
     let memory = Arc::new(InMemoryExternalUserDirectory::<UserRole>::new());

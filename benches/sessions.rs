@@ -74,6 +74,7 @@ fn request() -> EstablishRequest<UserRole> {
         .into(),
         tenant: Some(TenantId::parse("acme").unwrap()),
         authenticated_at: None,
+        authentication: Default::default(),
     }
 }
 

@@ -284,6 +284,7 @@ async fn sign_in(State(demo): State<Demo>, Form(form): Form<SignIn>) -> Response
         capabilities,
         tenant: None,
         authenticated_at: None,
+        authentication: Default::default(),
     }) {
         Ok(issued) => issued,
         Err(e) => {

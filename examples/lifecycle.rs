@@ -38,6 +38,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         capabilities: [Capability::parse("posts:write")?].into(),
         tenant: Some(acme.clone()),
         authenticated_at: None,
+        authentication: Default::default(),
     })?;
     let token = issued.token.expose_secret().to_owned();
     println!(

@@ -71,6 +71,7 @@ async fn main() -> Result<(), String> {
             capabilities,
             tenant,
             authenticated_at: None,
+            authentication: Default::default(),
         })
         .unwrap()
         .token;

@@ -36,8 +36,19 @@ pub struct Tessera<R: Role = UserRole> {
     read: ReadSession<R>,
     rotate: RotateSession<R>,
     revoke: RevokeSession,
+    revocations: RevocationsHandle,
     clock: ClockHandle,
     has_directory: bool,
+}
+
+/// The manager's revocation store, printed as its name only.
+#[derive(Clone)]
+struct RevocationsHandle(Arc<dyn RevocationStore>);
+
+impl std::fmt::Debug for RevocationsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RevocationStore")
+    }
 }
 
 /// The manager's clock, printed as its name only.
@@ -163,19 +174,31 @@ impl<R: Role> Tessera<R> {
     /// upserted into `users`, a session of this manager issued. Build the
     /// verifier's providers with [`Tessera::identity_provider`], so that
     /// they share this manager's leeway.
+    ///
+    /// The exchange consults this manager's revocation store: a
+    /// force-logout of the user, their tenant or everyone refuses provider
+    /// tokens issued at or before it, as it refuses sessions.
     #[must_use]
     pub fn exchange(
         &self,
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         users: Arc<dyn ExternalUserDirectory<R>>,
     ) -> ExchangeToken<R> {
-        ExchangeToken::new(verifier, users, self.establish.clone())
+        ExchangeToken::new(
+            verifier,
+            users,
+            self.establish.clone(),
+            self.revocations.0.clone(),
+        )
     }
 
     /// The HTTP layer of [`Tessera::session_layer`] that also accepts a
     /// provider's bearer token, verified by `verifier` and resolved to the
     /// local user by `resolve` (give it a
     /// [`CachedExternalUserDirectory`](application::CachedExternalUserDirectory)).
+    /// Provider tokens are held to this manager's revocation store as
+    /// sessions are: a force-logout of the user, their tenant or everyone
+    /// refuses those issued at or before it.
     ///
     /// # Errors
     ///
@@ -336,7 +359,8 @@ impl<R: Role> TesseraBuilder<R> {
             // a shared store's cache forgets what no unexpired token needs.
             rotate: RotateSession::new(verify.clone(), directory, codec.clone())
                 .with_revocations(revocations.clone()),
-            revoke: RevokeSession::new(revocations, self.clock.clone(), self.lifetimes),
+            revoke: RevokeSession::new(revocations.clone(), self.clock.clone(), self.lifetimes),
+            revocations: RevocationsHandle(revocations),
             clock: ClockHandle(self.clock),
             verify,
             codec,

@@ -220,6 +220,7 @@ impl TestApp {
                 capabilities: crate::support::caps(&["posts:write"]),
                 tenant: Some(tessera::domain::TenantId::parse("acme").unwrap()),
                 authenticated_at: None,
+                authentication: Default::default(),
             })
             .unwrap();
         issued.token.expose_secret().to_owned()

@@ -291,6 +291,7 @@ impl Webhooks {
                 capabilities: id.user.capabilities.clone(),
                 tenant: None,
                 authenticated_at: None,
+                authentication: Default::default(),
             })
             .unwrap()
             .token

@@ -294,6 +294,7 @@ async fn a_manager_without_a_user_directory_says_so_instead_of_signing_users_out
             capabilities: caps(&[]),
             tenant: None,
             authenticated_at: None,
+            authentication: Default::default(),
         })
         .unwrap();
     let error = sessions

@@ -15,11 +15,13 @@ mod http_demo;
 mod http_gateway;
 mod http_layer;
 mod http_properties;
+mod http_step_up;
 mod http_support;
 #[cfg(feature = "jwks-fetch")]
 mod idp_exchange;
 #[cfg(feature = "jwks-fetch")]
 mod idp_hybrid;
+mod idp_logout;
 mod idp_webhooks;
 mod interop;
 mod lifecycle;

@@ -58,6 +58,7 @@ prop_compose! {
             issued_at: at(iat),
             expires_at: at(iat + life),
             authenticated_at: at(auth),
+            authentication: Default::default(),
         })
         .unwrap();
         SessionTokenClaims::new(session, nbf.map(at))

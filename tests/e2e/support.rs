@@ -120,6 +120,7 @@ impl App {
                 capabilities: caps(&["posts:write"]),
                 tenant: Some(TenantId::parse("acme").unwrap()),
                 authenticated_at: None,
+                authentication: Default::default(),
             })
             .unwrap()
     }
@@ -185,4 +186,12 @@ pub(crate) fn with(
 ) -> serde_json::Value {
     value[key] = new;
     value
+}
+
+/// Serves `router` on a loopback port of its own; returns the address.
+pub(crate) async fn serve_loopback(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
 }

@@ -159,6 +159,7 @@ mod tests {
             name: None,
             issued_at: at(NOW - 10),
             authenticated_at: Some(at(NOW - 100)),
+            authentication: Default::default(),
             expires_at: at(NOW + 50),
         }
     }
@@ -242,10 +243,15 @@ mod tests {
         let codec = Arc::new(codec);
         let mut clock = MockClock::new();
         clock.expect_now().return_const(at(NOW));
+        // Provider tokens are held to the revocation store: nothing revoked.
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_check()
+            .returning(|_| Ok(tessera_application::ports::RevocationStatus::Active));
         let verify = VerifySession::new(
             codec.clone(),
             Arc::new(clock),
-            Arc::new(MockRevocationStore::new()),
+            Arc::new(store),
             SessionLifetimes::new(
                 Duration::seconds(900),
                 Duration::seconds(3600),

@@ -70,6 +70,7 @@ fn session(role: UserRole, iat: i64) -> SessionEntity<UserRole> {
         issued_at: at(iat),
         expires_at: at(iat + 900),
         authenticated_at: at(iat),
+        authentication: Default::default(),
     })
     .unwrap()
 }

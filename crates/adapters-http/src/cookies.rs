@@ -232,6 +232,7 @@ mod tests {
             issued_at: now,
             expires_at: now + time::Duration::seconds(lifetime),
             authenticated_at: now,
+            authentication: Default::default(),
         })
         .unwrap()
     }

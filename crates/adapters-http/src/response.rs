@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use tessera_application::{CredentialFault, Refusal};
+use tessera_domain::StepUpChallenge;
 
 /// A refusal a framework adapter answers with, as tessera answers it on
 /// every framework: status, challenge, `Cache-Control: no-store` and a
@@ -58,6 +59,10 @@ pub(crate) const CHALLENGE: &str = "Bearer";
 pub(crate) const CHALLENGE_INVALID_TOKEN: &str = "Bearer error=\"invalid_token\"";
 /// The challenge of a 400.
 pub(crate) const CHALLENGE_INVALID_REQUEST: &str = "Bearer error=\"invalid_request\"";
+/// The start of the challenge of a 401 for a session that must
+/// authenticate again (RFC 9470).
+pub(crate) const CHALLENGE_INSUFFICIENT_USER_AUTHENTICATION: &str =
+    "Bearer error=\"insufficient_user_authentication\"";
 /// The challenge of a 403 for a session that falls short.
 pub(crate) const CHALLENGE_INSUFFICIENT_SCOPE: &str = "Bearer error=\"insufficient_scope\"";
 
@@ -92,22 +97,29 @@ impl Denial {
     pub(crate) fn into_http(self) -> Response<Bytes> {
         let code = self.code();
         let (status, challenge, location) = match self {
+            Self::Refused(Refusal::StepUp(challenge)) => (
+                StatusCode::UNAUTHORIZED,
+                Some(step_up_challenge(&challenge)),
+                None,
+            ),
             Self::Refused(Refusal::InvalidRequest(_)) => (
                 StatusCode::BAD_REQUEST,
-                Some(CHALLENGE_INVALID_REQUEST),
+                Some(HeaderValue::from_static(CHALLENGE_INVALID_REQUEST)),
                 None,
             ),
             Self::Refused(Refusal::Unauthenticated { refused: true }) => (
                 StatusCode::UNAUTHORIZED,
-                Some(CHALLENGE_INVALID_TOKEN),
+                Some(HeaderValue::from_static(CHALLENGE_INVALID_TOKEN)),
                 None,
             ),
-            Self::Refused(Refusal::Unauthenticated { refused: false }) => {
-                (StatusCode::UNAUTHORIZED, Some(CHALLENGE), None)
-            }
+            Self::Refused(Refusal::Unauthenticated { refused: false }) => (
+                StatusCode::UNAUTHORIZED,
+                Some(HeaderValue::from_static(CHALLENGE)),
+                None,
+            ),
             Self::Refused(Refusal::Forbidden { signed_in: true }) => (
                 StatusCode::FORBIDDEN,
-                Some(CHALLENGE_INSUFFICIENT_SCOPE),
+                Some(HeaderValue::from_static(CHALLENGE_INSUFFICIENT_SCOPE)),
                 None,
             ),
             Self::Refused(Refusal::Forbidden { signed_in: false }) => {
@@ -138,7 +150,7 @@ impl Denial {
             headers.insert(CONTENT_TYPE, JSON);
         }
         if let Some(challenge) = challenge {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(WWW_AUTHENTICATE, challenge);
         }
         if let Some(location) = location {
             // The admission only makes relative paths of printable ASCII.
@@ -148,6 +160,29 @@ impl Denial {
         }
         response
     }
+}
+
+/// The RFC 9470 §3 challenge of a session that must authenticate again:
+/// `Bearer error="insufficient_user_authentication",
+/// error_description="…"`, then `max_age="<seconds>"` and
+/// `acr_values="<space-separated>"` for what the route asks. The values
+/// need no escaping: [`Acr`](tessera_domain::Acr) admits neither `"` nor
+/// `\`, and the rest is fixed text and digits.
+fn step_up_challenge(challenge: &StepUpChallenge) -> HeaderValue {
+    let mut text = format!(
+        "{CHALLENGE_INSUFFICIENT_USER_AUTHENTICATION}, error_description=\"{}\"",
+        challenge.description()
+    );
+    if let Some(max_age) = challenge.asked().max_age_seconds() {
+        text.push_str(&format!(", max_age=\"{max_age}\""));
+    }
+    if let Some(acr_values) = challenge.asked().acr_values_text() {
+        text.push_str(&format!(", acr_values=\"{acr_values}\""));
+    }
+    // Printable ASCII by construction; the bare error code if not.
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(
+        CHALLENGE_INSUFFICIENT_USER_AUTHENTICATION,
+    ))
 }
 
 #[cfg(test)]
@@ -234,5 +269,69 @@ mod tests {
         assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
         assert!(response.headers().get(CONTENT_TYPE).is_none());
         assert_eq!(body(response), "");
+    }
+
+    /// The challenge for a session authenticated `ago` seconds before `T`
+    /// without a level, on a route asking for `max_age` and `acr`.
+    fn challenge(max_age: Option<i64>, acr: &[&str], ago: i64) -> StepUpChallenge {
+        use tessera_domain::{
+            NewSession, Requirement, RoutePolicy, RouteRule, SessionEntity, SessionId, UserId,
+            UserRole,
+        };
+        use time::{Duration, OffsetDateTime};
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let mut rule = RouteRule::new("/a", Requirement::<UserRole>::Authenticated);
+        if let Some(max_age) = max_age {
+            rule = rule.max_age(Duration::seconds(max_age));
+        }
+        if !acr.is_empty() {
+            rule = rule.acr(acr);
+        }
+        let policy = RoutePolicy::builder().rule(rule).build().unwrap();
+        let session = SessionEntity::new(NewSession {
+            user_id: UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001").unwrap(),
+            session_id: SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa").unwrap(),
+            role: UserRole::User,
+            capabilities: Default::default(),
+            tenant: None,
+            issued_at: now,
+            expires_at: now + Duration::minutes(15),
+            authenticated_at: now - Duration::seconds(ago),
+            authentication: Default::default(),
+        })
+        .unwrap();
+        policy
+            .route("GET", "/a")
+            .step_up()
+            .challenge(&session, now)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_step_up_is_401_with_the_rfc_9470_challenge() {
+        let cases = [
+            (
+                challenge(Some(5), &[], 60),
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"More recent authentication is required\", max_age=\"5\"",
+            ),
+            (
+                challenge(None, &["myACR"], 0),
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required\", acr_values=\"myACR\"",
+            ),
+            (
+                challenge(Some(300), &["urn:example:mfa", "phrh"], 0),
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required\", max_age=\"300\", acr_values=\"urn:example:mfa phrh\"",
+            ),
+        ];
+        for (challenge, expected) in cases {
+            let response = Denial::Refused(Refusal::StepUp(challenge)).into_http();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(response.headers()[WWW_AUTHENTICATE], expected);
+            assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+            assert_eq!(
+                body(response),
+                "{\"error\":\"insufficient_user_authentication\"}"
+            );
+        }
     }
 }

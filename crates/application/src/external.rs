@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tessera_domain::{Role, RoleError};
+use tessera_domain::{Authentication, Role, RoleError, SessionId};
 use time::OffsetDateTime;
 
 use crate::ports::{DirectoryError, DirectoryUser, JwsFailure};
@@ -98,6 +98,9 @@ pub struct ExternalIdentity<R> {
     pub issued_at: OffsetDateTime,
     /// When the user authenticated at the provider (`auth_time`), if said.
     pub authenticated_at: Option<OffsetDateTime>,
+    /// How the user authenticated at the provider (`acr`, `amr`), as far
+    /// as the token says.
+    pub authentication: Authentication,
     /// When the provider's token expires (`exp`).
     pub expires_at: OffsetDateTime,
 }
@@ -113,6 +116,19 @@ impl<R> ExternalIdentity<R> {
     pub fn authentication_time(&self) -> OffsetDateTime {
         self.authenticated_at
             .map_or(self.issued_at, |at| at.min(self.issued_at))
+    }
+
+    /// The id of the session this token stands for:
+    /// [`SessionId::derived`] from the issuer, the subject and `iat`, so
+    /// that every use of one token (each request on the hybrid path, its
+    /// exchange) names one session, which a logout of that id ends.
+    #[must_use]
+    pub fn session_id(&self) -> SessionId {
+        SessionId::derived(&[
+            self.issuer.as_bytes(),
+            self.subject.as_str().as_bytes(),
+            &self.issued_at.unix_timestamp().to_be_bytes(),
+        ])
     }
 }
 

@@ -63,6 +63,7 @@
 //!     capabilities: Default::default(),
 //!     tenant: None,
 //!     authenticated_at: None,
+//!     authentication: Default::default(),
 //! })?;
 //! assert_eq!(issued.token.expose_secret(), "0");
 //! assert_eq!(issued.session.expires_at(), now + SessionLifetimes::default().token());

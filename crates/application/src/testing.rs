@@ -72,6 +72,7 @@ pub(crate) fn session(iat: i64, exp: i64, auth: i64) -> SessionEntity<UserRole> 
         issued_at: at(iat),
         expires_at: at(exp),
         authenticated_at: at(auth),
+        authentication: Default::default(),
     })
     .unwrap()
 }

@@ -101,8 +101,8 @@ pub enum ClaimsError {
     /// A required claim is absent.
     #[error("claim `{0}` is missing")]
     Missing(&'static str),
-    /// `sub` or `jti` is not a valid identifier, or `tid`/`caps` hold an
-    /// invalid value.
+    /// `sub` or `jti` is not a valid identifier, or `tid`, `caps`, `acr`
+    /// or `amr` hold an invalid value (or `amr` too many).
     #[error("claim `{claim}` is invalid")]
     InvalidId {
         /// The claim at fault.

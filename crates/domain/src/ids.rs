@@ -43,6 +43,14 @@ pub enum IdError {
         /// The maximum length in bytes.
         max: usize,
     },
+    /// A list holds more values than allowed.
+    #[error("{kind} lists more than {max} values")]
+    TooMany {
+        /// Which list was being parsed.
+        kind: &'static str,
+        /// The most values allowed.
+        max: usize,
+    },
     /// The value contains a character outside the allowed set.
     #[error("{kind} contains a character outside {allowed}")]
     InvalidCharacter {
@@ -274,6 +282,35 @@ name_id!(
     64,
     "ASCII letters, digits, '-', '_', '.', ':' and '/'",
     |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/')
+);
+
+/// The bytes an authentication value may hold: printable ASCII except
+/// `"` and `\`, so that it travels unescaped in a JSON string and in an
+/// HTTP quoted-string, and without spaces, which separate `acr_values`.
+fn is_auth_value_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b'"' && b != b'\\'
+}
+
+name_id!(
+    /// An authentication context class reference (OpenID Connect `acr`,
+    /// RFC 9470 `acr_values`), such as `urn:mace:incommon:iap:silver` or
+    /// `phrh`: 1 to 255 bytes of printable ASCII other than `"` and `\`
+    /// (no spaces).
+    Acr,
+    "acr",
+    255,
+    "printable ASCII other than space, '\"' and '\\'",
+    is_auth_value_byte
+);
+name_id!(
+    /// An authentication method reference (one value of OpenID Connect
+    /// `amr`, RFC 8176), such as `pwd`, `otp` or `hwk`: 1 to 64 bytes of
+    /// printable ASCII other than `"` and `\` (no spaces).
+    AuthMethod,
+    "amr",
+    64,
+    "printable ASCII other than space, '\"' and '\\'",
+    is_auth_value_byte
 );
 
 #[cfg(test)]

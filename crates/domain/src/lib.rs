@@ -1,7 +1,8 @@
 //! tessera's domain: the rules of sessions, in plain Rust.
 //!
 //! No serde, no JWT, no async and no I/O live here: only identities
-//! ([`UserId`], [`SessionId`], [`TenantId`], [`Capability`]), roles
+//! ([`UserId`], [`SessionId`], [`TenantId`], [`Capability`]), how a user
+//! authenticated ([`Authentication`]: [`Acr`], [`AuthMethod`]), roles
 //! ([`Role`], with the default [`UserRole`]), the [`SessionEntity`] with its
 //! invariants and lifetime rules, the [`TimeWindow`] rule every token's
 //! `iat`, `nbf` and `exp` are held to, and the route-access [`policy`].
@@ -21,6 +22,7 @@
 //!     issued_at: now,
 //!     expires_at: lifetimes.token_expiry(now, now),
 //!     authenticated_at: now,
+//!     authentication: Default::default(),
 //! })?;
 //! assert!(session.has_role_at_least(&UserRole::Moderator));
 //! assert!(!session.is_expired(now + Duration::minutes(10), lifetimes.leeway()));
@@ -28,16 +30,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod authentication;
 mod ids;
 pub mod policy;
 mod role;
 mod session;
 mod window;
 
-pub use ids::{Capability, IdError, SessionId, TenantId, UserId};
+pub use authentication::{Authentication, MAX_AUTH_METHODS};
+pub use ids::{Acr, AuthMethod, Capability, IdError, SessionId, TenantId, UserId};
 pub use policy::{
     AccessDecision, MatchKind, PolicyError, Requirement, RouteMatch, RoutePolicy,
-    RoutePolicyBuilder, RouteRule,
+    RoutePolicyBuilder, RouteRule, StepUp, StepUpChallenge, StepUpReason,
 };
 pub use role::{Role, RoleError, UserRole};
 pub use session::{LifetimeError, NewSession, SessionEntity, SessionError, SessionLifetimes};

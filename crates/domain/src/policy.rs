@@ -6,7 +6,8 @@
 //! [`Requirement`]; a request no rule matches gets the default requirement,
 //! which is [`Requirement::Deny`] unless the builder says otherwise.
 //! [`RouteMatch::decide`] then turns the requirement and the optional session
-//! into an [`AccessDecision`].
+//! into an [`AccessDecision`]; [`RouteMatch::decide_at`] also holds the
+//! session to the rule's [step-up](#step-up) requirements.
 //!
 //! # Patterns
 //!
@@ -57,6 +58,18 @@
 //! [`MatchKind::NonCanonical`]. Other escapes (`%20`, `%3A`, `%25`, `%C3%A9`)
 //! are canonical and compared as written.
 //!
+//! # Step-up
+//!
+//! A rule may also ask how the user authenticated (RFC 9470), on top of
+//! its requirement: [`RouteRule::max_age`] (authenticated at most that
+//! long ago, against the session's `auth_time`) and [`RouteRule::acr`]
+//! (at one of these authentication levels, the session's `acr`). A session
+//! that meets the requirement but not these gets
+//! [`AccessDecision::StepUp`], and [`RouteMatch::step_up`] says what a new
+//! authentication must meet. Only rules whose requirement needs a session
+//! may ask: the builder refuses step-up on public, guest-only and denied
+//! routes.
+//!
 //! # Speed
 //!
 //! `build` compiles the rules into a segment trie whose nodes know the
@@ -66,13 +79,17 @@
 
 mod path;
 mod pattern;
+mod step_up;
 mod table;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 
-use crate::ids::Capability;
+use time::{Duration, OffsetDateTime};
+
+pub use self::step_up::{StepUp, StepUpChallenge, StepUpReason};
+use crate::ids::{Acr, Capability, IdError};
 use crate::role::Role;
 use crate::session::SessionEntity;
 
@@ -154,6 +171,12 @@ pub enum AccessDecision {
     RedirectAuthenticated,
     /// Nothing is served here: 404.
     NotFound,
+    /// The session meets the route's requirement, but the user
+    /// authenticated too long ago or not at an accepted level
+    /// ([`RouteRule::max_age`], [`RouteRule::acr`]): 401
+    /// `insufficient_user_authentication` (RFC 9470), or to the login page
+    /// for a [browser](RouteRule::browser) route, to authenticate again.
+    StepUp,
 }
 
 impl AccessDecision {
@@ -267,6 +290,37 @@ pub enum PolicyError {
         /// The pattern.
         pattern: String,
     },
+    /// [`RouteRule::max_age`] is negative.
+    #[error("rule {rule}: max_age is negative")]
+    NegativeMaxAge {
+        /// The rule's index.
+        rule: usize,
+    },
+    /// [`RouteRule::acr`] was given an empty list.
+    #[error("rule {rule}: the acr list is empty")]
+    EmptyAcrList {
+        /// The rule's index.
+        rule: usize,
+    },
+    /// A value of [`RouteRule::acr`] is not a valid [`Acr`].
+    #[error("rule {rule}: acr value {value:?} is invalid")]
+    InvalidAcr {
+        /// The rule's index.
+        rule: usize,
+        /// The value.
+        value: String,
+        /// Why.
+        #[source]
+        source: IdError,
+    },
+    /// A rule asks for step-up ([`RouteRule::max_age`], [`RouteRule::acr`])
+    /// but its requirement needs no session, so there is no authentication
+    /// to hold to it.
+    #[error("rule {rule}: step-up on a route that needs no session")]
+    StepUpWithoutSession {
+        /// The rule's index.
+        rule: usize,
+    },
     /// A method is not an HTTP token in uppercase.
     #[error("rule {rule}: pattern {pattern:?} has an invalid method {method:?}")]
     InvalidMethod {
@@ -292,6 +346,8 @@ pub struct RouteRule<R> {
     requirement: Requirement<R>,
     browser: bool,
     cross_origin: bool,
+    max_age: Option<Duration>,
+    acr: Option<Vec<Box<str>>>,
 }
 
 impl<R> RouteRule<R> {
@@ -306,6 +362,8 @@ impl<R> RouteRule<R> {
             requirement,
             browser: false,
             cross_origin: false,
+            max_age: None,
+            acr: None,
         }
     }
 
@@ -336,6 +394,41 @@ impl<R> RouteRule<R> {
     pub fn allow_cross_origin(mut self) -> Self {
         self.cross_origin = true;
         self
+    }
+
+    /// Step-up on recency (RFC 9470 `max_age`): the user must have
+    /// authenticated at most `max_age` ago (the session's `auth_time`), or
+    /// the route answers [`AccessDecision::StepUp`]. Combines with the
+    /// requirement (which must need a session) and with [`acr`](Self::acr).
+    /// Whole seconds count.
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Step-up on level (RFC 9470 `acr_values`): the session's
+    /// authentication context class reference (`acr`) must be one of
+    /// `values` (in order of preference), or the route answers
+    /// [`AccessDecision::StepUp`]. A session without `acr` has none.
+    /// Combines with the requirement (which must need a session) and with
+    /// [`max_age`](Self::max_age); each value must be a valid [`Acr`].
+    #[must_use]
+    pub fn acr(mut self, values: &[&str]) -> Self {
+        self.acr = Some(values.iter().map(|&v| v.into()).collect());
+        self
+    }
+
+    /// The step-up `max_age`, if set.
+    #[must_use]
+    pub fn max_age_limit(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// The step-up `acr` values, as given, if set.
+    #[must_use]
+    pub fn acr_list(&self) -> Option<&[Box<str>]> {
+        self.acr.as_deref()
     }
 
     /// The pattern, as written.
@@ -419,10 +512,12 @@ impl<R> RoutePolicyBuilder<R> {
                 .map(|methods| MethodSet::parse(index, &rule.pattern, methods))
                 .transpose()?;
             check_requirement(&rule.requirement, Some(index), Some(&pattern))?;
+            let step_up = compile_step_up(index, &rule)?;
             rules.push(CompiledRule {
                 rule,
                 pattern,
                 methods,
+                step_up,
             });
         }
         check_requirement(&self.default, None, None)?;
@@ -431,9 +526,35 @@ impl<R> RoutePolicyBuilder<R> {
             rules: rules.into(),
             default: self.default,
             deny: Requirement::Deny,
+            no_step_up: StepUp::default(),
             table,
         })
     }
+}
+
+fn compile_step_up<R>(index: usize, rule: &RouteRule<R>) -> Result<StepUp, PolicyError> {
+    if rule.max_age.is_some_and(Duration::is_negative) {
+        return Err(PolicyError::NegativeMaxAge { rule: index });
+    }
+    let acr_values = match rule.acr.as_deref() {
+        None => Vec::new(),
+        Some([]) => return Err(PolicyError::EmptyAcrList { rule: index }),
+        Some(values) => values
+            .iter()
+            .map(|value| {
+                Acr::parse(value).map_err(|source| PolicyError::InvalidAcr {
+                    rule: index,
+                    value: value.to_string(),
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let step_up = StepUp::new(rule.max_age, acr_values);
+    if step_up.is_required() && !rule.requirement.needs_session() {
+        return Err(PolicyError::StepUpWithoutSession { rule: index });
+    }
+    Ok(step_up)
 }
 
 fn check_requirement<R>(
@@ -464,6 +585,7 @@ struct CompiledRule<R> {
     rule: RouteRule<R>,
     pattern: Pattern,
     methods: Option<MethodSet>,
+    step_up: StepUp,
 }
 
 impl<R> CompiledRule<R> {
@@ -512,6 +634,8 @@ pub struct RoutePolicy<R> {
     default: Requirement<R>,
     /// What non-canonical paths get, so that it can be lent out.
     deny: Requirement<R>,
+    /// What routes without step-up get, so that it can be lent out.
+    no_step_up: StepUp,
     table: Table,
 }
 
@@ -677,6 +801,14 @@ impl<'p, 'a, R> RouteMatch<'p, 'a, R> {
         self.requirement().needs_session()
     }
 
+    /// The matched rule's step-up requirements ([`RouteRule::max_age`],
+    /// [`RouteRule::acr`]); none for the default and non-canonical paths.
+    #[must_use]
+    pub fn step_up(&self) -> &'p StepUp {
+        self.matched_rule()
+            .map_or(&self.policy.no_step_up, |compiled| &compiled.step_up)
+    }
+
     /// Whether the matched rule is a [browser](RouteRule::browser) route;
     /// `false` for the default and non-canonical paths.
     #[must_use]
@@ -716,7 +848,32 @@ impl<'p, 'a, R> RouteMatch<'p, 'a, R> {
 }
 
 impl<R: Role> RouteMatch<'_, '_, R> {
-    /// Decides the request for `session`, the verified session if any.
+    /// Decides the request for `session` at `now`: [`decide`](Self::decide),
+    /// and then, for a session the requirement allows, the rule's
+    /// [step-up](self#step-up): [`AccessDecision::StepUp`] when the user
+    /// authenticated too long before `now` or not at an accepted level
+    /// ([`step_up`](Self::step_up) then gives the challenge). The decision
+    /// a session-carrying request needs.
+    #[must_use]
+    pub fn decide_at(
+        &self,
+        session: Option<&SessionEntity<R>>,
+        now: OffsetDateTime,
+    ) -> AccessDecision {
+        match (self.decide(session), session) {
+            (AccessDecision::Allow, Some(session))
+                if self.step_up().challenge(session, now).is_some() =>
+            {
+                AccessDecision::StepUp
+            }
+            (decision, _) => decision,
+        }
+    }
+
+    /// Decides the request for `session`, the verified session if any,
+    /// against the rule's requirement only; a rule's step-up needs the
+    /// time and is [`decide_at`](Self::decide_at)'s (the two agree for a
+    /// guest, and for every rule without step-up).
     ///
     /// Requirements that need a session answer
     /// [`Unauthenticated`](AccessDecision::Unauthenticated) without one and

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::authentication::Authentication;
 use crate::ids::{Capability, SessionId, TenantId, UserId};
 use crate::role::Role;
 
@@ -41,6 +42,9 @@ pub struct NewSession<R> {
     pub expires_at: OffsetDateTime,
     /// When the user actually authenticated; survives rotations.
     pub authenticated_at: OffsetDateTime,
+    /// How the user authenticated (`acr`, `amr`), when known; survives
+    /// rotations.
+    pub authentication: Authentication,
 }
 
 /// A signed-in user's session.
@@ -58,6 +62,7 @@ pub struct SessionEntity<R> {
     issued_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     authenticated_at: OffsetDateTime,
+    authentication: Authentication,
 }
 
 impl<R: Role> SessionEntity<R> {
@@ -85,6 +90,7 @@ impl<R: Role> SessionEntity<R> {
             issued_at: parts.issued_at,
             expires_at: parts.expires_at,
             authenticated_at: parts.authenticated_at,
+            authentication: parts.authentication,
         })
     }
 
@@ -136,6 +142,12 @@ impl<R: Role> SessionEntity<R> {
         self.authenticated_at
     }
 
+    /// How the user authenticated (`acr`, `amr`), as far as known.
+    #[must_use]
+    pub fn authentication(&self) -> &Authentication {
+        &self.authentication
+    }
+
     /// Takes the session apart, to build a changed one with [`SessionEntity::new`].
     #[must_use]
     pub fn into_parts(self) -> NewSession<R> {
@@ -148,6 +160,7 @@ impl<R: Role> SessionEntity<R> {
             issued_at: self.issued_at,
             expires_at: self.expires_at,
             authenticated_at: self.authenticated_at,
+            authentication: self.authentication,
         }
     }
 
@@ -376,6 +389,7 @@ mod tests {
             issued_at: at(issued),
             expires_at: at(expires),
             authenticated_at: at(authenticated),
+            authentication: Default::default(),
         }
     }
 

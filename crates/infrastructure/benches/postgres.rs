@@ -163,6 +163,7 @@ fn main() {
         capabilities: [Capability::parse("posts:write").unwrap()].into(),
         tenant: Some(TenantId::parse("acme").unwrap()),
         authenticated_at: None,
+        authentication: Default::default(),
     })
     .unwrap()
     .token

@@ -10,7 +10,8 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use tessera_application::{ClaimsError, SessionTokenClaims};
 use tessera_domain::{
-    Capability, NewSession, Role, SessionEntity, SessionError, SessionId, TenantId, UserId,
+    Acr, AuthMethod, Authentication, Capability, NewSession, Role, SessionEntity, SessionError,
+    SessionId, TenantId, UserId,
 };
 use time::OffsetDateTime;
 
@@ -29,6 +30,8 @@ use crate::jose::serde_util::{Borrowed, ObjectOnly, borrowed_opt_str};
 /// | `role` | the role's wire name |
 /// | `caps` | capabilities, omitted when empty |
 /// | `tid` | tenant id, omitted when none |
+/// | `acr` | how strongly the user authenticated (OIDC), omitted when unknown |
+/// | `amr` | how the user authenticated (OIDC, RFC 8176), omitted when unknown |
 ///
 /// Duplicate members are rejected; unknown members are ignored, as RFC 7519
 /// asks.
@@ -78,6 +81,22 @@ pub struct SessionJwtClaims<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub tid: Option<Cow<'a, str>>,
+    /// Authentication context class reference.
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub acr: Option<Cow<'a, str>>,
+    /// Authentication methods references.
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_strs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub amr: Vec<Cow<'a, str>>,
 }
 
 /// The `aud` claim: one audience or several.
@@ -149,7 +168,7 @@ fn borrowed_strs<'de, D: Deserializer<'de>>(
         .map(|all| all.into_iter().map(|b| b.0).collect())
 }
 
-const CLAIM_NAMES: [&str; 11] = [
+const CLAIM_NAMES: [&str; 13] = [
     "sub",
     "jti",
     "iss",
@@ -161,6 +180,8 @@ const CLAIM_NAMES: [&str; 11] = [
     "role",
     "caps",
     "tid",
+    "acr",
+    "amr",
 ];
 
 impl<'a> SessionJwtClaims<'a> {
@@ -222,6 +243,13 @@ impl<'a> SessionJwtClaims<'a> {
                 .map(|c| Cow::Borrowed(c.as_str()))
                 .collect(),
             tid: s.tenant().map(|t| Cow::Borrowed(t.as_str())),
+            acr: s.authentication().acr().map(|a| Cow::Borrowed(a.as_str())),
+            amr: s
+                .authentication()
+                .amr()
+                .iter()
+                .map(|m| Cow::Borrowed(m.as_str()))
+                .collect(),
         }
     }
 
@@ -261,6 +289,25 @@ impl<'a> SessionJwtClaims<'a> {
                 claim: "tid",
                 source,
             })?;
+        let acr = self
+            .acr
+            .as_deref()
+            .map(Acr::parse)
+            .transpose()
+            .map_err(|source| ClaimsError::InvalidId {
+                claim: "acr",
+                source,
+            })?;
+        let authentication = self
+            .amr
+            .iter()
+            .map(|m| AuthMethod::parse(m))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|amr| Authentication::new(acr, amr))
+            .map_err(|source| ClaimsError::InvalidId {
+                claim: "amr",
+                source,
+            })?;
         let not_before = self.nbf.map(|nbf| time_claim("nbf", nbf)).transpose()?;
         let session = SessionEntity::new(NewSession {
             user_id,
@@ -271,6 +318,7 @@ impl<'a> SessionJwtClaims<'a> {
             issued_at: time_claim("iat", self.iat)?,
             expires_at: time_claim("exp", self.exp)?,
             authenticated_at: time_claim("auth_time", self.auth_time)?,
+            authentication,
         })
         .map_err(|source| ClaimsError::Inconsistent {
             claim: match source {
@@ -324,6 +372,8 @@ mod tests {
             role: "moderator".into(),
             caps: vec!["posts:edit".into()],
             tid: Some("acme".into()),
+            acr: Some("urn:example:mfa".into()),
+            amr: vec!["pwd".into(), "otp".into()],
         }
     }
 
@@ -446,6 +496,56 @@ mod tests {
     }
 
     #[test]
+    fn acr_and_amr_are_typed_and_bad_ones_name_their_claim() {
+        let typed = wire().enrich::<UserRole>().unwrap();
+        let auth = typed.session().authentication();
+        assert_eq!(auth.acr().map(|a| a.as_str()), Some("urn:example:mfa"));
+        assert!(auth.used_method("pwd") && auth.used_method("otp"));
+
+        let mut w = wire();
+        w.acr = Some("two words".into());
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "acr");
+        let mut w = wire();
+        w.acr = Some("".into());
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "acr");
+        let mut w = wire();
+        w.amr = vec!["pwd".into(), "quo\"te".into()];
+        assert_eq!(w.enrich::<UserRole>().unwrap_err().claim(), "amr");
+        let mut w = wire();
+        w.amr = vec!["otp".into(); tessera_domain::MAX_AUTH_METHODS + 1];
+        assert!(matches!(
+            w.enrich::<UserRole>(),
+            Err(ClaimsError::InvalidId {
+                claim: "amr",
+                source: IdError::TooMany { .. }
+            })
+        ));
+
+        // Wrong JSON types name the claim too.
+        let json = serde_json::to_value(wire()).unwrap();
+        for (claim, value) in [
+            ("acr", serde_json::json!(2)),
+            ("acr", serde_json::json!(["a"])),
+            ("amr", serde_json::json!("pwd")),
+            ("amr", serde_json::json!([1])),
+        ] {
+            let mut bad = json.clone();
+            bad[claim] = value;
+            let err = SessionJwtClaims::from_json(bad.to_string().as_bytes()).unwrap_err();
+            assert_eq!(err.claim(), claim, "{bad}");
+        }
+
+        // Unknown is absent: no claim on the wire, nothing in the session.
+        let mut w = wire();
+        w.acr = None;
+        w.amr = Vec::new();
+        let typed = w.enrich::<UserRole>().unwrap();
+        assert_eq!(typed.session().authentication(), &Default::default());
+        let text = serde_json::to_string(&SessionJwtClaims::from_claims(&typed, "i", "a")).unwrap();
+        assert!(!text.contains("acr") && !text.contains("amr"), "{text}");
+    }
+
+    #[test]
     fn audience_is_a_string_or_a_non_empty_array() {
         let one: Audience<'_> = serde_json::from_str(r#""app""#).unwrap();
         assert!(one.contains("app"));
@@ -506,6 +606,8 @@ mod tests {
         assert!(matches!(parsed.role, Cow::Borrowed(_)));
         assert!(parsed.caps.iter().all(|c| matches!(c, Cow::Borrowed(_))));
         assert!(matches!(parsed.tid, Some(Cow::Borrowed(_))));
+        assert!(matches!(parsed.acr, Some(Cow::Borrowed(_))));
+        assert!(parsed.amr.iter().all(|m| matches!(m, Cow::Borrowed(_))));
         assert!(
             matches!(parsed.iss, Cow::Owned(_)),
             "an escaped string is unescaped"

@@ -30,6 +30,7 @@
 //! #     session_id: SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa")?,
 //! #     role: UserRole::Admin, capabilities: Default::default(), tenant: None,
 //! #     issued_at: now, expires_at: now + Duration::minutes(15), authenticated_at: now,
+//! #     authentication: Default::default(),
 //! # })?, None);
 //!
 //! // One active signing key; older keys can stay in the ring to verify.
@@ -49,6 +50,8 @@
 
 pub mod claims;
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod jose;
 pub mod memory;

@@ -253,6 +253,7 @@ async fn resolve_user_race_64_concurrent_first_requests_create_exactly_one_recor
         name: None,
         issued_at: at(T),
         authenticated_at: None,
+        authentication: Default::default(),
         expires_at: at(T + 60),
     });
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));

@@ -129,6 +129,7 @@ impl Instance {
                 capabilities: caps(&["posts:write"]),
                 tenant: Some(TenantId::parse("acme").unwrap()),
                 authenticated_at: None,
+                authentication: Default::default(),
             })
             .unwrap()
             .token

@@ -53,6 +53,7 @@ fn claims(subject: &Subject, iat: i64, nbf: Option<i64>) -> SessionTokenClaims<U
         issued_at: at(iat),
         expires_at: at(iat + 900),
         authenticated_at: at(iat),
+        authentication: Default::default(),
     })
     .unwrap();
     SessionTokenClaims::new(session, nbf.map(at))
@@ -398,7 +399,14 @@ fn same_verdicts(capacity: usize, ops: &[Op]) -> Result<Vec<(Verdict, bool)>, Te
 
 #[test]
 fn cached_and_uncached_verification_give_every_sequence_the_same_verdicts() {
-    let mut runner = TestRunner::new(Config::with_cases(256));
+    // A fixed seed: the coverage checks below (what the cache served) are
+    // about the sequences drawn, and must not depend on the draw's luck.
+    let mut runner = TestRunner::new_with_rng(
+        Config::with_cases(512),
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
     let verdicts = RefCell::new(Vec::new());
     runner
         .run(

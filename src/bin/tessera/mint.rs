@@ -52,6 +52,7 @@ pub(crate) fn run(args: &MintArgs, output: &Output) -> Result<(), Failure> {
             capabilities: args.capabilities.iter().cloned().collect(),
             tenant: args.tenant.clone(),
             authenticated_at: args.auth_time,
+            authentication: Default::default(),
         })
         .map_err(|error| Failure::caused("mint_failed", "cannot mint the token", &error))?;
 

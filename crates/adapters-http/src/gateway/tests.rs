@@ -46,6 +46,7 @@ fn session(tenant: Option<&str>) -> SessionEntity<UserRole> {
         issued_at: now,
         expires_at: now + time::Duration::minutes(15),
         authenticated_at: now,
+        authentication: Default::default(),
     })
     .unwrap()
 }

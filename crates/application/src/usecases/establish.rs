@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tessera_domain::{
-    Capability, NewSession, Role, SessionEntity, SessionError, SessionLifetimes, TenantId, UserId,
+    Authentication, Capability, NewSession, Role, SessionEntity, SessionError, SessionLifetimes,
+    TenantId, UserId,
 };
 use time::OffsetDateTime;
 
@@ -25,6 +26,11 @@ pub struct EstablishRequest<R> {
     /// When they authenticated, if earlier than now (for example an identity
     /// provider's `auth_time`); `None` means now.
     pub authenticated_at: Option<OffsetDateTime>,
+    /// How they authenticated (`acr`, `amr`), when the application knows:
+    /// what routes requiring a level of authentication
+    /// ([`RouteRule::acr`](tessera_domain::RouteRule::acr)) check. Kept
+    /// across rotations. `Default::default()` when unknown.
+    pub authentication: Authentication,
 }
 
 /// A new session and its token.
@@ -120,6 +126,7 @@ impl<R: Role> EstablishSession<R> {
             issued_at: now,
             expires_at,
             authenticated_at,
+            authentication: request.authentication,
         })
         .map_err(EstablishError::InvalidSession)?;
         let claims = SessionTokenClaims::new(session, None);
@@ -165,6 +172,9 @@ mod tests {
             capabilities: caps(&["users:ban"]),
             tenant: Some(tenant()),
             authenticated_at: authenticated_at.map(at),
+            authentication: tessera_domain::Authentication::at_level(
+                tessera_domain::Acr::parse("urn:example:mfa").unwrap(),
+            ),
         }
     }
 
@@ -181,6 +191,7 @@ mod tests {
                     && s.issued_at() == at(NOW)
                     && s.expires_at() == at(NOW + 900)
                     && s.authenticated_at() == at(NOW)
+                    && s.authentication().acr().map(|a| a.as_str()) == Some("urn:example:mfa")
                     && s.role() == &UserRole::Admin
                     && s.has_capability("users:ban")
                     && s.is_in_tenant("acme")

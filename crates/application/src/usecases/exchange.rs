@@ -10,8 +10,11 @@ use crate::external::{
     ExternalProfile, ExternalTokenError, ExternalTokenVerifier, ExternalUser,
     ExternalUserDirectory, UpsertOutcome,
 };
-use crate::ports::DirectoryError;
+use crate::ports::{
+    DirectoryError, RevocationError, RevocationReason, RevocationStatus, RevocationStore,
+};
 use crate::token::SessionToken;
+use crate::usecases::verify::provider_token_status;
 
 /// The token type an exchange issues: a JWT (RFC 8693 §3), namely a
 /// tessera session token.
@@ -49,6 +52,16 @@ pub enum ExchangeError {
     /// tombstone, which a token, however valid, never undoes.
     #[error("the provider deleted the user")]
     UserDeleted,
+    /// A logout reaches the provider token: its user, their tenant or
+    /// everyone was force-logged-out at or after its `iat` (or its
+    /// session, [`ExternalIdentity::session_id`](crate::external::ExternalIdentity::session_id),
+    /// was logged out).
+    #[error("provider token is revoked ({0:?})")]
+    Revoked(RevocationReason),
+    /// The revocation state cannot be trusted, so no token is exchanged
+    /// (fail closed).
+    #[error("revocation state is unavailable")]
+    RevocationUnavailable(#[source] RevocationError),
     /// The session could not be established (authentication too old, or
     /// signing failed).
     #[error("session could not be established")]
@@ -64,6 +77,8 @@ impl ExchangeError {
             Self::Directory(_) => "directory_unavailable",
             Self::UserDisabled => "user_disabled",
             Self::UserDeleted => "unknown_user",
+            Self::Revoked(_) => "revoked",
+            Self::RevocationUnavailable(_) => "revocation_unavailable",
             Self::Establish(EstablishError::Token(_)) => "signing_failed",
             Self::Establish(_) => "authentication_unusable",
         }
@@ -74,9 +89,9 @@ impl ExchangeError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Token(e) => e.is_unavailable(),
-            Self::Directory(_) => true,
+            Self::Directory(_) | Self::RevocationUnavailable(_) => true,
             Self::Establish(EstablishError::Token(_)) => true,
-            Self::UserDisabled | Self::UserDeleted | Self::Establish(_) => false,
+            Self::UserDisabled | Self::UserDeleted | Self::Revoked(_) | Self::Establish(_) => false,
         }
     }
 }
@@ -87,6 +102,7 @@ pub struct ExchangeToken<R: Role> {
     verifier: Arc<dyn ExternalTokenVerifier<R>>,
     users: Arc<dyn ExternalUserDirectory<R>>,
     establish: EstablishSession<R>,
+    revocations: Arc<dyn RevocationStore>,
 }
 
 impl<R: Role> std::fmt::Debug for ExchangeToken<R> {
@@ -98,17 +114,21 @@ impl<R: Role> std::fmt::Debug for ExchangeToken<R> {
 }
 
 impl<R: Role> ExchangeToken<R> {
-    /// Wires the use case to its ports.
+    /// Wires the use case to its ports. `revocations` is the store the
+    /// session verifier uses, so that the logouts that end sessions refuse
+    /// provider tokens too.
     #[must_use]
     pub fn new(
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         users: Arc<dyn ExternalUserDirectory<R>>,
         establish: EstablishSession<R>,
+        revocations: Arc<dyn RevocationStore>,
     ) -> Self {
         Self {
             verifier,
             users,
             establish,
+            revocations,
         }
     }
 
@@ -125,10 +145,19 @@ impl<R: Role> ExchangeToken<R> {
     /// the provider deleted is not recreated by their token, however
     /// recent, which is refused with [`ExchangeError::UserDeleted`].
     ///
+    /// Logouts reach provider tokens: a force-logout of the user, their
+    /// tenant or everyone at or after the token's `iat` refuses it
+    /// ([`ExchangeError::Revoked`]), and so does an untrustworthy
+    /// revocation state ([`ExchangeError::RevocationUnavailable`], fail
+    /// closed). The check needs the local user, so it follows the upsert:
+    /// a refused token may still have brought the stored profile up to
+    /// date as of its `iat`, which never undoes a newer change.
+    ///
     /// # Errors
     ///
-    /// [`ExchangeError`]: the token refused, the directory failing, the
-    /// user disabled or deleted, or the session not establishable.
+    /// [`ExchangeError`]: the token refused or revoked, the directory or
+    /// the revocation state failing, the user disabled or deleted, or the
+    /// session not establishable.
     pub async fn execute(&self, provider_token: &str) -> Result<ExchangedToken<R>, ExchangeError> {
         let identity = self
             .verifier
@@ -150,6 +179,13 @@ impl<R: Role> ExchangeToken<R> {
         if !user.user.enabled {
             return Err(ExchangeError::UserDisabled);
         }
+        match provider_token_status(&*self.revocations, &identity, &user.user) {
+            // The session gets the stored role, never the token's: stale
+            // claims do not matter here.
+            Ok(RevocationStatus::Active | RevocationStatus::ClaimsStale) => {}
+            Ok(RevocationStatus::Revoked(reason)) => return Err(ExchangeError::Revoked(reason)),
+            Err(error) => return Err(ExchangeError::RevocationUnavailable(error)),
+        }
         let established = self
             .establish
             .execute(EstablishRequest {
@@ -158,6 +194,7 @@ impl<R: Role> ExchangeToken<R> {
                 capabilities: user.user.capabilities.clone(),
                 tenant: user.user.tenant.clone(),
                 authenticated_at: Some(identity.authentication_time()),
+                authentication: identity.authentication.clone(),
             })
             .map_err(ExchangeError::Establish)?;
         let session = established.session;
@@ -180,8 +217,9 @@ mod tests {
     use crate::external::{
         AsOf, ExternalIdentity, MockExternalTokenVerifier, MockExternalUserDirectory, Upserted,
     };
-    use crate::ports::JwsFailure;
-    use crate::ports::{DirectoryUser, MockIdGenerator, MockSessionTokenCodec};
+    use crate::ports::{
+        DirectoryUser, JwsFailure, MockIdGenerator, MockRevocationStore, MockSessionTokenCodec,
+    };
     use crate::testing::*;
     use crate::token::SessionTokenClaims;
     use tessera_domain::UserRole;
@@ -195,6 +233,9 @@ mod tests {
             name: None,
             issued_at: at(NOW - 10),
             authenticated_at: auth_time.map(at),
+            authentication: tessera_domain::Authentication::at_level(
+                tessera_domain::Acr::parse("phrh").unwrap(),
+            ),
             expires_at: at(NOW + 50),
         }
     }
@@ -259,10 +300,54 @@ mod tests {
         codec
     }
 
+    /// A revocation store asked `checks` times about the provider token
+    /// of [`identity`] for [`stored`]'s user, answering `answer`.
+    fn store(
+        checks: usize,
+        answer: fn() -> Result<RevocationStatus, RevocationError>,
+    ) -> MockRevocationStore {
+        store_issued_at(NOW - 10, checks, answer)
+    }
+
+    /// [`store`], for the token issued at `iat`.
+    fn store_issued_at(
+        iat: i64,
+        checks: usize,
+        answer: fn() -> Result<RevocationStatus, RevocationError>,
+    ) -> MockRevocationStore {
+        let session_id = ExternalIdentity {
+            issued_at: at(iat),
+            ..identity(None)
+        }
+        .session_id();
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_check()
+            .withf(move |q| {
+                q.user_id == &user()
+                    && q.tenant == Some(&tenant())
+                    && q.issued_at == at(iat)
+                    && q.session_id == &session_id
+            })
+            .times(checks)
+            .returning(move |_| answer());
+        store
+    }
+
+    fn active() -> Result<RevocationStatus, RevocationError> {
+        Ok(RevocationStatus::Active)
+    }
+
+    /// A store that must not be asked.
+    fn unasked() -> MockRevocationStore {
+        store(0, active)
+    }
+
     fn exchange(
         verifier: MockExternalTokenVerifier<UserRole>,
         users: MockExternalUserDirectory<UserRole>,
         codec: MockSessionTokenCodec<UserRole>,
+        revocations: MockRevocationStore,
         session_ids: usize,
         clock_reads: usize,
     ) -> ExchangeToken<UserRole> {
@@ -276,6 +361,7 @@ mod tests {
             Arc::new(verifier),
             Arc::new(users),
             EstablishSession::new(Arc::new(codec), Arc::new(clock), Arc::new(ids), lifetimes()),
+            Arc::new(revocations),
         )
     }
 
@@ -307,10 +393,11 @@ mod tests {
                 && s.has_capability("posts:edit")
                 && s.is_in_tenant("acme")
                 && s.authenticated_at() == at(NOW - 100)
+                && s.authentication().acr().map(|a| a.as_str()) == Some("phrh")
                 && s.issued_at() == at(NOW)
         });
 
-        let out = exchange(verifier, users, codec, 1, 1)
+        let out = exchange(verifier, users, codec, store(1, active), 1, 1)
             .execute("provider-token")
             .await
             .unwrap();
@@ -326,7 +413,7 @@ mod tests {
         let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
             c.session().authenticated_at() == at(NOW - 10)
         });
-        let out = exchange(verifier, users, codec, 1, 1)
+        let out = exchange(verifier, users, codec, store(1, active), 1, 1)
             .execute("provider-token")
             .await
             .unwrap();
@@ -349,9 +436,16 @@ mod tests {
             let s = c.session();
             s.authenticated_at() == at(NOW) && s.issued_at() == at(NOW)
         });
-        let out = exchange(verifier, users, codec, 1, 1)
-            .execute("provider-token")
-            .await;
+        let out = exchange(
+            verifier,
+            users,
+            codec,
+            store_issued_at(NOW + 30, 1, active),
+            1,
+            1,
+        )
+        .execute("provider-token")
+        .await;
         assert!(out.is_ok(), "{out:?}");
     }
 
@@ -361,7 +455,7 @@ mod tests {
             verifier_returning(|| Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature)));
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(0);
-        let err = exchange(verifier, users, never_issuing(), 0, 0)
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
@@ -379,7 +473,7 @@ mod tests {
                 previous: Some(stored(false)),
             }))
         });
-        let err = exchange(verifier, users, never_issuing(), 0, 0)
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
@@ -392,7 +486,7 @@ mod tests {
             verifier_returning(|| Err(ExternalTokenError::KeysUnavailable("provider down".into())));
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(0);
-        let err = exchange(verifier, users, MockSessionTokenCodec::new(), 0, 0)
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
@@ -404,7 +498,7 @@ mod tests {
             .expect_upsert_external()
             .times(1)
             .returning(|_| Err(DirectoryError::Unavailable("db down".into())));
-        let err = exchange(verifier, users, MockSessionTokenCodec::new(), 0, 0)
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
@@ -427,7 +521,7 @@ mod tests {
                     deleted_as_of: at(NOW - 30),
                 })
             });
-        let err = exchange(verifier, users, never_issuing(), 0, 0)
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
             .execute("provider-token")
             .await
             .unwrap_err();
@@ -466,12 +560,73 @@ mod tests {
         let codec = issuing(|c: &SessionTokenClaims<UserRole>| {
             c.session().role() == &UserRole::User && c.session().user_id() == &user()
         });
-        let out = exchange(verifier, users, codec, 1, 1)
+        let out = exchange(verifier, users, codec, store(1, active), 1, 1)
             .execute("provider-token")
             .await
             .unwrap();
         assert_eq!(out.session.role(), &UserRole::User);
         assert_eq!(out.user, demoted);
         assert!(!out.created);
+    }
+
+    #[tokio::test]
+    async fn a_force_logged_out_users_provider_token_is_refused_without_issuing() {
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let revoked = || Ok(RevocationStatus::Revoked(RevocationReason::UserLoggedOut));
+        let err = exchange(
+            verifier,
+            updating_once(),
+            never_issuing(),
+            store(1, revoked),
+            0,
+            0,
+        )
+        .execute("provider-token")
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ExchangeError::Revoked(RevocationReason::UserLoggedOut)
+        ));
+        assert_eq!(err.code(), "revoked");
+        assert!(!err.is_unavailable(), "a refusal (401), not a 503");
+    }
+
+    #[tokio::test]
+    async fn a_claims_stale_watermark_does_not_stop_an_exchange() {
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let codec =
+            issuing(|c: &SessionTokenClaims<UserRole>| c.session().role() == &UserRole::Moderator);
+        let out = exchange(
+            verifier,
+            updating_once(),
+            codec,
+            store(1, || Ok(RevocationStatus::ClaimsStale)),
+            1,
+            1,
+        )
+        .execute("provider-token")
+        .await;
+        assert!(out.is_ok(), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn an_untrustworthy_revocation_state_fails_the_exchange_closed() {
+        let verifier = verifier_returning(|| Ok(identity(None)));
+        let down = || Err(RevocationError::Unavailable("listener down".into()));
+        let err = exchange(
+            verifier,
+            updating_once(),
+            never_issuing(),
+            store(1, down),
+            0,
+            0,
+        )
+        .execute("provider-token")
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ExchangeError::RevocationUnavailable(_)));
+        assert_eq!(err.code(), "revocation_unavailable");
+        assert!(err.is_unavailable(), "503, not a refusal");
     }
 }

@@ -268,6 +268,7 @@ mod tests {
             name: None,
             issued_at: at(NOW - 10),
             authenticated_at: None,
+            authentication: Default::default(),
             expires_at: at(NOW + 50),
         }
     }

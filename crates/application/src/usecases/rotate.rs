@@ -163,6 +163,8 @@ impl<R: Role> RotateSession<R> {
             issued_at: now.max(old.issued_at),
             expires_at,
             authenticated_at: old.authenticated_at,
+            // The authentication event is the session's, as its time is.
+            authentication: old.authentication,
         })
         .map_err(RotateError::InvalidSession)?;
         let claims = SessionTokenClaims::new(session, None);
@@ -193,7 +195,8 @@ mod tests {
     }
 
     /// The codec decodes "tok" into a moderator session issued at `iat` by a
-    /// user who authenticated at `auth`.
+    /// user who authenticated at `auth` with a password and a one-time
+    /// code, at level `phrh`.
     fn fixture(iat: i64, auth: i64) -> Fixture {
         let mut codec = MockSessionTokenCodec::new();
         codec
@@ -202,7 +205,12 @@ mod tests {
             .times(1)
             .returning(move |_| {
                 let exp = (iat + 900).min(auth + 3600);
-                Ok(SessionTokenClaims::new(session(iat, exp, auth), None))
+                let mut parts = session(iat, exp, auth).into_parts();
+                parts.authentication = strong();
+                Ok(SessionTokenClaims::new(
+                    SessionEntity::new(parts).unwrap(),
+                    None,
+                ))
             });
         Fixture {
             codec,
@@ -281,6 +289,17 @@ mod tests {
             .unwrap();
     }
 
+    fn strong() -> tessera_domain::Authentication {
+        tessera_domain::Authentication::new(
+            Some(tessera_domain::Acr::parse("phrh").unwrap()),
+            ["pwd", "otp"]
+                .iter()
+                .map(|m| tessera_domain::AuthMethod::parse(m).unwrap())
+                .collect(),
+        )
+        .unwrap()
+    }
+
     fn rotator(f: Fixture) -> RotateSession<UserRole> {
         let mut store = MockRevocationStore::new();
         store
@@ -321,6 +340,7 @@ mod tests {
                 let s = c.session();
                 s.session_id() == &session_id()
                     && s.authenticated_at() == at(NOW - 1000)
+                    && s.authentication() == &strong()
                     && s.issued_at() == at(NOW)
                     && s.expires_at() == at(NOW + 900)
                     && s.role() == &UserRole::Admin

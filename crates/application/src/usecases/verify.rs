@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tessera_domain::{Role, SessionEntity, SessionLifetimes, TimeWindow, TimeWindowError};
 use time::OffsetDateTime;
 
+use crate::external::ExternalIdentity;
 use crate::ports::{
-    Clock, RevocationError, RevocationQuery, RevocationReason, RevocationStatus, RevocationStore,
-    SessionTokenCodec, TokenError,
+    Clock, DirectoryUser, RevocationError, RevocationQuery, RevocationReason, RevocationStatus,
+    RevocationStore, SessionTokenCodec, TokenError,
 };
 
 /// Why a token does not carry a valid session.
@@ -255,6 +256,20 @@ impl<R: Role> VerifySession<R> {
         &self.lifetimes
     }
 
+    /// Where an identity provider's token stands against this verifier's
+    /// revocation store: see [`provider_token_status`].
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError`] when the revocation state cannot be trusted.
+    pub(crate) fn provider_token_status(
+        &self,
+        identity: &ExternalIdentity<R>,
+        user: &DirectoryUser<R>,
+    ) -> Result<RevocationStatus, RevocationError> {
+        provider_token_status(&*self.revocations, identity, user)
+    }
+
     /// Verifies a token: signature and claims (through the codec), then the
     /// time rules, then revocation. CPU only; no I/O.
     ///
@@ -334,6 +349,33 @@ impl<R: Role> VerifySession<R> {
             verified_at: now,
         }))
     }
+}
+
+/// Where an identity provider's token for local user `user` stands in
+/// `store`: the logouts and watermarks that end sessions end it too. The
+/// token is the session [`ExternalIdentity::session_id`] of `user` (and
+/// their tenant), issued at its `iat`, so a force-logout of the user, the
+/// tenant or everyone refuses every provider token issued at or before it,
+/// on exchange and on the hybrid path alike. Claims-stale watermarks do
+/// not matter to a provider token, whose role is read from the user
+/// directory, never from the token: callers treat
+/// [`RevocationStatus::ClaimsStale`] as standing.
+///
+/// # Errors
+///
+/// [`RevocationError`] when the revocation state cannot be trusted: the
+/// caller fails closed.
+pub(crate) fn provider_token_status<R>(
+    store: &dyn RevocationStore,
+    identity: &ExternalIdentity<R>,
+    user: &DirectoryUser<R>,
+) -> Result<RevocationStatus, RevocationError> {
+    store.check(RevocationQuery {
+        session_id: &identity.session_id(),
+        user_id: &user.user_id,
+        tenant: user.tenant.as_ref(),
+        issued_at: identity.issued_at,
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::ids::{SessionId, TenantId, UserId};
 use crate::role::UserRole;
 use crate::session::NewSession;
 
-use AccessDecision::{Allow, Forbidden, RedirectAuthenticated, Unauthenticated};
+use AccessDecision::{Allow, Forbidden, RedirectAuthenticated, StepUp, Unauthenticated};
 
 type Req = Requirement<UserRole>;
 type Rule = RouteRule<UserRole>;
@@ -27,6 +27,7 @@ fn session(role: UserRole, capabilities: &[&str], tenant: Option<&str>) -> Sessi
         issued_at: now,
         expires_at: now + time::Duration::minutes(15),
         authenticated_at: now,
+        authentication: Default::default(),
     })
     .unwrap()
 }
@@ -885,4 +886,156 @@ proptest! {
         let path = format!("{before}{dots}{after}");
         prop_assert_eq!(policy.route("GET", &path).decide(None), Forbidden);
     }
+}
+
+// ----- step-up ------------------------------------------------------------------
+
+const T0: i64 = 1_700_000_000;
+
+/// A moderator session issued at [`T0`], authenticated `ago` seconds
+/// earlier at level `acr`.
+fn authenticated(ago: i64, acr: Option<&str>) -> SessionEntity<UserRole> {
+    let mut parts = session(UserRole::Moderator, &[], None).into_parts();
+    parts.authenticated_at = at(T0 - ago);
+    parts.authentication = acr.map_or_else(Default::default, |acr| {
+        crate::Authentication::at_level(Acr::parse(acr).unwrap())
+    });
+    SessionEntity::new(parts).unwrap()
+}
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+}
+
+fn step_up_policy() -> RoutePolicy<UserRole> {
+    policy([
+        RouteRule::new("/recent", Req::AtLeastRole(UserRole::Moderator))
+            .max_age(time::Duration::minutes(5)),
+        RouteRule::new("/strong", Req::Authenticated).acr(&["urn:example:mfa", "phrh"]),
+        RouteRule::new("/both", Req::AtLeastRole(UserRole::Moderator))
+            .max_age(time::Duration::minutes(5))
+            .acr(&["urn:example:mfa"]),
+        RouteRule::new("/plain", Req::Authenticated),
+    ])
+}
+
+#[test]
+fn max_age_asks_for_a_recent_authentication_and_exactly_max_age_still_passes() {
+    let policy = step_up_policy();
+    let m = policy.route("GET", "/recent");
+    let now = at(T0);
+    assert_eq!(m.decide_at(Some(&authenticated(300, None)), now), Allow);
+    assert_eq!(m.decide_at(Some(&authenticated(301, None)), now), StepUp);
+    assert_eq!(m.decide_at(None, now), Unauthenticated);
+    // The requirement comes first: step-up never turns a 403 into a 401.
+    let user = {
+        let mut parts = authenticated(3_000, None).into_parts();
+        parts.role = UserRole::User;
+        SessionEntity::new(parts).unwrap()
+    };
+    assert_eq!(m.decide_at(Some(&user), now), Forbidden);
+    // `decide` is the requirement alone.
+    assert_eq!(m.decide(Some(&authenticated(3_000, None))), Allow);
+
+    let challenge = m
+        .step_up()
+        .challenge(&authenticated(301, Some("urn:example:mfa")), now)
+        .unwrap();
+    assert_eq!(challenge.reason(), StepUpReason::Recency);
+    assert_eq!(challenge.asked().max_age_seconds(), Some(300));
+    assert_eq!(challenge.asked().acr_values_text(), None);
+    assert_eq!(
+        challenge.description(),
+        "More recent authentication is required"
+    );
+}
+
+#[test]
+fn acr_asks_for_one_of_the_accepted_levels_and_no_acr_is_none_of_them() {
+    let policy = step_up_policy();
+    let m = policy.route("GET", "/strong");
+    let now = at(T0);
+    assert_eq!(
+        m.decide_at(Some(&authenticated(9_000, Some("phrh"))), now),
+        Allow
+    );
+    assert_eq!(
+        m.decide_at(Some(&authenticated(0, Some("urn:example:mfa"))), now),
+        Allow
+    );
+    assert_eq!(
+        m.decide_at(Some(&authenticated(0, Some("pwd"))), now),
+        StepUp
+    );
+    assert_eq!(m.decide_at(Some(&authenticated(0, None)), now), StepUp);
+    let challenge = m.step_up().challenge(&authenticated(0, None), now).unwrap();
+    assert_eq!(challenge.reason(), StepUpReason::Level);
+    assert_eq!(challenge.asked().max_age(), None);
+    assert_eq!(
+        challenge.asked().acr_values_text().as_deref(),
+        Some("urn:example:mfa phrh")
+    );
+    assert_eq!(
+        challenge.description(),
+        "A different authentication level is required"
+    );
+}
+
+#[test]
+fn both_step_ups_combine_and_the_challenge_names_everything_the_route_asks() {
+    let policy = step_up_policy();
+    let m = policy.route("GET", "/both");
+    let now = at(T0);
+    let good = authenticated(10, Some("urn:example:mfa"));
+    assert_eq!(m.decide_at(Some(&good), now), Allow);
+    for (session, reason) in [
+        (authenticated(10, None), StepUpReason::Level),
+        (authenticated(400, None), StepUpReason::Level),
+        (
+            authenticated(400, Some("urn:example:mfa")),
+            StepUpReason::Recency,
+        ),
+    ] {
+        assert_eq!(m.decide_at(Some(&session), now), StepUp);
+        let challenge = m.step_up().challenge(&session, now).unwrap();
+        assert_eq!(challenge.reason(), reason);
+        assert_eq!(challenge.asked().max_age_seconds(), Some(300));
+        assert_eq!(
+            challenge.asked().acr_values_text().as_deref(),
+            Some("urn:example:mfa")
+        );
+    }
+    // No step-up: decide_at is decide.
+    let plain = policy.route("GET", "/plain");
+    assert!(!plain.step_up().is_required());
+    assert_eq!(
+        plain.decide_at(Some(&authenticated(99_999, None)), now),
+        Allow
+    );
+    let unmatched = policy.route("GET", "/nothing");
+    assert!(!unmatched.step_up().is_required());
+}
+
+#[test]
+fn step_up_settings_that_cannot_work_are_refused_by_the_builder() {
+    let build = |rule: Rule| RoutePolicy::builder().rule(rule).build().map(|_| ());
+    assert_eq!(
+        build(RouteRule::new("/a", Req::Authenticated).max_age(time::Duration::seconds(-1))),
+        Err(PolicyError::NegativeMaxAge { rule: 0 })
+    );
+    assert_eq!(
+        build(RouteRule::new("/a", Req::Authenticated).acr(&[])),
+        Err(PolicyError::EmptyAcrList { rule: 0 })
+    );
+    assert!(matches!(
+        build(RouteRule::new("/a", Req::Authenticated).acr(&["ok", "not ok"])),
+        Err(PolicyError::InvalidAcr { rule: 0, ref value, .. }) if value == "not ok"
+    ));
+    for requirement in [Req::Public, Req::GuestOnly, Req::Deny] {
+        assert_eq!(
+            build(RouteRule::new("/a", requirement).max_age(time::Duration::ZERO)),
+            Err(PolicyError::StepUpWithoutSession { rule: 0 })
+        );
+    }
+    assert!(build(RouteRule::new("/a", Req::Authenticated).max_age(time::Duration::ZERO)).is_ok());
 }

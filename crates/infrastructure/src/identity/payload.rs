@@ -37,9 +37,10 @@ struct Node {
     slot: Option<usize>,
 }
 
-/// The most paths a trie holds: the standard claims and a mapping's role,
-/// email and name, or a provider user's profile and disabled flag.
-pub(crate) const MAX_PATHS: usize = 12;
+/// The most paths a trie holds: the standard claims (`acr` and `amr`
+/// included) and a mapping's role, email and name, or a provider user's
+/// profile and disabled flag.
+pub(crate) const MAX_PATHS: usize = 14;
 
 /// The values found, by slot; on the stack.
 pub(crate) type Found<'p> = [Option<Leaf<'p>>; MAX_PATHS];

@@ -92,6 +92,44 @@ async fn a_valid_provider_token_gives_the_mapped_identity() {
 }
 
 #[tokio::test]
+async fn acr_and_amr_of_a_provider_token_are_typed_and_bad_ones_name_their_claim() {
+    let key = rsa("a1");
+    let verify = |claims: Value| {
+        let token = sign(&key, "JWT", &claims);
+        let provider = static_provider(ISSUER, &[&key], |b| b);
+        async move { verify_with(provider, &token).await }
+    };
+    let mut with = claims(ISSUER);
+    with["acr"] = json!("urn:example:mfa");
+    with["amr"] = json!(["pwd", "hwk"]);
+    let identity = verify(with).await.unwrap();
+    let auth = &identity.authentication;
+    assert_eq!(auth.acr().map(|a| a.as_str()), Some("urn:example:mfa"));
+    assert!(auth.used_method("hwk") && auth.used_method("pwd"));
+    let identity = verify(claims(ISSUER)).await.unwrap();
+    assert_eq!(identity.authentication, Default::default());
+
+    for (claim, value) in [
+        ("acr", json!(1)),
+        ("acr", json!("two words")),
+        ("acr", json!(null)),
+        ("amr", json!("pwd")),
+        ("amr", json!(["pwd", 2])),
+        ("amr", json!(["a b"])),
+        ("amr", json!(vec!["otp"; 17])),
+    ] {
+        let mut bad = claims(ISSUER);
+        bad[claim] = value;
+        match verify(bad.clone()).await {
+            Err(ExternalTokenError::InvalidClaim { claim: named, .. }) => {
+                assert_eq!(named, claim, "{bad}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_token_of_issuer_b_never_verifies_against_issuer_a_keys() {
     let key_a = rsa("a1");
     let key_b = rsa("b1");

@@ -12,7 +12,9 @@ use tessera_application::external::{
     ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalTokenVerifier,
 };
 use tessera_application::ports::Clock;
-use tessera_domain::{Role, SessionLifetimes, TimeWindow, TimeWindowError};
+use tessera_domain::{
+    Acr, AuthMethod, Authentication, Role, SessionLifetimes, TimeWindow, TimeWindowError,
+};
 use time::{Duration, OffsetDateTime};
 
 use super::claim_path::{ClaimPath, MappingConfigError};
@@ -116,6 +118,8 @@ struct Slots {
     nbf: usize,
     iat: usize,
     auth_time: usize,
+    acr: usize,
+    amr: usize,
     profile: ProfileSlots,
 }
 
@@ -336,6 +340,7 @@ impl<R: Role> IdentityProvider<R> {
         if authenticated_at.is_some_and(|at| at > issued_at.saturating_add(self.leeway)) {
             return Err(invalid("auth_time", ClaimShape("later than iat")));
         }
+        let authentication = authentication(take(self.slots.acr), take(self.slots.amr))?;
 
         let (role, email, name) = self.mapping.read_profile(&self.slots.profile, &mut take)?;
         let identity = ExternalIdentity {
@@ -346,6 +351,7 @@ impl<R: Role> IdentityProvider<R> {
             name,
             issued_at,
             authenticated_at,
+            authentication,
             expires_at,
         };
         Ok((
@@ -387,6 +393,29 @@ fn invalid(
         claim,
         source: Box::new(source),
     }
+}
+
+/// The `acr` (a string) and `amr` (an array of strings) of a provider
+/// token, either absent; anything else names the claim at fault.
+fn authentication(
+    acr: Option<Leaf<'_>>,
+    amr: Option<Leaf<'_>>,
+) -> Result<Authentication, ExternalTokenError> {
+    let acr = match acr {
+        None => None,
+        Some(Leaf::Str(acr)) => Some(Acr::parse(&acr).map_err(|e| invalid("acr", e))?),
+        Some(_) => return Err(invalid("acr", ClaimShape("not a string"))),
+    };
+    let amr = match amr {
+        None => Vec::new(),
+        Some(Leaf::Strings(methods)) => methods
+            .iter()
+            .map(|m| AuthMethod::parse(m))
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid("amr", e))?,
+        Some(_) => return Err(invalid("amr", ClaimShape("not an array of strings"))),
+    };
+    Authentication::new(acr, amr).map_err(|e| invalid("amr", e))
 }
 
 fn time_claim(
@@ -588,6 +617,8 @@ impl<R: Role> ProviderBuilder<R> {
             nbf: add("nbf")?,
             iat: add("iat")?,
             auth_time: add("auth_time")?,
+            acr: add("acr")?,
+            amr: add("amr")?,
             profile,
         };
         Ok(IdentityProvider {

@@ -78,7 +78,7 @@ pub use sqlx;
 mod config;
 pub(crate) mod directory;
 mod error;
-mod log;
+pub(crate) mod log;
 mod migrate;
 mod revocation;
 mod shared;

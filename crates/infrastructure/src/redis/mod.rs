@@ -40,7 +40,7 @@
 mod config;
 mod error;
 mod revocation;
-mod stream;
+pub(crate) mod stream;
 mod sync;
 mod user_cache;
 

@@ -43,7 +43,7 @@ impl fmt::Display for StreamPosition {
 
 /// One entry of the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Entry {
+pub(crate) enum Entry {
     /// A change to apply.
     Change(Change),
     /// The state was changed by hand: reload it.
@@ -115,7 +115,7 @@ fn watermark_member(kind: WatermarkKind, scope: &WatermarkScope) -> String {
 }
 
 /// The entry announcing `change`.
-fn encode(change: &Change) -> String {
+pub(crate) fn encode(change: &Change) -> String {
     match change {
         Change::LogOut {
             session_id,
@@ -148,7 +148,7 @@ fn parse_watermark<'a>(
 }
 
 /// An entry's text, parsed; `None` for anything not understood.
-fn decode(text: &str) -> Option<Entry> {
+pub(crate) fn decode(text: &str) -> Option<Entry> {
     let mut fields = text.split(' ');
     let entry = match fields.next()? {
         "logout" => Entry::Change(Change::LogOut {

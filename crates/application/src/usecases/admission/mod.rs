@@ -15,7 +15,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use tessera_domain::{AccessDecision, Requirement, Role, RouteMatch, RoutePolicy};
+use tessera_domain::{AccessDecision, Requirement, Role, RouteMatch, RoutePolicy, StepUpChallenge};
 
 pub use self::cross_origin::{OriginError, TrustedOrigins};
 pub use self::outcome::{
@@ -55,7 +55,13 @@ use crate::external::ExternalTokenVerifier;
 /// 4. a session token due for rotation (age) or whose claims are stale
 ///    (permissions changed) is rotated, and the route decided again with
 ///    the fresh role and capabilities;
-/// 5. when revocation state cannot be trusted on a route that needs a
+/// 5. a session the route's requirement allows is held to the route's
+///    step-up (RFC 9470: [`RouteRule::max_age`](tessera_domain::RouteRule::max_age),
+///    [`RouteRule::acr`](tessera_domain::RouteRule::acr)) at the time it
+///    was verified: one that falls short is refused with
+///    [`Refusal::StepUp`], or sent to the sign-in page with `max_age` and
+///    `acr_values` on a browser route;
+/// 6. when revocation state cannot be trusted on a route that needs a
 ///    session, the request fails closed.
 ///
 /// The common case — no credential, or a valid session not due for
@@ -368,7 +374,8 @@ impl<R: Role> Inner<R> {
                 );
                 Verdict::Refuse(Refusal::Forbidden { signed_in: false })
             }
-            AccessDecision::Unauthenticated => {
+            // Step-up is for sessions; a guest signs in.
+            AccessDecision::Unauthenticated | AccessDecision::StepUp => {
                 Verdict::Refuse(self.sign_in(route, request, refused))
             }
             AccessDecision::NotFound => Verdict::Refuse(Refusal::NotFound),
@@ -439,8 +446,26 @@ impl<R: Role> Inner<R> {
         request: &AdmissionRequest<'_>,
         session: AdmittedSession<R>,
     ) -> Verdict<R> {
+        // The requirement, then the rule's step-up at the time the session
+        // was verified (what `RouteMatch::decide_at` decides), keeping the
+        // challenge.
         match route.decide(Some(&session.session)) {
-            AccessDecision::Allow => Verdict::Session(Box::new(session)),
+            AccessDecision::Allow => match route
+                .step_up()
+                .challenge(&session.session, session.verified_at)
+            {
+                None => Verdict::Session(Box::new(session)),
+                Some(challenge) => {
+                    tracing::debug!(
+                        method = request.method,
+                        path = request.path,
+                        reason = ?challenge.reason(),
+                        "session must authenticate again for the route (step-up)"
+                    );
+                    let bearer_only = session.provider.is_some();
+                    Verdict::Refuse(self.step_up(route, request, challenge, bearer_only))
+                }
+            },
             AccessDecision::Forbidden => {
                 tracing::debug!(
                     method = request.method,
@@ -452,10 +477,33 @@ impl<R: Role> Inner<R> {
             AccessDecision::RedirectAuthenticated => Verdict::Refuse(Refusal::SignedIn {
                 location: self.signed_in_location(request.query),
             }),
-            // A decision for a present session is never this; answer as the
-            // policy would for a guest all the same.
-            AccessDecision::Unauthenticated => Verdict::Refuse(self.sign_in(route, request, false)),
+            // A decision for a present session is never this (nor step-up,
+            // which `decide` leaves to the arm above); answer as the policy
+            // would for a guest all the same.
+            AccessDecision::Unauthenticated | AccessDecision::StepUp => {
+                Verdict::Refuse(self.sign_in(route, request, false))
+            }
             AccessDecision::NotFound => Verdict::Refuse(Refusal::NotFound),
+        }
+    }
+
+    /// A session that must authenticate again: to the sign-in page, with
+    /// what the new authentication must meet, for browser routes; else 401
+    /// `insufficient_user_authentication` (RFC 9470). A provider token's
+    /// holder (`bearer_only`) is not a browser.
+    fn step_up(
+        &self,
+        route: &RouteMatch<'_, '_, R>,
+        request: &AdmissionRequest<'_>,
+        challenge: StepUpChallenge,
+        bearer_only: bool,
+    ) -> Refusal {
+        if !route.is_browser() || bearer_only {
+            return Refusal::StepUp(challenge);
+        }
+        let target = matches!(request.method, "GET" | "HEAD").then(|| request.target());
+        Refusal::SignIn {
+            location: self.pages.step_up_location(target.as_deref(), &challenge),
         }
     }
 

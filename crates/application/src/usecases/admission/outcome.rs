@@ -1,7 +1,7 @@
 //! What the admission answers: one verdict and what becomes of the
 //! credential.
 
-use tessera_domain::SessionEntity;
+use tessera_domain::{SessionEntity, StepUpChallenge};
 use time::{Duration, OffsetDateTime};
 
 use super::request::{CredentialFault, CredentialSource};
@@ -85,6 +85,12 @@ pub enum Refusal {
         /// Where to.
         location: String,
     },
+    /// The session meets the route's requirement, but its user must
+    /// authenticate again: too long ago, or not at an accepted level (401
+    /// `insufficient_user_authentication`, RFC 9470, with the challenge's
+    /// `max_age` and `acr_values`). Browser routes get
+    /// [`SignIn`](Self::SignIn) instead, carrying the same.
+    StepUp(StepUpChallenge),
     /// The session cannot be checked right now (fail closed, 503).
     Unavailable,
     /// An unsafe request a browser sent from another origin (403).
@@ -104,6 +110,7 @@ impl Refusal {
             Self::Unauthenticated { refused: false } => Some("unauthenticated"),
             Self::Forbidden { signed_in: true } => Some("insufficient_scope"),
             Self::Forbidden { signed_in: false } => Some("forbidden"),
+            Self::StepUp(_) => Some("insufficient_user_authentication"),
             Self::Unavailable => Some("temporarily_unavailable"),
             Self::CrossOrigin => Some("cross_origin_request"),
             Self::NotFound => Some("not_found"),

@@ -1,6 +1,8 @@
 //! The sign-in page, the signed-in page, and return-to targets that can
 //! only stay on this site.
 
+use tessera_domain::StepUpChallenge;
+
 /// The default sign-in page, where browser routes send visitors without a
 /// session.
 pub const DEFAULT_LOGIN_PATH: &str = "/login";
@@ -124,6 +126,29 @@ impl SignInPages {
             "{}{separator}{}={encoded}",
             self.login_path, self.return_to_param
         )
+    }
+
+    /// The sign-in page for a session that must authenticate again
+    /// (step-up): [`login_location`](Self::login_location), plus the
+    /// route's `max_age` (seconds) and `acr_values` (space-separated) as
+    /// query parameters, under the names OpenID Connect gives them in an
+    /// authentication request, for the sign-in page to pass on.
+    #[must_use]
+    pub fn step_up_location(&self, target: Option<&str>, challenge: &StepUpChallenge) -> String {
+        let mut location = self.login_location(target);
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        if let Some(max_age) = challenge.asked().max_age_seconds() {
+            params.append_pair("max_age", &max_age.to_string());
+        }
+        if let Some(acr_values) = challenge.asked().acr_values_text() {
+            params.append_pair("acr_values", &acr_values);
+        }
+        let params = params.finish();
+        if !params.is_empty() {
+            location.push(if location.contains('?') { '&' } else { '?' });
+            location.push_str(&params);
+        }
+        location
     }
 
     /// The safe return-to target a query carries, if any.

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use tessera_domain::{NewSession, Role, SessionEntity, SessionId};
+use tessera_domain::{NewSession, Role, SessionEntity};
 
 use super::Inner;
 use super::outcome::{AdmittedSession, ProviderSession, Refusal, Verdict};
 use super::request::AdmissionRequest;
 use crate::external::{ExternalIdentity, ExternalTokenVerifier, ExternalUser};
+use crate::ports::RevocationStatus;
 use crate::usecases::resolve_user::{ResolveUser, ResolveUserRequest};
 
 /// What admits provider tokens.
@@ -66,6 +67,16 @@ impl<R: Role> ProviderTokens<R> {
             Ok(resolved) => resolved,
             Err(error) => return refuse(error.is_unavailable(), error.code()),
         };
+        // Logouts reach provider tokens: a force-logout of the user, their
+        // tenant or everyone refuses tokens issued at or before it.
+        match admission
+            .verify
+            .provider_token_status(&identity, &resolved.user.user)
+        {
+            Ok(RevocationStatus::Active | RevocationStatus::ClaimsStale) => {}
+            Ok(RevocationStatus::Revoked(_)) => return refuse(false, "revoked"),
+            Err(_) => return refuse(true, "revocation_unavailable"),
+        }
         let Some(session) = session_for(&identity, &resolved.user) else {
             return refuse(false, "invalid_session");
         };
@@ -88,17 +99,14 @@ fn session_for<R: Role>(
 ) -> Option<SessionEntity<R>> {
     SessionEntity::new(NewSession {
         user_id: user.user.user_id,
-        session_id: SessionId::derived(&[
-            identity.issuer.as_bytes(),
-            identity.subject.as_str().as_bytes(),
-            &identity.issued_at.unix_timestamp().to_be_bytes(),
-        ]),
+        session_id: identity.session_id(),
         role: user.user.role.clone(),
         capabilities: user.user.capabilities.clone(),
         tenant: user.user.tenant.clone(),
         issued_at: identity.issued_at,
         expires_at: identity.expires_at,
         authenticated_at: identity.authentication_time().min(identity.issued_at),
+        authentication: identity.authentication.clone(),
     })
     .ok()
 }

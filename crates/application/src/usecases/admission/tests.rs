@@ -33,6 +33,16 @@ fn policy() -> Arc<RoutePolicy<UserRole>> {
                 "/t/:tenant/*",
                 Requirement::TenantParam("tenant".into()),
             ))
+            .rule(
+                RouteRule::new("/recent/*", Requirement::Authenticated)
+                    .max_age(time::Duration::seconds(5)),
+            )
+            .rule(
+                RouteRule::new("/mfa/*", Requirement::Authenticated)
+                    .acr(&["urn:example:mfa", "phrh"])
+                    .max_age(time::Duration::minutes(10))
+                    .browser(),
+            )
             .build()
             .unwrap(),
     )
@@ -671,6 +681,7 @@ fn identity() -> ExternalIdentity<UserRole> {
         name: None,
         issued_at: at(NOW - 10),
         authenticated_at: Some(at(NOW - 100)),
+        authentication: Default::default(),
         expires_at: at(NOW + 50),
     }
 }
@@ -692,7 +703,18 @@ impl Ports {
     /// Provider tokens accepted: "ptok" is not a session token; the
     /// verifier answers `verified` (if called) and the directory knows the
     /// user as `enabled` (if asked).
-    fn provider(mut self, verified: Option<ProviderAnswer>, enabled: Option<bool>) -> Self {
+    fn provider(self, verified: Option<ProviderAnswer>, enabled: Option<bool>) -> Self {
+        self.provider_standing(verified, enabled, || Ok(RevocationStatus::Active))
+    }
+
+    /// [`Ports::provider`], the revocation store answering `standing` about
+    /// a token that gets that far.
+    fn provider_standing(
+        mut self,
+        verified: Option<ProviderAnswer>,
+        enabled: Option<bool>,
+        standing: fn() -> Result<RevocationStatus, RevocationError>,
+    ) -> Self {
         self.codec.checkpoint();
         self.codec.expect_decode().times(0);
         self.codec.expect_encode().times(0);
@@ -720,11 +742,33 @@ impl Ports {
             .returning(move |_, _| Ok(Some(local(enabled.unwrap_or(false)))));
         users.expect_upsert_external().times(0);
         self.clock.checkpoint();
+        let stands = enabled == Some(true) && matches!(standing(), Ok(RevocationStatus::Active));
         self.clock
             .expect_now()
-            .times(usize::from(enabled == Some(true)))
+            .times(usize::from(stands))
             .return_const(at(NOW));
         self.provider = Some((verifier, users));
+        self.provider_revocation(usize::from(enabled == Some(true)), standing)
+    }
+
+    /// The revocation store is asked `checks` times about the provider
+    /// token of [`identity`] for [`local`]'s user, answering `answer`.
+    fn provider_revocation(
+        mut self,
+        checks: usize,
+        answer: fn() -> Result<RevocationStatus, RevocationError>,
+    ) -> Self {
+        self.store.checkpoint();
+        self.store
+            .expect_check()
+            .withf(|q| {
+                q.user_id == &user()
+                    && q.tenant == Some(&tenant())
+                    && q.issued_at == at(NOW - 10)
+                    && q.session_id == &identity().session_id()
+            })
+            .times(checks)
+            .returning(move |_| answer());
         self
     }
 }
@@ -1041,4 +1085,111 @@ fn a_not_found_route_is_404_for_guests_and_sessions_alike_and_reads_no_token() {
         cookie("tok"),
     );
     assert_eq!(refusal(signed_in), Refusal::NotFound);
+}
+
+fn user_logged_out() -> Result<RevocationStatus, RevocationError> {
+    Ok(RevocationStatus::Revoked(
+        crate::ports::RevocationReason::UserLoggedOut,
+    ))
+}
+
+fn store_down() -> Result<RevocationStatus, RevocationError> {
+    Err(RevocationError::Unavailable("listener down".into()))
+}
+
+#[tokio::test]
+async fn a_provider_token_issued_before_a_force_logout_is_refused_where_a_session_is_needed() {
+    let ports =
+        Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), user_logged_out);
+    let out = decide_later(&ports.admission(), "GET", "/app/home", bearer("ptok")).await;
+    assert_eq!(refusal(out), Refusal::Unauthenticated { refused: true });
+
+    let ports =
+        Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), user_logged_out);
+    let out = decide_later(&ports.admission(), "GET", "/", bearer("ptok")).await;
+    assert!(matches!(out.verdict, Verdict::Guest { refused: true }));
+}
+
+#[tokio::test]
+async fn provider_tokens_fail_closed_when_the_revocation_state_is_untrustworthy() {
+    let ports = Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), store_down);
+    let out = decide_later(&ports.admission(), "GET", "/api/x", bearer("ptok")).await;
+    assert_eq!(refusal(out), Refusal::Unavailable);
+
+    let ports = Ports::idle().provider_standing(Some(|| Ok(identity())), Some(true), store_down);
+    let out = decide_later(&ports.admission(), "GET", "/", bearer("ptok")).await;
+    assert!(matches!(out.verdict, Verdict::Guest { refused: true }));
+}
+
+// --- step-up -----------------------------------------------------------------
+
+#[test]
+fn a_session_authenticated_longer_ago_than_max_age_is_asked_to_step_up() {
+    // Authenticated 10 s ago; the route asks for 5.
+    let ports = Ports::idle().token(Token::Fresh);
+    let out = decide_now(&ports.admission(), "GET", "/recent/x", bearer("tok"));
+    assert!(matches!(out.credential, CredentialUpdate::Keep));
+    let Refusal::StepUp(challenge) = refusal(out) else {
+        panic!("expected a step-up");
+    };
+    assert_eq!(challenge.reason(), tessera_domain::StepUpReason::Recency);
+    assert_eq!(challenge.asked().max_age_seconds(), Some(5));
+    assert_eq!(challenge.asked().acr_values_text(), None);
+    assert_eq!(
+        Refusal::StepUp(challenge).code(),
+        Some("insufficient_user_authentication")
+    );
+}
+
+#[test]
+fn a_browser_route_sends_a_session_without_the_level_to_sign_in_with_what_it_needs() {
+    let ports = Ports::idle().token(Token::Fresh);
+    let out = decide_now(&ports.admission(), "GET", "/mfa/keys?tab=2", cookie("tok"));
+    assert!(matches!(out.credential, CredentialUpdate::Keep));
+    assert_eq!(
+        refusal(out),
+        Refusal::SignIn {
+            location: "/login?return_to=%2Fmfa%2Fkeys%3Ftab%3D2&max_age=600&acr_values=urn%3Aexample%3Amfa+phrh".into()
+        }
+    );
+    // A form post is not returned to, but still carries the challenge.
+    let ports = Ports::idle().token(Token::Fresh);
+    let out = decide_now(&ports.admission(), "POST", "/mfa/keys", cookie("tok"));
+    assert_eq!(
+        refusal(out),
+        Refusal::SignIn {
+            location: "/login?max_age=600&acr_values=urn%3Aexample%3Amfa+phrh".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_provider_token_without_the_level_is_asked_to_step_up_never_redirected() {
+    let ports = Ports::idle().provider(Some(|| Ok(identity())), Some(true));
+    let out = decide_later(&ports.admission(), "GET", "/mfa/keys", bearer("ptok")).await;
+    let Refusal::StepUp(challenge) = refusal(out) else {
+        panic!("expected a step-up");
+    };
+    assert_eq!(challenge.reason(), tessera_domain::StepUpReason::Level);
+}
+
+#[tokio::test]
+async fn a_provider_token_at_an_accepted_level_passes_a_step_up_route() {
+    fn strong() -> Result<ExternalIdentity<UserRole>, ExternalTokenError> {
+        Ok(ExternalIdentity {
+            authentication: tessera_domain::Authentication::at_level(
+                tessera_domain::Acr::parse("phrh").unwrap(),
+            ),
+            ..identity()
+        })
+    }
+    let ports = Ports::idle().provider(Some(strong), Some(true));
+    let out = decide_later(&ports.admission(), "GET", "/mfa/keys", bearer("ptok")).await;
+    let Verdict::Session(admitted) = out.verdict else {
+        panic!("expected a session");
+    };
+    assert_eq!(
+        admitted.session.authentication().acr().map(|a| a.as_str()),
+        Some("phrh")
+    );
 }
