@@ -43,8 +43,9 @@ impl TryIntoHeaderPair for Header {
 /// An answer of [`tessera_http`] (a refusal, the token exchange, a
 /// webhook's) as an actix-web response: the same status, headers and body.
 #[must_use]
-pub fn into_response(response: http::Response<Bytes>) -> HttpResponse {
+pub fn into_response(response: http::Response<impl Into<Bytes>>) -> HttpResponse {
     let (parts, body) = response.into_parts();
+    let body: Bytes = body.into();
     let status = StatusCode::from_u16(parts.status.as_u16())
         // Both crates accept exactly 100..=999.
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
