@@ -1,9 +1,11 @@
 //! The HTTP layer's cost: the same axum router with and without tessera's
 //! `SessionLayer` (and, with feature `actix`, the same actix-web app with
 //! and without `SessionMiddleware`), driven in process with a valid session
-//! cookie, next to `VerifySession` alone on the same token, in one run.
+//! cookie, next to `VerifySession` alone and the admission
+//! (`DecideAdmission`) alone on the same token, in one run.
 //!
-//! Budget (issue 3): with − without ≤ VerifySession + 1 µs per request.
+//! Budgets: with − without ≤ VerifySession + 1 µs per request; the
+//! admission alone ≤ VerifySession + 0.3 µs.
 //!
 //! ```text
 //! cargo bench --bench http -- --warm-up-time 1 --measurement-time 4
@@ -23,7 +25,10 @@ use axum::body::Body;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group};
 use http::Request;
-use tessera::application::EstablishRequest;
+use tessera::application::{
+    AdmissionRequest, CredentialSource, DecideAdmission, EstablishRequest, PresentedCredential,
+    SignInPages,
+};
 use tessera::domain::{Capability, Requirement, RoutePolicy, RouteRule, TenantId, UserId};
 use tessera::{KeyRing, SigningKey, Tessera, UserRole};
 use tokio::runtime::Runtime;
@@ -31,6 +36,7 @@ use tower::ServiceExt as _;
 
 struct Fixture {
     sessions: Tessera<UserRole>,
+    admission: DecideAdmission<UserRole>,
     token: String,
     bare: Router,
     noop: Router,
@@ -81,8 +87,15 @@ fn fixture() -> Fixture {
             .route("/", get(|| async { "home" }))
             .route("/posts/{id}", get(|| async { "post" }))
     };
+    let admission = DecideAdmission::new(
+        sessions.verify().clone(),
+        sessions.rotate().clone(),
+        std::sync::Arc::new(policy()),
+        SignInPages::default(),
+    );
     let layer = sessions.session_layer(policy()).unwrap().build().unwrap();
     Fixture {
+        admission,
         bare: routes(),
         noop: routes().layer(tower::layer::util::Identity::new()),
         layered: routes().layer(layer),
@@ -100,6 +113,23 @@ fn request(token: &str) -> Request<Body> {
         .header("cookie", format!("theme=dark; __Host-session={token}"))
         .body(Body::empty())
         .unwrap()
+}
+
+/// The admission of `GET /posts/42` with the session cookie, decided.
+fn admit(f: &Fixture) {
+    let credential = PresentedCredential::Token {
+        token: &f.token,
+        via: CredentialSource::Cookie,
+    };
+    let decision = f
+        .admission
+        .decide(&AdmissionRequest::new("GET", "/posts/42", credential));
+    assert!(matches!(
+        decision,
+        tessera::application::Decision::Decided(ref a)
+            if matches!(a.verdict, tessera::application::Verdict::Session(_))
+    ));
+    black_box(decision);
 }
 
 fn call(f: &Fixture, router: &Router) {
@@ -126,6 +156,7 @@ fn bench_layer(c: &mut Criterion) {
     group.bench_function("VerifySession alone", |b| {
         b.iter(|| black_box(f.sessions.verify().execute(black_box(&f.token)).unwrap()));
     });
+    group.bench_function("DecideAdmission alone", |b| b.iter(|| admit(&f)));
     group.finish();
 }
 
@@ -144,21 +175,31 @@ fn fastest_mean(rounds: usize, per_round: u32, mut work: impl FnMut()) -> Durati
         .unwrap()
 }
 
-/// Prints whether `layered` − `bare` stays within VerifySession + 1 µs,
-/// from interleaved rounds of the three.
+/// Prints whether the admission stays within VerifySession + 0.3 µs and
+/// `layered` − `bare` within VerifySession + 1 µs, from interleaved rounds
+/// of the four.
 fn budget(f: &Fixture, what: &str, mut bare: impl FnMut(), mut layered: impl FnMut()) {
-    let (mut bare_times, mut layered_times, mut verify) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_times, mut layered_times, mut verify, mut admission) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         bare_times.push(fastest_mean(3, 20_000, &mut bare));
         layered_times.push(fastest_mean(3, 20_000, &mut layered));
         verify.push(fastest_mean(3, 20_000, || {
             black_box(f.sessions.verify().execute(&f.token).unwrap());
         }));
+        admission.push(fastest_mean(3, 20_000, || admit(f)));
     }
-    let (bare, layered, verify) = (
+    let (bare, layered, verify, admission) = (
         *bare_times.iter().min().unwrap(),
         *layered_times.iter().min().unwrap(),
         *verify.iter().min().unwrap(),
+        *admission.iter().min().unwrap(),
+    );
+    let over = admission.saturating_sub(verify);
+    println!(
+        "\nbudget: DecideAdmission {admission:?} = VerifySession {verify:?} + {over:?} \
+         (≤ + 300 ns holds: ratio {:.2})",
+        over.as_secs_f64() / 300e-9
     );
     let added = layered.saturating_sub(bare);
     let allowed = verify + Duration::from_micros(1);

@@ -1,5 +1,6 @@
-//! Every response of the HTTP layer, through the real router and the real
-//! codec, both in process (`oneshot`) and over a loopback socket.
+//! Every response of the HTTP edge, through the real codec, on every
+//! framework adapter: axum in process (`oneshot`) and over a loopback
+//! socket, and actix-web over a loopback socket.
 
 use http::StatusCode;
 use tessera::UserRole;
@@ -12,10 +13,10 @@ use crate::support::{alice, caps};
 
 #[tokio::test]
 async fn a_guest_is_served_on_a_public_route() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (_, router) = fresh();
-        let reply = send(transport, router, &Spec::get("/")).await;
-        assert_eq!(reply.status, StatusCode::OK, "{transport:?}");
+        let reply = send(target, router, &Spec::get("/")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{target:?}");
         assert_eq!(reply.body, "guest");
         assert!(reply.session_cookie().is_none());
     }
@@ -23,23 +24,23 @@ async fn a_guest_is_served_on_a_public_route() {
 
 #[tokio::test]
 async fn a_protected_route_without_a_credential_is_401_with_a_bare_challenge() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (_, router) = fresh();
-        let reply = send(transport, router, &Spec::get("/me")).await;
+        let reply = send(target, router, &Spec::get("/me")).await;
         reply.assert_error(401, Some("Bearer"), "unauthenticated");
     }
 }
 
 #[tokio::test]
 async fn a_forged_token_is_401_invalid_token() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let mut token = app.alice_token().into_bytes();
         // A signature byte flipped (in the middle: no padding bits there).
         let i = token.len() - 20;
         token[i] = if token[i] == b'A' { b'B' } else { b'A' };
         let token = String::from_utf8(token).unwrap();
-        let reply = send(transport, router, &Spec::get("/me").bearer(&token)).await;
+        let reply = send(target, router, &Spec::get("/me").bearer(&token)).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
         assert!(
             reply.session_cookie().is_none(),
@@ -50,11 +51,11 @@ async fn a_forged_token_is_401_invalid_token() {
 
 #[tokio::test]
 async fn an_expired_cookie_is_401_and_the_cookie_is_cleared() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         app.clock.advance(15 * 60 + 31);
-        let reply = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/me").cookie(&token)).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
         reply.assert_clears_cookie();
     }
@@ -62,10 +63,10 @@ async fn an_expired_cookie_is_401_and_the_cookie_is_cleared() {
 
 #[tokio::test]
 async fn a_valid_session_reaches_the_handler_with_its_typed_session() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
-        let reply = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/me").cookie(&token)).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.body, format!("{} user", alice()));
         assert!(
@@ -78,10 +79,10 @@ async fn a_valid_session_reaches_the_handler_with_its_typed_session() {
 
 #[tokio::test]
 async fn a_browser_route_redirects_a_guest_to_login_with_a_relative_return_to() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (_, router) = fresh();
-        let reply = send(transport, router, &Spec::get("/app/home?tab=a%20b")).await;
-        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{transport:?}");
+        let reply = send(target, router, &Spec::get("/app/home?tab=a%20b")).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{target:?}");
         assert_eq!(
             reply.header("location"),
             Some("/login?return_to=%2Fapp%2Fhome%3Ftab%3Da%2520b")
@@ -94,10 +95,10 @@ async fn a_browser_route_redirects_a_guest_to_login_with_a_relative_return_to() 
 
 #[tokio::test]
 async fn an_insufficient_role_is_403_insufficient_scope() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
-        let reply = send(transport, router, &Spec::get("/admin/panel").bearer(&token)).await;
+        let reply = send(target, router, &Spec::get("/admin/panel").bearer(&token)).await;
         reply.assert_error(
             403,
             Some("Bearer error=\"insufficient_scope\""),
@@ -108,11 +109,11 @@ async fn an_insufficient_role_is_403_insufficient_scope() {
 
 #[tokio::test]
 async fn another_tenants_route_is_403_and_the_sessions_own_is_served() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         let other = send(
-            transport,
+            target,
             router.clone(),
             &Spec::get("/t/globex/billing").bearer(&token),
         )
@@ -122,57 +123,47 @@ async fn another_tenants_route_is_403_and_the_sessions_own_is_served() {
             Some("Bearer error=\"insufficient_scope\""),
             "insufficient_scope",
         );
-        let own = send(
-            transport,
-            router,
-            &Spec::get("/t/acme/billing").bearer(&token),
-        )
-        .await;
+        let own = send(target, router, &Spec::get("/t/acme/billing").bearer(&token)).await;
         assert_eq!(own.status, StatusCode::OK);
     }
 }
 
 #[tokio::test]
 async fn a_route_denied_to_everyone_is_403_forbidden() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (_, router) = fresh();
-        let reply = send(transport, router, &Spec::get("/closed")).await;
+        let reply = send(target, router, &Spec::get("/closed")).await;
         reply.assert_error(403, None, "forbidden");
     }
 }
 
 #[tokio::test]
 async fn an_unmatched_route_is_forbidden_even_to_a_signed_in_user() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
-        let reply = send(transport, router, &Spec::get("/headers").bearer(&token)).await;
+        let reply = send(target, router, &Spec::get("/headers").bearer(&token)).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
     }
 }
 
 #[tokio::test]
 async fn a_guest_only_page_sends_a_signed_in_user_on() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
-        let home = send(
-            transport,
-            router.clone(),
-            &Spec::get("/login").cookie(&token),
-        )
-        .await;
+        let home = send(target, router.clone(), &Spec::get("/login").cookie(&token)).await;
         assert_eq!(home.status, StatusCode::SEE_OTHER);
         assert_eq!(home.header("location"), Some("/"));
         let back = send(
-            transport,
+            target,
             router.clone(),
             &Spec::get("/login?return_to=%2Fapp%2Fhome").cookie(&token),
         )
         .await;
         assert_eq!(back.header("location"), Some("/app/home"));
         let evil = send(
-            transport,
+            target,
             router,
             &Spec::get("/login?return_to=%2F%2Fevil.example").cookie(&token),
         )
@@ -183,18 +174,13 @@ async fn a_guest_only_page_sends_a_signed_in_user_on() {
 
 #[tokio::test]
 async fn two_different_credentials_are_400_invalid_request() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let (one, two) = (app.alice_token(), {
             app.clock.advance(1);
             app.alice_token()
         });
-        let reply = send(
-            transport,
-            router,
-            &Spec::get("/me").bearer(&one).cookie(&two),
-        )
-        .await;
+        let reply = send(target, router, &Spec::get("/me").bearer(&one).cookie(&two)).await;
         reply.assert_error(
             400,
             Some("Bearer error=\"invalid_request\""),
@@ -205,11 +191,11 @@ async fn two_different_credentials_are_400_invalid_request() {
 
 #[tokio::test]
 async fn several_authorization_headers_are_400_invalid_request() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         let spec = Spec::get("/me").bearer(&token).bearer(&token);
-        let reply = send(transport, router, &spec).await;
+        let reply = send(target, router, &spec).await;
         reply.assert_error(
             400,
             Some("Bearer error=\"invalid_request\""),
@@ -220,20 +206,20 @@ async fn several_authorization_headers_are_400_invalid_request() {
 
 #[tokio::test]
 async fn an_oversized_token_is_401_invalid_token() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (_, router) = fresh();
         let huge = "a".repeat(9 * 1024);
-        let reply = send(transport, router, &Spec::get("/me").bearer(&huge)).await;
+        let reply = send(target, router, &Spec::get("/me").bearer(&huge)).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
     }
 }
 
 #[tokio::test]
 async fn a_malformed_session_cookie_is_401_invalid_token_and_cleared() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (_, router) = fresh();
         let spec = Spec::get("/me").header("cookie", &format!("{COOKIE}=%7B%22alg%22%7D"));
-        let reply = send(transport, router, &spec).await;
+        let reply = send(target, router, &spec).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
         reply.assert_clears_cookie();
     }
@@ -241,9 +227,9 @@ async fn a_malformed_session_cookie_is_401_invalid_token_and_cleared() {
 
 #[tokio::test]
 async fn sign_in_sets_the_promised_cookie_and_sign_out_revokes_and_clears_it() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (_, router) = fresh();
-        let signed_in = send(transport, router.clone(), &Spec::post("/login")).await;
+        let signed_in = send(target, router.clone(), &Spec::post("/login")).await;
         assert_eq!(signed_in.status, StatusCode::OK);
         let cookie = signed_in.session_cookie().unwrap();
         assert_eq!(
@@ -260,7 +246,7 @@ async fn sign_in_sets_the_promised_cookie_and_sign_out_revokes_and_clears_it() {
         let token = cookie.value().to_owned();
 
         let out = send(
-            transport,
+            target,
             router.clone(),
             &Spec::post("/logout").cookie(&token),
         )
@@ -268,18 +254,18 @@ async fn sign_in_sets_the_promised_cookie_and_sign_out_revokes_and_clears_it() {
         assert_eq!(out.status, StatusCode::OK);
         out.assert_clears_cookie();
 
-        let after = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        let after = send(target, router, &Spec::get("/me").cookie(&token)).await;
         after.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
     }
 }
 
 #[tokio::test]
 async fn a_due_cookie_session_slides_with_a_new_cookie_for_the_remaining_life() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         app.clock.advance(5 * 60);
-        let reply = send(transport, router.clone(), &Spec::get("/me").cookie(&token)).await;
+        let reply = send(target, router.clone(), &Spec::get("/me").cookie(&token)).await;
         assert_eq!(reply.status, StatusCode::OK);
         let cookie = reply.session_cookie().expect("a rotated cookie");
         assert_ne!(cookie.value(), token);
@@ -294,7 +280,7 @@ async fn a_due_cookie_session_slides_with_a_new_cookie_for_the_remaining_life() 
         );
 
         // The new cookie is fresh: the next request is not rotated again.
-        let next = send(transport, router, &Spec::get("/me").cookie(cookie.value())).await;
+        let next = send(target, router, &Spec::get("/me").cookie(cookie.value())).await;
         assert_eq!(next.status, StatusCode::OK);
         assert!(next.session_cookie().is_none());
     }
@@ -302,11 +288,11 @@ async fn a_due_cookie_session_slides_with_a_new_cookie_for_the_remaining_life() 
 
 #[tokio::test]
 async fn a_due_bearer_session_gets_its_new_token_in_x_session_token() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         app.clock.advance(6 * 60);
-        let reply = send(transport, router, &Spec::get("/me").bearer(&token)).await;
+        let reply = send(target, router, &Spec::get("/me").bearer(&token)).await;
         assert_eq!(reply.status, StatusCode::OK);
         let new = reply.header("x-session-token").expect("a rotated token");
         assert!(app.sessions.verify().execute(new).is_ok());
@@ -316,11 +302,11 @@ async fn a_due_bearer_session_gets_its_new_token_in_x_session_token() {
 
 #[tokio::test]
 async fn rotation_reaches_the_client_even_when_the_handler_fails() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         app.clock.advance(5 * 60);
-        let reply = send(transport, router, &Spec::get("/app/fail").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/app/fail").cookie(&token)).await;
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(reply.session_cookie().is_some());
     }
@@ -328,11 +314,11 @@ async fn rotation_reaches_the_client_even_when_the_handler_fails() {
 
 #[tokio::test]
 async fn changed_permissions_apply_on_the_next_request() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         let before = send(
-            transport,
+            target,
             router.clone(),
             &Spec::get("/admin/panel").cookie(&token),
         )
@@ -358,7 +344,7 @@ async fn changed_permissions_apply_on_the_next_request() {
         // The watermark covers its own second: a token rotated a second
         // later is newer than it.
         app.clock.advance(1);
-        let after = send(transport, router, &Spec::get("/admin/panel").cookie(&token)).await;
+        let after = send(target, router, &Spec::get("/admin/panel").cookie(&token)).await;
         assert_eq!(after.status, StatusCode::OK, "{after:?}");
         assert_eq!(after.body, format!("{} admin", alice()));
         let cookie = after.session_cookie().expect("the refreshed token");
@@ -369,12 +355,12 @@ async fn changed_permissions_apply_on_the_next_request() {
 
 #[tokio::test]
 async fn a_user_removed_from_the_directory_is_signed_out_at_rotation() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         app.clock.advance(5 * 60);
         assert!(app.directory.remove(&alice()));
-        let reply = send(transport, router, &Spec::get("/me").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/me").cookie(&token)).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
         reply.assert_clears_cookie();
     }
@@ -382,12 +368,12 @@ async fn a_user_removed_from_the_directory_is_signed_out_at_rotation() {
 
 #[tokio::test]
 async fn a_user_removed_from_the_directory_is_a_guest_on_a_public_route() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         app.clock.advance(5 * 60);
         assert!(app.directory.remove(&alice()));
-        let reply = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/").cookie(&token)).await;
         assert_eq!(reply.status, StatusCode::OK, "public routes read leniently");
         assert_eq!(reply.body, "guest");
         reply.assert_clears_cookie();
@@ -396,7 +382,7 @@ async fn a_user_removed_from_the_directory_is_a_guest_on_a_public_route() {
 
 #[tokio::test]
 async fn a_force_logout_signs_the_user_out_everywhere() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let (app, router) = fresh();
         let token = app.alice_token();
         app.sessions
@@ -404,7 +390,7 @@ async fn a_force_logout_signs_the_user_out_everywhere() {
             .execute(RevokeRequest::ForceLogout(WatermarkScope::User(alice())))
             .await
             .unwrap();
-        let reply = send(transport, router, &Spec::get("/app/home").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/app/home").cookie(&token)).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER);
         assert_eq!(
             reply.header("location"),
@@ -420,7 +406,7 @@ async fn untrustworthy_revocation_state_fails_closed_with_503() {
 
     use tessera::application::ports::{MockRevocationStore, RevocationError};
 
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         let mut store = MockRevocationStore::new();
         store
             .expect_check()
@@ -438,55 +424,37 @@ async fn untrustworthy_revocation_state_fails_closed_with_503() {
                 .revocation_store(Arc::new(store))
                 .build();
         let token = app.sign_in_alice().token.expose_secret().to_owned();
-        let layer = sessions.session_layer(policy()).unwrap().build().unwrap();
-        let router = router_with(app, layer);
+        let edge = sessions.edge(policy()).unwrap().build().unwrap();
+        let router = router_with(app, edge);
 
-        let protected = send(transport, router.clone(), &Spec::get("/me").cookie(&token)).await;
+        let protected = send(target, router.clone(), &Spec::get("/me").cookie(&token)).await;
         protected.assert_error(503, None, "temporarily_unavailable");
         assert!(
             protected.session_cookie().is_none(),
             "a 503 keeps the cookie"
         );
-        let public = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        let public = send(target, router, &Spec::get("/").cookie(&token)).await;
         assert_eq!(public.status, StatusCode::OK, "public routes read a guest");
         assert_eq!(public.body, "guest");
     }
 }
 
 /// A public route whose handler nonetheless takes the required `Session`.
-fn lenient_route_requiring_a_session() -> (TestApp, axum::Router) {
+fn lenient_route_requiring_a_session() -> (TestApp, Site) {
     use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-    let app = crate::support::spawn_app(tessera::KeyRing::new(crate::support::signing_key(
-        tessera::JwsAlgorithm::EdDsa,
-        "k1",
-    )));
-    let handle = TestApp {
-        sessions: app.sessions.clone(),
-        clock: app.clock.clone(),
-        directory: app.directory.clone(),
-    };
     let policy = RoutePolicy::builder()
         .rule(RouteRule::new("/", Requirement::Public))
         .build()
         .unwrap();
-    let layer = app.sessions.session_layer(policy).unwrap().build().unwrap();
-    let router = axum::Router::new()
-        .route(
-            "/",
-            axum::routing::get(|session: tessera::axum::Session| async move {
-                session.user_id().to_string()
-            }),
-        )
-        .layer(layer);
-    (handle, router)
+    fresh_with(policy, Routes::PublicRequiringSession)
 }
 
 #[tokio::test]
 async fn the_required_extractor_on_a_public_route_says_invalid_token_for_a_refused_credential() {
-    for transport in TRANSPORTS {
+    for &target in TARGETS {
         // No credential: a bare challenge, as before.
         let (_, router) = lenient_route_requiring_a_session();
-        let reply = send(transport, router, &Spec::get("/")).await;
+        let reply = send(target, router, &Spec::get("/")).await;
         reply.assert_error(401, Some("Bearer"), "unauthenticated");
         assert!(reply.session_cookie().is_none());
 
@@ -495,17 +463,17 @@ async fn the_required_extractor_on_a_public_route_says_invalid_token_for_a_refus
         let (app, router) = lenient_route_requiring_a_session();
         let token = app.alice_token();
         app.clock.advance(15 * 60 + 31);
-        let reply = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/").cookie(&token)).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
 
         let (_, router) = lenient_route_requiring_a_session();
         let spec = Spec::get("/").header("cookie", &format!("{COOKIE}=%7B%22alg%22%7D"));
-        let reply = send(transport, router, &spec).await;
+        let reply = send(target, router, &spec).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
 
         let (app, router) = lenient_route_requiring_a_session();
         let reply = send(
-            transport,
+            target,
             router,
             &Spec::get("/").bearer(&format!("{}x", app.alice_token())),
         )
@@ -518,19 +486,62 @@ async fn the_required_extractor_on_a_public_route_says_invalid_token_for_a_refus
         let token = app.alice_token();
         app.clock.advance(5 * 60);
         assert!(app.directory.remove(&alice()));
-        let reply = send(transport, router, &Spec::get("/").cookie(&token)).await;
+        let reply = send(target, router, &Spec::get("/").cookie(&token)).await;
         reply.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
         reply.assert_clears_cookie();
 
         // A valid session still gets through.
         let (app, router) = lenient_route_requiring_a_session();
+        let reply = send(target, router, &Spec::get("/").cookie(&app.alice_token())).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, format!("{} user", alice()));
+    }
+}
+
+#[tokio::test]
+async fn a_cross_site_form_is_refused_403_and_changes_nothing() {
+    for &target in TARGETS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let cross = |spec: Spec| {
+            spec.header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site")
+        };
+        // Sign-out from another site: refused, the session lives on.
         let reply = send(
-            transport,
-            router,
-            &Spec::get("/").cookie(&app.alice_token()),
+            target,
+            router.clone(),
+            &cross(Spec::post("/logout").cookie(&token)),
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK);
-        assert_eq!(reply.body, alice().to_string());
+        reply.assert_error(403, None, "cross_origin_request");
+        assert!(reply.session_cookie().is_none(), "{target:?}");
+        let me = send(target, router.clone(), &Spec::get("/me").cookie(&token)).await;
+        assert_eq!(me.status, StatusCode::OK, "{target:?}: still signed in");
+        // Sign-in from another site (login CSRF): refused, no cookie.
+        let login = send(target, router.clone(), &cross(Spec::post("/login"))).await;
+        login.assert_error(403, None, "cross_origin_request");
+        assert!(login.session_cookie().is_none());
+        // An old browser's cross-origin form: the Origin is not the host.
+        let old = send(
+            target,
+            router.clone(),
+            &Spec::post("/logout")
+                .cookie(&token)
+                .header("origin", "http://127.0.0.1:1"),
+        )
+        .await;
+        old.assert_error(403, None, "cross_origin_request");
+        // The same form from the site itself goes through.
+        let own = send(
+            target,
+            router,
+            &Spec::post("/logout")
+                .cookie(&token)
+                .header("sec-fetch-site", "same-origin"),
+        )
+        .await;
+        assert_eq!(own.status, StatusCode::OK, "{target:?}");
+        own.assert_clears_cookie();
     }
 }

@@ -1,20 +1,16 @@
-//! Arbitrary requests through the layer: no panic, no 5xx but the
-//! fail-closed 503, and every refusal shaped as documented.
+//! Arbitrary requests through the edge, on every framework adapter: no
+//! panic, no 5xx but the fail-closed 503, the token never echoed, and every
+//! refusal shaped as documented.
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::routing::get;
-use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http::{HeaderName, HeaderValue, Method, Uri};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tessera::application::ports::{MockRevocationStore, RevocationError};
-use tessera::axum::Session;
 use tessera::{JwsAlgorithm, KeyRing, Tessera, UserRole};
-use tower::ServiceExt as _;
 
-use crate::http_support::{COOKIE, policy};
+use crate::http_support::{COOKIE, Routes, Site, Spec, TARGETS, Target, policy, send, site};
 use crate::support::{AUDIENCE, ISSUER, lifetimes, signing_key, spawn_app};
 
 /// One generated request.
@@ -95,25 +91,25 @@ fn arbitrary() -> impl Strategy<Value = Arbitrary> {
         })
 }
 
-fn request(input: &Arbitrary, token: &str) -> Option<Request<Body>> {
-    let uri = Uri::try_from(input.path.as_str()).ok()?;
-    let mut request = Request::builder()
-        .method(input.method.clone())
-        .uri(uri)
-        .body(Body::empty())
-        .ok()?;
-    let headers = request.headers_mut();
+fn request(input: &Arbitrary, token: &str) -> Option<Spec> {
+    // What an HTTP/1.1 request line can carry.
+    Uri::try_from(input.path.as_str()).ok()?;
+    let mut spec = Spec {
+        method: input.method.clone(),
+        path: input.path.clone(),
+        headers: Vec::new(),
+    };
     if input.token_at & 1 == 1 {
-        headers.append(
-            "authorization",
+        spec.headers.push((
+            HeaderName::from_static("authorization"),
             HeaderValue::from_str(&format!("Bearer {token}")).ok()?,
-        );
+        ));
     }
     if input.token_at & 2 == 2 {
-        headers.append(
-            "cookie",
+        spec.headers.push((
+            HeaderName::from_static("cookie"),
             HeaderValue::from_str(&format!("{COOKIE}={token}")).ok()?,
-        );
+        ));
     }
     for (name, value) in &input.headers {
         let (Ok(name), Ok(value)) = (
@@ -122,47 +118,52 @@ fn request(input: &Arbitrary, token: &str) -> Option<Request<Body>> {
         ) else {
             continue;
         };
-        headers.append(name, value);
+        spec.headers.push((name, value));
     }
-    Some(request)
+    Some(spec)
 }
 
-fn routes() -> Router {
-    Router::new()
-        .route("/me", get(|s: Session| async move { s.role().to_string() }))
-        .fallback(|s: Option<Session>| async move {
-            s.map_or_else(|| "guest".to_owned(), |s| s.role().to_string())
-        })
-}
-
-/// Runs arbitrary requests through `router`; `allowed_5xx` is the only
-/// server error status accepted.
-fn run(router: Router, token: &str, allowed_5xx: Option<u16>) {
+/// Runs arbitrary requests to `site` on every target; `allowed_5xx` is the
+/// only server error status accepted.
+fn run(site: &Site, token: &str, allowed_5xx: Option<u16>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    for &target in TARGETS {
+        run_on(&runtime, target, site, token, allowed_5xx);
+    }
+}
+
+fn run_on(
+    runtime: &tokio::runtime::Runtime,
+    target: Target,
+    site: &Site,
+    token: &str,
+    allowed_5xx: Option<u16>,
+) {
     let mut runner = TestRunner::new(Config {
-        cases: 400,
+        cases: 300,
         failure_persistence: None,
         ..Config::default()
     });
     runner
         .run(&arbitrary(), |input| {
-            let Some(request) = request(&input, token) else {
+            let Some(spec) = request(&input, token) else {
                 return Ok(());
             };
-            let response = runtime.block_on(router.clone().oneshot(request)).unwrap();
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = runtime
-                .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
-                .unwrap();
-            let body = String::from_utf8_lossy(&body);
+            let reply = runtime.block_on(send(target, site.clone(), &spec));
+            let (status, headers, body) = (reply.status, reply.headers, reply.body);
             // HEAD answers carry no body.
             let has_body = input.method != Method::HEAD;
             if status.is_server_error() {
-                prop_assert_eq!(Some(status.as_u16()), allowed_5xx, "{:?}", input);
+                prop_assert_eq!(
+                    Some(status.as_u16()),
+                    allowed_5xx,
+                    "{:?} {:?}",
+                    target,
+                    input
+                );
                 let unavailable = body == "{\"error\":\"temporarily_unavailable\"}";
                 prop_assert!(!has_body || unavailable, "{}", body);
             }
@@ -176,9 +177,9 @@ fn run(router: Router, token: &str, allowed_5xx: Option<u16>) {
                 prop_assert!(location.starts_with('/'), "{}", location);
                 prop_assert!(!location.starts_with("//") && !location.contains('\\'));
             }
-            // The layer's refusals (the router's own 404/405 are not).
+            // The edge's refusals (the router's own 404/405 are not).
             if matches!(status.as_u16(), 400 | 401 | 403) && has_body {
-                prop_assert!(body.starts_with("{\"error\":\""), "{}", body);
+                prop_assert!(body.starts_with("{\"error\":\""), "{:?}: {}", target, body);
             }
             Ok(())
         })
@@ -189,13 +190,8 @@ fn run(router: Router, token: &str, allowed_5xx: Option<u16>) {
 fn arbitrary_requests_never_panic_and_never_get_a_server_error() {
     let app = spawn_app(KeyRing::new(signing_key(JwsAlgorithm::EdDsa, "k1")));
     let token = app.sign_in_alice().token.expose_secret().to_owned();
-    let layer = app
-        .sessions
-        .session_layer(policy())
-        .unwrap()
-        .build()
-        .unwrap();
-    run(routes().layer(layer), &token, None);
+    let edge = app.sessions.edge(policy()).unwrap().build().unwrap();
+    run(&site(app, edge, Routes::Standard), &token, None);
 }
 
 #[test]
@@ -213,6 +209,6 @@ fn arbitrary_requests_get_no_server_error_but_503_when_revocation_state_is_untru
         .user_directory(app.directory.clone())
         .revocation_store(Arc::new(store))
         .build();
-    let layer = sessions.session_layer(policy()).unwrap().build().unwrap();
-    run(routes().layer(layer), &token, Some(503));
+    let edge = sessions.edge(policy()).unwrap().build().unwrap();
+    run(&site(app, edge, Routes::Standard), &token, Some(503));
 }

@@ -1,6 +1,9 @@
-//! What the HTTP end-to-end tests share: a router wired like production
-//! (the facade, the real codec, in-memory stores, a manual clock), and one
-//! way to send a request either through `oneshot` or over a loopback socket.
+//! What the HTTP end-to-end tests share: a site wired like production (the
+//! facade, the real codec, in-memory stores, a manual clock), served by
+//! every framework adapter, and one way to send a request to it: through
+//! axum's `oneshot` in process, or over a loopback socket to the axum or
+//! the actix-web server. Every edge behaviour is written once and asserted
+//! on every target.
 
 use std::net::SocketAddr;
 
@@ -13,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use tessera::application::RevokeRequest;
 use tessera::axum::{Session, SessionLayer};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::SessionCookies;
+use tessera::http::{SessionCookies, SessionEdge};
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 use tower::ServiceExt as _;
 
@@ -43,9 +46,51 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
 }
 
 #[derive(Clone)]
-struct Wiring {
-    app: std::sync::Arc<App>,
-    cookies: SessionCookies,
+pub(crate) struct Wiring {
+    pub(crate) app: std::sync::Arc<App>,
+    pub(crate) cookies: SessionCookies,
+}
+
+/// Which routes a site serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routes {
+    /// The test application's routes (see [`policy`]).
+    Standard,
+    /// Only `/`, public, whose handler nonetheless takes the required
+    /// `Session`.
+    PublicRequiringSession,
+}
+
+/// A test application behind one session edge, servable by every framework
+/// adapter.
+#[derive(Clone)]
+pub(crate) struct Site {
+    pub(crate) wiring: Wiring,
+    pub(crate) edge: SessionEdge<UserRole>,
+    pub(crate) routes: Routes,
+    /// The servers already started for this site, by target.
+    servers: std::sync::Arc<std::sync::Mutex<Vec<(Target, SocketAddr)>>>,
+}
+
+impl Site {
+    /// The address of this site's server for `target`, started on first use.
+    async fn address(&self, target: Target) -> SocketAddr {
+        let started = self
+            .servers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, address)| *address);
+        if let Some(address) = started {
+            return address;
+        }
+        let address = match target {
+            Target::AxumInProcess | Target::AxumLoopback => serve(axum_router(self)).await,
+        };
+        self.servers.lock().unwrap().push((target, address));
+        address
+    }
 }
 
 async fn who(session: Session) -> String {
@@ -90,44 +135,62 @@ async fn sign_out(State(wiring): State<Wiring>, session: Session) -> impl IntoRe
     ([wiring.cookies.clear().header()], "signed out")
 }
 
-/// The test application's routes behind `layer`.
-pub(crate) fn router_with(app: App, layer: SessionLayer<UserRole>) -> Router {
-    let wiring = Wiring {
-        app: std::sync::Arc::new(app),
-        cookies: layer.edge().cookies().clone(),
-    };
-    Router::new()
-        .route("/", get(maybe))
-        .route("/login", get(|| async { "login form" }).post(sign_in))
-        .route("/me", get(who))
-        .route("/logout", post(sign_out))
-        .route("/app/home", get(who))
-        .route(
-            "/app/fail",
-            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
-        )
-        .route("/admin/panel", get(who))
-        .route("/t/{tenant}/billing", get(who))
-        .route("/closed", get(|| async { "never" }))
-        .route("/headers", get(identity_headers))
-        .with_state(wiring)
-        .layer(layer)
+/// The test application's routes behind `edge`.
+pub(crate) fn router_with(app: App, edge: SessionEdge<UserRole>) -> Site {
+    site(app, edge, Routes::Standard)
 }
 
-/// A fresh Ed25519 application and its router with the default layer.
-pub(crate) fn fresh() -> (TestApp, Router) {
+/// `routes` of `app` behind `edge`.
+pub(crate) fn site(app: App, edge: SessionEdge<UserRole>, routes: Routes) -> Site {
+    Site {
+        wiring: Wiring {
+            app: std::sync::Arc::new(app),
+            cookies: edge.cookies().clone(),
+        },
+        edge,
+        routes,
+        servers: std::sync::Arc::default(),
+    }
+}
+
+/// The site as an axum router.
+fn axum_router(site: &Site) -> Router {
+    let layer = SessionLayer::from(site.edge.clone());
+    match site.routes {
+        Routes::PublicRequiringSession => Router::new().route("/", get(who)).layer(layer),
+        Routes::Standard => Router::new()
+            .route("/", get(maybe))
+            .route("/login", get(|| async { "login form" }).post(sign_in))
+            .route("/me", get(who))
+            .route("/logout", post(sign_out))
+            .route("/app/home", get(who))
+            .route(
+                "/app/fail",
+                get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .route("/admin/panel", get(who))
+            .route("/t/{tenant}/billing", get(who))
+            .route("/closed", get(|| async { "never" }))
+            .route("/headers", get(identity_headers))
+            .with_state(site.wiring.clone())
+            .layer(layer),
+    }
+}
+
+/// A fresh Ed25519 application and its site with the default edge.
+pub(crate) fn fresh() -> (TestApp, Site) {
+    fresh_with(policy(), Routes::Standard)
+}
+
+/// A fresh Ed25519 application serving `routes` under `policy`.
+pub(crate) fn fresh_with(policy: RoutePolicy<UserRole>, routes: Routes) -> (TestApp, Site) {
     let app = spawn_app(KeyRing::new(crate::support::signing_key(
         JwsAlgorithm::EdDsa,
         "k1",
     )));
     let handle = TestApp::of(&app);
-    let layer = app
-        .sessions
-        .session_layer(policy())
-        .unwrap()
-        .build()
-        .unwrap();
-    (handle, router_with(app, layer))
+    let edge = app.sessions.edge(policy).unwrap().build().unwrap();
+    (handle, site(app, edge, routes))
 }
 
 /// What a test keeps of the application once the router owns it.
@@ -138,7 +201,7 @@ pub(crate) struct TestApp {
 }
 
 impl TestApp {
-    fn of(app: &App) -> Self {
+    pub(crate) fn of(app: &App) -> Self {
         Self {
             sessions: app.sessions.clone(),
             clock: app.clock.clone(),
@@ -263,16 +326,17 @@ impl Reply {
     }
 }
 
-/// How a request reaches the router.
+/// Which server answers, and how the request reaches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    /// `tower::ServiceExt::oneshot`, in process.
-    Oneshot,
-    /// HTTP/1.1 over a loopback socket, with reqwest.
-    Loopback,
+pub(crate) enum Target {
+    /// The axum router, through `tower::ServiceExt::oneshot`, in process.
+    AxumInProcess,
+    /// The axum server, HTTP/1.1 over a loopback socket.
+    AxumLoopback,
 }
 
-pub(crate) const TRANSPORTS: [Transport; 2] = [Transport::Oneshot, Transport::Loopback];
+/// Every target: each edge test runs on all of them.
+pub(crate) const TARGETS: &[Target] = &[Target::AxumInProcess, Target::AxumLoopback];
 
 /// Serves `router` on 127.0.0.1 on a free port until the test ends.
 pub(crate) async fn serve(router: Router) -> SocketAddr {
@@ -309,11 +373,89 @@ pub(crate) async fn send_to(address: SocketAddr, spec: &Spec) -> Reply {
     }
 }
 
-/// Sends `spec` to `router` through `transport`.
-pub(crate) async fn send(transport: Transport, router: Router, spec: &Spec) -> Reply {
-    match transport {
-        Transport::Oneshot => {
-            let response = router.oneshot(spec.request()).await.unwrap();
+/// Sends `spec` over a fresh loopback connection, byte for byte as it is
+/// (no client normalises its path or headers), and reads the whole answer.
+pub(crate) async fn send_raw(address: SocketAddr, spec: &Spec) -> Reply {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut request = format!(
+        "{} {} HTTP/1.1\r\nhost: {address}\r\n",
+        spec.method, spec.path
+    )
+    .into_bytes();
+    for (name, value) in &spec.headers {
+        request.extend_from_slice(name.as_str().as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"connection: close\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    parse_response(&raw, spec.method == Method::HEAD)
+}
+
+/// An HTTP/1.1 response: status line, headers, and a body delimited by
+/// `Content-Length`, chunked, or the end of the connection.
+fn parse_response(raw: &[u8], head: bool) -> Reply {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
+    let (head_bytes, rest) = (&raw[..end], &raw[end + 4..]);
+    let mut lines = head_bytes
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let status_line = String::from_utf8_lossy(lines.next().unwrap()).into_owned();
+    let code: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let colon = line.iter().position(|&b| b == b':').unwrap();
+        let name = HeaderName::from_bytes(&line[..colon]).unwrap();
+        let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii()).unwrap();
+        headers.append(name, value);
+    }
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let body = if head {
+        Vec::new()
+    } else if chunked {
+        let mut body = Vec::new();
+        let mut rest = rest;
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size_text = String::from_utf8_lossy(&rest[..line_end]);
+            let size =
+                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body
+    } else if let Some(length) = headers.get("content-length") {
+        let length: usize = length.to_str().unwrap().parse().unwrap();
+        rest[..length].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Reply {
+        status: StatusCode::from_u16(code).unwrap(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Sends `spec` to `site`, served by `target`.
+pub(crate) async fn send(target: Target, site: Site, spec: &Spec) -> Reply {
+    match target {
+        Target::AxumInProcess => {
+            let response = axum_router(&site).oneshot(spec.request()).await.unwrap();
             let status = response.status();
             let headers = response.headers().clone();
             let body = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -325,6 +467,6 @@ pub(crate) async fn send(transport: Transport, router: Router, spec: &Spec) -> R
                 body: String::from_utf8(body.to_vec()).unwrap(),
             }
         }
-        Transport::Loopback => send_to(serve(router).await, spec).await,
+        Target::AxumLoopback => send_raw(site.address(target).await, spec).await,
     }
 }

@@ -10,19 +10,26 @@ use std::task::{Context, Poll};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::Uri;
-use actix_web::http::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
+use actix_web::http::header::{
+    AUTHORIZATION, COOKIE, HOST, HeaderMap, HeaderName, HeaderValue, ORIGIN, SET_COOKIE,
+};
+use actix_web::http::uri::Authority;
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use pin_project_lite::pin_project;
-use tessera_application::{Admission, AdmittedSession, Decision, RotateSession, VerifySession};
+use tessera_application::{
+    Admission, AdmittedSession, BrowserFacts, Decision, RotateSession, VerifySession,
+};
 use tessera_domain::{Role, RoutePolicy};
 use tessera_http::{
     Attach, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
-    SessionRejection, gateway,
+    SessionRejection, gateway, single_header,
 };
 
 use crate::convert::{into_response, to_actix};
 use crate::extract::Session;
 use crate::provider_user::ProviderUser;
+
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// Sessions and route access for an actix-web `App` (or `Scope`): the
 /// same edge, answers and defaults as tessera's other framework adapters,
@@ -32,13 +39,16 @@ use crate::provider_user::ProviderUser;
 ///
 /// 1. in [gateway mode](tessera_http::gateway) (or with provider tokens),
 ///    strips every identity header the client sent;
-/// 2. hands the method, the path and query as sent, and the
-///    `Authorization` and `Cookie` headers to [`SessionEdge::decide`], and
+/// 2. hands the method, the path and query as sent, the `Authorization`
+///    and `Cookie` headers, and what `Origin`, `Sec-Fetch-Site` and `Host`
+///    say (the cross-origin rule) to [`SessionEdge::decide`], and
 ///    awaits the user directory when the admission needs it (rotation, a
 ///    provider token);
 /// 3. either answers the refusal — 400 `invalid_request`, 401 with a
-///    `WWW-Authenticate: Bearer` challenge, 403, 303 to the login page
-///    on browser routes, 503 when verification fails closed — or calls
+///    `WWW-Authenticate: Bearer` challenge, 403 (also for an unsafe
+///    cross-origin request), 404 where the policy says so, 303 to the
+///    login page on browser routes, 503 when verification fails closed —
+///    or calls
 ///    the inner service with the [`Session`] (and a [`ProviderUser`] for a
 ///    provider token; in gateway mode, signed identity headers) or, for a
 ///    guest, a [`LayerSeen`] in the request's extensions;
@@ -231,14 +241,25 @@ where
         }
         let decision = {
             let head = request.head();
+            let values = |name| head.headers.get_all(name).map(HeaderValue::as_bytes);
+            // The request-target's authority when it has one, else `Host`.
+            let host = head
+                .uri
+                .authority()
+                .map(Authority::as_str)
+                .or_else(|| single_header(values(HOST)));
+            let browser = BrowserFacts::new(
+                single_header(values(ORIGIN)),
+                single_header(values(SEC_FETCH_SITE)),
+                host,
+            );
             self.edge.decide(
                 head.method.as_str(),
                 head.uri.path(),
                 head.uri.query(),
-                head.headers
-                    .get_all(AUTHORIZATION)
-                    .map(HeaderValue::as_bytes),
-                head.headers.get_all(COOKIE).map(HeaderValue::as_bytes),
+                values(AUTHORIZATION),
+                values(COOKIE),
+                browser,
             )
         };
         let admission = match decision {

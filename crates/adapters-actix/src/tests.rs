@@ -224,6 +224,42 @@ async fn the_policy_sees_the_path_as_sent_not_decoded() {
     assert_eq!(reply.status, http::StatusCode::FORBIDDEN);
 }
 
+#[actix_web::test]
+async fn a_cross_site_form_is_refused_403_before_the_handler() {
+    let cross_site = TestRequest::post()
+        .uri("/login")
+        .insert_header(("origin", "https://evil.example"))
+        .insert_header(("sec-fetch-site", "cross-site"));
+    assert_error(
+        &send(Ports::new(), cross_site).await,
+        403,
+        None,
+        "cross_origin_request",
+    );
+    // An old browser's: no Sec-Fetch-Site, an Origin that is not the Host.
+    let old_browser = TestRequest::post()
+        .uri("/login")
+        .insert_header(("host", "app.example"))
+        .insert_header(("origin", "https://evil.example"));
+    assert_error(
+        &send(Ports::new(), old_browser).await,
+        403,
+        None,
+        "cross_origin_request",
+    );
+}
+
+#[actix_web::test]
+async fn a_same_origin_form_goes_through() {
+    let request = TestRequest::post()
+        .uri("/app/home")
+        .insert_header(cookie())
+        .insert_header(("host", "app.example"))
+        .insert_header(("origin", "https://app.example"));
+    let reply = send(signed_in(UserRole::User), request).await;
+    assert_eq!(reply.status, http::StatusCode::OK, "{}", reply.body);
+}
+
 // ---------------------------------------------------------------- signed in
 
 #[actix_web::test]

@@ -30,7 +30,7 @@
 //! framework glue is `tessera-axum`'s or `tessera-actix`'s.
 //!
 //! ```
-//! use tessera_application::{Decision, RotateSession, VerifySession};
+//! use tessera_application::{BrowserFacts, Decision, RotateSession, VerifySession};
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
 //! use tessera_http::SessionEdge;
 //!
@@ -44,7 +44,8 @@
 //!         .rule(RouteRule::new("/me", Requirement::Authenticated))
 //!         .build()?;
 //!     let edge = SessionEdge::builder(verify, rotate, policy).build()?;
-//!     let admission = match edge.decide("GET", "/me", None, [], [cookie_header]) {
+//!     let browser = BrowserFacts::default(); // Origin, Sec-Fetch-Site, Host
+//!     let admission = match edge.decide("GET", "/me", None, [], [cookie_header], browser) {
 //!         Decision::Decided(admission) => admission,
 //!         Decision::Pending(pending) => pending.finish().await,
 //!     };
@@ -63,6 +64,7 @@ pub mod gateway;
 mod replay;
 mod response;
 pub mod session;
+mod system_time;
 pub mod webhooks;
 
 pub use cookies::{CookieError, DEFAULT_COOKIE_NAME, SessionCookies, SetCookie};
@@ -100,4 +102,36 @@ pub enum ConfigError {
     /// The credential size cap is zero.
     #[error("the credential size cap must be positive")]
     ZeroCredentialCap,
+    /// A trusted origin is not an origin.
+    #[error(transparent)]
+    Origin(#[from] tessera_application::OriginError),
+}
+
+/// The only value of a header, as text: `None` without one, and `Some("")`
+/// — a value that matches nothing — when it is sent more than once or is
+/// not text. What [`SessionEdge::decide`] expects of `Origin`,
+/// `Sec-Fetch-Site` and `Host`.
+///
+/// ```
+/// use tessera_http::single_header;
+///
+/// assert_eq!(single_header([b"same-origin".as_slice()]), Some("same-origin"));
+/// assert_eq!(single_header([b"a".as_slice(), b"b".as_slice()]), Some(""));
+/// assert_eq!(single_header(std::iter::empty::<&[u8]>()), None);
+/// ```
+pub fn single_header<'h>(values: impl IntoIterator<Item = &'h [u8]>) -> Option<&'h str> {
+    let mut values = values.into_iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return Some("");
+    }
+    Some(
+        std::str::from_utf8(first)
+            .ok()
+            .filter(|text| {
+                text.bytes()
+                    .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+            })
+            .unwrap_or(""),
+    )
 }

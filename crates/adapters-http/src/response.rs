@@ -117,6 +117,9 @@ impl Denial {
                 (StatusCode::SEE_OTHER, None, Some(location))
             }
             Self::Refused(Refusal::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
+            // Not a token problem: no challenge.
+            Self::Refused(Refusal::CrossOrigin) => (StatusCode::FORBIDDEN, None, None),
+            Self::Refused(Refusal::NotFound) => (StatusCode::NOT_FOUND, None, None),
             Self::UntrustedIdentity => (StatusCode::UNAUTHORIZED, None, None),
             // `Refusal` is non-exhaustive: a refusal this edge does not know
             // yet is still a refusal.
@@ -194,6 +197,13 @@ mod tests {
                 None,
                 "temporarily_unavailable",
             ),
+            (
+                Denial::Refused(Refusal::CrossOrigin),
+                403,
+                None,
+                "cross_origin_request",
+            ),
+            (Denial::Refused(Refusal::NotFound), 404, None, "not_found"),
             (Denial::UntrustedIdentity, 401, None, "untrusted_identity"),
             (Denial::Misconfigured, 500, None, "server_error"),
         ];

@@ -69,6 +69,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "testing")]
+pub mod contracts;
 pub mod external;
 pub mod ports;
 pub mod token;
@@ -80,9 +82,10 @@ mod testing;
 
 pub use token::{ClaimsError, SessionToken, SessionTokenClaims};
 pub use usecases::admission::{
-    Admission, AdmissionRequest, AdmittedSession, CredentialFault, CredentialSource,
-    CredentialUpdate, DecideAdmission, Decision, PendingAdmission, PresentedCredential,
-    ProviderSession, Refusal, SignInPages, SignInPagesError, Verdict, safe_return_to,
+    Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialFault, CredentialSource,
+    CredentialUpdate, DecideAdmission, Decision, OriginError, PendingAdmission,
+    PresentedCredential, ProviderSession, Refusal, SignInPages, SignInPagesError, TrustedOrigins,
+    Verdict, safe_return_to,
 };
 pub use usecases::establish::{
     EstablishError, EstablishRequest, EstablishSession, EstablishedSession,

@@ -107,6 +107,11 @@ pub enum Requirement<R> {
     All(Vec<Requirement<R>>),
     /// Nobody, signed in or not: always [`AccessDecision::Forbidden`].
     Deny,
+    /// Nothing here, for anyone: always [`AccessDecision::NotFound`]. As a
+    /// policy's [default requirement](RoutePolicyBuilder::default_requirement),
+    /// paths no rule matches answer 404 instead of 403 (a browser's
+    /// `/favicon.ico`, say); paths that are not canonical stay forbidden.
+    NotFound,
 }
 
 impl<R> Requirement<R> {
@@ -120,7 +125,7 @@ impl<R> Requirement<R> {
     #[must_use]
     pub fn needs_session(&self) -> bool {
         match self {
-            Self::Public | Self::GuestOnly | Self::Deny => false,
+            Self::Public | Self::GuestOnly | Self::Deny | Self::NotFound => false,
             Self::Authenticated
             | Self::AnyRole(_)
             | Self::AtLeastRole(_)
@@ -147,6 +152,8 @@ pub enum AccessDecision {
     /// A guest-only page (a login form) and the user is signed in: send
     /// them on.
     RedirectAuthenticated,
+    /// Nothing is served here: 404.
+    NotFound,
 }
 
 impl AccessDecision {
@@ -284,6 +291,7 @@ pub struct RouteRule<R> {
     methods: Option<Vec<Box<str>>>,
     requirement: Requirement<R>,
     browser: bool,
+    cross_origin: bool,
 }
 
 impl<R> RouteRule<R> {
@@ -297,6 +305,7 @@ impl<R> RouteRule<R> {
             methods: None,
             requirement,
             browser: false,
+            cross_origin: false,
         }
     }
 
@@ -315,6 +324,17 @@ impl<R> RouteRule<R> {
     #[must_use]
     pub fn browser(mut self) -> Self {
         self.browser = true;
+        self
+    }
+
+    /// Lets cross-origin browser requests with unsafe methods through on
+    /// this route, which the HTTP edge otherwise refuses: for endpoints
+    /// another site posts to by design, such as an identity provider's
+    /// `form_post` callback. Such a route must not act on a session cookie
+    /// alone.
+    #[must_use]
+    pub fn allow_cross_origin(mut self) -> Self {
+        self.cross_origin = true;
         self
     }
 
@@ -340,6 +360,12 @@ impl<R> RouteRule<R> {
     #[must_use]
     pub fn is_browser(&self) -> bool {
         self.browser
+    }
+
+    /// Whether cross-origin unsafe requests are let through.
+    #[must_use]
+    pub fn allows_cross_origin(&self) -> bool {
+        self.cross_origin
     }
 }
 
@@ -658,6 +684,13 @@ impl<'p, 'a, R> RouteMatch<'p, 'a, R> {
         self.matched_rule().is_some_and(|r| r.rule.browser)
     }
 
+    /// Whether the matched rule [allows cross-origin](RouteRule::allow_cross_origin)
+    /// unsafe requests; `false` for the default and non-canonical paths.
+    #[must_use]
+    pub fn allows_cross_origin(&self) -> bool {
+        self.matched_rule().is_some_and(|r| r.rule.cross_origin)
+    }
+
     /// The raw (still percent-encoded) path segment bound to parameter
     /// `name` by the matched rule's pattern.
     #[must_use]
@@ -714,6 +747,7 @@ impl<R: Role> RouteMatch<'_, '_, R> {
                 Some(_) => AccessDecision::RedirectAuthenticated,
             },
             Requirement::Deny => AccessDecision::Forbidden,
+            Requirement::NotFound => AccessDecision::NotFound,
             Requirement::Authenticated => holds(&|_| true),
             Requirement::AnyRole(roles) => holds(&|s| s.has_any_role(roles)),
             Requirement::AtLeastRole(role) => holds(&|s| s.has_role_at_least(role)),

@@ -56,31 +56,6 @@ async fn directory_over_row(db: &pg::TestDb, row: &str) -> PostgresUserDirectory
 }
 
 #[tokio::test]
-async fn directory_returns_the_stored_user_and_none_for_an_unknown_one() {
-    let Some(db) = pg::database("directory_find").await else {
-        return;
-    };
-    let directory = PostgresUserDirectory::<UserRole>::new(db.pool().await);
-    let alice = directory_user(
-        1,
-        UserRole::Moderator,
-        &["posts:hide", "posts:write"],
-        Some("acme"),
-    );
-    directory.upsert(&alice).await.unwrap();
-    let bob = directory_user(2, UserRole::User, &[], None);
-    directory.upsert(&bob).await.unwrap();
-
-    assert_eq!(directory.find(&user(1)).await.unwrap(), Some(alice));
-    assert_eq!(directory.find(&user(2)).await.unwrap(), Some(bob));
-    assert_eq!(
-        directory.find(&user(3)).await.unwrap(),
-        None,
-        "unknown is None, not an error"
-    );
-}
-
-#[tokio::test]
 async fn upsert_replaces_a_user_and_remove_deletes_them() {
     let Some(db) = pg::database("directory_upsert").await else {
         return;

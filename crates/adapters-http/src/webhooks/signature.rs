@@ -12,8 +12,8 @@ use tessera_application::ports::Clock;
 
 use super::deliveries::{Deliveries, Delivery, NewDelivery};
 use super::*;
-use crate::gateway::SystemTime;
 use crate::replay::{Refusal, ReplayCache};
+use crate::system_time::SystemTime;
 
 /// A webhook signing secret. Its `Debug` prints `WebhookSecret(**redacted**)`.
 #[derive(Clone)]

@@ -539,6 +539,53 @@ fn browser_flag_comes_from_the_matched_rule_only() {
 }
 
 #[test]
+fn a_not_found_default_answers_unmatched_paths_404_but_non_canonical_ones_stay_forbidden() {
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/", Req::Public))
+        .rule(RouteRule::new("/hidden", Req::NotFound))
+        .default_requirement(Req::NotFound)
+        .build()
+        .unwrap();
+    let alice = session(UserRole::Admin, &[], None);
+    for s in [None, Some(&alice)] {
+        assert_eq!(
+            policy.route("GET", "/favicon.ico").decide(s),
+            AccessDecision::NotFound
+        );
+        assert_eq!(
+            policy.route("POST", "/hidden").decide(s),
+            AccessDecision::NotFound
+        );
+        assert_eq!(
+            policy.route("GET", "/a//b").decide(s),
+            AccessDecision::Forbidden
+        );
+        assert_eq!(policy.route("GET", "/").decide(s), AccessDecision::Allow);
+    }
+    assert!(!policy.route("GET", "/favicon.ico").needs_session());
+}
+
+#[test]
+fn cross_origin_is_allowed_only_where_the_matched_rule_says_so() {
+    let policy = RoutePolicy::builder()
+        .rule(RouteRule::new("/callback", Req::Public).allow_cross_origin())
+        .rule(RouteRule::new("/login", Req::GuestOnly))
+        .default_requirement(Req::Public)
+        .build()
+        .unwrap();
+    assert!(policy.route("POST", "/callback").allows_cross_origin());
+    assert!(!policy.route("POST", "/login").allows_cross_origin());
+    assert!(!policy.route("POST", "/other").allows_cross_origin());
+    assert!(!policy.route("POST", "/callback/../x").allows_cross_origin());
+    assert!(
+        RouteRule::new("/x", Req::Public)
+            .allow_cross_origin()
+            .allows_cross_origin()
+    );
+    assert!(!RouteRule::new("/x", Req::Public).allows_cross_origin());
+}
+
+#[test]
 fn route_rules_and_matches_expose_what_they_were_built_from() {
     let policy = policy([RouteRule::new("/a/:b", Req::Public)
         .methods(&["GET"])

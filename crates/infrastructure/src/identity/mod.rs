@@ -19,6 +19,7 @@
 
 #[cfg(feature = "jwks-fetch")]
 mod cache;
+mod claim_path;
 #[cfg(feature = "jwks-fetch")]
 mod discovery;
 #[cfg(feature = "jwks-fetch")]
@@ -38,11 +39,12 @@ mod tests;
 
 #[cfg(feature = "jwks-fetch")]
 pub use cache::{CachePolicy, JwksDocument, JwksFetchError, JwksSource, KeyCache, KeysUnavailable};
+pub use claim_path::{ClaimPath, MappingConfigError};
 #[cfg(feature = "jwks-fetch")]
 pub use discovery::{DiscoveryError, MAX_DISCOVERY_BYTES, OidcDiscovery};
 #[cfg(feature = "jwks-fetch")]
 pub use fetch::{HttpJwksSource, JwksUrlError, MAX_JWKS_BYTES};
-pub use mapping::{ClaimMapping, ClaimPath, MappingConfigError, MissingRole};
+pub use mapping::{ClaimMapping, MissingRole};
 pub use memory_users::InMemoryExternalUserDirectory;
 #[cfg(feature = "postgres")]
 pub use postgres_users::PostgresExternalUserDirectory;

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::mapping::{ClaimPath, MappingConfigError};
+use super::claim_path::{ClaimPath, MappingConfigError};
 
 /// A value found at a wanted path; strings borrow from the payload unless
 /// they hold escapes.

@@ -13,8 +13,9 @@ use tessera_application::external::{
 use tessera_domain::Role;
 use zeroize::Zeroizing;
 
+use super::claim_path::{ClaimPath, MappingConfigError};
 use super::fetch::{is_https_or_loopback, read_capped};
-use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError, ProfileSlots};
+use super::mapping::{ClaimMapping, ProfileSlots};
 use super::payload::{Leaf, PathTrie};
 
 /// The largest user document accepted, in bytes.

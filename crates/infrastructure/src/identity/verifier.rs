@@ -15,7 +15,8 @@ use tessera_application::ports::Clock;
 use tessera_domain::{Role, SessionLifetimes, TimeWindow, TimeWindowError};
 use time::{Duration, OffsetDateTime};
 
-use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError, ProfileSlots};
+use super::claim_path::{ClaimPath, MappingConfigError};
+use super::mapping::{ClaimMapping, ProfileSlots};
 use super::payload::{Leaf, PathTrie};
 use crate::codec::DEFAULT_MAX_TOKEN_BYTES;
 use crate::jose::{self, JwsAlgorithm, JwsError, KeyRing};

@@ -12,7 +12,8 @@ use tessera_application::external::{
 use tessera_domain::Role;
 use time::OffsetDateTime;
 
-use super::mapping::{ClaimMapping, ClaimPath, MappingConfigError};
+use super::claim_path::{ClaimPath, MappingConfigError};
+use super::mapping::ClaimMapping;
 use super::payload::Leaf;
 
 /// Reads a provider's user webhooks (already authenticated) as

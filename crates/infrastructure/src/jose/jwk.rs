@@ -275,3 +275,43 @@ fn decode(name: &'static str, member: Option<&String>) -> Result<Zeroizing<Vec<u
         .map(Zeroizing::new)
         .map_err(|_| KeyError::InvalidJwkMember(name))
 }
+
+impl VerificationKey {
+    /// Reads a key from a JWK (RFC 7517). A private JWK is accepted and only
+    /// its public part kept; an `oct` JWK is an HS256 secret.
+    ///
+    /// `kid` is optional here; `alg`, when present, must be the one the key
+    /// type and curve imply (`oct` → HS256, `RSA` → RS256, `EC` P-256 → ES256,
+    /// `OKP` Ed25519 → EdDSA). `use`, when present, must be `sig`; `key_ops`,
+    /// when present, must include `verify` and no encryption operation.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::MalformedJwk`], [`KeyError::MissingJwkMember`],
+    /// [`KeyError::InvalidJwkMember`] for the shape; [`KeyError::EncryptionKey`],
+    /// [`KeyError::KeyOperationNotPermitted`], [`KeyError::UnsupportedKey`],
+    /// [`KeyError::AlgorithmMismatch`] for what the key is for; the HMAC and
+    /// RSA strength rules; [`KeyError::InvalidKey`] when the crypto library
+    /// refuses the material.
+    pub fn from_jwk(jwk_json: &str) -> Result<Self, KeyError> {
+        verification_key(jwk_json)
+    }
+}
+
+impl SigningKey {
+    /// Reads a private JWK (RFC 7517): `oct` (`k`), `RSA` (`n`, `e`, `d`,
+    /// `p`, `q`, `dp`, `dq`, `qi`), `EC` P-256 (`x`, `y`, `d`) or `OKP`
+    /// Ed25519 (`x`, `d`).
+    ///
+    /// `kid` is required; `alg` is optional but, when present, must be the
+    /// one the key type and curve imply. `use`, when present, must be `sig`;
+    /// `key_ops`, when present, must include `sign`.
+    ///
+    /// # Errors
+    ///
+    /// As [`VerificationKey::from_jwk`], plus [`KeyError::MissingKeyId`] and
+    /// [`KeyError::MissingJwkMember`] for a public JWK (no private members).
+    pub fn from_jwk(private_jwk_json: &str) -> Result<Self, KeyError> {
+        signing_key(private_jwk_json)
+    }
+}

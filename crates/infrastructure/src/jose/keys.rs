@@ -16,7 +16,6 @@ use zeroize::Zeroizing;
 use super::algorithm::JwsAlgorithm;
 use super::error::{KeyError, Unsupported};
 use super::export::{self, PrivateJwk, PrivateMembers, PublicMembers};
-use super::jwk;
 use super::pem::{self, PemLabel};
 use super::rsa_checks::check_rsa_public;
 
@@ -130,26 +129,6 @@ impl VerificationKey {
             (JwsAlgorithm::EdDsa, PemLabel::Spki) => Self::ed25519(kid, &pem.der),
             _ => Err(KeyError::UnsupportedKey(Unsupported::PemLabel)),
         }
-    }
-
-    /// Reads a key from a JWK (RFC 7517). A private JWK is accepted and only
-    /// its public part kept; an `oct` JWK is an HS256 secret.
-    ///
-    /// `kid` is optional here; `alg`, when present, must be the one the key
-    /// type and curve imply (`oct` → HS256, `RSA` → RS256, `EC` P-256 → ES256,
-    /// `OKP` Ed25519 → EdDSA). `use`, when present, must be `sig`; `key_ops`,
-    /// when present, must include `verify` and no encryption operation.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::MalformedJwk`], [`KeyError::MissingJwkMember`],
-    /// [`KeyError::InvalidJwkMember`] for the shape; [`KeyError::EncryptionKey`],
-    /// [`KeyError::KeyOperationNotPermitted`], [`KeyError::UnsupportedKey`],
-    /// [`KeyError::AlgorithmMismatch`] for what the key is for; the HMAC and
-    /// RSA strength rules; [`KeyError::InvalidKey`] when the crypto library
-    /// refuses the material.
-    pub fn from_jwk(jwk_json: &str) -> Result<Self, KeyError> {
-        jwk::verification_key(jwk_json)
     }
 
     /// The key id, if the key has one.
@@ -302,22 +281,6 @@ impl SigningKey {
             }
             _ => Err(KeyError::UnsupportedKey(Unsupported::PemLabel)),
         }
-    }
-
-    /// Reads a private JWK (RFC 7517): `oct` (`k`), `RSA` (`n`, `e`, `d`,
-    /// `p`, `q`, `dp`, `dq`, `qi`), `EC` P-256 (`x`, `y`, `d`) or `OKP`
-    /// Ed25519 (`x`, `d`).
-    ///
-    /// `kid` is required; `alg` is optional but, when present, must be the
-    /// one the key type and curve imply. `use`, when present, must be `sig`;
-    /// `key_ops`, when present, must include `sign`.
-    ///
-    /// # Errors
-    ///
-    /// As [`VerificationKey::from_jwk`], plus [`KeyError::MissingKeyId`] and
-    /// [`KeyError::MissingJwkMember`] for a public JWK (no private members).
-    pub fn from_jwk(private_jwk_json: &str) -> Result<Self, KeyError> {
-        jwk::signing_key(private_jwk_json)
     }
 
     /// A fresh key: 32 random bytes for HS256, RSA-2048 for RS256, P-256 for

@@ -5,6 +5,7 @@
 //! asks [`DecideAdmission::decide`], and translates the [`Admission`] it
 //! gets: the decisions are all here, on plain data.
 
+mod cross_origin;
 mod outcome;
 mod pages;
 mod provider;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use tessera_domain::{AccessDecision, Requirement, Role, RouteMatch, RoutePolicy};
 
+pub use self::cross_origin::{OriginError, TrustedOrigins};
 pub use self::outcome::{
     Admission, AdmittedSession, CredentialUpdate, ProviderSession, Refusal, Verdict,
 };
@@ -24,7 +26,9 @@ pub use self::pages::{
     SignInPages, SignInPagesError, safe_return_to,
 };
 use self::provider::ProviderTokens;
-pub use self::request::{AdmissionRequest, CredentialFault, CredentialSource, PresentedCredential};
+pub use self::request::{
+    AdmissionRequest, BrowserFacts, CredentialFault, CredentialSource, PresentedCredential,
+};
 use super::resolve_user::ResolveUser;
 use super::rotate::{RotateError, RotateSession};
 use super::verify::{RotationNeed, SessionCheck, VerifiedSession, VerifySession};
@@ -35,6 +39,10 @@ use crate::external::ExternalTokenVerifier;
 ///
 /// Per request:
 ///
+/// 0. an unsafe request a browser sends from another origin is refused
+///    ([cross-origin protection](TrustedOrigins); on by default, before
+///    any credential is read) unless its route
+///    [allows it](tessera_domain::RouteRule::allow_cross_origin);
 /// 1. the route is looked up; routes that need no session (public,
 ///    guest-only, denied) read the credential leniently (a bad one is a
 ///    guest's), routes that need one verify it strictly;
@@ -64,6 +72,7 @@ struct Inner<R: Role> {
     rotate: RotateSession<R>,
     policy: Arc<RoutePolicy<R>>,
     pages: SignInPages,
+    trusted_origins: TrustedOrigins,
     provider: Option<ProviderTokens<R>>,
 }
 
@@ -144,7 +153,21 @@ impl<R: Role> DecideAdmission<R> {
                 rotate,
                 policy,
                 pages,
+                trusted_origins: TrustedOrigins::default(),
                 provider: None,
+            }),
+        }
+    }
+
+    /// Lets unsafe requests from these origins through the cross-origin
+    /// protection (a front end served from another origin, say).
+    #[must_use]
+    pub fn with_trusted_origins(self, trusted_origins: TrustedOrigins) -> Self {
+        let inner = Arc::unwrap_or_clone(self.inner);
+        Self {
+            inner: Arc::new(Inner {
+                trusted_origins,
+                ..inner
             }),
         }
     }
@@ -194,6 +217,20 @@ impl<R: Role> DecideAdmission<R> {
     pub fn decide(&self, request: &AdmissionRequest<'_>) -> Decision<R> {
         let inner = &*self.inner;
         let route = inner.policy.route(request.method, request.path);
+        if !route.allows_cross_origin()
+            && let Err(reason) = cross_origin::check(request, &inner.trusted_origins)
+        {
+            tracing::debug!(
+                reason = reason.code(),
+                method = request.method,
+                path = request.path,
+                "cross-origin request refused"
+            );
+            return decided(
+                Verdict::Refuse(Refusal::CrossOrigin),
+                CredentialUpdate::Keep,
+            );
+        }
         let (token, via) = match request.credential {
             PresentedCredential::None => {
                 return decided(inner.guest(&route, request, false), CredentialUpdate::Keep);
@@ -262,6 +299,7 @@ impl<R: Role> PendingAdmission<R> {
             path: &self.path,
             query: self.query.as_deref(),
             credential: PresentedCredential::None,
+            browser: BrowserFacts::default(),
         };
         let inner = &*self.admission.inner;
         match self.work {
@@ -333,6 +371,7 @@ impl<R: Role> Inner<R> {
             AccessDecision::Unauthenticated => {
                 Verdict::Refuse(self.sign_in(route, request, refused))
             }
+            AccessDecision::NotFound => Verdict::Refuse(Refusal::NotFound),
         }
     }
 
@@ -416,6 +455,7 @@ impl<R: Role> Inner<R> {
             // A decision for a present session is never this; answer as the
             // policy would for a guest all the same.
             AccessDecision::Unauthenticated => Verdict::Refuse(self.sign_in(route, request, false)),
+            AccessDecision::NotFound => Verdict::Refuse(Refusal::NotFound),
         }
     }
 

@@ -87,6 +87,11 @@ pub enum Refusal {
     },
     /// The session cannot be checked right now (fail closed, 503).
     Unavailable,
+    /// An unsafe request a browser sent from another origin (403).
+    CrossOrigin,
+    /// Nothing is served at this path (404): the policy's
+    /// [`Requirement::NotFound`](tessera_domain::Requirement::NotFound).
+    NotFound,
 }
 
 impl Refusal {
@@ -100,6 +105,8 @@ impl Refusal {
             Self::Forbidden { signed_in: true } => Some("insufficient_scope"),
             Self::Forbidden { signed_in: false } => Some("forbidden"),
             Self::Unavailable => Some("temporarily_unavailable"),
+            Self::CrossOrigin => Some("cross_origin_request"),
+            Self::NotFound => Some("not_found"),
             Self::SignIn { .. } | Self::SignedIn { .. } => None,
         }
     }

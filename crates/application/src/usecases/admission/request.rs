@@ -14,6 +14,38 @@ pub struct AdmissionRequest<'a> {
     pub query: Option<&'a str>,
     /// The credential the request carried.
     pub credential: PresentedCredential<'a>,
+    /// What a browser says about where the request comes from.
+    pub browser: BrowserFacts<'a>,
+}
+
+/// What a browser says about where a request comes from, for the
+/// cross-origin rule. A header sent more than once is given as `Some("")`:
+/// a value that matches nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrowserFacts<'a> {
+    /// The `Origin` header.
+    pub origin: Option<&'a str>,
+    /// The `Sec-Fetch-Site` header.
+    pub fetch_site: Option<&'a str>,
+    /// The request's host (`Host`, or the request-target's authority).
+    pub host: Option<&'a str>,
+}
+
+impl<'a> BrowserFacts<'a> {
+    /// The facts as the request's headers give them.
+    #[must_use]
+    pub fn new(
+        origin: Option<&'a str>,
+        fetch_site: Option<&'a str>,
+        host: Option<&'a str>,
+    ) -> Self {
+        Self {
+            origin,
+            fetch_site,
+            host,
+        }
+    }
 }
 
 impl<'a> AdmissionRequest<'a> {
@@ -25,7 +57,15 @@ impl<'a> AdmissionRequest<'a> {
             path,
             query: None,
             credential,
+            browser: BrowserFacts::default(),
         }
+    }
+
+    /// What the browser says about where the request comes from.
+    #[must_use]
+    pub fn with_browser_facts(mut self, browser: BrowserFacts<'a>) -> Self {
+        self.browser = browser;
+        self
     }
 
     /// The request's query (without the `?`).

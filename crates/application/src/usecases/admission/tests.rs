@@ -791,3 +791,259 @@ fn a_bearer_session_token_goes_to_the_session_verifier_when_providers_are_on() {
     let out = decide_now(&ports.admission(), "GET", "/app/home", bearer("tok"));
     assert_eq!(role_of(&out), Some(UserRole::Moderator));
 }
+
+// --- cross-origin protection -------------------------------------------------
+
+fn facts<'a>(origin: Option<&'a str>, fetch_site: Option<&'a str>) -> BrowserFacts<'a> {
+    BrowserFacts::new(origin, fetch_site, Some("app.example:8443"))
+}
+
+/// Decides `method path` with `credential` and the browser's `facts` on an
+/// admission that trusts `https://partner.example`, where `/callback`
+/// allows cross-origin requests.
+fn decide_cross(
+    ports: Ports,
+    method: &str,
+    path: &str,
+    credential: PresentedCredential<'_>,
+    facts: BrowserFacts<'_>,
+) -> Decision<UserRole> {
+    let policy = Arc::new(
+        RoutePolicy::builder()
+            .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
+            .rule(RouteRule::new("/callback", Requirement::Public).allow_cross_origin())
+            .rule(RouteRule::new("/app/*", Requirement::Authenticated).browser())
+            .build()
+            .unwrap(),
+    );
+    let codec = Arc::new(ports.codec);
+    let verify = VerifySession::new(
+        codec.clone(),
+        Arc::new(ports.clock),
+        Arc::new(ports.store),
+        lifetimes(),
+    );
+    let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
+    let trusted = TrustedOrigins::default()
+        .trust("https://partner.example")
+        .unwrap();
+    DecideAdmission::new(verify, rotate, policy, SignInPages::default())
+        .with_trusted_origins(trusted)
+        .decide(&AdmissionRequest::new(method, path, credential).with_browser_facts(facts))
+}
+
+fn refused_as_cross_origin(decision: Decision<UserRole>) -> bool {
+    matches!(
+        decision,
+        Decision::Decided(Admission {
+            verdict: Verdict::Refuse(Refusal::CrossOrigin),
+            credential: CredentialUpdate::Keep,
+        })
+    )
+}
+
+#[test]
+fn a_cross_site_unsafe_request_with_a_cookie_is_refused_before_the_token_is_read() {
+    // Ports::idle(): the codec is never asked.
+    for site in ["cross-site", "same-site", "", "bogus"] {
+        let decision = decide_cross(
+            Ports::idle(),
+            "POST",
+            "/app/transfer",
+            cookie("tok"),
+            facts(Some("https://evil.example"), Some(site)),
+        );
+        assert!(refused_as_cross_origin(decision), "{site}");
+    }
+}
+
+#[test]
+fn a_cross_site_sign_in_form_is_refused_too() {
+    let decision = decide_cross(
+        Ports::idle(),
+        "POST",
+        "/login",
+        PresentedCredential::None,
+        facts(Some("https://evil.example"), Some("cross-site")),
+    );
+    assert!(refused_as_cross_origin(decision));
+}
+
+#[test]
+fn without_fetch_metadata_the_origin_must_name_the_requests_own_host() {
+    let other_port = decide_cross(
+        Ports::idle(),
+        "POST",
+        "/login",
+        PresentedCredential::None,
+        facts(Some("https://app.example:9000"), None),
+    );
+    assert!(refused_as_cross_origin(other_port));
+    let null = decide_cross(
+        Ports::idle(),
+        "DELETE",
+        "/login",
+        PresentedCredential::None,
+        facts(Some("null"), None),
+    );
+    assert!(refused_as_cross_origin(null));
+    let own = decide_cross(
+        Ports::idle(),
+        "POST",
+        "/login",
+        PresentedCredential::None,
+        facts(Some("https://App.Example:8443"), None),
+    );
+    assert!(!refused_as_cross_origin(own));
+}
+
+#[test]
+fn same_origin_user_initiated_and_header_less_requests_pass() {
+    for (origin, site) in [
+        (Some("https://app.example:8443"), Some("same-origin")),
+        (None, Some("none")),
+        (None, None),
+    ] {
+        let decision = decide_cross(
+            Ports::idle(),
+            "POST",
+            "/login",
+            PresentedCredential::None,
+            facts(origin, site),
+        );
+        assert!(
+            matches!(
+                decision,
+                Decision::Decided(Admission {
+                    verdict: Verdict::Guest { refused: false },
+                    ..
+                })
+            ),
+            "{origin:?} {site:?}"
+        );
+    }
+}
+
+#[test]
+fn safe_methods_trusted_origins_bearer_tokens_and_opted_out_routes_pass() {
+    let evil = || facts(Some("https://evil.example"), Some("cross-site"));
+    for method in ["GET", "HEAD", "OPTIONS"] {
+        let decision = decide_cross(
+            Ports::idle(),
+            method,
+            "/login",
+            PresentedCredential::None,
+            evil(),
+        );
+        assert!(!refused_as_cross_origin(decision), "{method}");
+    }
+    let trusted = decide_cross(
+        Ports::idle(),
+        "POST",
+        "/login",
+        PresentedCredential::None,
+        facts(Some("https://partner.example"), Some("cross-site")),
+    );
+    assert!(!refused_as_cross_origin(trusted));
+    let callback = decide_cross(
+        Ports::idle(),
+        "POST",
+        "/callback",
+        PresentedCredential::None,
+        evil(),
+    );
+    assert!(!refused_as_cross_origin(callback));
+    // A bearer token carries no ambient authority: it is verified as usual.
+    let bearer = decide_cross(
+        Ports::idle().token(Token::Fresh),
+        "POST",
+        "/app/transfer",
+        bearer("tok"),
+        evil(),
+    );
+    assert!(matches!(
+        bearer,
+        Decision::Decided(Admission {
+            verdict: Verdict::Session(_),
+            ..
+        })
+    ));
+    // A cookie alongside it puts the request back under the rule.
+    let both = decide_cross(
+        Ports::idle(),
+        "POST",
+        "/app/transfer",
+        PresentedCredential::Token {
+            token: "tok",
+            via: CredentialSource::Both,
+        },
+        evil(),
+    );
+    assert!(refused_as_cross_origin(both));
+}
+
+#[test]
+fn trusted_origins_must_be_origins() {
+    for ok in [
+        "https://app.example",
+        "http://localhost:5173",
+        "https://a-b.c.example:443",
+    ] {
+        assert!(TrustedOrigins::default().trust(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "app.example",
+        "https://app.example/",
+        "https://app.example/path",
+        "https://App.example",
+        "ftp://app.example",
+        "https://user@app.example",
+        "https://app.example:",
+        "https://app.example:123456",
+        "https://",
+        "*",
+    ] {
+        assert_eq!(
+            TrustedOrigins::default().trust(bad),
+            Err(OriginError(bad.into())),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_not_found_route_is_404_for_guests_and_sessions_alike_and_reads_no_token() {
+    let policy = Arc::new(
+        RoutePolicy::builder()
+            .rule(RouteRule::new("/", Requirement::Public))
+            .default_requirement(Requirement::NotFound)
+            .build()
+            .unwrap(),
+    );
+    let admission = |ports: Ports| {
+        let codec = Arc::new(ports.codec);
+        let verify = VerifySession::new(
+            codec.clone(),
+            Arc::new(ports.clock),
+            Arc::new(ports.store),
+            lifetimes(),
+        );
+        let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
+        DecideAdmission::new(verify, rotate, policy.clone(), SignInPages::default())
+    };
+    let guest = decide_now(
+        &admission(Ports::idle()),
+        "GET",
+        "/favicon.ico",
+        PresentedCredential::None,
+    );
+    assert_eq!(refusal(guest), Refusal::NotFound);
+    // A route that needs no session reads the token leniently.
+    let signed_in = decide_now(
+        &admission(Ports::idle().token(Token::Fresh)),
+        "GET",
+        "/favicon.ico",
+        cookie("tok"),
+    );
+    assert_eq!(refusal(signed_in), Refusal::NotFound);
+}

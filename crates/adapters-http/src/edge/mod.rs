@@ -1,0 +1,260 @@
+//! The framework-neutral edge: a request's parts in, the admission
+//! decided, and what a framework adapter does with it out — the request's
+//! session (with signed identity headers in gateway mode) or the answer
+//! instead, and the headers the response gets.
+//!
+//! The axum and actix-web adapters are translations of this module: read
+//! the method, path, query and credential headers, call
+//! [`SessionEdge::decide`], await [`PendingAdmission::finish`] when the
+//! admission needs the user directory, call [`SessionEdge::settle`], and
+//! apply the [`Settled`] parts with their framework's types.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response};
+use tessera_application::{
+    Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
+    Decision, RotateSession, Verdict, VerifySession,
+};
+use tessera_domain::{Role, RoutePolicy};
+
+use crate::cookies::SessionCookies;
+use crate::credential::read_credential;
+use crate::gateway::GatewaySigner;
+use crate::response::Denial;
+
+mod attach;
+mod builder;
+
+pub use self::attach::{Attach, AttachHeaders};
+pub use self::builder::SessionEdgeBuilder;
+
+/// The default response header carrying a rotated token to bearer clients.
+pub const DEFAULT_TOKEN_HEADER: &str = "x-session-token";
+/// The default cap on a credential's size, in bytes: larger ones are refused
+/// (401 `invalid_token`) before anything decodes them.
+pub const DEFAULT_MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
+
+/// Sessions and route access at the HTTP edge, for any framework: the
+/// admission, the session cookie, the rotated-token header, the credential
+/// cap and gateway mode. Cheap to clone.
+///
+/// Build one with [`SessionEdge::builder`]; the framework adapters wrap it
+/// in their middleware (the axum crate's `SessionLayer`, the actix-web
+/// crate's `SessionMiddleware`).
+pub struct SessionEdge<R: Role> {
+    pub(super) inner: Arc<Inner<R>>,
+}
+
+pub(super) struct Inner<R: Role> {
+    admission: DecideAdmission<R>,
+    cookies: SessionCookies,
+    token_header: HeaderName,
+    max_credential_bytes: usize,
+    gateway: Option<GatewaySigner>,
+    /// Strip the client's identity headers: in gateway mode, and when
+    /// provider tokens are admitted.
+    strip_identity: bool,
+}
+
+impl<R: Role> Clone for SessionEdge<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R: Role> fmt::Debug for SessionEdge<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("SessionEdge")
+            .field("admission", &inner.admission)
+            .field("cookie", &inner.cookies.name())
+            .field("token_header", &inner.token_header)
+            .field("max_credential_bytes", &inner.max_credential_bytes)
+            .field("gateway", &inner.gateway.is_some())
+            .finish()
+    }
+}
+
+/// The request's side of a settled admission.
+#[derive(Debug)]
+pub enum Forward<R> {
+    /// Call the handler as a guest's; `refused` when a credential was sent
+    /// and refused (a required session extractor then answers
+    /// `invalid_token`).
+    Guest {
+        /// A credential was sent and refused.
+        refused: bool,
+    },
+    /// Call the handler with this session.
+    Session {
+        /// The session, when it was verified, and the provider token and
+        /// local user it came from, if any.
+        admitted: Box<AdmittedSession<R>>,
+        /// In gateway mode, the signed identity headers to put on the
+        /// request (after stripping the client's).
+        identity_headers: Vec<(HeaderName, HeaderValue)>,
+    },
+}
+
+/// An admission, translated for the edge.
+#[derive(Debug)]
+pub struct Settled<R> {
+    /// Forward the request, or answer it with this response.
+    pub forward: Result<Forward<R>, Response<Bytes>>,
+    /// What the response gets, whoever wrote it.
+    pub attach: Attach,
+}
+
+impl<R: Role> SessionEdge<R> {
+    /// Starts an edge enforcing `policy`, verifying with `verify` and
+    /// rotating with `rotate`. The defaults: cookie
+    /// [`__Host-session`](crate::DEFAULT_COOKIE_NAME), login page
+    /// `/login?return_to=`, signed-in page `/`, token header
+    /// `x-session-token`, credentials up to 8 KiB, no gateway mode, no
+    /// provider tokens.
+    pub fn builder(
+        verify: VerifySession<R>,
+        rotate: RotateSession<R>,
+        policy: RoutePolicy<R>,
+    ) -> SessionEdgeBuilder<R> {
+        SessionEdgeBuilder::new(verify, rotate, policy)
+    }
+
+    /// The route policy this edge enforces.
+    #[must_use]
+    pub fn policy(&self) -> &RoutePolicy<R> {
+        self.inner.admission.policy()
+    }
+
+    /// The session cookies this edge reads and rotates: hand them to the
+    /// sign-in and sign-out handlers.
+    #[must_use]
+    pub fn cookies(&self) -> &SessionCookies {
+        &self.inner.cookies
+    }
+
+    /// The response header that carries rotated tokens to bearer clients.
+    #[must_use]
+    pub fn token_header(&self) -> &HeaderName {
+        &self.inner.token_header
+    }
+
+    /// Whether the client's identity headers must be stripped from every
+    /// request ([`is_identity_header`](crate::gateway::is_identity_header)): in gateway mode, and when
+    /// provider tokens are admitted.
+    #[must_use]
+    pub fn strips_identity_headers(&self) -> bool {
+        self.inner.strip_identity
+    }
+
+    /// Decides a request from its method, path (percent-encoded, no
+    /// query), query, the values of its `Authorization` and `Cookie`
+    /// headers, and what its `Origin`, `Sec-Fetch-Site` and host say
+    /// (read each with [`single_header`](crate::single_header)).
+    pub fn decide<'h>(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        authorization: impl IntoIterator<Item = &'h [u8]>,
+        cookies: impl IntoIterator<Item = &'h [u8]>,
+        browser: BrowserFacts<'_>,
+    ) -> Decision<R> {
+        let inner = &*self.inner;
+        let credential = read_credential(
+            authorization,
+            cookies,
+            inner.cookies.name(),
+            inner.max_credential_bytes,
+        );
+        inner.admission.decide(
+            &AdmissionRequest::new(method, path, credential)
+                .with_query(query)
+                .with_browser_facts(browser),
+        )
+    }
+
+    /// Translates an admission for the request `method target` (`target`
+    /// is the path and query, as sent): forward (with what the request
+    /// gets) or answer, and what the response gets.
+    pub fn settle(&self, admission: Admission<R>, method: &str, target: &str) -> Settled<R> {
+        let attach = self.attach(admission.credential);
+        let forward = match admission.verdict {
+            Verdict::Refuse(refusal) => Err(Denial::Refused(refusal).into_http()),
+            Verdict::Guest { refused } => Ok(Forward::Guest { refused }),
+            Verdict::Session(admitted) => {
+                let signed = match &self.inner.gateway {
+                    None => Ok(Vec::new()),
+                    Some(signer) => signer
+                        .headers(method, target, &admitted.session, admitted.verified_at)
+                        .map_err(|error| {
+                            tracing::error!(?error, "gateway identity could not be signed");
+                            Denial::Misconfigured.into_http()
+                        }),
+                };
+                signed.map(|identity_headers| Forward::Session {
+                    admitted,
+                    identity_headers,
+                })
+            }
+        };
+        Settled { forward, attach }
+    }
+
+    /// The credential update as response headers.
+    fn attach(&self, update: CredentialUpdate) -> Attach {
+        let inner = &*self.inner;
+        match update {
+            CredentialUpdate::Keep => Attach::default(),
+            CredentialUpdate::ClearCookie => Attach {
+                cookie: Some((
+                    inner.cookies.clone(),
+                    inner.cookies.clear().header_value().clone(),
+                )),
+                header: None,
+                renews: false,
+            },
+            CredentialUpdate::Renew {
+                token,
+                lifetime,
+                via,
+            } => {
+                let cookie = via
+                    .has_cookie()
+                    .then(|| inner.cookies.issue_for(&token, lifetime))
+                    .and_then(|issued| {
+                        issued
+                            .inspect_err(|error| {
+                                tracing::error!(%error, "rotated token cannot be set as a cookie");
+                            })
+                            .ok()
+                    })
+                    .map(|set| (inner.cookies.clone(), set.header_value().clone()));
+                let header = via
+                    .has_bearer()
+                    .then(|| HeaderValue::from_str(token.expose_secret()))
+                    .and_then(|value| {
+                        value
+                            .inspect_err(|_| {
+                                tracing::error!("rotated token cannot be sent as a header");
+                            })
+                            .ok()
+                    })
+                    .map(|mut value| {
+                        value.set_sensitive(true);
+                        (inner.token_header.clone(), value)
+                    });
+                Attach {
+                    cookie,
+                    header,
+                    renews: true,
+                }
+            }
+        }
+    }
+}
