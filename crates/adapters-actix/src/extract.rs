@@ -184,7 +184,7 @@ impl<T> Deref for Maybe<T> {
 /// [`Maybe`] (the counterpart of axum's `OptionalFromRequestParts`).
 pub trait OptionalFromRequest: Sized {
     /// What a request that cannot be served is answered with.
-    type Rejection: ResponseError + 'static;
+    type Rejection: Into<actix_web::Error>;
 
     /// The value, `Ok(None)` when the request has none.
     ///

@@ -7,8 +7,9 @@
 //! - extractors: [`Session`] (required), [`MaybeSession`] (optional; not
 //!   `Option<Session>`, see [`Maybe`]), [`RequireRole`] and
 //!   [`RequireCapability`] (typed gates), [`ProviderUser`] (the local user
-//!   behind a provider token); their refusals are [`Rejected`], answered
-//!   as the middleware answers;
+//!   behind a provider token) and [`GatewayIdentity`] (in the services
+//!   behind a gateway); their refusals are [`Rejected`], answered as the
+//!   middleware answers;
 //! - handlers: [`exchange_token`] (provider token in, session out) and
 //!   [`user_webhook`] (a provider's user webhooks);
 //! - [`Header`] and [`into_response`]: [`tessera_http`]'s `http` 1.x
@@ -78,6 +79,7 @@
 mod convert;
 mod exchange;
 mod extract;
+mod gateway;
 mod middleware;
 mod provider_user;
 mod webhooks;
@@ -90,6 +92,7 @@ pub use exchange::exchange_token;
 pub use extract::{
     Maybe, MaybeSession, OptionalFromRequest, Rejected, RequireCapability, RequireRole, Session,
 };
+pub use gateway::GatewayIdentity;
 pub use middleware::{SessionFuture, SessionMiddleware, SessionService};
 pub use provider_user::ProviderUser;
 #[doc(no_inline)]

@@ -497,3 +497,47 @@ async fn rejections_answer_as_the_middleware_does() {
     );
     assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
 }
+
+// ---------------------------------------------------------------- behind a gateway
+
+#[actix_web::test]
+async fn gateway_identity_needs_the_headers_or_is_a_guest_when_optional() {
+    use crate::{GatewayIdentity, Maybe};
+    use tessera_http::{GatewayKey, GatewayVerifier};
+
+    let verifier = GatewayVerifier::new(GatewayKey::new(&[7; 32]).unwrap().for_audience("svc"));
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(verifier))
+            .route(
+                "/required",
+                web::get().to(|id: GatewayIdentity| async move { id.user_id().to_string() }),
+            )
+            .route(
+                "/optional",
+                web::get().to(|id: Maybe<GatewayIdentity>| async move {
+                    format!("guest:{}", id.is_none())
+                }),
+            ),
+    )
+    .await;
+    let required = test::call_service(&app, get("/required").to_request()).await;
+    assert_error(&reply(required).await, 401, None, "untrusted_identity");
+    let optional = test::call_service(&app, get("/optional").to_request()).await;
+    assert_eq!(reply(optional).await.body, "guest:true");
+    // A client's own identity header, unsigned, is never a guest.
+    let forged = get("/optional").insert_header(("x-user-id", user().to_string()));
+    let forged = test::call_service(&app, forged.to_request()).await;
+    assert_error(&reply(forged).await, 401, None, "untrusted_identity");
+}
+
+#[actix_web::test]
+async fn gateway_identity_without_a_verifier_is_a_500() {
+    let app = test::init_service(App::new().route(
+        "/required",
+        web::get().to(|id: crate::GatewayIdentity| async move { id.user_id().to_string() }),
+    ))
+    .await;
+    let response = test::call_service(&app, get("/required").to_request()).await;
+    assert_error(&reply(response).await, 500, None, "server_error");
+}
