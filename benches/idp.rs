@@ -1,7 +1,8 @@
 //! Identity-provider tokens: RS256 provider-token verification with warm
-//! keys against the raw signature check and `jsonwebtoken::decode`, and
-//! ResolveUser on a cache hit, in one run, so that the figures in
-//! BENCHMARKS.md are ratios on one machine.
+//! keys against the raw signature check and `jsonwebtoken::decode`, the
+//! verified-token cache (a token presented again, its first and second
+//! presentations, the memory an entry takes), and ResolveUser on a cache hit, in one run,
+//! so that the figures in BENCHMARKS.md are ratios on one machine.
 //!
 //! ```text
 //! cargo bench --bench idp --features jwks-fetch -- --warm-up-time 1 --measurement-time 4
@@ -20,8 +21,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[path = "support/interleave.rs"]
 mod interleave;
+#[path = "support/memory.rs"]
+mod memory;
 use criterion::{Criterion, criterion_group, criterion_main};
 use interleave::interleaved_ratio;
+use memory::resident_bytes;
 use serde_json::json;
 use tessera::application::external::{
     ExternalIdentity, ExternalProfile, ExternalTokenVerifier, ExternalUserDirectory,
@@ -29,9 +33,10 @@ use tessera::application::external::{
 use tessera::application::{
     CachedExternalUserDirectory, ResolveUser, ResolveUserRequest, UserCachePolicy,
 };
+use tessera::infrastructure::DEFAULT_VERIFIED_CACHE_ENTRIES;
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, IdentityProvider, InMemoryExternalUserDirectory, JwksDocument,
-    JwksFetchError, JwksSource, JwksTokenVerifier, MissingRole,
+    JwksFetchError, JwksSource, JwksTokenVerifier, MissingRole, ProviderBuilder,
 };
 use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, SystemClock, UserRole};
@@ -82,15 +87,30 @@ fn mapping() -> ClaimMapping<UserRole> {
     .unwrap()
 }
 
+/// The provider, keeping up to `cached` verified tokens (0: no cache).
 fn provider(
+    cached: usize,
     keys: impl FnOnce(
         tessera::infrastructure::identity::ProviderBuilder<UserRole>,
     ) -> tessera::infrastructure::identity::ProviderBuilder<UserRole>,
 ) -> JwksTokenVerifier<UserRole> {
     let builder = IdentityProvider::builder(ISSUER, mapping())
         .audience("api")
-        .allowed_party(PARTY);
+        .allowed_party(PARTY)
+        .verified_cache(cached);
     JwksTokenVerifier::new(keys(builder).build().unwrap())
+}
+
+/// A Clerk-shaped token of user `user`, valid for an hour from now.
+fn provider_token(key: &SigningKey, user: &str) -> String {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "iss": ISSUER, "sub": user, "aud": "api", "azp": PARTY,
+        "iat": now - 10, "nbf": now - 10, "exp": now + 3600, "sid": "sess_2xyz",
+        "email": "ada@example.com", "public_metadata": { "role": "org:admin" },
+    });
+    let header = jose::encode_header(key, "JWT");
+    jose::sign_compact(key, &header, claims.to_string().as_bytes()).unwrap()
 }
 
 /// The claims as jsonwebtoken's baseline sees them.
@@ -120,19 +140,15 @@ fn bench_verify(c: &mut Criterion) {
         .unwrap();
     let _context = runtime.enter();
     let key = SigningKey::from_pem(JwsAlgorithm::Rs256, "clerk-1", RSA_PEM).unwrap();
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({
-        "iss": ISSUER, "sub": "user_2abcdefghijklmnop", "aud": "api", "azp": PARTY,
-        "iat": now - 10, "nbf": now - 10, "exp": now + 3600, "sid": "sess_2xyz",
-        "email": "ada@example.com", "public_metadata": { "role": "org:admin" },
-    });
-    let header = jose::encode_header(&key, "JWT");
-    let token = jose::sign_compact(&key, &header, claims.to_string().as_bytes()).unwrap();
+    let token = provider_token(&key, "user_2abcdefghijklmnop");
     eprintln!("RS256: the provider token is {} bytes", token.len());
-    let jwks = KeyRing::new(key).to_public_jwk_set().unwrap();
+    let jwks = KeyRing::new(key.clone()).to_public_jwk_set().unwrap();
+    let fetched_keys = |b: ProviderBuilder<UserRole>| {
+        b.jwks(Arc::new(StaticJwks(jwks.clone())), CachePolicy::default())
+    };
 
-    let static_keys = provider(|b| b.static_keys(KeyRing::from_jwk_set(&jwks).unwrap()));
-    let cached = provider(|b| b.jwks(Arc::new(StaticJwks(jwks.clone())), CachePolicy::default()));
+    let static_keys = provider(0, |b| b.static_keys(KeyRing::from_jwk_set(&jwks).unwrap()));
+    let cached = provider(0, fetched_keys);
     // Warm the cache: the first verification fetches the JWK set.
     let identity = runtime.block_on(cached.verify(&token)).unwrap();
     assert_eq!(identity.role, UserRole::Admin);
@@ -161,27 +177,71 @@ fn bench_verify(c: &mut Criterion) {
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
         .unwrap();
     assert!(raw.verify_sig(&input, &signature).is_ok());
-    group.bench_function("raw signature check", |b| {
-        b.iter(|| {
-            assert!(
-                raw.verify_sig(black_box(&input), black_box(&signature))
-                    .is_ok()
-            )
-        })
-    });
+    let raw_check = || {
+        assert!(
+            raw.verify_sig(black_box(&input), black_box(&signature))
+                .is_ok()
+        )
+    };
+    group.bench_function("raw signature check", |b| b.iter(raw_check));
     let ratio = interleaved_ratio(
         200,
         || {
             ready(cached.verify(black_box(&token))).unwrap();
         },
-        || {
-            assert!(
-                raw.verify_sig(black_box(&input), black_box(&signature))
-                    .is_ok()
-            )
-        },
+        raw_check,
     );
     eprintln!("idp/verify RS256: warm key cache / raw signature check = {ratio:.3} (interleaved)");
+
+    // The verified-token cache: the same token presented again (cached at
+    // its second verification), and a token's first and second
+    // presentations (a token never seen before at every call, then each
+    // of them again: the interleaved rounds' 32 x 200 tokens).
+    let again = provider(DEFAULT_VERIFIED_CACHE_ENTRIES, fetched_keys);
+    runtime.block_on(again.verify(&token)).unwrap();
+    runtime.block_on(again.verify(&token)).unwrap();
+    let verify_again = || {
+        ready(again.verify(black_box(&token))).unwrap();
+    };
+    group.bench_function("JwksTokenVerifier, presented again", |b| {
+        b.iter(verify_again)
+    });
+    let ratio = interleaved_ratio(200, verify_again, raw_check);
+    eprintln!("idp/verify RS256: presented again / raw signature check = {ratio:.3} (interleaved)");
+    let first = provider(2 * 32 * 200, fetched_keys);
+    runtime.block_on(first.verify(&token)).unwrap();
+    let tokens: Vec<_> = (0..32 * 200)
+        .map(|n| provider_token(&key, &format!("user_{n:020}")))
+        .collect();
+    // Distinct tokens are not in the CPU's caches as one token is, so the
+    // same tokens through the provider without a cache are the yardstick.
+    for presentation in ["first", "second"] {
+        let (mut with, mut without) = (tokens.iter(), tokens.iter());
+        let ratio = interleaved_ratio(
+            200,
+            || {
+                ready(first.verify(black_box(with.next().unwrap()))).unwrap();
+            },
+            || {
+                ready(cached.verify(black_box(without.next().unwrap()))).unwrap();
+            },
+        );
+        eprintln!(
+            "idp/verify RS256: {presentation} presentation, with cache / without = {ratio:.3} (interleaved)"
+        );
+    }
+    let stats = first
+        .provider(ISSUER)
+        .unwrap()
+        .verified_cache_stats()
+        .unwrap();
+    assert_eq!(stats.hits, 0, "every one missed");
+    eprintln!(
+        "idp/verify RS256: {} of {} tokens cached at their second presentation",
+        stats.entries,
+        tokens.len()
+    );
+    memory_per_entry(&key, &runtime);
 
     let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
         &URL_SAFE_NO_PAD.encode(n),
@@ -202,6 +262,36 @@ fn bench_verify(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// What a cache entry costs in resident memory: a cache of 2,000 entries
+/// filled by three times as many distinct tokens (so every shard is full
+/// and has evicted), the growth of resident memory over the entries held.
+fn memory_per_entry(key: &SigningKey, runtime: &tokio::runtime::Runtime) {
+    let verifier = provider(2_000, |b| {
+        b.static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+    });
+    let tokens: Vec<_> = (0..6_000)
+        .map(|n| provider_token(key, &format!("user_{n:020}")))
+        .collect();
+    let before = resident_bytes();
+    for token in &tokens {
+        runtime.block_on(verifier.verify(token)).unwrap();
+        runtime.block_on(verifier.verify(token)).unwrap();
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    let stats = verifier
+        .provider(ISSUER)
+        .unwrap()
+        .verified_cache_stats()
+        .unwrap();
+    eprintln!(
+        "memory: {} entries of {}-byte provider tokens take {} KiB resident, {} bytes per entry",
+        stats.entries,
+        tokens.first().unwrap().len(),
+        grown / 1024,
+        grown / stats.entries,
+    );
 }
 
 fn bench_resolve(c: &mut Criterion) {

@@ -289,6 +289,17 @@ impl<R: Role> TesseraBuilder<R> {
         self
     }
 
+    /// How many verified tokens the codec keeps, so that a token presented
+    /// again skips its signature check (default
+    /// [`DEFAULT_VERIFIED_CACHE_ENTRIES`](tessera_infrastructure::DEFAULT_VERIFIED_CACHE_ENTRIES));
+    /// 0 turns the cache off. Expiry, revocation and policy are checked on
+    /// every request either way; see
+    /// [`JwtSessionCodec::with_verified_cache`].
+    pub fn verified_cache(mut self, capacity: usize) -> Self {
+        self.codec = self.codec.with_verified_cache(capacity);
+        self
+    }
+
     /// The clock (tests pin it).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -315,7 +326,7 @@ impl<R: Role> TesseraBuilder<R> {
 
     /// Wires every use case.
     pub fn build(self) -> Tessera<R> {
-        let codec = Arc::new(self.codec);
+        let codec = Arc::new(self.codec.with_clock(self.clock.clone()));
         let revocations = self.revocations.unwrap_or_else(|| {
             Arc::new(InMemoryRevocationStore::new(
                 self.clock.clone(),

@@ -3,7 +3,7 @@
 
 use aws_lc_rs::hmac;
 use serde_json::json;
-use tessera::application::ports::TokenError;
+use tessera::application::ports::{JwsFailure, TokenError};
 use tessera::application::{ClaimsError, VerifyError};
 use tessera::domain::{IdError, RoleError};
 use tessera::{JwsAlgorithm, KeyRing, SigningKey};
@@ -46,13 +46,13 @@ fn alg_none_is_rejected() {
     );
     assert!(matches!(
         token_error(verify(&app, &unsigned)),
-        TokenError::AlgorithmRejected
+        TokenError::Jws(JwsFailure::AlgorithmRejected)
     ));
     // Even with a signature part present.
     let with_sig = format!("{unsigned}AAAA");
     assert!(matches!(
         token_error(verify(&app, &with_sig)),
-        TokenError::AlgorithmRejected
+        TokenError::Jws(JwsFailure::AlgorithmRejected)
     ));
 }
 
@@ -74,7 +74,7 @@ fn hs256_signed_with_the_rsa_public_key_as_secret_is_rejected() {
     );
     assert!(matches!(
         token_error(verify(&app, &token)),
-        TokenError::AlgorithmRejected
+        TokenError::Jws(JwsFailure::AlgorithmRejected)
     ));
 }
 
@@ -87,7 +87,7 @@ fn missing_kid_is_rejected_when_the_ring_holds_several_keys() {
     let header = json!({"alg": "HS256", "typ": tessera::infrastructure::SESSION_TOKEN_TYPE});
     assert!(matches!(
         token_error(verify(&app, &forged(&header, &payload(START)))),
-        TokenError::MissingKeyId
+        TokenError::Jws(JwsFailure::MissingKeyId)
     ));
 }
 
@@ -97,7 +97,7 @@ fn unknown_kid_is_rejected() {
     let header = with(valid_header(), "kid", json!("someone-elses"));
     assert!(matches!(
         token_error(verify(&app, &forged(&header, &payload(START)))),
-        TokenError::UnknownKeyId
+        TokenError::Jws(JwsFailure::UnknownKeyId)
     ));
 }
 
@@ -110,7 +110,7 @@ fn wrong_or_missing_typ_is_rejected() {
         assert!(
             matches!(
                 token_error(result),
-                TokenError::WrongType | TokenError::Malformed(_)
+                TokenError::WrongType | TokenError::Jws(JwsFailure::Malformed(_))
             ),
             "typ {typ}"
         );
@@ -284,12 +284,12 @@ fn oversized_token_is_rejected_before_decoding() {
     let token = forged(&valid_header(), &p);
     assert!(matches!(
         token_error(verify(&app, &token)),
-        TokenError::TooLarge { max: 8192 }
+        TokenError::Jws(JwsFailure::TooLarge { max: 8192 })
     ));
     // Not even a token: a huge string is refused by size alone.
     assert!(matches!(
         token_error(verify(&app, &"a".repeat(100_000))),
-        TokenError::TooLarge { .. }
+        TokenError::Jws(JwsFailure::TooLarge { .. })
     ));
 }
 
@@ -302,7 +302,8 @@ fn truncated_signature_is_rejected() {
         assert!(
             matches!(
                 token_error(verify(&app, truncated)),
-                TokenError::InvalidSignature | TokenError::Malformed(_)
+                TokenError::Jws(JwsFailure::InvalidSignature)
+                    | TokenError::Jws(JwsFailure::Malformed(_))
             ),
             "cut {cut}"
         );
@@ -315,7 +316,7 @@ fn unknown_crit_is_rejected() {
     let header = with(valid_header(), "crit", json!(["exp-by-cosmic-ray"]));
     assert!(matches!(
         token_error(verify(&app, &forged(&header, &payload(START)))),
-        TokenError::CriticalHeader
+        TokenError::Jws(JwsFailure::CriticalHeader)
     ));
 }
 
@@ -337,7 +338,7 @@ fn duplicate_json_members_are_rejected() {
     let token = forge(&header, &payload(START).to_string(), &hs_key());
     assert!(matches!(
         token_error(verify(&app, &token)),
-        TokenError::Malformed(_)
+        TokenError::Jws(JwsFailure::Malformed(_))
     ));
 }
 

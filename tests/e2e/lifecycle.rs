@@ -1,7 +1,9 @@
 //! A session's whole life, for every algorithm, through the real codec and
 //! the in-memory stores.
 
-use tessera::application::ports::{DirectoryUser, RevocationReason, TokenError, WatermarkScope};
+use tessera::application::ports::{
+    DirectoryUser, JwsFailure, RevocationReason, TokenError, WatermarkScope,
+};
 use tessera::application::{RevokeRequest, RotationNeed, VerifyError};
 use tessera::domain::TenantId;
 use tessera::{KeyRing, UserRole};
@@ -264,7 +266,9 @@ async fn key_rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() {
         .replace_keys(ring.without_key("2026-10").unwrap());
     assert!(matches!(
         app.sessions.verify().execute(&old),
-        Err(VerifyError::Token(TokenError::UnknownKeyId))
+        Err(VerifyError::Token(TokenError::Jws(
+            JwsFailure::UnknownKeyId
+        )))
     ));
     assert!(app.sessions.verify().execute(&new).is_ok());
 }

@@ -118,7 +118,7 @@ mod tests {
         ExternalSubject, ExternalTokenError, MockExternalTokenVerifier, MockExternalUserDirectory,
     };
     use tessera_application::ports::{
-        Clock, DirectoryError, DirectoryUser, MockClock, MockRevocationStore,
+        Clock, DirectoryError, DirectoryUser, JwsFailure, MockClock, MockRevocationStore,
         MockSessionTokenCodec, MockUserDirectory, TokenError,
     };
     use tessera_application::{
@@ -232,7 +232,7 @@ mod tests {
         codec
             .expect_decode()
             .times(decodes)
-            .returning(|_| Err(TokenError::InvalidSignature));
+            .returning(|_| Err(TokenError::Jws(JwsFailure::InvalidSignature)));
         codec.expect_encode().times(0);
         // The real codec reads the unverified header's `typ`; this fake
         // routes by the same rule.
@@ -361,7 +361,9 @@ mod tests {
     #[tokio::test]
     async fn a_refused_provider_token_is_401_invalid_token() {
         let router = router(
-            verifier(1, || Err(ExternalTokenError::InvalidSignature)),
+            verifier(1, || {
+                Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature))
+            }),
             directory(0, None),
             0,
         );

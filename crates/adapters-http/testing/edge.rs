@@ -9,8 +9,8 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode, header};
 use mockall::predicate::eq;
 use tessera_application::ports::{
-    DirectoryError, DirectoryUser, MockClock, MockRevocationStore, MockSessionTokenCodec,
-    MockUserDirectory, RevocationError, RevocationStatus, TokenError,
+    DirectoryError, DirectoryUser, JwsFailure, MockClock, MockRevocationStore,
+    MockSessionTokenCodec, MockUserDirectory, RevocationError, RevocationStatus, TokenError,
 };
 use tessera_application::{RotateSession, SessionToken, SessionTokenClaims, VerifySession};
 use tessera_domain::{
@@ -165,7 +165,7 @@ impl Ports {
             .expect_decode()
             .with(eq(TOKEN))
             .times(1)
-            .returning(|_| Err(TokenError::InvalidSignature));
+            .returning(|_| Err(TokenError::Jws(JwsFailure::InvalidSignature)));
         self.decodes = true;
         self
     }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use tessera_domain::{Role, RoleError};
 use time::OffsetDateTime;
 
-use crate::ports::{DirectoryError, DirectoryUser};
+use crate::ports::{DirectoryError, DirectoryUser, JwsFailure};
 
 /// The longest provider subject (`sub`) accepted, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 255;
@@ -145,38 +145,16 @@ pub enum RoleMappingError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExternalTokenError {
-    /// The token is longer than the provider's cap; nothing was decoded.
-    #[error("token is larger than {max} bytes")]
-    TooLarge {
-        /// The cap, in bytes.
-        max: usize,
-    },
-    /// The token is not a compact JWS with a JSON header and payload.
-    #[error("token is malformed: {0}")]
-    Malformed(&'static str),
+    /// The compact JWS itself is refused: size, structure, header, an
+    /// algorithm off the provider's allow-list, key or signature.
+    #[error(transparent)]
+    Jws(#[from] JwsFailure),
     /// No configured provider has the token's issuer.
     #[error("token issuer is not a configured provider")]
     UnknownIssuer,
-    /// The header's `alg` is not on the provider's allow-list, or not the
-    /// algorithm of the key it names.
-    #[error("token algorithm is not allowed for this provider")]
-    AlgorithmNotAllowed,
-    /// The token names no key and the provider publishes several.
-    #[error("token names no key id and the provider publishes several keys")]
-    MissingKeyId,
-    /// The token names a key the provider does not publish (after a refetch,
-    /// or within the refetch cooldown).
-    #[error("token names a key the provider does not publish")]
-    UnknownKeyId,
-    /// The header lists critical extensions.
-    #[error("token header carries critical extensions")]
-    CriticalHeader,
     /// The header's `typ` is not the one configured for the provider.
     #[error("token type is not the provider's configured type")]
     WrongType,
-    /// The signature does not verify.
-    #[error("token signature is invalid")]
-    InvalidSignature,
     /// `aud` does not include an accepted audience.
     #[error("token audience is not accepted")]
     WrongAudience,
@@ -218,15 +196,9 @@ impl ExternalTokenError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::TooLarge { .. } => "token_too_large",
-            Self::Malformed(_) => "token_malformed",
+            Self::Jws(failure) => failure.code(),
             Self::UnknownIssuer => "unknown_issuer",
-            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
-            Self::MissingKeyId => "missing_kid",
-            Self::UnknownKeyId => "unknown_kid",
-            Self::CriticalHeader => "critical_header",
             Self::WrongType => "wrong_typ",
-            Self::InvalidSignature => "invalid_signature",
             Self::WrongAudience => "wrong_audience",
             Self::WrongAuthorizedParty => "wrong_azp",
             Self::Expired => "expired",

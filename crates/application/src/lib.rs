@@ -19,7 +19,7 @@
 //! use std::collections::HashMap;
 //! use std::sync::{Arc, Mutex};
 //!
-//! use tessera_application::ports::{Clock, IdGenerator, SessionTokenCodec, TokenError};
+//! use tessera_application::ports::{Clock, IdGenerator, JwsFailure, SessionTokenCodec, TokenError};
 //! use tessera_application::{EstablishRequest, EstablishSession, SessionToken, SessionTokenClaims};
 //! use tessera_domain::{SessionId, SessionLifetimes, UserId, UserRole};
 //! use time::OffsetDateTime;
@@ -39,14 +39,14 @@
 //! struct ToyCodec(Mutex<HashMap<String, SessionTokenClaims<UserRole>>>);
 //! impl SessionTokenCodec<UserRole> for ToyCodec {
 //!     fn encode(&self, claims: &SessionTokenClaims<UserRole>) -> Result<SessionToken, TokenError> {
-//!         let mut map = self.0.lock().map_err(|_| TokenError::Malformed("poisoned"))?;
+//!         let mut map = self.0.lock().map_err(|_| TokenError::Jws(JwsFailure::Malformed("poisoned")))?;
 //!         let token = map.len().to_string();
 //!         map.insert(token.clone(), claims.clone());
 //!         Ok(SessionToken::new(token))
 //!     }
 //!     fn decode(&self, token: &str) -> Result<SessionTokenClaims<UserRole>, TokenError> {
-//!         let map = self.0.lock().map_err(|_| TokenError::Malformed("poisoned"))?;
-//!         map.get(token).cloned().ok_or(TokenError::InvalidSignature)
+//!         let map = self.0.lock().map_err(|_| TokenError::Jws(JwsFailure::Malformed("poisoned")))?;
+//!         map.get(token).cloned().ok_or(TokenError::Jws(JwsFailure::InvalidSignature))
 //!     }
 //! }
 //!

@@ -13,10 +13,12 @@ use time::OffsetDateTime;
 
 use crate::token::{ClaimsError, SessionToken, SessionTokenClaims};
 
-/// Why a token could not be encoded or decoded.
-#[derive(Debug, thiserror::Error)]
+/// Why a compact JWS was refused, before any claim was read: one
+/// vocabulary for session tokens ([`TokenError::Jws`]) and identity
+/// providers' tokens ([`ExternalTokenError::Jws`](crate::external::ExternalTokenError::Jws)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum TokenError {
+pub enum JwsFailure {
     /// The token is longer than the configured cap; nothing was decoded.
     #[error("token is larger than {max} bytes")]
     TooLarge {
@@ -26,25 +28,52 @@ pub enum TokenError {
     /// The token is not a compact JWS with a JSON header and payload.
     #[error("token is malformed: {0}")]
     Malformed(&'static str),
-    /// The header's `alg` is `none`, unsupported, or not the algorithm of the
-    /// key it names.
+    /// The header's `alg` is `none`, unsupported, not allowed here, or not
+    /// the algorithm of the key it names.
     #[error("token algorithm is not accepted for its key")]
     AlgorithmRejected,
     /// The token names no key and several keys could verify it.
-    #[error("token names no key id and the key ring holds several keys")]
+    #[error("token names no key id and several keys could verify it")]
     MissingKeyId,
-    /// The token names a key the ring does not hold.
+    /// The token names a key that is not known (for a provider: after a
+    /// refetch, or within the refetch cooldown).
     #[error("token names an unknown key id")]
     UnknownKeyId,
     /// The header lists critical extensions, which tessera does not support.
     #[error("token header carries critical extensions")]
     CriticalHeader,
-    /// The header's `typ` is not that of a tessera session token.
-    #[error("token type is not a tessera session token")]
-    WrongType,
     /// The signature does not verify.
     #[error("token signature is invalid")]
     InvalidSignature,
+}
+
+impl JwsFailure {
+    /// A stable, machine-readable code for this failure, for logs and tools.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "token_too_large",
+            Self::Malformed(_) => "token_malformed",
+            Self::AlgorithmRejected => "algorithm_rejected",
+            Self::MissingKeyId => "missing_kid",
+            Self::UnknownKeyId => "unknown_kid",
+            Self::CriticalHeader => "critical_header",
+            Self::InvalidSignature => "invalid_signature",
+        }
+    }
+}
+
+/// Why a token could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The compact JWS itself is refused: size, structure, header,
+    /// algorithm, key or signature.
+    #[error(transparent)]
+    Jws(#[from] JwsFailure),
+    /// The header's `typ` is not that of a tessera session token.
+    #[error("token type is not a tessera session token")]
+    WrongType,
     /// `iss` is not the configured issuer.
     #[error("token issuer is not accepted")]
     WrongIssuer,
@@ -64,14 +93,8 @@ impl TokenError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::TooLarge { .. } => "token_too_large",
-            Self::Malformed(_) => "token_malformed",
-            Self::AlgorithmRejected => "algorithm_rejected",
-            Self::MissingKeyId => "missing_kid",
-            Self::UnknownKeyId => "unknown_kid",
-            Self::CriticalHeader => "critical_header",
+            Self::Jws(failure) => failure.code(),
             Self::WrongType => "wrong_typ",
-            Self::InvalidSignature => "invalid_signature",
             Self::WrongIssuer => "wrong_issuer",
             Self::WrongAudience => "wrong_audience",
             Self::Claims(_) => "invalid_claim",

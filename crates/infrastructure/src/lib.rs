@@ -53,9 +53,11 @@ pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod system;
+mod verified_cache;
 
 pub use claims::{Audience, SessionJwtClaims};
 pub use codec::{DEFAULT_MAX_TOKEN_BYTES, JwtSessionCodec, SESSION_TOKEN_TYPE};
 pub use jose::{JwsAlgorithm, KeyError, KeyRing, PrivateJwk, SigningKey, VerificationKey};
 pub use memory::{InMemoryRevocationStore, InMemoryUserDirectory};
 pub use system::{SystemClock, UuidV7SessionIds};
+pub use verified_cache::{DEFAULT_VERIFIED_CACHE_ENTRIES, VerifiedCacheStats};

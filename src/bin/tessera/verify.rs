@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tessera::application::ports::TokenError;
+use tessera::application::ports::{JwsFailure, TokenError};
 use tessera::application::{ClaimsError, VerifyError};
 use tessera::domain::SessionLifetimes;
 use tessera::infrastructure::SESSION_TOKEN_TYPE;
@@ -263,7 +263,7 @@ fn explain_token(error: &TokenError, context: &Context<'_>) -> (&'static str, Ve
     let kid = context.header("kid");
     let alg = context.header("alg");
     match error {
-        TokenError::TooLarge { max } => (
+        TokenError::Jws(JwsFailure::TooLarge { max }) => (
             "a token is at most the size cap (8 KiB by default), checked before anything is \
              decoded",
             vec![format!(
@@ -271,7 +271,7 @@ fn explain_token(error: &TokenError, context: &Context<'_>) -> (&'static str, Ve
                 context.token.len()
             )],
         ),
-        TokenError::Malformed(_) => (
+        TokenError::Jws(JwsFailure::Malformed(_)) => (
             "a token is a compact JWS: three strict base64url parts (no padding), a JSON-object \
              header with no repeated alg, kid, typ or crit, and a JSON payload",
             context
@@ -280,7 +280,7 @@ fn explain_token(error: &TokenError, context: &Context<'_>) -> (&'static str, Ve
                 .map(|decoded| decoded.warnings.clone())
                 .unwrap_or_default(),
         ),
-        TokenError::AlgorithmRejected => (
+        TokenError::Jws(JwsFailure::AlgorithmRejected) => (
             "the header's alg must be the algorithm of the key its kid names (HS256, RS256, \
              ES256 or EdDSA); none, other algorithms and algorithm confusion are refused",
             vec![
@@ -288,15 +288,15 @@ fn explain_token(error: &TokenError, context: &Context<'_>) -> (&'static str, Ve
                 context.keys_text(),
             ],
         ),
-        TokenError::MissingKeyId => (
+        TokenError::Jws(JwsFailure::MissingKeyId) => (
             "a token must name its key (kid) when the key set holds several",
             vec![format!("kid {}", shown(kid)), context.keys_text()],
         ),
-        TokenError::UnknownKeyId => (
+        TokenError::Jws(JwsFailure::UnknownKeyId) => (
             "the header's kid must name a key in the key set",
             vec![format!("kid {}", shown(kid)), context.keys_text()],
         ),
-        TokenError::CriticalHeader => (
+        TokenError::Jws(JwsFailure::CriticalHeader) => (
             "the header must not carry crit: tessera supports no critical extension",
             vec![format!("crit {}", shown(context.header("crit")))],
         ),
@@ -309,7 +309,7 @@ fn explain_token(error: &TokenError, context: &Context<'_>) -> (&'static str, Ve
                 SESSION_TOKEN_TYPE
             )],
         ),
-        TokenError::InvalidSignature => (
+        TokenError::Jws(JwsFailure::InvalidSignature) => (
             "the signature must verify with the key the kid names: the token was altered, \
              truncated, or signed by another key",
             vec![

@@ -180,6 +180,7 @@ mod tests {
     use crate::external::{
         AsOf, ExternalIdentity, MockExternalTokenVerifier, MockExternalUserDirectory, Upserted,
     };
+    use crate::ports::JwsFailure;
     use crate::ports::{DirectoryUser, MockIdGenerator, MockSessionTokenCodec};
     use crate::testing::*;
     use crate::token::SessionTokenClaims;
@@ -356,7 +357,8 @@ mod tests {
 
     #[tokio::test]
     async fn exchange_refuses_a_refused_provider_token_without_touching_the_directory() {
-        let verifier = verifier_returning(|| Err(ExternalTokenError::InvalidSignature));
+        let verifier =
+            verifier_returning(|| Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature)));
         let mut users = MockExternalUserDirectory::new();
         users.expect_upsert_external().times(0);
         let err = exchange(verifier, users, never_issuing(), 0, 0)

@@ -40,6 +40,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
+    use crate::ports::JwsFailure;
     use crate::ports::{
         MockClock, MockRevocationStore, MockSessionTokenCodec, RevocationError, RevocationStatus,
         TokenError,
@@ -79,7 +80,7 @@ mod tests {
             .expect_decode()
             .with(eq("garbage"))
             .times(1)
-            .returning(|_| Err(TokenError::Malformed("not three parts")));
+            .returning(|_| Err(TokenError::Jws(JwsFailure::Malformed("not three parts"))));
         let mut store = MockRevocationStore::new();
         store.expect_check().times(0);
         assert!(

@@ -146,6 +146,7 @@ mod tests {
     use mockall::predicate::{eq, function};
 
     use super::*;
+    use crate::ports::JwsFailure;
     use crate::ports::{
         DirectoryUser, MockRevocationStore, MockSessionTokenCodec, MockUserDirectory,
         RevocationStatus,
@@ -291,7 +292,7 @@ mod tests {
         codec
             .expect_decode()
             .times(1)
-            .returning(|_| Err(TokenError::InvalidSignature));
+            .returning(|_| Err(TokenError::Jws(JwsFailure::InvalidSignature)));
         codec.expect_encode().times(0);
         let mut directory = MockUserDirectory::new();
         directory.expect_find().times(0);
@@ -310,7 +311,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             err,
-            RotateError::Verify(VerifyError::Token(TokenError::InvalidSignature))
+            RotateError::Verify(VerifyError::Token(TokenError::Jws(
+                JwsFailure::InvalidSignature
+            )))
         ));
     }
 

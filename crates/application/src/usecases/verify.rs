@@ -341,6 +341,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
+    use crate::ports::JwsFailure;
     use crate::ports::{MockRevocationStore, MockSessionTokenCodec};
     use crate::testing::*;
     use crate::token::SessionTokenClaims;
@@ -398,7 +399,7 @@ mod tests {
         codec
             .expect_decode()
             .times(1)
-            .returning(|_| Err(TokenError::InvalidSignature));
+            .returning(|_| Err(TokenError::Jws(JwsFailure::InvalidSignature)));
         let mut clock = crate::ports::MockClock::new();
         clock.expect_now().times(0);
         let mut store = MockRevocationStore::new();
@@ -412,7 +413,7 @@ mod tests {
         let err = v.execute("tok").unwrap_err();
         assert!(matches!(
             err,
-            VerifyError::Token(TokenError::InvalidSignature)
+            VerifyError::Token(TokenError::Jws(JwsFailure::InvalidSignature))
         ));
         assert_eq!(err.code(), "invalid_signature");
     }

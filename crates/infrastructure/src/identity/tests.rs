@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tessera_application::external::{ExternalTokenError, ExternalTokenVerifier, RoleMappingError};
-use tessera_application::ports::Clock;
+use tessera_application::ports::{Clock, JwsFailure};
 use tessera_domain::UserRole;
 use time::{Duration, OffsetDateTime};
 
@@ -102,7 +102,7 @@ async fn a_token_of_issuer_b_never_verifies_against_issuer_a_keys() {
     let forged = sign(&key_b, "JWT", &claims(ISSUER));
     assert!(matches!(
         verifier.verify(&forged).await,
-        Err(ExternalTokenError::UnknownKeyId)
+        Err(ExternalTokenError::Jws(JwsFailure::UnknownKeyId))
     ));
     // A's key (kid renamed to B's), claiming to be B: signature fails under B's key.
     let confused = SigningKey::from_jwk(
@@ -117,7 +117,7 @@ async fn a_token_of_issuer_b_never_verifies_against_issuer_a_keys() {
         verifier
             .verify(&sign(&confused, "JWT", &claims("https://idp-b.example")))
             .await,
-        Err(ExternalTokenError::InvalidSignature)
+        Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature))
     ));
     assert!(matches!(
         verifier
@@ -162,7 +162,7 @@ async fn an_algorithm_not_on_the_providers_allow_list_is_refused() {
     // RS256 only (the default), though the key itself is in the ring.
     assert!(matches!(
         verify_with(static_provider(ISSUER, &[&es], |b| b), &token).await,
-        Err(ExternalTokenError::AlgorithmNotAllowed)
+        Err(ExternalTokenError::Jws(JwsFailure::AlgorithmRejected))
     ));
     assert!(
         verify_with(
@@ -229,7 +229,7 @@ async fn an_rfc_9864_ed25519_provider_interoperates_with_eddsa_labels_either_way
     for alg in ["EdDSA", "Ed25519"] {
         assert!(matches!(
             verify_with(rs256_only(), &token(alg)).await,
-            Err(ExternalTokenError::AlgorithmNotAllowed)
+            Err(ExternalTokenError::Jws(JwsFailure::AlgorithmRejected))
         ));
     }
 }
@@ -652,7 +652,11 @@ mod fetching {
         let stand_in = StandIn::new(&[&old]);
         let verifier = cached(&stand_in, policy(60_000, 100, 60_000));
         let old_token = sign(&old, "JWT", &claims(ISSUER));
-        verifier.verify(&old_token).await.unwrap();
+        for _ in 0..3 {
+            verifier.verify(&old_token).await.unwrap();
+        }
+        let verified = || verifier.provider(ISSUER).unwrap().verified_cache_stats();
+        assert_eq!(verified().unwrap().hits, 1, "the old token is cached");
         stand_in.publish(&[&new]);
         tokio::time::sleep(StdDuration::from_millis(150)).await;
         verifier
@@ -660,6 +664,7 @@ mod fetching {
             .await
             .unwrap();
         assert_eq!(stand_in.fetches(), 2);
+        assert_eq!(verified().unwrap().entries, 1, "new keys, fresh cache");
         assert_eq!(
             verifier.verify(&old_token).await.unwrap_err().code(),
             "unknown_kid"

@@ -12,31 +12,10 @@ use serde::Deserialize;
 
 use super::algorithm::JwsAlgorithm;
 use super::error::{JwsError, KeyError};
+use super::header::{JwsHeader, VerifiedJws};
 use super::keys::{MAX_SIGNATURE_BYTES, SigningKey};
 use super::ring::KeyRing;
 use super::serde_util::{ObjectOnly, borrowed_opt_str, present};
-
-/// The protected header members tessera reads.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct JwsHeader {
-    /// `alg`, already pinned to the key that verified the signature.
-    pub alg: JwsAlgorithm,
-    /// `kid`, when the header names a key.
-    pub kid: Option<Arc<str>>,
-    /// `typ`, the explicit type (RFC 8725 §3.11), unchecked at this layer.
-    pub typ: Option<Arc<str>>,
-}
-
-/// A compact JWS whose signature verified: its header and decoded payload.
-///
-/// The payload has not been interpreted; it is whatever bytes were signed.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct VerifiedJws {
-    /// The protected header.
-    pub header: JwsHeader,
-    /// The payload, base64url-decoded.
-    pub payload: Vec<u8>,
-}
 
 /// The header as parsed, borrowing from the decoded header bytes.
 #[derive(Deserialize)]

@@ -208,3 +208,21 @@ impl From<Unspecified> for KeyError {
         Self::Crypto { source }
     }
 }
+
+/// The one place a JOSE refusal becomes the application's vocabulary,
+/// shared by session tokens and identity providers' tokens.
+impl From<JwsError> for tessera_application::ports::JwsFailure {
+    fn from(error: JwsError) -> Self {
+        match error {
+            JwsError::TooLarge { max } => Self::TooLarge { max },
+            JwsError::Malformed(part) => Self::Malformed(part),
+            JwsError::UnsupportedAlgorithm | JwsError::AlgorithmNotAllowedForKey => {
+                Self::AlgorithmRejected
+            }
+            JwsError::MissingKeyId => Self::MissingKeyId,
+            JwsError::UnknownKeyId => Self::UnknownKeyId,
+            JwsError::CriticalHeader => Self::CriticalHeader,
+            JwsError::InvalidSignature => Self::InvalidSignature,
+        }
+    }
+}

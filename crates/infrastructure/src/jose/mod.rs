@@ -44,6 +44,7 @@ mod compact;
 mod der;
 mod error;
 mod export;
+mod header;
 mod jwk;
 mod keys;
 mod pem;
@@ -55,8 +56,9 @@ pub(crate) mod serde_util;
 mod tests;
 
 pub use algorithm::JwsAlgorithm;
-pub use compact::{JwsHeader, VerifiedJws, encode_header, sign_compact, verify_compact};
+pub use compact::{encode_header, sign_compact, verify_compact};
 pub use error::{JwsError, KeyError, Unsupported};
 pub use export::PrivateJwk;
+pub use header::{JwsHeader, VerifiedJws};
 pub use keys::{SigningKey, VerificationKey};
 pub use ring::{KeyRing, SkipReason, SkippedKey};

@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use super::algorithm::JwsAlgorithm;
-use super::compact::JwsHeader;
 use super::error::{JwsError, KeyError};
 use super::export;
+use super::header::JwsHeader;
 use super::jwk;
 use super::keys::{SigningKey, VerificationKey};
 

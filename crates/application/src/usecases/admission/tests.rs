@@ -10,6 +10,7 @@ use crate::external::{
     ExternalIdentity, ExternalTokenError, ExternalUser, MockExternalTokenVerifier,
     MockExternalUserDirectory,
 };
+use crate::ports::JwsFailure;
 use crate::ports::{
     DirectoryError, DirectoryUser, MockClock, MockRevocationStore, MockSessionTokenCodec,
     MockUserDirectory, RevocationError, RevocationStatus, TokenError,
@@ -113,7 +114,7 @@ impl Ports {
             .with(eq("tok"))
             .times(1)
             .returning(move |_| match token {
-                Token::Bad => Err(TokenError::InvalidSignature),
+                Token::Bad => Err(TokenError::Jws(JwsFailure::InvalidSignature)),
                 _ => Ok(SessionTokenClaims::new(session(iat, iat + 900, iat), None)),
             });
         if !matches!(token, Token::Bad) {
@@ -157,6 +158,11 @@ impl Ports {
     }
 
     fn admission(self) -> DecideAdmission<UserRole> {
+        self.admission_with(policy())
+    }
+
+    /// The admission over these ports, enforcing `policy`.
+    fn admission_with(self, policy: Arc<RoutePolicy<UserRole>>) -> DecideAdmission<UserRole> {
         let codec = Arc::new(self.codec);
         let verify = VerifySession::new(
             codec.clone(),
@@ -165,7 +171,7 @@ impl Ports {
             lifetimes(),
         );
         let rotate = RotateSession::new(verify.clone(), Arc::new(self.directory), codec);
-        let admission = DecideAdmission::new(verify, rotate, policy(), SignInPages::default());
+        let admission = DecideAdmission::new(verify, rotate, policy, SignInPages::default());
         match self.provider {
             None => admission,
             Some((verifier, users)) => admission
@@ -701,7 +707,10 @@ impl Ports {
             .with(eq("ptok"))
             .times(usize::from(verified.is_some()))
             .returning(move |_| {
-                verified.map_or(Err(ExternalTokenError::InvalidSignature), |f| f())
+                verified.map_or(
+                    Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature)),
+                    |f| f(),
+                )
             });
         let mut users = MockExternalUserDirectory::new();
         users
@@ -745,7 +754,10 @@ async fn a_provider_token_is_admitted_as_its_local_user_under_the_same_policy() 
 
 #[tokio::test]
 async fn a_refused_provider_token_is_401_even_on_a_browser_route() {
-    let ports = Ports::idle().provider(Some(|| Err(ExternalTokenError::InvalidSignature)), None);
+    let ports = Ports::idle().provider(
+        Some(|| Err(ExternalTokenError::Jws(JwsFailure::InvalidSignature))),
+        None,
+    );
     let out = decide_later(&ports.admission(), "GET", "/app/home", bearer("ptok")).await;
     assert_eq!(refusal(out), Refusal::Unauthenticated { refused: true });
 }
@@ -816,18 +828,11 @@ fn decide_cross(
             .build()
             .unwrap(),
     );
-    let codec = Arc::new(ports.codec);
-    let verify = VerifySession::new(
-        codec.clone(),
-        Arc::new(ports.clock),
-        Arc::new(ports.store),
-        lifetimes(),
-    );
-    let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
     let trusted = TrustedOrigins::default()
         .trust("https://partner.example")
         .unwrap();
-    DecideAdmission::new(verify, rotate, policy, SignInPages::default())
+    ports
+        .admission_with(policy)
         .with_trusted_origins(trusted)
         .decide(&AdmissionRequest::new(method, path, credential).with_browser_facts(facts))
 }
@@ -1020,17 +1025,7 @@ fn a_not_found_route_is_404_for_guests_and_sessions_alike_and_reads_no_token() {
             .build()
             .unwrap(),
     );
-    let admission = |ports: Ports| {
-        let codec = Arc::new(ports.codec);
-        let verify = VerifySession::new(
-            codec.clone(),
-            Arc::new(ports.clock),
-            Arc::new(ports.store),
-            lifetimes(),
-        );
-        let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-        DecideAdmission::new(verify, rotate, policy.clone(), SignInPages::default())
-    };
+    let admission = |ports: Ports| ports.admission_with(policy.clone());
     let guest = decide_now(
         &admission(Ports::idle()),
         "GET",
