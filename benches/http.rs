@@ -1,13 +1,15 @@
 //! The HTTP layer's cost: the same axum router with and without tessera's
-//! `SessionLayer`, driven in process with a valid session cookie, next to
-//! `VerifySession` alone and the admission (`DecideAdmission`) alone on the
-//! same token, in one run.
+//! `SessionLayer` (and, with feature `actix`, the same actix-web app with
+//! and without `SessionMiddleware`), driven in process with a valid session
+//! cookie, next to `VerifySession` alone and the admission
+//! (`DecideAdmission`) alone on the same token, in one run.
 //!
 //! Budgets: with − without ≤ VerifySession + 1 µs per request; the
 //! admission alone ≤ VerifySession + 0.3 µs.
 //!
 //! ```text
 //! cargo bench --bench http -- --warm-up-time 1 --measurement-time 4
+//! cargo bench --bench http --features actix -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! After criterion's groups the bench prints the budget check from its own
@@ -42,6 +44,20 @@ struct Fixture {
     runtime: Runtime,
 }
 
+/// The routes' policy: the request's route needs a session.
+fn policy() -> RoutePolicy<UserRole> {
+    RoutePolicy::builder()
+        .rule(RouteRule::new("/", Requirement::Public))
+        .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
+        .rule(RouteRule::new(
+            "/admin/*",
+            Requirement::AtLeastRole(UserRole::Admin),
+        ))
+        .rule(RouteRule::new("/posts/:id", Requirement::Authenticated))
+        .build()
+        .unwrap()
+}
+
 fn fixture() -> Fixture {
     let key = SigningKey::hmac_sha256("bench", &[0x5a; 32]).unwrap();
     let sessions: Tessera<UserRole> =
@@ -67,18 +83,6 @@ fn fixture() -> Fixture {
         .token
         .expose_secret()
         .to_owned();
-    let policy = || {
-        RoutePolicy::builder()
-            .rule(RouteRule::new("/", Requirement::Public))
-            .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
-            .rule(RouteRule::new(
-                "/admin/*",
-                Requirement::AtLeastRole(UserRole::Admin),
-            ))
-            .rule(RouteRule::new("/posts/:id", Requirement::Authenticated))
-            .build()
-            .unwrap()
-    };
     let routes = || {
         Router::new()
             .route("/", get(|| async { "home" }))
@@ -172,21 +176,23 @@ fn fastest_mean(rounds: usize, per_round: u32, mut work: impl FnMut()) -> Durati
         .unwrap()
 }
 
-fn budget() {
-    let f = fixture();
-    let (mut bare, mut layered, mut verify, mut admission) =
+/// Prints whether the admission stays within VerifySession + 0.3 µs and
+/// `layered` − `bare` within VerifySession + 1 µs, from interleaved rounds
+/// of the four.
+fn budget(f: &Fixture, what: &str, mut bare: impl FnMut(), mut layered: impl FnMut()) {
+    let (mut bare_times, mut layered_times, mut verify, mut admission) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
-        bare.push(fastest_mean(3, 20_000, || call(&f, &f.bare)));
-        layered.push(fastest_mean(3, 20_000, || call(&f, &f.layered)));
+        bare_times.push(fastest_mean(3, 20_000, &mut bare));
+        layered_times.push(fastest_mean(3, 20_000, &mut layered));
         verify.push(fastest_mean(3, 20_000, || {
             black_box(f.sessions.verify().execute(&f.token).unwrap());
         }));
-        admission.push(fastest_mean(3, 20_000, || admit(&f)));
+        admission.push(fastest_mean(3, 20_000, || admit(f)));
     }
     let (bare, layered, verify, admission) = (
-        *bare.iter().min().unwrap(),
-        *layered.iter().min().unwrap(),
+        *bare_times.iter().min().unwrap(),
+        *layered_times.iter().min().unwrap(),
         *verify.iter().min().unwrap(),
         *admission.iter().min().unwrap(),
     );
@@ -199,13 +205,89 @@ fn budget() {
     let added = layered.saturating_sub(bare);
     let allowed = verify + Duration::from_micros(1);
     println!(
-        "\nbudget: router {bare:?}, with layer {layered:?}: the layer adds {added:?}; \
+        "\nbudget ({what}): without {bare:?}, with {layered:?}: it adds {added:?}; \
          VerifySession {verify:?} + 1 µs = {allowed:?}; ratio {:.2} (≤ 1.00 holds)",
         added.as_secs_f64() / allowed.as_secs_f64()
     );
 }
 
-criterion_group!(benches, bench_layer);
+/// The same routes on actix-web, with and without `SessionMiddleware`.
+#[cfg(feature = "actix")]
+mod actix {
+    use actix_web::test::{TestRequest, call_service, init_service};
+    use actix_web::{App, web};
+
+    use super::{Criterion, Fixture, black_box, budget, policy};
+
+    fn routes(config: &mut web::ServiceConfig) {
+        config
+            .route("/", web::get().to(|| async { "home" }))
+            .route("/posts/{id}", web::get().to(|| async { "post" }));
+    }
+
+    /// One request through `$app` (a macro: actix-web does not name the
+    /// request type its services take).
+    macro_rules! call {
+        ($runtime:expr, $app:expr, $token:expr) => {{
+            let request = TestRequest::get()
+                .uri("/posts/42")
+                .insert_header(("cookie", format!("theme=dark; __Host-session={}", $token)))
+                .to_request();
+            let response = $runtime.block_on(call_service($app, request));
+            assert!(response.status().is_success());
+            black_box(response);
+        }};
+    }
+
+    pub(super) fn bench(c: &mut Criterion, f: &Fixture) {
+        let runtime = actix_web::rt::Runtime::new().unwrap();
+        let middleware = f
+            .sessions
+            .session_middleware(policy())
+            .unwrap()
+            .build()
+            .unwrap();
+        let bare = runtime.block_on(init_service(App::new().configure(routes)));
+        // What `App::wrap` costs for any middleware: a reference only.
+        let noop = runtime.block_on(init_service(
+            App::new()
+                .wrap(actix_web::middleware::Identity::default())
+                .configure(routes),
+        ));
+        let layered = runtime.block_on(init_service(App::new().wrap(middleware).configure(routes)));
+        let mut group = c.benchmark_group("actix middleware (HS256 cookie, GET /posts/42)");
+        group.bench_function("app without middleware", |b| {
+            b.iter(|| call!(runtime, &bare, &f.token))
+        });
+        group.bench_function("app with a no-op middleware", |b| {
+            b.iter(|| call!(runtime, &noop, &f.token))
+        });
+        group.bench_function("app with SessionMiddleware", |b| {
+            b.iter(|| call!(runtime, &layered, &f.token))
+        });
+        group.bench_function("VerifySession alone", |b| {
+            b.iter(|| black_box(f.sessions.verify().execute(black_box(&f.token)).unwrap()));
+        });
+        group.finish();
+        if !std::env::args().any(|arg| arg == "--test") {
+            budget(
+                f,
+                "actix-web SessionMiddleware",
+                || call!(runtime, &bare, &f.token),
+                || call!(runtime, &layered, &f.token),
+            );
+        }
+    }
+}
+
+fn bench_actix(c: &mut Criterion) {
+    #[cfg(feature = "actix")]
+    actix::bench(c, &fixture());
+    #[cfg(not(feature = "actix"))]
+    let _ = c;
+}
+
+criterion_group!(benches, bench_layer, bench_actix);
 
 fn main() {
     benches();
@@ -213,6 +295,12 @@ fn main() {
     // Under `cargo test --benches` (`--test`), criterion runs each bench
     // once; skip the timing loop there too.
     if !std::env::args().any(|arg| arg == "--test") {
-        budget();
+        let f = fixture();
+        budget(
+            &f,
+            "axum SessionLayer",
+            || call(&f, &f.bare),
+            || call(&f, &f.layered),
+        );
     }
 }

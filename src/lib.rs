@@ -14,6 +14,8 @@ use tessera_application::{
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 use tessera_infrastructure::identity::{ClaimMapping, IdentityProvider, ProviderBuilder};
 
+#[cfg(feature = "actix")]
+pub use tessera_actix as actix;
 pub use tessera_application as application;
 #[cfg(feature = "axum")]
 pub use tessera_axum as axum;
@@ -235,9 +237,26 @@ impl<R: Role> Tessera<R> {
         self.edge(policy)
     }
 
+    /// The actix-web middleware enforcing `policy` and rotating with this
+    /// manager: `sessions.session_middleware(policy)?.build()?`, with any
+    /// setting of [`http::SessionEdgeBuilder`] in between.
+    ///
+    /// # Errors
+    ///
+    /// [`MissingUserDirectory`], as for [`Tessera::session_layer`].
+    #[cfg(feature = "actix")]
+    pub fn session_middleware(
+        &self,
+        policy: RoutePolicy<R>,
+    ) -> Result<http::SessionEdgeBuilder<R, actix::SessionMiddleware<R>>, MissingUserDirectory>
+    {
+        self.edge(policy)
+    }
+
     /// The settings of any framework's session middleware enforcing
     /// `policy` and rotating with this manager: `T` is the middleware
-    /// (the edge itself, `tessera::axum::SessionLayer`, …).
+    /// (the edge itself, `tessera::axum::SessionLayer`,
+    /// `tessera::actix::SessionMiddleware`, …).
     ///
     /// # Errors
     ///

@@ -1,5 +1,7 @@
 //! The demo server's curl walkthrough, run step by step against the demo's
-//! own router on a loopback port, with cookie jars kept as curl keeps them.
+//! own router on a loopback port, with cookie jars kept as curl keeps them;
+//! and (feature `actix`) against the actix-web demo, which must answer
+//! every step exactly as the axum demo does.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,45 @@ use crate::http_support::{client, serve};
 #[allow(dead_code)] // `main` and the items only `main` uses.
 #[path = "../../examples/demo.rs"]
 mod demo;
+
+// `dead_code`: `main` and the items only `main` uses. `duplicate_mod`: each
+// demo includes the shared `demo_common` module itself, as `cargo run
+// --example` builds it; compiled side by side here, it is loaded twice.
+#[cfg(feature = "actix")]
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "../../examples/demo_actix.rs"]
+mod demo_actix;
+
+/// Serves the actix-web demo on a free loopback port, on its own actix
+/// system thread.
+#[cfg(feature = "actix")]
+fn serve_actix_demo() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (demo, middleware) = demo_actix::app().unwrap();
+    let routes = demo_actix::configure(demo);
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new()
+                    .wrap(middleware.clone())
+                    .configure(routes.clone())
+            })
+            .workers(1)
+            .listen(listener)
+            .unwrap()
+            .run();
+            ready.send(()).unwrap();
+            server.await.unwrap();
+        });
+    });
+    started.recv().unwrap();
+    address
+}
+
+/// What one walkthrough step got: status, `Location`, and the body.
+type Answer = (u16, Option<String>, String);
 
 /// A curl cookie jar: name → value, for one file.
 type Jar = HashMap<String, String>;
@@ -30,9 +71,10 @@ fn store(jar: &mut Jar, response: &reqwest::Response) {
     }
 }
 
-#[tokio::test]
-async fn the_demo_walkthrough_works_as_printed() {
-    let address = serve(demo::app().unwrap()).await;
+/// Runs the printed walkthrough against the demo at `address`, asserting
+/// each step as printed; returns what each step got.
+async fn walk(address: std::net::SocketAddr) -> Vec<Answer> {
+    let mut answers = Vec::new();
     let base = format!("http://{address}");
     let printed = demo::walkthrough_text(&base);
     let mut jars: HashMap<&str, Jar> = HashMap::new();
@@ -72,6 +114,7 @@ async fn the_demo_walkthrough_works_as_printed() {
             .headers()
             .get(LOCATION)
             .map(|v| v.to_str().unwrap().to_owned());
+        let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         if step.status == 303 {
             assert_eq!(location.as_deref(), Some(step.expect), "{what}");
@@ -88,6 +131,38 @@ async fn the_demo_walkthrough_works_as_printed() {
                 "{what}: the session cookie is in {jar}"
             );
         }
+        // What differs from run to run (a token signed with each demo's
+        // fresh key, a session id, an expiry second) is compared by being
+        // there.
+        let comparable = match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(mut json)) => {
+                for per_run in ["token", "session_id", "expires_at"] {
+                    if let Some(value) = json.get_mut(per_run) {
+                        *value = serde_json::Value::from(format!("<{per_run}>"));
+                    }
+                }
+                serde_json::Value::Object(json).to_string()
+            }
+            _ => body,
+        };
+        answers.push((status, location, comparable));
+    }
+    answers
+}
+
+#[tokio::test]
+async fn the_demo_walkthrough_works_as_printed() {
+    walk(serve(demo::app().unwrap()).await).await;
+}
+
+#[cfg(feature = "actix")]
+#[tokio::test]
+async fn the_actix_demo_answers_the_walkthrough_exactly_as_the_axum_demo() {
+    let axum = walk(serve(demo::app().unwrap()).await).await;
+    let actix = walk(serve_actix_demo()).await;
+    assert_eq!(axum.len(), actix.len());
+    for (number, (a, b)) in axum.iter().zip(&actix).enumerate() {
+        assert_eq!(a, b, "step {}", number + 1);
     }
 }
 

@@ -87,6 +87,8 @@ impl Site {
         }
         let address = match target {
             Target::AxumInProcess | Target::AxumLoopback => serve(axum_router(self)).await,
+            #[cfg(feature = "actix")]
+            Target::ActixLoopback => crate::http_actix::serve(self),
         };
         self.servers.lock().unwrap().push((target, address));
         address
@@ -334,10 +336,18 @@ pub(crate) enum Target {
     AxumInProcess,
     /// The axum server, HTTP/1.1 over a loopback socket.
     AxumLoopback,
+    /// The actix-web server, HTTP/1.1 over a loopback socket.
+    #[cfg(feature = "actix")]
+    ActixLoopback,
 }
 
 /// Every target: each edge test runs on all of them.
-pub(crate) const TARGETS: &[Target] = &[Target::AxumInProcess, Target::AxumLoopback];
+pub(crate) const TARGETS: &[Target] = &[
+    Target::AxumInProcess,
+    Target::AxumLoopback,
+    #[cfg(feature = "actix")]
+    Target::ActixLoopback,
+];
 
 /// Serves `router` on 127.0.0.1 on a free port until the test ends.
 pub(crate) async fn serve(router: Router) -> SocketAddr {
@@ -469,5 +479,7 @@ pub(crate) async fn send(target: Target, site: Site, spec: &Spec) -> Reply {
             }
         }
         Target::AxumLoopback => send_raw(site.address(target).await, spec).await,
+        #[cfg(feature = "actix")]
+        Target::ActixLoopback => send_raw(site.address(target).await, spec).await,
     }
 }

@@ -11,6 +11,8 @@
 mod attacks;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "actix")]
+mod http_actix;
 mod http_demo;
 mod http_gateway;
 mod http_layer;

@@ -1,230 +1,26 @@
 //! The layer and the extractors through a real axum router, with mockall
 //! fakes of every port and exact expectations.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use mockall::predicate::eq;
-use tessera_application::ports::{
-    DirectoryError, DirectoryUser, JwsFailure, MockClock, MockRevocationStore,
-    MockSessionTokenCodec, MockUserDirectory, RevocationError, RevocationStatus, TokenError,
-};
-use tessera_application::{
-    RotateSession, SessionToken, SessionTokenClaims, SignInPagesError, VerifySession,
-};
-use tessera_domain::{
-    Capability, NewSession, Requirement, RoutePolicy, RouteRule, SessionEntity, SessionId,
-    SessionLifetimes, UserId, UserRole,
-};
-use time::{Duration, OffsetDateTime};
+use tessera_application::SignInPagesError;
+use tessera_application::ports::{DirectoryError, RevocationError, RevocationStatus};
+use tessera_domain::UserRole;
 use tower::ServiceExt as _;
 
-use crate::{
-    ConfigError, RequireCapability, RequireRole, RequiredCapability, Session, SessionLayer,
-    roles::Admin,
-};
+use crate::{ConfigError, RequireCapability, RequireRole, Session, SessionLayer, roles::Admin};
 
-const NOW: i64 = 1_700_000_000;
-const TOKEN: &str = "old.token.value";
-const ROTATED: &str = "rotated.token.value";
-const COOKIE: &str = "__Host-session";
+#[path = "../../adapters-http/testing/edge.rs"]
+mod edge;
 
-fn at(seconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(seconds).unwrap()
-}
-
-fn user() -> UserId {
-    UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001").unwrap()
-}
-
-fn caps(names: &[&str]) -> BTreeSet<Capability> {
-    names
-        .iter()
-        .map(|n| Capability::parse(n).unwrap())
-        .collect()
-}
-
-/// 900 s tokens, 3600 s sessions, rotation after 300 s, 30 s leeway.
-fn lifetimes() -> SessionLifetimes {
-    SessionLifetimes::new(
-        Duration::seconds(900),
-        Duration::seconds(3600),
-        Duration::seconds(300),
-        Duration::seconds(30),
-    )
-    .unwrap()
-}
-
-fn session(role: UserRole, iat: i64) -> SessionEntity<UserRole> {
-    SessionEntity::new(NewSession {
-        user_id: user(),
-        session_id: SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa").unwrap(),
-        role,
-        capabilities: caps(&["posts:write"]),
-        tenant: None,
-        issued_at: at(iat),
-        expires_at: at(iat + 900),
-        authenticated_at: at(iat),
-        authentication: Default::default(),
-    })
-    .unwrap()
-}
-
-fn policy() -> RoutePolicy<UserRole> {
-    RoutePolicy::builder()
-        .rule(RouteRule::new("/", Requirement::Public))
-        .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
-        .rule(RouteRule::new("/me", Requirement::Authenticated))
-        .rule(RouteRule::new("/app/*", Requirement::Authenticated).browser())
-        .rule(RouteRule::new(
-            "/admin/*",
-            Requirement::AtLeastRole(UserRole::Admin),
-        ))
-        .rule(RouteRule::new("/any/*", Requirement::Authenticated))
-        .rule(RouteRule::new("/closed", Requirement::Deny))
-        .build()
-        .unwrap()
-}
-
-/// Every port, as an exact fake. A port no step expects is expected
-/// `.times(0)` when the router is built.
-struct Ports {
-    codec: MockSessionTokenCodec<UserRole>,
-    clock: MockClock,
-    store: MockRevocationStore,
-    directory: MockUserDirectory<UserRole>,
-    decodes: bool,
-    checks: bool,
-    rotates: bool,
-}
+use edge::*;
 
 impl Ports {
-    fn new() -> Self {
-        Self {
-            codec: MockSessionTokenCodec::new(),
-            clock: MockClock::new(),
-            store: MockRevocationStore::new(),
-            directory: MockUserDirectory::new(),
-            decodes: false,
-            checks: false,
-            rotates: false,
-        }
-    }
-
-    /// Sets `.times(0)` on every call no step expects.
-    fn seal(mut self) -> Self {
-        if !self.decodes {
-            self.codec.expect_decode().times(0);
-        }
-        if !self.checks {
-            self.clock.expect_now().times(0);
-            self.store.expect_check().times(0);
-        }
-        if !self.rotates {
-            self.codec.expect_encode().times(0);
-            self.directory.expect_find().times(0);
-        }
-        self
-    }
-
-    /// `TOKEN` is decoded once into `session` and the store answers `status`.
-    fn verifies(self, session: SessionEntity<UserRole>, status: RevocationStatus) -> Self {
-        self.verifies_then(session, Ok(status))
-    }
-
-    /// `TOKEN` is decoded once into `session` and the store answers `check`.
-    fn verifies_then(
-        mut self,
-        session: SessionEntity<UserRole>,
-        check: Result<RevocationStatus, RevocationError>,
-    ) -> Self {
-        self.codec
-            .expect_decode()
-            .with(eq(TOKEN))
-            .times(1)
-            .return_once(move |_| Ok(SessionTokenClaims::new(session, None)));
-        self.clock.expect_now().times(1).return_const(at(NOW));
-        self.store
-            .expect_check()
-            .times(1)
-            .return_once(move |_| check);
-        self.decodes = true;
-        self.checks = true;
-        self
-    }
-
-    /// `TOKEN` is decoded once and refused with a bad signature.
-    fn refuses(mut self) -> Self {
-        self.codec
-            .expect_decode()
-            .with(eq(TOKEN))
-            .times(1)
-            .returning(|_| Err(TokenError::Jws(JwsFailure::InvalidSignature)));
-        self.decodes = true;
-        self
-    }
-
-    /// The directory answers once, and a found, enabled user gets a token.
-    fn rotates_to(
-        mut self,
-        found: Result<Option<DirectoryUser<UserRole>>, DirectoryError>,
-        signs: bool,
-    ) -> Self {
-        self.rotates = true;
-        self.directory
-            .expect_find()
-            .with(eq(user()))
-            .times(1)
-            .return_once(move |_| found);
-        self.codec
-            .expect_encode()
-            .times(usize::from(signs))
-            .returning(|_| Ok(SessionToken::new(ROTATED.into())));
-        self
-    }
-
     fn router(self) -> Router {
         router_with(self, |layer| layer)
-    }
-}
-
-/// A token issued 10 s ago, verified, not due for rotation.
-fn signed_in(role: UserRole) -> Ports {
-    Ports::new().verifies(session(role, NOW - 10), RevocationStatus::Active)
-}
-
-/// A user's token issued 400 s ago, so due for rotation, which succeeds.
-fn due_for_rotation() -> Ports {
-    due_and_directory_says(Ok(Some(directory_user(UserRole::User, true))), true)
-}
-
-/// A user's token due for rotation; the directory answers `found`.
-fn due_and_directory_says(
-    found: Result<Option<DirectoryUser<UserRole>>, DirectoryError>,
-    signs: bool,
-) -> Ports {
-    Ports::new()
-        .verifies(session(UserRole::User, NOW - 400), RevocationStatus::Active)
-        .rotates_to(found, signs)
-}
-
-/// A token issued 10 s ago whose claims the store says are stale.
-fn stale(role: UserRole) -> Ports {
-    Ports::new().verifies(session(role, NOW - 10), RevocationStatus::ClaimsStale)
-}
-
-fn directory_user(role: UserRole, enabled: bool) -> DirectoryUser<UserRole> {
-    DirectoryUser {
-        user_id: user(),
-        role,
-        capabilities: caps(&["posts:write", "reports:read"]),
-        tenant: None,
-        enabled,
     }
 }
 
@@ -266,56 +62,17 @@ fn routes() -> Router {
         )
 }
 
-struct ReadReports;
-impl RequiredCapability for ReadReports {
-    const NAME: &'static str = "reports:read";
-}
-
 /// The settings of a test layer.
 type Builder = crate::SessionEdgeBuilder<UserRole, SessionLayer<UserRole>>;
 
-/// The sealed ports wired into the two use cases a layer needs.
-fn use_cases(ports: Ports) -> (VerifySession<UserRole>, RotateSession<UserRole>) {
-    let ports = ports.seal();
-    let codec = Arc::new(ports.codec);
-    let verify = VerifySession::new(
-        codec.clone(),
-        Arc::new(ports.clock),
-        Arc::new(ports.store),
-        lifetimes(),
-    );
-    let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-    (verify, rotate)
-}
-
 fn builder(ports: Ports) -> Builder {
-    let (verify, rotate) = use_cases(ports);
+    let (verify, rotate) = ports.use_cases();
     SessionLayer::builder(verify, rotate, policy())
 }
 
 fn router_with(ports: Ports, configure: impl FnOnce(Builder) -> Builder) -> Router {
     let layer = configure(builder(ports)).build().unwrap();
     routes().layer(layer)
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn set_cookies(&self) -> Vec<&str> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect()
-    }
 }
 
 async fn send(router: Router, request: Request<Body>) -> Reply {
@@ -340,60 +97,8 @@ fn get_with(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
-fn bearer() -> (&'static str, String) {
-    ("authorization", format!("Bearer {TOKEN}"))
-}
-
-fn cookie() -> (&'static str, String) {
-    ("cookie", format!("theme=dark; {COOKIE}={TOKEN}"))
-}
-
 async fn get_as(router: Router, path: &str, credential: (&str, String)) -> Reply {
     send(router, get_with(path, &[(credential.0, &credential.1)])).await
-}
-
-fn assert_error(reply: &Reply, status: u16, challenge: Option<&str>, code: &str) {
-    assert_eq!(reply.status.as_u16(), status, "body: {}", reply.body);
-    assert_eq!(reply.header("www-authenticate"), challenge);
-    assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.header("cache-control"), Some("no-store"));
-    assert_eq!(reply.body, format!("{{\"error\":\"{code}\"}}"));
-}
-
-fn assert_invalid_request(reply: &Reply) {
-    assert_error(
-        reply,
-        400,
-        Some("Bearer error=\"invalid_request\""),
-        "invalid_request",
-    );
-}
-
-fn assert_invalid_token(reply: &Reply) {
-    assert_error(
-        reply,
-        401,
-        Some("Bearer error=\"invalid_token\""),
-        "invalid_token",
-    );
-}
-
-fn assert_insufficient_scope(reply: &Reply) {
-    assert_error(
-        reply,
-        403,
-        Some("Bearer error=\"insufficient_scope\""),
-        "insufficient_scope",
-    );
-}
-
-fn assert_clears_cookie(reply: &Reply) {
-    let cookies = reply.set_cookies();
-    assert_eq!(cookies.len(), 1, "{cookies:?}");
-    let cleared = cookie::Cookie::parse(cookies[0]).unwrap();
-    assert_eq!(cleared.name(), COOKIE);
-    assert_eq!(cleared.value(), "");
-    assert_eq!(cleared.max_age(), Some(cookie::time::Duration::ZERO));
 }
 
 // ---------------------------------------------------------------- guests
@@ -671,28 +376,12 @@ async fn malformed_session_cookie_is_401_invalid_token_and_cleared() {
 
 // ---------------------------------------------------------------- rotation
 
-fn rotated_cookie(reply: &Reply) -> cookie::Cookie<'static> {
-    let cookies = reply.set_cookies();
-    assert_eq!(cookies.len(), 1, "{cookies:?}");
-    cookie::Cookie::parse(cookies[0].to_owned()).unwrap()
-}
-
 #[tokio::test]
 async fn due_cookie_session_is_rotated_and_the_new_cookie_attached() {
     let ports = due_for_rotation();
     let reply = get_as(ports.router(), "/me", cookie()).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let cookie = rotated_cookie(&reply);
-    assert_eq!(cookie.name(), COOKIE);
-    assert_eq!(cookie.value(), ROTATED);
-    assert_eq!(cookie.http_only(), Some(true));
-    assert_eq!(cookie.secure(), Some(true));
-    assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax));
-    assert_eq!(cookie.path(), Some("/"));
-    assert_eq!(cookie.domain(), None);
-    assert_eq!(cookie.max_age(), Some(cookie::time::Duration::seconds(900)));
-    assert_eq!(reply.header("cache-control"), Some("no-store"));
-    assert!(reply.headers.get("x-session-token").is_none());
+    assert_rotated_cookie(&reply);
 }
 
 #[tokio::test]

@@ -1,0 +1,103 @@
+//! tessera for actix-web 4: the session middleware, the extractors and the
+//! handlers, each a translation of tessera's framework-neutral edge
+//! ([`tessera_http`]) — nothing is decided here, so an actix-web app
+//! answers exactly as an axum one does.
+//!
+//! - [`SessionMiddleware`]: the middleware (`App::wrap`);
+//! - extractors: [`Session`] (required), [`MaybeSession`] (optional; not
+//!   `Option<Session>`, see [`Maybe`]), [`RequireRole`] and
+//!   [`RequireCapability`] (typed gates), [`ProviderUser`] (the local user
+//!   behind a provider token) and [`GatewayIdentity`] (in the services
+//!   behind a gateway); their refusals are [`Rejected`], answered as the
+//!   middleware answers;
+//! - handlers: [`exchange_token`] (provider token in, session out) and
+//!   [`user_webhook`] (a provider's user webhooks);
+//! - [`Header`] and [`into_response`]: [`tessera_http`]'s `http` 1.x
+//!   headers and answers for actix-web, which is on `http` 0.2.
+//!
+//! ```
+//! use actix_web::{App, HttpResponse, HttpServer, web};
+//! use tessera_actix::{
+//!     Header, MaybeSession, RequireRole, Session, SessionMiddleware, roles::Admin,
+//! };
+//! use tessera_application::{RotateSession, VerifySession};
+//! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
+//!
+//! async fn home(session: MaybeSession) -> String {
+//!     match session.into_inner() {
+//!         Some(session) => format!("signed in as {}", session.role()),
+//!         None => "hello, guest".to_owned(),
+//!     }
+//! }
+//!
+//! async fn me(session: Session) -> String {
+//!     format!("{} ({})", session.user_id(), session.role())
+//! }
+//!
+//! async fn admin(admin: RequireRole<Admin>) -> String {
+//!     format!("welcome, admin {}", admin.user_id())
+//! }
+//!
+//! async fn sign_out(middleware: web::Data<SessionMiddleware>, _: Session) -> HttpResponse {
+//!     let cleared = middleware.edge().cookies().clear();
+//!     HttpResponse::Ok()
+//!         .insert_header(Header::from(cleared.header()))
+//!         .body("bye")
+//! }
+//!
+//! /// `verify` and `rotate` come wired to your adapters (the `tessera`
+//! /// facade's `Tessera` has both).
+//! async fn serve(
+//!     verify: VerifySession<UserRole>,
+//!     rotate: RotateSession<UserRole>,
+//! ) -> Result<(), Box<dyn std::error::Error>> {
+//!     let policy = RoutePolicy::builder()
+//!         .rule(RouteRule::new("/", Requirement::Public))
+//!         .rule(RouteRule::new("/me", Requirement::Authenticated))
+//!         .rule(RouteRule::new("/logout", Requirement::Authenticated))
+//!         .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
+//!         .build()?;
+//!     let middleware = SessionMiddleware::builder(verify, rotate, policy)
+//!         .login_path("/login")
+//!         .build()?;
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .app_data(web::Data::new(middleware.clone()))
+//!             .wrap(middleware.clone())
+//!             .route("/", web::get().to(home))
+//!             .route("/me", web::get().to(me))
+//!             .route("/logout", web::post().to(sign_out))
+//!             .route("/admin", web::get().to(admin))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+
+mod convert;
+mod exchange;
+mod extract;
+mod gateway;
+mod middleware;
+mod provider_user;
+mod webhooks;
+
+#[cfg(test)]
+mod tests;
+
+pub use convert::{Header, into_response};
+pub use exchange::exchange_token;
+pub use extract::{
+    Maybe, MaybeSession, OptionalFromRequest, Rejected, RequireCapability, RequireRole, Session,
+};
+pub use gateway::GatewayIdentity;
+pub use middleware::{SessionFuture, SessionMiddleware, SessionService};
+pub use provider_user::ProviderUser;
+#[doc(no_inline)]
+pub use tessera_http::{
+    ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdgeBuilder,
+    SessionRejection, SetCookie, roles, safe_return_to,
+};
+pub use webhooks::user_webhook;

@@ -1,0 +1,128 @@
+//! tessera's demo server on actix-web: the same routes, users, policy and
+//! curl walkthrough as `examples/demo.rs` (axum), from the module both
+//! include (`examples/demo_common/`).
+//!
+//! ```text
+//! cargo run --features actix --example demo_actix              # http://127.0.0.1:3000
+//! cargo run --features actix --example demo_actix -- --port 8080   # or PORT=8080
+//! cargo run --features actix,postgres --example demo_actix -- --postgres
+//! ```
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use tessera::actix::{MaybeSession, RequireRole, Session, SessionMiddleware, roles::Admin};
+use tessera::{Tessera, UserRole};
+
+#[path = "demo_common/mod.rs"]
+mod common;
+
+use common::{Answer, BoxError, Demo, Launch, ReturnTo, SignIn};
+#[allow(unused_imports)]
+// For an end-to-end test running the walkthrough as `demo_actix::walkthrough`.
+pub(crate) use common::{walkthrough, walkthrough_text};
+
+const LAUNCH: Launch = Launch {
+    name: "demo_actix",
+    features: Some("actix"),
+    framework: "actix-web",
+};
+
+/// The demo's state and middleware: in-memory stores, a fresh key, the
+/// demo users. Serve them with [`configure`].
+#[allow(dead_code)] // `main` builds its own; for tests serving the demo.
+pub(crate) fn app() -> Result<(Demo, SessionMiddleware), BoxError> {
+    wire(common::in_memory()?)
+}
+
+fn wire(sessions: Tessera<UserRole>) -> Result<(Demo, SessionMiddleware), BoxError> {
+    let middleware = sessions.session_middleware(common::policy()?)?.build()?;
+    let demo = Demo {
+        sessions,
+        cookies: middleware.edge().cookies().clone(),
+    };
+    Ok((demo, middleware))
+}
+
+/// The demo's routes, with `demo` as their state; wrap the app in the
+/// middleware.
+pub(crate) fn configure(demo: Demo) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |config| {
+        config
+            .app_data(web::Data::new(demo.clone()))
+            .route("/", web::get().to(index))
+            .route("/health", web::get().to(|| async { "ok\n" }))
+            .service(
+                web::resource("/login")
+                    .route(web::get().to(login_page))
+                    .route(web::post().to(sign_in)),
+            )
+            .route("/me", web::get().to(me))
+            .route("/logout", web::post().to(sign_out))
+            .route("/dashboard", web::get().to(dashboard))
+            .route("/admin", web::get().to(admin_page))
+            .route(
+                "/admin/users/{name}/force-logout",
+                web::post().to(force_logout),
+            );
+    }
+}
+
+/// A shared page's answer as actix-web's.
+fn respond(answer: Answer) -> HttpResponse {
+    tessera::actix::into_response(answer)
+}
+
+async fn index(session: MaybeSession) -> HttpResponse {
+    respond(common::index(session.as_deref()))
+}
+
+async fn login_page(query: web::Query<ReturnTo>) -> HttpResponse {
+    respond(common::login_page(&query))
+}
+
+async fn sign_in(demo: web::Data<Demo>, form: web::Form<SignIn>) -> HttpResponse {
+    respond(demo.sign_in(&form))
+}
+
+async fn me(session: Session) -> HttpResponse {
+    respond(common::me(&session))
+}
+
+async fn dashboard(session: Session) -> HttpResponse {
+    respond(common::dashboard(&session))
+}
+
+async fn admin_page(admin: RequireRole<Admin>) -> HttpResponse {
+    respond(common::admin_page(&admin))
+}
+
+async fn force_logout(
+    demo: web::Data<Demo>,
+    _admin: RequireRole<Admin>,
+    name: web::Path<String>,
+) -> HttpResponse {
+    respond(demo.force_logout(&name).await)
+}
+
+async fn sign_out(demo: web::Data<Demo>, session: Session) -> HttpResponse {
+    respond(demo.sign_out(&session).await)
+}
+
+#[actix_web::main]
+async fn main() -> Result<(), BoxError> {
+    common::init_tracing();
+    let args = LAUNCH.args()?;
+    let (demo, middleware) = wire(LAUNCH.sessions(&args).await?)?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", args.port))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("{}", LAUNCH.banner(&base, &args));
+    let routes = configure(demo);
+    HttpServer::new(move || {
+        App::new()
+            .wrap(middleware.clone())
+            .configure(routes.clone())
+    })
+    .listen(listener)?
+    .run()
+    .await?;
+    Ok(())
+}

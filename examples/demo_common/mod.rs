@@ -1,0 +1,741 @@
+//! What the demo servers share — `examples/demo.rs` (axum) and
+//! `examples/demo_actix.rs` (actix-web) include this module: the users,
+//! the policy, each page's work as an `http` response, the curl
+//! walkthrough and the command line. Each demo only routes and translates,
+//! as tessera's framework adapters do.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Response, StatusCode};
+use serde::Deserialize;
+use tessera::application::ports::{DirectoryUser, WatermarkScope};
+use tessera::application::{EstablishRequest, RevokeRequest};
+use tessera::domain::{
+    Capability, Requirement, Role, RoutePolicy, RouteRule, SessionEntity, UserId,
+};
+use tessera::http::{SessionCookies, safe_return_to};
+use tessera::{InMemoryUserDirectory, JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
+
+/// What the demos' setup can fail with.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A page's answer, whatever the framework.
+pub(crate) type Answer = Response<String>;
+
+/// A demo user: name, id, role, capabilities.
+pub(crate) struct DemoUser {
+    pub(crate) name: &'static str,
+    id: &'static str,
+    role: UserRole,
+    capabilities: &'static [&'static str],
+}
+
+pub(crate) const USERS: [DemoUser; 3] = [
+    DemoUser {
+        name: "alice",
+        id: "0190b5a4-7c2e-7d3a-9f00-00000000a11c",
+        role: UserRole::Admin,
+        capabilities: &["reports:read", "users:manage"],
+    },
+    DemoUser {
+        name: "carol",
+        id: "0190b5a4-7c2e-7d3a-9f00-0000000ca201",
+        role: UserRole::Moderator,
+        capabilities: &["reports:read"],
+    },
+    DemoUser {
+        name: "bob",
+        id: "0190b5a4-7c2e-7d3a-9f00-000000000b0b",
+        role: UserRole::User,
+        capabilities: &[],
+    },
+];
+
+impl DemoUser {
+    fn id(&self) -> Result<UserId, tessera::domain::IdError> {
+        UserId::parse(self.id)
+    }
+
+    fn capabilities(&self) -> Result<BTreeSet<Capability>, tessera::domain::IdError> {
+        self.capabilities
+            .iter()
+            .map(|c| Capability::parse(c))
+            .collect()
+    }
+
+    fn directory_entry(&self) -> Result<DirectoryUser<UserRole>, tessera::domain::IdError> {
+        Ok(DirectoryUser {
+            user_id: self.id()?,
+            role: self.role,
+            capabilities: self.capabilities()?,
+            tenant: None,
+            enabled: true,
+        })
+    }
+
+    fn named(name: &str) -> Option<&'static Self> {
+        USERS.iter().find(|user| user.name == name)
+    }
+
+    fn with_id(id: &UserId) -> Option<&'static Self> {
+        USERS
+            .iter()
+            .find(|user| user.id().is_ok_and(|known| &known == id))
+    }
+}
+
+/// Who may reach what. Unlisted routes are denied.
+pub(crate) fn policy() -> Result<RoutePolicy<UserRole>, tessera::domain::PolicyError> {
+    RoutePolicy::builder()
+        .rule(RouteRule::new("/", Requirement::Public).methods(&["GET"]))
+        .rule(RouteRule::new("/health", Requirement::Public).methods(&["GET"]))
+        .rule(
+            RouteRule::new("/login", Requirement::GuestOnly)
+                .methods(&["GET", "POST"])
+                .browser(),
+        )
+        .rule(RouteRule::new("/me", Requirement::Authenticated).methods(&["GET"]))
+        .rule(RouteRule::new("/logout", Requirement::Authenticated).methods(&["POST"]))
+        .rule(
+            RouteRule::new("/dashboard", Requirement::Authenticated)
+                .methods(&["GET"])
+                .browser(),
+        )
+        .rule(
+            RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin))
+                .methods(&["GET"])
+                .browser(),
+        )
+        .rule(
+            RouteRule::new(
+                "/admin/users/:name/force-logout",
+                Requirement::AtLeastRole(UserRole::Admin),
+            )
+            .methods(&["POST"]),
+        )
+        .build()
+}
+
+/// The session manager of a demo: in-memory stores, a fresh key, the demo
+/// users.
+pub(crate) fn in_memory() -> Result<Tessera<UserRole>, BoxError> {
+    let directory = Arc::new(InMemoryUserDirectory::new());
+    for user in &USERS {
+        directory.upsert(user.directory_entry()?);
+    }
+    let key = SigningKey::generate(JwsAlgorithm::EdDsa, "demo-key")?;
+    Ok(
+        Tessera::builder(KeyRing::new(key), "http://127.0.0.1", "tessera-demo")
+            .user_directory(directory)
+            .build(),
+    )
+}
+
+/// The session manager of a demo on PostgreSQL: users and revocations
+/// shared by every instance using `database_url`, and one fixed demo
+/// signing key.
+#[cfg(feature = "postgres")]
+pub(crate) async fn on_postgres(database_url: &str) -> Result<Tessera<UserRole>, BoxError> {
+    use tessera::domain::SessionLifetimes;
+    use tessera::infrastructure::postgres::{
+        PostgresRevocationConfig, PostgresRevocationStore, PostgresUserDirectory, migrate,
+        sqlx::postgres::PgPoolOptions,
+    };
+
+    /// A demo-only secret: every instance must sign with the same key.
+    const DEMO_SECRET: &[u8; 32] = b"tessera-demo-only-shared-secret!";
+
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(database_url)
+        .await?;
+    migrate(&pool).await?;
+    let directory = PostgresUserDirectory::new(pool.clone());
+    for user in &USERS {
+        directory.upsert(&user.directory_entry()?).await?;
+    }
+    let lifetimes = SessionLifetimes::default();
+    let revocations = PostgresRevocationStore::start(
+        pool,
+        Arc::new(tessera::SystemClock),
+        PostgresRevocationConfig::new(lifetimes),
+    )
+    .await?;
+    let key = SigningKey::hmac_sha256("demo-shared", DEMO_SECRET)?;
+    Ok(
+        Tessera::builder(KeyRing::new(key), "http://127.0.0.1", "tessera-demo")
+            .lifetimes(lifetimes)
+            .user_directory(Arc::new(directory))
+            .revocation_store(Arc::new(revocations))
+            .build(),
+    )
+}
+
+/// The state of the pages that sign in and out.
+#[derive(Clone)]
+pub(crate) struct Demo {
+    pub(crate) sessions: Tessera<UserRole>,
+    pub(crate) cookies: SessionCookies,
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Answer {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(body: String) -> Answer {
+    with_type(StatusCode::OK, "text/plain; charset=utf-8", body)
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Answer {
+    with_type(status, "application/json", body.to_string())
+}
+
+fn error(status: StatusCode, code: &str) -> Answer {
+    json(status, &serde_json::json!({ "error": code }))
+}
+
+fn name_of(session: &SessionEntity<UserRole>) -> &'static str {
+    DemoUser::with_id(session.user_id()).map_or("someone", |user| user.name)
+}
+
+/// `GET /`: for guests and users alike.
+pub(crate) fn index(session: Option<&SessionEntity<UserRole>>) -> Answer {
+    let who = match session {
+        Some(session) => format!("signed in as {} ({})", name_of(session), session.role()),
+        None => "not signed in".to_owned(),
+    };
+    text(format!(
+        "tessera demo: {who}\n\
+         POST /login (username=alice|carol|bob), GET /me, GET /dashboard, GET /admin,\n\
+         POST /admin/users/<name>/force-logout, POST /logout\n"
+    ))
+}
+
+/// The query of `GET /login`.
+#[derive(Deserialize)]
+pub(crate) struct ReturnTo {
+    pub(crate) return_to: Option<String>,
+}
+
+/// `GET /login`: the sign-in form.
+pub(crate) fn login_page(query: &ReturnTo) -> Answer {
+    // Only a safe (relative, same-site) target is carried on: no open redirect.
+    let hidden = query
+        .return_to
+        .as_deref()
+        .and_then(safe_return_to)
+        .map(|to| {
+            format!(
+                r#"<input type="hidden" name="return_to" value="{}">"#,
+                html_escape(to)
+            )
+        })
+        .unwrap_or_default();
+    with_type(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        format!(
+            "<!doctype html><title>Sign in</title><form method=post action=/login>\
+             <label>User <select name=username><option>alice<option>carol<option>bob</select></label>\
+             {hidden}<button>Sign in</button></form>\n"
+        ),
+    )
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The form of `POST /login`.
+#[derive(Deserialize)]
+pub(crate) struct SignIn {
+    username: String,
+    return_to: Option<String>,
+}
+
+impl Demo {
+    /// `POST /login`: a session for the named user.
+    pub(crate) fn sign_in(&self, form: &SignIn) -> Answer {
+        // Authentication is the application's job; the demo trusts the name.
+        let Some(user) = DemoUser::named(&form.username) else {
+            return error(StatusCode::BAD_REQUEST, "unknown_user");
+        };
+        let (Ok(user_id), Ok(capabilities)) = (user.id(), user.capabilities()) else {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+        };
+        let issued = match self.sessions.establish().execute(EstablishRequest {
+            user_id,
+            role: user.role,
+            capabilities,
+            tenant: None,
+            authenticated_at: None,
+            authentication: Default::default(),
+        }) {
+            Ok(issued) => issued,
+            Err(e) => {
+                tracing::error!(error = %e, "session could not be established");
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+            }
+        };
+        let cookie = match self.cookies.issue(&issued.token, &issued.session) {
+            Ok(cookie) => cookie,
+            Err(e) => {
+                tracing::error!(error = %e, "session cookie could not be issued");
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+            }
+        };
+        let mut answer = match form.return_to.as_deref().and_then(safe_return_to) {
+            Some(to) => {
+                let mut redirect = Response::new(String::new());
+                *redirect.status_mut() = StatusCode::SEE_OTHER;
+                if let Ok(location) = HeaderValue::from_str(to) {
+                    redirect.headers_mut().insert(LOCATION, location);
+                }
+                redirect
+            }
+            None => {
+                let expires_in =
+                    (issued.session.expires_at() - issued.session.issued_at()).whole_seconds();
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "user": user.name,
+                        "role": user.role.name(),
+                        "expires_in": expires_in,
+                        // For bearer clients; browsers use the HttpOnly cookie.
+                        "token": issued.token.expose_secret(),
+                    }),
+                )
+            }
+        };
+        let (name, value) = cookie.header();
+        answer.headers_mut().append(name, value);
+        answer
+    }
+
+    /// `POST /admin/users/<name>/force-logout`: every session of `name` ends.
+    pub(crate) async fn force_logout(&self, name: &str) -> Answer {
+        let Some(user_id) = DemoUser::named(name).and_then(|user| user.id().ok()) else {
+            return error(StatusCode::NOT_FOUND, "unknown_user");
+        };
+        match self
+            .sessions
+            .revoke()
+            .execute(RevokeRequest::ForceLogout(WatermarkScope::User(user_id)))
+            .await
+        {
+            Ok(()) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "force_logged_out": name }),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "force-logout failed");
+                error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
+        }
+    }
+
+    /// `POST /logout`: the session revoked, its cookie cleared.
+    pub(crate) async fn sign_out(&self, session: &SessionEntity<UserRole>) -> Answer {
+        let revoked = self
+            .sessions
+            .revoke()
+            .execute(RevokeRequest::Session {
+                session_id: *session.session_id(),
+                authenticated_at: session.authenticated_at(),
+            })
+            .await;
+        match revoked {
+            Ok(()) => {
+                let mut answer = json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "signed_out": name_of(session) }),
+                );
+                let (name, value) = self.cookies.clear().header();
+                answer.headers_mut().append(name, value);
+                answer
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "logout failed");
+                error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
+        }
+    }
+}
+
+/// `GET /me`.
+pub(crate) fn me(session: &SessionEntity<UserRole>) -> Answer {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "user": name_of(session),
+            "user_id": session.user_id().to_string(),
+            "role": session.role().name(),
+            "capabilities": session.capabilities().iter().map(Capability::as_str).collect::<Vec<_>>(),
+            "session_id": session.session_id().to_string(),
+            "expires_at": session.expires_at().unix_timestamp(),
+        }),
+    )
+}
+
+/// `GET /dashboard`.
+pub(crate) fn dashboard(session: &SessionEntity<UserRole>) -> Answer {
+    text(format!(
+        "Dashboard: hello {}, any signed-in user sees this page.\n",
+        name_of(session)
+    ))
+}
+
+/// `GET /admin`.
+pub(crate) fn admin_page(admin: &SessionEntity<UserRole>) -> Answer {
+    let users: Vec<String> = USERS
+        .iter()
+        .map(|user| format!("{} ({})", user.name, user.role))
+        .collect();
+    text(format!(
+        "Admin page for {}: users {}.\n",
+        name_of(admin),
+        users.join(", ")
+    ))
+}
+
+/// One step of the walkthrough: what curl does, and what it should get.
+pub(crate) struct Step {
+    /// The comment printed above the command.
+    pub(crate) note: &'static str,
+    /// `-X`.
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    /// `-d`, form-encoded.
+    pub(crate) form: Option<&'static str>,
+    /// `-b <jar>`: send the jar's cookies.
+    pub(crate) send_jar: Option<&'static str>,
+    /// `-c <jar>`: store the response's cookies.
+    pub(crate) store_jar: Option<&'static str>,
+    /// Send `Authorization: Bearer $TOKEN` (the token of the last sign-in
+    /// whose JSON was captured into `TOKEN`).
+    pub(crate) bearer: bool,
+    /// Capture the `token` of the JSON answer into `TOKEN`.
+    pub(crate) capture_token: bool,
+    /// The status it answers.
+    pub(crate) status: u16,
+    /// Text the body contains (or the `Location` for redirects).
+    #[allow(dead_code)] // Read by the end-to-end test that runs the walkthrough.
+    pub(crate) expect: &'static str,
+}
+
+/// The walkthrough, one step per curl command.
+pub(crate) fn walkthrough() -> Vec<Step> {
+    let step = |note, method, path, status, expect| Step {
+        note,
+        method,
+        path,
+        form: None,
+        send_jar: None,
+        store_jar: None,
+        bearer: false,
+        capture_token: false,
+        status,
+        expect,
+    };
+    vec![
+        Step {
+            form: Some("username=alice"),
+            store_jar: Some("alice.jar"),
+            ..step(
+                "alice (admin) signs in; her session cookie goes into alice.jar",
+                "POST",
+                "/login",
+                200,
+                "\"role\":\"admin\"",
+            )
+        },
+        Step {
+            send_jar: Some("alice.jar"),
+            ..step("who am I?", "GET", "/me", 200, "\"user\":\"alice\"")
+        },
+        Step {
+            send_jar: Some("alice.jar"),
+            ..step(
+                "a page for any signed-in user",
+                "GET",
+                "/dashboard",
+                200,
+                "hello alice",
+            )
+        },
+        Step {
+            send_jar: Some("alice.jar"),
+            ..step(
+                "the admin-only page",
+                "GET",
+                "/admin",
+                200,
+                "Admin page for alice",
+            )
+        },
+        Step {
+            form: Some("username=bob"),
+            store_jar: Some("bob.jar"),
+            ..step(
+                "bob (a plain user) signs in",
+                "POST",
+                "/login",
+                200,
+                "\"role\":\"user\"",
+            )
+        },
+        Step {
+            send_jar: Some("bob.jar"),
+            ..step(
+                "the admin page is not for bob: 403 insufficient_scope",
+                "GET",
+                "/admin",
+                403,
+                "insufficient_scope",
+            )
+        },
+        Step {
+            send_jar: Some("alice.jar"),
+            ..step(
+                "alice force-logs-out bob, on every device",
+                "POST",
+                "/admin/users/bob/force-logout",
+                200,
+                "\"force_logged_out\":\"bob\"",
+            )
+        },
+        Step {
+            send_jar: Some("bob.jar"),
+            ..step(
+                "bob's session is refused now: 401 invalid_token",
+                "GET",
+                "/me",
+                401,
+                "invalid_token",
+            )
+        },
+        Step {
+            form: Some("username=carol"),
+            capture_token: true,
+            ..step(
+                "carol (moderator) signs in as an API client and keeps the token",
+                "POST",
+                "/login",
+                200,
+                "\"token\":",
+            )
+        },
+        Step {
+            bearer: true,
+            ..step(
+                "carol uses it as a bearer token",
+                "GET",
+                "/me",
+                200,
+                "\"user\":\"carol\"",
+            )
+        },
+        step(
+            "without a session a page redirects to sign-in (303)...",
+            "GET",
+            "/dashboard",
+            303,
+            "/login?return_to=%2Fdashboard",
+        ),
+        step(
+            "...and the API answers 401 with a Bearer challenge",
+            "GET",
+            "/me",
+            401,
+            "unauthenticated",
+        ),
+        Step {
+            send_jar: Some("alice.jar"),
+            ..step(
+                "alice signs out: her session is revoked and the cookie cleared",
+                "POST",
+                "/logout",
+                200,
+                "\"signed_out\":\"alice\"",
+            )
+        },
+        Step {
+            send_jar: Some("alice.jar"),
+            ..step(
+                "the token still in alice.jar is refused",
+                "GET",
+                "/me",
+                401,
+                "invalid_token",
+            )
+        },
+    ]
+}
+
+impl Step {
+    /// The curl command, against `base` (`http://127.0.0.1:3000`).
+    pub(crate) fn curl(&self, base: &str) -> String {
+        let mut command = String::from("curl -s");
+        if self.status != 200 {
+            // Show the status line and headers where they are the point.
+            command.push_str(" -i");
+        }
+        if let Some(jar) = self.send_jar {
+            command.push_str(&format!(" -b {jar}"));
+        }
+        if let Some(jar) = self.store_jar {
+            command.push_str(&format!(" -c {jar}"));
+        }
+        if self.bearer {
+            command.push_str(" -H \"Authorization: Bearer $TOKEN\"");
+        }
+        match (self.method, self.form) {
+            ("POST", Some(form)) => command.push_str(&format!(" -d {form}")),
+            ("POST", None) => command.push_str(" -X POST"),
+            _ => {}
+        }
+        command.push_str(&format!(" {base}{}", self.path));
+        if self.capture_token {
+            command = format!("TOKEN=$({command} | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')");
+        } else {
+            command.push_str("; echo");
+        }
+        command
+    }
+}
+
+/// The walkthrough as printed on start.
+pub(crate) fn walkthrough_text(base: &str) -> String {
+    let mut text = String::new();
+    for (number, step) in walkthrough().iter().enumerate() {
+        text.push_str(&format!(
+            "# {}. {}\n{}\n",
+            number + 1,
+            step.note,
+            step.curl(base)
+        ));
+    }
+    text
+}
+
+/// How a demo is started, for its messages: `cargo run --example demo`.
+pub(crate) struct Launch {
+    /// The example's name.
+    pub(crate) name: &'static str,
+    /// The features it needs besides `postgres` (`"actix"`), if any.
+    pub(crate) features: Option<&'static str>,
+    /// The framework it serves with.
+    pub(crate) framework: &'static str,
+}
+
+/// The command line: `[--port N] [--postgres[=URL]]`.
+pub(crate) struct Args {
+    pub(crate) port: u16,
+    /// The database URL, when `--postgres` was given.
+    pub(crate) postgres: Option<String>,
+}
+
+impl Launch {
+    /// Reads the command line (`PORT` when there is no `--port`).
+    pub(crate) fn args(&self) -> Result<Args, String> {
+        let usage = format!(
+            "usage: {} [--port N] [--postgres[=DATABASE_URL]]",
+            self.command(false)
+        );
+        let mut port = std::env::var("PORT").ok();
+        let mut postgres = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--port" => port = Some(args.next().ok_or("--port needs a number")?),
+                "--postgres" => {
+                    postgres =
+                        Some(std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+                            "postgres://postgres@127.0.0.1:5432/test".to_owned()
+                        }));
+                }
+                other => {
+                    if let Some(value) = other.strip_prefix("--port=") {
+                        port = Some(value.to_owned());
+                    } else if let Some(url) = other.strip_prefix("--postgres=") {
+                        postgres = Some(url.to_owned());
+                    } else {
+                        return Err(format!("unknown argument {other:?}; {usage}"));
+                    }
+                }
+            }
+        }
+        let port = match port {
+            None => 3000,
+            Some(value) => value
+                .parse()
+                .map_err(|_| format!("{value:?} is not a port number (1 to 65535)"))?,
+        };
+        Ok(Args { port, postgres })
+    }
+
+    /// The demo's session manager: in memory, or on PostgreSQL with
+    /// `--postgres`.
+    pub(crate) async fn sessions(&self, args: &Args) -> Result<Tessera<UserRole>, BoxError> {
+        match &args.postgres {
+            None => in_memory(),
+            #[cfg(feature = "postgres")]
+            Some(url) => on_postgres(url).await,
+            #[cfg(not(feature = "postgres"))]
+            Some(_) => Err(format!(
+                "--postgres needs the postgres feature: {} --postgres",
+                self.command(true)
+            )
+            .into()),
+        }
+    }
+
+    /// `cargo run [--features …] --example <name> --`, with the
+    /// `postgres` feature or without.
+    fn command(&self, postgres: bool) -> String {
+        let features = match (self.features, postgres) {
+            (Some(features), true) => format!(" --features {features},postgres"),
+            (Some(features), false) => format!(" --features {features}"),
+            (None, true) => " --features postgres".to_owned(),
+            (None, false) => String::new(),
+        };
+        format!("cargo run{features} --example {} --", self.name)
+    }
+
+    /// What the demo prints on start, listening on `base`.
+    pub(crate) fn banner(&self, base: &str, args: &Args) -> String {
+        format!(
+            "tessera demo ({}) listening on {base}\n\
+             stores: {}\n\
+             users: alice (admin), carol (moderator), bob (user); sign in with just the name.\n\
+             Refusals are logged below with their reason (never the token).\n\n\
+             Try, in another shell (run in a scratch directory: the jars are files):\n\n{}",
+            self.framework,
+            if args.postgres.is_some() {
+                "PostgreSQL, shared with every demo started with --postgres on the same database"
+            } else {
+                "in memory"
+            },
+            walkthrough_text(base)
+        )
+    }
+}
+
+/// Logs at debug, without targets.
+pub(crate) fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,110 @@
+//! The edge suite's actix-web server: the same site as the axum router of
+//! `http_support`, behind `tessera::actix::SessionMiddleware`, served on a
+//! loopback port by its own actix system thread.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use tessera::UserRole;
+use tessera::actix::{Header, MaybeSession, Session, SessionMiddleware};
+use tessera::application::RevokeRequest;
+
+use crate::http_support::{Routes, Site, Wiring};
+
+async fn who(session: Session<UserRole>) -> String {
+    format!("{} {}", session.user_id(), session.role())
+}
+
+async fn maybe(session: MaybeSession<UserRole>) -> String {
+    session
+        .into_inner()
+        .map_or_else(|| "guest".to_owned(), |s| s.role().to_string())
+}
+
+async fn sign_in(wiring: web::Data<Wiring>) -> HttpResponse {
+    let issued = wiring.app.sign_in_alice();
+    let cookie = wiring
+        .cookies
+        .issue(&issued.token, &issued.session)
+        .unwrap();
+    HttpResponse::Ok()
+        .insert_header(Header::from(cookie.header()))
+        .body(issued.token.expose_secret().to_owned())
+}
+
+async fn sign_out(wiring: web::Data<Wiring>, session: Session<UserRole>) -> HttpResponse {
+    wiring
+        .app
+        .sessions
+        .revoke()
+        .execute(RevokeRequest::Session {
+            session_id: *session.session_id(),
+            authenticated_at: session.authenticated_at(),
+        })
+        .await
+        .unwrap();
+    HttpResponse::Ok()
+        .insert_header(Header::from(wiring.cookies.clear().header()))
+        .body("signed out")
+}
+
+/// Echoes every identity header the handler received, as the axum route does.
+async fn identity_headers(request: HttpRequest) -> String {
+    let mut seen: Vec<String> = request
+        .headers()
+        .iter()
+        .filter(|(name, _)| tessera::http::gateway::is_identity_header(name.as_str()))
+        .map(|(name, value)| format!("{}: {}", name, value.to_str().unwrap_or("?")))
+        .collect();
+    seen.sort();
+    seen.join("\n")
+}
+
+/// Starts `site` on actix-web on a free loopback port; the server lives on
+/// its own thread until the test process ends.
+pub(crate) fn serve(site: &Site) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (middleware, wiring, routes) = (
+        SessionMiddleware::from(site.edge.clone()),
+        site.wiring.clone(),
+        site.routes,
+    );
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                let app = App::new()
+                    .app_data(web::Data::new(wiring.clone()))
+                    .wrap(middleware.clone());
+                match routes {
+                    Routes::PublicRequiringSession => app.route("/", web::get().to(who)),
+                    Routes::Standard => app
+                        .route("/", web::get().to(maybe))
+                        .route("/login", web::get().to(|| async { "login form" }))
+                        .route("/login", web::post().to(sign_in))
+                        .route("/me", web::get().to(who))
+                        .route("/logout", web::post().to(sign_out))
+                        .route("/app/home", web::get().to(who))
+                        .route(
+                            "/app/fail",
+                            web::get()
+                                .to(|| async { HttpResponse::InternalServerError().finish() }),
+                        )
+                        .route("/admin/panel", web::get().to(who))
+                        .route("/t/{tenant}/billing", web::get().to(who))
+                        .route("/closed", web::get().to(|| async { "never" }))
+                        .route("/headers", web::get().to(identity_headers)),
+                }
+            })
+            .workers(1)
+            .listen(listener)
+            .unwrap()
+            .run();
+            ready.send(()).unwrap();
+            server.await.unwrap();
+        });
+    });
+    started.recv().unwrap();
+    address
+}
