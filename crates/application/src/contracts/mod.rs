@@ -1,6 +1,12 @@
 //! Contract suites for the ports' adapters (feature `testing`): what every
 //! implementation MUST do, run against the in-memory and shared adapters
-//! alike, and against yours.
+//! alike, and against yours:
+//!
+//! - [`user_directory`] for a [`UserDirectory`];
+//! - [`revocation_store`] and [`revocation_store_over_time`] for a
+//!   [`RevocationStore`](crate::ports::RevocationStore);
+//! - [`external_user_directory`] and [`external_user_directory_race`] for a
+//!   provider-linked [`ExternalUserDirectory`](crate::external::ExternalUserDirectory).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -41,6 +47,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tessera_domain::{Capability, SessionId, SessionLifetimes, TenantId, UserId, UserRole};
 use time::{Duration, OffsetDateTime};
 
+mod external_users;
+
+pub use self::external_users::{
+    ExternalDirectory, external_user_directory, external_user_directory_race,
+};
 use crate::ports::{
     Clock, DirectoryUser, RevocationQuery, RevocationReason, RevocationStatus, RevocationStore,
     UserDirectory, WatermarkKind, WatermarkScope,
