@@ -4,7 +4,7 @@
 //!
 //! - [`user_directory`] for a [`UserDirectory`];
 //! - [`revocation_store`] and [`revocation_store_over_time`] for a
-//!   [`RevocationStore`](crate::ports::RevocationStore);
+//!   [`RevocationStore`];
 //! - [`external_user_directory`] and [`external_user_directory_race`] for a
 //!   provider-linked [`ExternalUserDirectory`](crate::external::ExternalUserDirectory).
 //!
