@@ -69,5 +69,6 @@ pub use claims::{Audience, SessionJwtClaims};
 pub use codec::{DEFAULT_MAX_TOKEN_BYTES, JwtSessionCodec, SESSION_TOKEN_TYPE};
 pub use jose::{JwsAlgorithm, KeyError, KeyRing, PrivateJwk, SigningKey, VerificationKey};
 pub use memory::{InMemoryRevocationStore, InMemoryUserDirectory};
+pub use revocation_state::RevocationState;
 pub use system::{SystemClock, UuidV7SessionIds};
 pub use verified_cache::{DEFAULT_VERIFIED_CACHE_ENTRIES, VerifiedCacheStats};

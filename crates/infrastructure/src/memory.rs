@@ -108,7 +108,7 @@ impl RevocationStore for InMemoryRevocationStore {
         session_id: SessionId,
         until: OffsetDateTime,
     ) -> Result<(), RevocationError> {
-        self.write(|s| s.log_out(session_id.as_uuid(), ceil_seconds(until)));
+        self.write(|s| s.log_out(&session_id, ceil_seconds(until)));
         Ok(())
     }
 

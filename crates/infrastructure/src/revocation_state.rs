@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use tessera_application::ports::{
     RevocationQuery, RevocationReason, RevocationStatus, WatermarkKind, WatermarkScope,
 };
-use tessera_domain::TenantId;
+use tessera_domain::{SessionId, TenantId};
 use uuid::Uuid;
 
 /// A hasher that passes a fingerprint through: fingerprints are already
@@ -83,13 +83,42 @@ impl Watermarks {
     }
 }
 
-/// Logouts and watermarks, and the rules that read them.
+/// Logouts and watermarks, and the rules that read them: what a
+/// [`RevocationStore`](tessera_application::ports::RevocationStore) adapter
+/// of your own (over another database, say) answers
+/// [`check`](tessera_application::ports::RevocationStore::check) from, so
+/// that it answers exactly as tessera's stores do. Hold it behind a lock
+/// and feed it your store's changes; run
+/// `tessera_application::contracts::revocation_store` (feature `testing`)
+/// on the result.
 ///
 /// What to keep and for how long is the caller's decision: each logout
 /// comes with the second it may be forgotten, and [`purge`](Self::purge)
 /// says up to when watermarks can no longer matter.
+///
+/// ```
+/// use tessera_application::ports::{RevocationQuery, RevocationStatus, WatermarkKind, WatermarkScope};
+/// use tessera_domain::{SessionId, UserId};
+/// use tessera_infrastructure::RevocationState;
+/// use time::OffsetDateTime;
+///
+/// let (session, user) = (
+///     SessionId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000aa")?,
+///     UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001")?,
+/// );
+/// let mut state = RevocationState::default();
+/// state.raise(WatermarkScope::User(user), WatermarkKind::ForceLogout, 1_700_000_000);
+/// let query = RevocationQuery {
+///     session_id: &session,
+///     user_id: &user,
+///     tenant: None,
+///     issued_at: OffsetDateTime::from_unix_timestamp(1_699_999_000)?,
+/// };
+/// assert!(matches!(state.check(&query), RevocationStatus::Revoked(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
-pub(crate) struct RevocationState {
+pub struct RevocationState {
     keys: RandomState,
     /// Session fingerprint → the Unix second from which it may be forgotten.
     sessions: ByFingerprint,
@@ -111,7 +140,8 @@ impl RevocationState {
 
     /// The session's standing: a logout, then a force-logout, then
     /// claims-stale, in that order of precedence.
-    pub(crate) fn check(&self, query: &RevocationQuery<'_>) -> RevocationStatus {
+    #[must_use]
+    pub fn check(&self, query: &RevocationQuery<'_>) -> RevocationStatus {
         if !self.sessions.is_empty()
             && self
                 .sessions
@@ -136,14 +166,14 @@ impl RevocationState {
 
     /// Logs a session out, to be kept until `keep_until` (Unix seconds); a
     /// later end replaces an earlier one.
-    pub(crate) fn log_out(&mut self, session_id: &Uuid, keep_until: i64) {
-        let key = self.fingerprint(session_id);
+    pub fn log_out(&mut self, session_id: &SessionId, keep_until: i64) {
+        let key = self.fingerprint(session_id.as_uuid());
         let entry = self.sessions.entry(key).or_insert(keep_until);
         *entry = (*entry).max(keep_until);
     }
 
     /// Raises a watermark to `at` (Unix seconds); never lowers it.
-    pub(crate) fn raise(&mut self, scope: WatermarkScope, kind: WatermarkKind, at: i64) {
+    pub fn raise(&mut self, scope: WatermarkScope, kind: WatermarkKind, at: i64) {
         let user = match &scope {
             WatermarkScope::User(id) => Some(self.fingerprint(id.as_uuid())),
             _ => None,
@@ -158,7 +188,7 @@ impl RevocationState {
     }
 
     /// Removes a watermark.
-    pub(crate) fn clear(&mut self, scope: &WatermarkScope, kind: WatermarkKind) {
+    pub fn clear(&mut self, scope: &WatermarkScope, kind: WatermarkKind) {
         let user = match scope {
             WatermarkScope::User(id) => Some(self.fingerprint(id.as_uuid())),
             _ => None,
@@ -177,15 +207,22 @@ impl RevocationState {
 
     /// Drops logouts whose keeping ended at or before `now`, and watermarks
     /// at or before `horizon` (Unix seconds both).
-    pub(crate) fn purge(&mut self, now: i64, horizon: i64) {
+    pub fn purge(&mut self, now: i64, horizon: i64) {
         self.sessions.retain(|_, until| *until > now);
         self.force_logout.purge(horizon);
         self.claims_stale.purge(horizon);
     }
 
     /// How many logouts and watermarks are held.
-    pub(crate) fn len(&self) -> usize {
+    #[must_use]
+    pub fn len(&self) -> usize {
         self.sessions.len() + self.force_logout.len() + self.claims_stale.len()
+    }
+
+    /// Whether nothing is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -203,8 +240,8 @@ mod tests {
     #[test]
     fn purge_keeps_what_ends_later_and_drops_the_rest() {
         let mut state = RevocationState::default();
-        state.log_out(&id(1), 100);
-        state.log_out(&id(2), 101);
+        state.log_out(&SessionId::from_uuid(id(1)).unwrap(), 100);
+        state.log_out(&SessionId::from_uuid(id(2)).unwrap(), 101);
         let user = UserId::from_uuid(id(3)).unwrap();
         state.raise(WatermarkScope::User(user), WatermarkKind::ForceLogout, 50);
         state.raise(WatermarkScope::Everyone, WatermarkKind::ClaimsStale, 51);

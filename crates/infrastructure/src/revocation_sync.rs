@@ -75,7 +75,7 @@ pub(crate) fn status_from(changes: Vec<Change>, query: &RevocationQuery<'_>) -> 
     let mut state = RevocationState::default();
     for change in changes {
         match change {
-            Change::LogOut { session_id, .. } => state.log_out(session_id.as_uuid(), i64::MAX),
+            Change::LogOut { session_id, .. } => state.log_out(&session_id, i64::MAX),
             Change::Raise { scope, kind, at } => state.raise(scope, kind, at),
             Change::Clear { .. } => {}
         }
@@ -196,7 +196,7 @@ impl Keep {
             } => {
                 let keep_until = until.min(at.saturating_add(self.logout_retention));
                 if keep_until > self.now {
-                    cache.log_out(session_id.as_uuid(), keep_until);
+                    cache.log_out(&session_id, keep_until);
                 }
             }
             Change::Raise { scope, kind, at } => {
