@@ -10,26 +10,20 @@ use std::task::{Context, Poll};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::Uri;
-use actix_web::http::header::{
-    AUTHORIZATION, COOKIE, HOST, HeaderMap, HeaderName, HeaderValue, ORIGIN, SET_COOKIE,
-};
+use actix_web::http::header::{HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::http::uri::Authority;
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use pin_project_lite::pin_project;
-use tessera_application::{
-    Admission, AdmittedSession, BrowserFacts, Decision, RotateSession, VerifySession,
-};
+use tessera_application::{Admission, AdmittedSession, Decision, RotateSession, VerifySession};
 use tessera_domain::{Role, RoutePolicy};
 use tessera_http::{
     Attach, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
-    SessionRejection, gateway, single_header,
+    SessionRejection, gateway,
 };
 
 use crate::convert::{into_response, to_actix};
 use crate::extract::Session;
 use crate::provider_user::ProviderUser;
-
-const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// Sessions and route access for an actix-web `App` (or `Scope`): the
 /// same edge, answers and defaults as tessera's other framework adapters,
@@ -241,25 +235,12 @@ where
         }
         let decision = {
             let head = request.head();
-            let values = |name| head.headers.get_all(name).map(HeaderValue::as_bytes);
-            // The request-target's authority when it has one, else `Host`.
-            let host = head
-                .uri
-                .authority()
-                .map(Authority::as_str)
-                .or_else(|| single_header(values(HOST)));
-            let browser = BrowserFacts::new(
-                single_header(values(ORIGIN)),
-                single_header(values(SEC_FETCH_SITE)),
-                host,
-            );
             self.edge.decide(
                 head.method.as_str(),
                 head.uri.path(),
                 head.uri.query(),
-                values(AUTHORIZATION),
-                values(COOKIE),
-                browser,
+                head.uri.authority().map(Authority::as_str),
+                |name| head.headers.get_all(name).map(HeaderValue::as_bytes),
             )
         };
         let admission = match decision {

@@ -9,26 +9,18 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::OriginalUri;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, COOKIE, HOST, HeaderName, ORIGIN};
 use http::uri::Authority;
 use http::{Extensions, HeaderValue, Request, Response, Uri};
 use pin_project_lite::pin_project;
-use tessera_application::{
-    Admission, AdmittedSession, BrowserFacts, Decision, RotateSession, VerifySession,
-};
+use tessera_application::{Admission, AdmittedSession, Decision, RotateSession, VerifySession};
 use tessera_domain::{Role, RoutePolicy};
-use tessera_http::{
-    Attach, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, gateway, single_header,
-};
+use tessera_http::{Attach, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, gateway};
 use tower::{Layer, Service};
 
 use crate::extract::Session;
 use crate::provider_user::ProviderUser;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// `Sec-Fetch-Site` (not among `http`'s names).
-const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// Sessions and route access for a tower service (an axum `Router`, say).
 ///
@@ -253,25 +245,12 @@ where
         let decision = {
             let uri = full_uri(&request);
             let headers = request.headers();
-            let values = |name| headers.get_all(name).iter().map(HeaderValue::as_bytes);
-            // The request-target's authority when it has one, else `Host`.
-            let host = request
-                .uri()
-                .authority()
-                .map(Authority::as_str)
-                .or_else(|| single_header(values(HOST)));
-            let browser = BrowserFacts::new(
-                single_header(values(ORIGIN)),
-                single_header(values(SEC_FETCH_SITE)),
-                host,
-            );
             self.edge.decide(
                 request.method().as_str(),
                 uri.path(),
                 uri.query(),
-                values(AUTHORIZATION),
-                values(COOKIE),
-                browser,
+                request.uri().authority().map(Authority::as_str),
+                |name| headers.get_all(name).iter().map(HeaderValue::as_bytes),
             )
         };
         let admission = match decision {

@@ -30,7 +30,7 @@
 //! framework glue is `tessera-axum`'s or `tessera-actix`'s.
 //!
 //! ```
-//! use tessera_application::{BrowserFacts, Decision, RotateSession, VerifySession};
+//! use tessera_application::{Decision, RotateSession, VerifySession};
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
 //! use tessera_http::SessionEdge;
 //!
@@ -44,8 +44,9 @@
 //!         .rule(RouteRule::new("/me", Requirement::Authenticated))
 //!         .build()?;
 //!     let edge = SessionEdge::builder(verify, rotate, policy).build()?;
-//!     let browser = BrowserFacts::default(); // Origin, Sec-Fetch-Site, Host
-//!     let admission = match edge.decide("GET", "/me", None, [], [cookie_header], browser) {
+//!     // The request's headers, by lower-case name.
+//!     let headers = |name: &str| (name == "cookie").then_some(cookie_header).into_iter();
+//!     let admission = match edge.decide("GET", "/me", None, None, headers) {
 //!         Decision::Decided(admission) => admission,
 //!         Decision::Pending(pending) => pending.finish().await,
 //!     };

@@ -24,6 +24,7 @@ use crate::cookies::SessionCookies;
 use crate::credential::read_credential;
 use crate::gateway::GatewaySigner;
 use crate::response::Denial;
+use crate::single_header;
 
 mod attach;
 mod builder;
@@ -153,24 +154,34 @@ impl<R: Role> SessionEdge<R> {
     }
 
     /// Decides a request from its method, path (percent-encoded, no
-    /// query), query, the values of its `Authorization` and `Cookie`
-    /// headers, and what its `Origin`, `Sec-Fetch-Site` and host say
-    /// (read each with [`single_header`](crate::single_header)).
-    pub fn decide<'h>(
+    /// query), query, request-target authority (absolute-form and HTTP/2
+    /// requests have one), and its headers: `headers(name)` gives the
+    /// values (as sent) of the header `name`, which is lower case. The
+    /// credential is read from `authorization` and `cookie`, and what the
+    /// cross-origin rule needs from `origin`, `sec-fetch-site` and the
+    /// authority or else `host` ([`single_header`](crate::single_header)).
+    pub fn decide<'h, I>(
         &self,
         method: &str,
         path: &str,
         query: Option<&str>,
-        authorization: impl IntoIterator<Item = &'h [u8]>,
-        cookies: impl IntoIterator<Item = &'h [u8]>,
-        browser: BrowserFacts<'_>,
-    ) -> Decision<R> {
+        authority: Option<&'h str>,
+        headers: impl Fn(&'static str) -> I,
+    ) -> Decision<R>
+    where
+        I: Iterator<Item = &'h [u8]>,
+    {
         let inner = &*self.inner;
         let credential = read_credential(
-            authorization,
-            cookies,
+            headers("authorization"),
+            headers("cookie"),
             inner.cookies.name(),
             inner.max_credential_bytes,
+        );
+        let browser = BrowserFacts::new(
+            single_header(headers("origin")),
+            single_header(headers("sec-fetch-site")),
+            authority.or_else(|| single_header(headers("host"))),
         );
         inner.admission.decide(
             &AdmissionRequest::new(method, path, credential)
