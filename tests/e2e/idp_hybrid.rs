@@ -69,7 +69,7 @@ async fn who(session: Session, provider: Option<ProviderUser<UserRole>>) -> Stri
             "provider {} {} {}",
             user.user_id(),
             user.role(),
-            user.identity().subject
+            user.identity.subject
         ),
         None => format!("session {} {}", session.user_id(), session.role()),
     }

@@ -2,14 +2,13 @@
 //! routes that admit provider tokens
 //! ([`SessionEdgeBuilder::provider_tokens`](tessera_http::SessionEdgeBuilder::provider_tokens)).
 
-use std::collections::BTreeSet;
 use std::future::{Ready, ready};
+use std::ops::Deref;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use tessera_application::ProviderSession;
-use tessera_application::external::{ExternalIdentity, ExternalUser};
-use tessera_domain::{Capability, Role, TenantId, UserId};
+use tessera_domain::Role;
 use tessera_http::{LayerSeen, SessionRejection};
 
 use crate::extract::{OptionalFromRequest, Rejected, Session};
@@ -21,53 +20,21 @@ use crate::extract::{OptionalFromRequest, Rejected, Session};
 /// session or none, and answers 500 when no session middleware ran;
 /// [`Maybe<ProviderUser<R>>`](crate::Maybe) gives `None` for the former.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderUser<R> {
-    user: ExternalUser<R>,
-    identity: ExternalIdentity<R>,
-}
+pub struct ProviderUser<R>(ProviderSession<R>);
 
 impl<R: Role> ProviderUser<R> {
     pub(crate) fn new(provider: ProviderSession<R>) -> Self {
-        Self {
-            user: provider.user,
-            identity: provider.identity,
-        }
+        Self(provider)
     }
+}
 
-    /// The local user's id.
-    #[must_use]
-    pub fn user_id(&self) -> &UserId {
-        &self.user.user.user_id
-    }
+/// The local user record (`user`), the provider's identity (`identity`)
+/// and their accessors (`user_id()`, `role()`, …).
+impl<R> Deref for ProviderUser<R> {
+    type Target = ProviderSession<R>;
 
-    /// The local user's role.
-    #[must_use]
-    pub fn role(&self) -> &R {
-        &self.user.user.role
-    }
-
-    /// The local user's capabilities.
-    #[must_use]
-    pub fn capabilities(&self) -> &BTreeSet<Capability> {
-        &self.user.user.capabilities
-    }
-
-    /// The local user's tenant, if any.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&TenantId> {
-        self.user.user.tenant.as_ref()
-    }
-
-    /// The local user record, with its provider account.
-    #[must_use]
-    pub fn user(&self) -> &ExternalUser<R> {
-        &self.user
-    }
-
-    /// Who the provider token said the user is.
-    #[must_use]
-    pub fn identity(&self) -> &ExternalIdentity<R> {
-        &self.identity
+    fn deref(&self) -> &ProviderSession<R> {
+        &self.0
     }
 }
 

@@ -2,10 +2,11 @@
 //! routes that admit provider tokens
 //! ([`SessionEdgeBuilder::provider_tokens`](tessera_http::SessionEdgeBuilder::provider_tokens)).
 
+use std::ops::Deref;
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use tessera_application::ProviderSession;
-use tessera_application::external::{ExternalIdentity, ExternalUser};
 use tessera_domain::Role;
 
 use tessera_http::{LayerSeen, SessionRejection};
@@ -18,53 +19,21 @@ use crate::extract::{Rejected, Session};
 /// As an extractor it refuses (401) requests that came with tessera's own
 /// session or none, and answers 500 when no session layer ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderUser<R> {
-    user: ExternalUser<R>,
-    identity: ExternalIdentity<R>,
-}
+pub struct ProviderUser<R>(ProviderSession<R>);
 
 impl<R: Role> ProviderUser<R> {
     pub(crate) fn new(provider: ProviderSession<R>) -> Self {
-        Self {
-            user: provider.user,
-            identity: provider.identity,
-        }
+        Self(provider)
     }
+}
 
-    /// The local user's id.
-    #[must_use]
-    pub fn user_id(&self) -> &tessera_domain::UserId {
-        &self.user.user.user_id
-    }
+/// The local user record (`user`), the provider's identity (`identity`)
+/// and their accessors (`user_id()`, `role()`, …).
+impl<R> Deref for ProviderUser<R> {
+    type Target = ProviderSession<R>;
 
-    /// The local user's role.
-    #[must_use]
-    pub fn role(&self) -> &R {
-        &self.user.user.role
-    }
-
-    /// The local user's capabilities.
-    #[must_use]
-    pub fn capabilities(&self) -> &std::collections::BTreeSet<tessera_domain::Capability> {
-        &self.user.user.capabilities
-    }
-
-    /// The local user's tenant, if any.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&tessera_domain::TenantId> {
-        self.user.user.tenant.as_ref()
-    }
-
-    /// The local user record, with its provider account.
-    #[must_use]
-    pub fn user(&self) -> &ExternalUser<R> {
-        &self.user
-    }
-
-    /// Who the provider token said the user is.
-    #[must_use]
-    pub fn identity(&self) -> &ExternalIdentity<R> {
-        &self.identity
+    fn deref(&self) -> &ProviderSession<R> {
+        &self.0
     }
 }
 
@@ -115,7 +84,8 @@ mod tests {
     use http::{Request, StatusCode};
     use mockall::predicate::eq;
     use tessera_application::external::{
-        ExternalSubject, ExternalTokenError, MockExternalTokenVerifier, MockExternalUserDirectory,
+        ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalUser,
+        MockExternalTokenVerifier, MockExternalUserDirectory,
     };
     use tessera_application::ports::{
         Clock, DirectoryError, DirectoryUser, JwsFailure, MockClock, MockRevocationStore,
@@ -297,7 +267,7 @@ mod tests {
             "{} {} {}",
             session.user_id(),
             user.role(),
-            user.identity().subject
+            user.identity.subject
         )
     }
 

@@ -1,7 +1,9 @@
 //! What the admission answers: one verdict and what becomes of the
 //! credential.
 
-use tessera_domain::{SessionEntity, StepUpChallenge};
+use std::collections::BTreeSet;
+
+use tessera_domain::{Capability, SessionEntity, StepUpChallenge, TenantId, UserId};
 use time::{Duration, OffsetDateTime};
 
 use super::request::{CredentialFault, CredentialSource};
@@ -52,6 +54,32 @@ pub struct ProviderSession<R> {
     pub user: ExternalUser<R>,
     /// Who the provider token said the user is.
     pub identity: ExternalIdentity<R>,
+}
+
+impl<R> ProviderSession<R> {
+    /// The local user's id.
+    #[must_use]
+    pub fn user_id(&self) -> &UserId {
+        &self.user.user.user_id
+    }
+
+    /// The local user's role.
+    #[must_use]
+    pub fn role(&self) -> &R {
+        &self.user.user.role
+    }
+
+    /// The local user's capabilities.
+    #[must_use]
+    pub fn capabilities(&self) -> &BTreeSet<Capability> {
+        &self.user.user.capabilities
+    }
+
+    /// The local user's tenant, if any.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.user.user.tenant.as_ref()
+    }
 }
 
 /// Why a request is answered instead of forwarded. The edge maps each to
