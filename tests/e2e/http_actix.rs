@@ -54,7 +54,7 @@ async fn identity_headers(request: HttpRequest) -> String {
         .headers()
         .iter()
         .filter(|(name, _)| tessera::http::gateway::is_identity_header(name.as_str()))
-        .map(|(name, value)| format!("{}: {}", name, value.to_str().unwrap_or("?")))
+        .map(|(name, value)| format!("{}={}", name, value.to_str().unwrap_or("?")))
         .collect();
     seen.sort();
     seen.join("\n")

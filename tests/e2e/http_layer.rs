@@ -545,3 +545,75 @@ async fn a_cross_site_form_is_refused_403_and_changes_nothing() {
         own.assert_clears_cookie();
     }
 }
+
+#[tokio::test]
+async fn gateway_mode_strips_the_clients_identity_headers_and_signs_the_verified_ones() {
+    use tessera::domain::{Requirement, RoutePolicy, RouteRule};
+    use tessera::http::GatewayKey;
+
+    for &target in TARGETS {
+        let app = crate::support::spawn_app(tessera::KeyRing::new(crate::support::signing_key(
+            tessera::JwsAlgorithm::EdDsa,
+            "k1",
+        )));
+        let handle = TestApp::of(&app);
+        let policy = RoutePolicy::builder()
+            .rule(RouteRule::new("/headers", Requirement::Public))
+            .build()
+            .unwrap();
+        let edge = app
+            .sessions
+            .edge(policy)
+            .unwrap()
+            .gateway(GatewayKey::new(b"0123456789abcdef0123456789abcdef").unwrap())
+            .build()
+            .unwrap();
+        let router = site(app, edge, Routes::Standard);
+        let spoofed = |spec: Spec| {
+            spec.header("x-user-role", "admin")
+                .header("X-User_Id", "someone-else")
+                .header("x-tenant-id", "globex")
+        };
+        // A guest: every identity header the client sent is gone.
+        let guest = send(target, router.clone(), &spoofed(Spec::get("/headers"))).await;
+        assert_eq!(guest.status, StatusCode::OK, "{target:?}");
+        assert_eq!(
+            guest.body, "",
+            "{target:?}: nothing of the client's reaches the handler"
+        );
+        // A session: the verified identity, signed, and nothing else.
+        let token = handle.alice_token();
+        let signed = send(
+            target,
+            router,
+            &spoofed(Spec::get("/headers").bearer(&token)),
+        )
+        .await;
+        assert_eq!(signed.status, StatusCode::OK, "{target:?}");
+        let lines: Vec<&str> = signed.body.lines().collect();
+        let names: Vec<&str> = lines
+            .iter()
+            .map(|line| line.split_once('=').unwrap().0)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "x-tenant-id",
+                "x-user-capabilities",
+                "x-user-id",
+                "x-user-nonce",
+                "x-user-role",
+                "x-user-session-id",
+                "x-user-signature",
+                "x-user-signed-at",
+            ],
+            "{target:?}"
+        );
+        assert!(
+            lines.contains(&format!("x-user-id={}", alice()).as_str()),
+            "{target:?}"
+        );
+        assert!(lines.contains(&"x-user-role=user"), "{target:?}");
+        assert!(lines.contains(&"x-tenant-id=acme"), "{target:?}");
+    }
+}
