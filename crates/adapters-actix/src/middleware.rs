@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::Uri;
-use actix_web::http::header::{HeaderMap, HeaderValue, SET_COOKIE};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, SET_COOKIE};
 use actix_web::http::uri::Authority;
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use pin_project_lite::pin_project;
@@ -240,7 +240,12 @@ where
                 head.uri.path(),
                 head.uri.query(),
                 head.uri.authority().map(Authority::as_str),
-                |name| head.headers.get_all(name).map(HeaderValue::as_bytes),
+                // A static name: no parsing or allocation per request.
+                |name| {
+                    head.headers
+                        .get_all(HeaderName::from_static(name))
+                        .map(HeaderValue::as_bytes)
+                },
             )
         };
         let admission = match decision {

@@ -137,7 +137,10 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
     /// ([`DecideAdmission::with_provider_tokens`]): a bearer token (alone,
     /// no session cookie) that is not a session token is verified by
     /// `verifier`, its local user resolved by `resolve`, and the same
-    /// policy applied. Identity headers the client sent are stripped.
+    /// policy applied. Identity headers the client sent are stripped; in
+    /// [gateway mode](Self::gateway) the local user's identity is signed
+    /// for the services behind, as a session's is (its session id is the
+    /// one derived from the provider token).
     ///
     /// | provider-token situation | route needs a session | route needs none |
     /// |---|---|---|

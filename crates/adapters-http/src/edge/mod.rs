@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response};
+use tessera_application::usecases::admission::is_safe_method;
 use tessera_application::{
     Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
     Decision, RotateSession, Verdict, VerifySession,
@@ -178,11 +179,16 @@ impl<R: Role> SessionEdge<R> {
             inner.cookies.name(),
             inner.max_credential_bytes,
         );
-        let browser = BrowserFacts::new(
-            single_header(headers("origin")),
-            single_header(headers("sec-fetch-site")),
-            authority.or_else(|| single_header(headers("host"))),
-        );
+        // Safe methods pass the cross-origin rule whatever they say.
+        let browser = if is_safe_method(method) {
+            BrowserFacts::default()
+        } else {
+            BrowserFacts::new(
+                single_header(headers("origin")),
+                single_header(headers("sec-fetch-site")),
+                authority.or_else(|| single_header(headers("host"))),
+            )
+        };
         inner.admission.decide(
             &AdmissionRequest::new(method, path, credential)
                 .with_query(query)

@@ -94,13 +94,21 @@ impl CrossOrigin {
     }
 }
 
+/// Whether `method` is safe (`GET`, `HEAD`, `OPTIONS`): such requests pass
+/// the cross-origin rule whatever their origin, so an edge need not read
+/// the browser's headers for them.
+#[must_use]
+pub fn is_safe_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
 /// Whether `request` on a route that does not allow cross-origin requests
 /// may go on.
 pub(super) fn check(
     request: &AdmissionRequest<'_>,
     trusted: &TrustedOrigins,
 ) -> Result<(), CrossOrigin> {
-    if matches!(request.method, "GET" | "HEAD" | "OPTIONS") {
+    if is_safe_method(request.method) {
         return Ok(());
     }
     if matches!(

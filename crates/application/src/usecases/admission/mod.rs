@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use tessera_domain::{AccessDecision, Requirement, Role, RouteMatch, RoutePolicy, StepUpChallenge};
 
-pub use self::cross_origin::{OriginError, TrustedOrigins};
+pub use self::cross_origin::{OriginError, TrustedOrigins, is_safe_method};
 pub use self::outcome::{
     Admission, AdmittedSession, CredentialUpdate, ProviderSession, Refusal, Verdict,
 };
@@ -31,7 +31,7 @@ pub use self::request::{
 };
 use super::resolve_user::ResolveUser;
 use super::rotate::{RotateError, RotateSession};
-use super::verify::{RotationNeed, SessionCheck, VerifiedSession, VerifySession};
+use super::verify::{RotationNeed, SessionCheck, VerifiedSession, VerifyError, VerifySession};
 use crate::external::ExternalTokenVerifier;
 
 /// Decides what becomes of a request: the route policy applied to its
@@ -236,6 +236,10 @@ impl<R: Role> DecideAdmission<R> {
                 Verdict::Refuse(Refusal::CrossOrigin),
                 CredentialUpdate::Keep,
             );
+        }
+        // Nothing is served here, whoever asks: no token is worth reading.
+        if matches!(route.requirement(), Requirement::NotFound) {
+            return decided(Verdict::Refuse(Refusal::NotFound), CredentialUpdate::Keep);
         }
         let (token, via) = match request.credential {
             PresentedCredential::None => {
@@ -558,19 +562,27 @@ impl<R: Role> Inner<R> {
             }
             Err(error) => error,
         };
-        let user_gone = matches!(error, RotateError::UserNotFound | RotateError::UserDisabled);
+        // The session has ended: its user is gone or disabled, or the
+        // authoritative revocation state (which rotation asks) revokes it
+        // although this instance's cache did not know yet.
+        let ended = matches!(
+            error,
+            RotateError::UserNotFound
+                | RotateError::UserDisabled
+                | RotateError::Verify(VerifyError::Revoked(_))
+        );
         let past_lifetime = matches!(error, RotateError::AbsoluteLifetimeExceeded);
         let stale = current.is_none();
-        if !route.needs_session() && (user_gone || stale) {
+        if !route.needs_session() && (ended || stale) {
             // A route that needs no session reads leniently: a session that
             // cannot be refreshed is a guest here, not a refusal.
             tracing::debug!(reason = %error, method, path, "session not refreshed; served as a guest");
             return decided_admission(
-                self.guest(&route, request, user_gone),
-                clear_if(user_gone && via.has_cookie()),
+                self.guest(&route, request, ended),
+                clear_if(ended && via.has_cookie()),
             );
         }
-        if user_gone || (stale && past_lifetime) {
+        if ended || (stale && past_lifetime) {
             tracing::info!(reason = %error, method, path, "session ended at rotation");
             return decided_admission(
                 Verdict::Refuse(self.sign_in_again(&route, request)),

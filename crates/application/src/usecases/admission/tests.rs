@@ -173,6 +173,16 @@ impl Ports {
 
     /// The admission over these ports, enforcing `policy`.
     fn admission_with(self, policy: Arc<RoutePolicy<UserRole>>) -> DecideAdmission<UserRole> {
+        self.admission_asking(policy, None)
+    }
+
+    /// [`Ports::admission_with`], whose rotation also asks `authoritative`
+    /// (the store's tables, behind the verifier's cache).
+    fn admission_asking(
+        self,
+        policy: Arc<RoutePolicy<UserRole>>,
+        authoritative: Option<MockRevocationStore>,
+    ) -> DecideAdmission<UserRole> {
         let codec = Arc::new(self.codec);
         let verify = VerifySession::new(
             codec.clone(),
@@ -180,7 +190,10 @@ impl Ports {
             Arc::new(self.store),
             lifetimes(),
         );
-        let rotate = RotateSession::new(verify.clone(), Arc::new(self.directory), codec);
+        let mut rotate = RotateSession::new(verify.clone(), Arc::new(self.directory), codec);
+        if let Some(tables) = authoritative {
+            rotate = rotate.with_revocations(Arc::new(tables));
+        }
         let admission = DecideAdmission::new(verify, rotate, policy, SignInPages::default());
         match self.provider {
             None => admission,
@@ -1077,9 +1090,9 @@ fn a_not_found_route_is_404_for_guests_and_sessions_alike_and_reads_no_token() {
         PresentedCredential::None,
     );
     assert_eq!(refusal(guest), Refusal::NotFound);
-    // A route that needs no session reads the token leniently.
+    // Nothing is served: the token is not even read (no decode expected).
     let signed_in = decide_now(
-        &admission(Ports::idle().token(Token::Fresh)),
+        &admission(Ports::idle()),
         "GET",
         "/favicon.ico",
         cookie("tok"),
@@ -1192,4 +1205,37 @@ async fn a_provider_token_at_an_accepted_level_passes_a_step_up_route() {
         admitted.session.authentication().acr().map(|a| a.as_str()),
         Some("phrh")
     );
+}
+
+#[tokio::test]
+async fn a_session_the_authoritative_store_revokes_at_rotation_is_signed_out_not_let_through() {
+    // This instance's cache has not seen the logout yet; rotation asks the
+    // tables, which have.
+    let tables = || {
+        let mut tables = MockRevocationStore::new();
+        tables
+            .expect_check_authoritative()
+            .withf(|q| q.session_id == &session_id())
+            .times(1)
+            .returning(|_| {
+                Ok(RevocationStatus::Revoked(
+                    crate::ports::RevocationReason::SessionLoggedOut,
+                ))
+            });
+        tables
+    };
+    // Ports::idle(): no directory read, no signing.
+    let admission = Ports::idle()
+        .token(Token::Due)
+        .admission_asking(policy(), Some(tables()));
+    let out = decide_later(&admission, "GET", "/api/x", cookie("tok")).await;
+    assert!(matches!(out.credential, CredentialUpdate::ClearCookie));
+    assert_eq!(refusal(out), Refusal::Unauthenticated { refused: true });
+
+    let admission = Ports::idle()
+        .token(Token::Due)
+        .admission_asking(policy(), Some(tables()));
+    let out = decide_later(&admission, "GET", "/", cookie("tok")).await;
+    assert!(matches!(out.verdict, Verdict::Guest { refused: true }));
+    assert!(matches!(out.credential, CredentialUpdate::ClearCookie));
 }
