@@ -1,4 +1,113 @@
-#![doc = include_str!("../README.md")]
+//! Sessions carried in signed JWTs for Rust web backends: typed claims,
+//! verification in microseconds with no I/O, rotation that refreshes roles
+//! from your user directory, logout and force-logout that reach every
+//! instance, a route-access policy, cross-origin protection, and the same
+//! answers on axum and actix-web.
+//!
+//! # Quickstart
+//!
+//! 1. **Wire a [`Tessera`]** once: a key ring, the issuer and audience your
+//!    tokens carry, and your user directory (where rotation reads each
+//!    user's current role; here the in-memory one, filled by your sign-up).
+//! 2. **Sign users in**: once your code has authenticated a user,
+//!    [`establish`](Tessera::establish) a session and hand its token to the
+//!    client, in a cookie ([`http::SessionCookies`]) or as a bearer token.
+//! 3. **Guard routes**: a [`domain::RoutePolicy`] says who may call what;
+//!    the layer ([`axum::SessionLayer`], or `actix::SessionMiddleware`
+//!    with feature `actix`) enforces it, rotates sessions and answers
+//!    refusals (RFC 6750), and handlers take the session as an extractor
+//!    ([`axum::Session`], [`axum::RequireRole`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use axum::{Router, routing::get};
+//! use tessera::application::EstablishRequest;
+//! use tessera::application::ports::DirectoryUser;
+//! use tessera::axum::{RequireRole, Session, roles::Admin};
+//! use tessera::domain::{Requirement, RoutePolicy, RouteRule, UserId};
+//! use tessera::{InMemoryUserDirectory, JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
+//!
+//! // 1. Wire it once.
+//! let users = Arc::new(InMemoryUserDirectory::<UserRole>::new());
+//! let sessions: Tessera<UserRole> = Tessera::builder(
+//!     KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "key-1")?),
+//!     "https://api.example",
+//!     "web",
+//! )
+//! .user_directory(users.clone())
+//! .build();
+//!
+//! // 2. After your sign-in has authenticated alice:
+//! let alice = UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001")?;
+//! users.upsert(DirectoryUser {
+//!     user_id: alice,
+//!     role: UserRole::Admin,
+//!     capabilities: Default::default(),
+//!     tenant: None,
+//!     enabled: true,
+//! });
+//! let issued = sessions
+//!     .establish()
+//!     .execute(EstablishRequest::new(alice, UserRole::Admin))?;
+//! let cookie = tessera::http::SessionCookies::default().issue(&issued.token, &issued.session)?;
+//! # let _ = cookie;
+//!
+//! // 3. Guard the routes.
+//! async fn me(session: Session) -> String {
+//!     format!("{} ({})", session.user_id(), session.role())
+//! }
+//! async fn admin(admin: RequireRole<Admin>) -> String {
+//!     format!("welcome, {}", admin.user_id())
+//! }
+//! let policy = RoutePolicy::builder()
+//!     .rule(RouteRule::new("/me", Requirement::Authenticated))
+//!     .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/admin", get(admin))
+//!     .layer(sessions.session_layer(policy)?.build()?);
+//! # let _ = app;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Outside HTTP, [`Tessera::verify`] checks a token strictly (it refuses a
+//! session whose user's permissions changed: [`Tessera::rotate`] renews
+//! it), [`Tessera::read`] reads one leniently, and [`Tessera::revoke`]
+//! logs a session out, force-logs-out a user, a tenant or everyone, or
+//! marks permissions changed.
+//!
+//! # Where things live
+//!
+//! | path | what |
+//! |---|---|
+//! | [`Tessera`], [`TesseraBuilder`] | the session manager: every use case wired to one codec, clock and stores |
+//! | [`axum`] | the tower layer, extractors, token-exchange and webhook handlers (feature `axum`, default) |
+//! | `actix` | the same for actix-web 4 (feature `actix`) |
+//! | [`http`] | the framework-neutral edge both translate: cookies, credentials, RFC 6750 answers, gateway identity headers, webhook signatures |
+//! | [`application`] | use cases and ports, the request admission ([`application::DecideAdmission`]), contract suites for your own adapters (feature `testing` of `tessera-application`) |
+//! | [`domain`] | sessions, ids, roles, lifetimes, the route policy |
+//! | [`infrastructure`] | the JOSE codec and key ring, in-memory, PostgreSQL and Redis stores, identity-provider verification |
+//!
+//! # Features
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `axum` (default) | [`axum`]: the tower layer and extractors |
+//! | `actix` | `actix`: the actix-web middleware and extractors (Rust 1.89+) |
+//! | `postgres` | the PostgreSQL revocation store and user directories, shared by every instance |
+//! | `redis` | the Redis revocation store (streams) and shared user cache |
+//! | `jwks-fetch` | identity providers' keys fetched over HTTPS (JWKS, OpenID discovery) |
+//! | `cli` | the `tessera` operations binary (keygen, mint, inspect, verify) |
+//!
+//! The repository's README has the demo and the commands that run the
+//! tests.
+
+// The README's examples compile as doc-tests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 use std::sync::Arc;
 

@@ -33,6 +33,63 @@ pub struct EstablishRequest<R> {
     pub authentication: Authentication,
 }
 
+impl<R> EstablishRequest<R> {
+    /// A session for `user_id` with `role`: no capabilities, no tenant,
+    /// authenticated now, how unknown. The setters add the rest.
+    ///
+    /// ```
+    /// use tessera_application::EstablishRequest;
+    /// use tessera_domain::{Capability, UserId, UserRole};
+    ///
+    /// let request = EstablishRequest::new(
+    ///     UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001")?,
+    ///     UserRole::Admin,
+    /// )
+    /// .capabilities([Capability::parse("reports:read")?]);
+    /// assert_eq!(request.capabilities.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn new(user_id: UserId, role: R) -> Self {
+        Self {
+            user_id,
+            role,
+            capabilities: BTreeSet::new(),
+            tenant: None,
+            authenticated_at: None,
+            authentication: Authentication::default(),
+        }
+    }
+
+    /// The user's capabilities.
+    #[must_use]
+    pub fn capabilities(mut self, capabilities: impl IntoIterator<Item = Capability>) -> Self {
+        self.capabilities = capabilities.into_iter().collect();
+        self
+    }
+
+    /// The session's tenant.
+    #[must_use]
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// When the user authenticated, if earlier than now.
+    #[must_use]
+    pub fn authenticated_at(mut self, at: OffsetDateTime) -> Self {
+        self.authenticated_at = Some(at);
+        self
+    }
+
+    /// How the user authenticated (`acr`, `amr`).
+    #[must_use]
+    pub fn authentication(mut self, authentication: Authentication) -> Self {
+        self.authentication = authentication;
+        self
+    }
+}
+
 /// A new session and its token.
 #[derive(Debug, Clone)]
 pub struct EstablishedSession<R> {
@@ -178,6 +235,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_request_built_with_setters_carries_exactly_what_was_set() {
+        let bare = EstablishRequest::new(user(), UserRole::User);
+        assert!(bare.capabilities.is_empty() && bare.tenant.is_none());
+        assert_eq!(
+            (bare.authenticated_at, bare.authentication),
+            (None, Authentication::default())
+        );
+        let full = EstablishRequest::new(user(), UserRole::Admin)
+            .capabilities(caps(&["posts:edit", "posts:hide"]))
+            .tenant(tenant())
+            .authenticated_at(at(NOW - 60));
+        assert_eq!(full.role, UserRole::Admin);
+        assert_eq!(full.capabilities, caps(&["posts:edit", "posts:hide"]));
+        assert_eq!(full.tenant, Some(tenant()));
+        assert_eq!(full.authenticated_at, Some(at(NOW - 60)));
+    }
     #[test]
     fn establish_issues_a_token_for_a_fresh_session() {
         let mut ids = MockIdGenerator::new();
