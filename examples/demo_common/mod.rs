@@ -115,6 +115,9 @@ pub(crate) fn policy() -> Result<RoutePolicy<UserRole>, tessera::domain::PolicyE
             )
             .methods(&["POST"]),
         )
+        // A browser's /favicon.ico and other unmatched paths: 404, not a
+        // refusal to log.
+        .default_requirement(Requirement::NotFound)
         .build()
 }
 
@@ -732,10 +735,12 @@ impl Launch {
     }
 }
 
-/// Logs at debug, without targets.
+/// Logs at debug, without targets; colours only on a terminal, plain text
+/// in a file.
 pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 }

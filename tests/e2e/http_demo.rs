@@ -305,3 +305,19 @@ async fn two_demo_instances_on_postgres_share_sessions_and_force_logout() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn the_demo_answers_404_for_paths_it_does_not_serve() {
+    let mut demos = vec![serve(demo::app().unwrap()).await];
+    #[cfg(feature = "actix")]
+    demos.push(serve_actix_demo());
+    for address in demos {
+        let response = client()
+            .get(format!("http://{address}/favicon.ico"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{address}");
+        assert_eq!(response.text().await.unwrap(), r#"{"error":"not_found"}"#);
+    }
+}
