@@ -60,51 +60,60 @@ async fn identity_headers(request: HttpRequest) -> String {
     seen.join("\n")
 }
 
-/// Starts `site` on actix-web on a free loopback port; the server lives on
-/// its own thread until the test process ends.
-pub(crate) fn serve(site: &Site) -> SocketAddr {
+/// Runs the actix-web server `start` makes of a free loopback listener on
+/// its own actix system thread, for as long as the test process lives;
+/// returns its address once it serves.
+pub(crate) fn serve_on_own_thread(
+    start: impl FnOnce(TcpListener) -> actix_web::dev::Server + Send + 'static,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let (middleware, wiring, routes) = (
-        SessionMiddleware::from(site.edge.clone()),
-        site.wiring.clone(),
-        site.routes,
-    );
     let (ready, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                let app = App::new()
-                    .app_data(web::Data::new(wiring.clone()))
-                    .wrap(middleware.clone());
-                match routes {
-                    Routes::PublicRequiringSession => app.route("/", web::get().to(who)),
-                    Routes::Standard => app
-                        .route("/", web::get().to(maybe))
-                        .route("/login", web::get().to(|| async { "login form" }))
-                        .route("/login", web::post().to(sign_in))
-                        .route("/me", web::get().to(who))
-                        .route("/logout", web::post().to(sign_out))
-                        .route("/app/home", web::get().to(who))
-                        .route(
-                            "/app/fail",
-                            web::get()
-                                .to(|| async { HttpResponse::InternalServerError().finish() }),
-                        )
-                        .route("/admin/panel", web::get().to(who))
-                        .route("/t/{tenant}/billing", web::get().to(who))
-                        .route("/closed", web::get().to(|| async { "never" }))
-                        .route("/headers", web::get().to(identity_headers)),
-                }
-            })
-            .workers(1)
-            .listen(listener)
-            .unwrap()
-            .run();
+            let server = start(listener);
             ready.send(()).unwrap();
             server.await.unwrap();
         });
     });
     started.recv().unwrap();
     address
+}
+
+/// Starts `site` on actix-web on a free loopback port.
+pub(crate) fn serve(site: &Site) -> SocketAddr {
+    let (middleware, wiring, routes) = (
+        SessionMiddleware::from(site.edge.clone()),
+        site.wiring.clone(),
+        site.routes,
+    );
+    serve_on_own_thread(move |listener| {
+        HttpServer::new(move || {
+            let app = App::new()
+                .app_data(web::Data::new(wiring.clone()))
+                .wrap(middleware.clone());
+            match routes {
+                Routes::PublicRequiringSession => app.route("/", web::get().to(who)),
+                Routes::Standard => app
+                    .route("/", web::get().to(maybe))
+                    .route("/login", web::get().to(|| async { "login form" }))
+                    .route("/login", web::post().to(sign_in))
+                    .route("/me", web::get().to(who))
+                    .route("/logout", web::post().to(sign_out))
+                    .route("/app/home", web::get().to(who))
+                    .route(
+                        "/app/fail",
+                        web::get().to(|| async { HttpResponse::InternalServerError().finish() }),
+                    )
+                    .route("/admin/panel", web::get().to(who))
+                    .route("/t/{tenant}/billing", web::get().to(who))
+                    .route("/closed", web::get().to(|| async { "never" }))
+                    .route("/headers", web::get().to(identity_headers)),
+            }
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run()
+    })
 }

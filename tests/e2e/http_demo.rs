@@ -23,32 +23,22 @@ mod demo;
 #[path = "../../examples/demo_actix.rs"]
 mod demo_actix;
 
-/// Serves the actix-web demo on a free loopback port, on its own actix
-/// system thread.
+/// Serves the actix-web demo on a free loopback port.
 #[cfg(feature = "actix")]
 fn serve_actix_demo() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
     let (demo, middleware) = demo_actix::app().unwrap();
     let routes = demo_actix::configure(demo);
-    let (ready, started) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = actix_web::HttpServer::new(move || {
-                actix_web::App::new()
-                    .wrap(middleware.clone())
-                    .configure(routes.clone())
-            })
-            .workers(1)
-            .listen(listener)
-            .unwrap()
-            .run();
-            ready.send(()).unwrap();
-            server.await.unwrap();
-        });
-    });
-    started.recv().unwrap();
-    address
+    crate::http_actix::serve_on_own_thread(move |listener| {
+        actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .wrap(middleware.clone())
+                .configure(routes.clone())
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run()
+    })
 }
 
 /// What one walkthrough step got: status, `Location`, and the body.

@@ -169,13 +169,7 @@ impl<R: Role> DecideAdmission<R> {
     /// protection (a front end served from another origin, say).
     #[must_use]
     pub fn with_trusted_origins(self, trusted_origins: TrustedOrigins) -> Self {
-        let inner = Arc::unwrap_or_clone(self.inner);
-        Self {
-            inner: Arc::new(Inner {
-                trusted_origins,
-                ..inner
-            }),
-        }
+        self.changed(|inner| inner.trusted_origins = trusted_origins)
     }
 
     /// Also admits an identity provider's bearer tokens: verified by
@@ -197,12 +191,15 @@ impl<R: Role> DecideAdmission<R> {
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
     ) -> Self {
-        let inner = Arc::unwrap_or_clone(self.inner);
+        self.changed(|inner| inner.provider = Some(ProviderTokens { verifier, resolve }))
+    }
+
+    /// This admission with one setting changed (a builder step).
+    fn changed(self, change: impl FnOnce(&mut Inner<R>)) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        change(&mut inner);
         Self {
-            inner: Arc::new(Inner {
-                provider: Some(ProviderTokens { verifier, resolve }),
-                ..inner
-            }),
+            inner: Arc::new(inner),
         }
     }
 
