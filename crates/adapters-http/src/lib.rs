@@ -66,6 +66,8 @@ mod replay;
 mod response;
 pub mod session;
 mod system_time;
+#[cfg(test)]
+mod test_clock;
 pub mod webhooks;
 
 pub use cookies::{CookieError, DEFAULT_COOKIE_NAME, SessionCookies, SetCookie};

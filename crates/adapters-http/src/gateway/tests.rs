@@ -1,6 +1,6 @@
 //! Gateway signing and verification.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use tessera_domain::{NewSession, UserRole};
 
@@ -9,28 +9,14 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderValue, Method};
-use tessera_application::ports::Clock;
 use tessera_domain::{Capability, SessionEntity, SessionId, TenantId, UserId};
 use time::OffsetDateTime;
 
 use super::*;
 use crate::HttpRefusal as _;
 
-const NOW: i64 = 1_700_000_000;
+use crate::test_clock::{NOW, Pinned, pinned};
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-#[derive(Debug)]
-struct Pinned(AtomicI64);
-
-impl Clock for Pinned {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.0.load(Ordering::SeqCst)).unwrap()
-    }
-}
-
-fn pinned() -> Arc<Pinned> {
-    Arc::new(Pinned(AtomicI64::new(NOW)))
-}
 
 fn session(tenant: Option<&str>) -> SessionEntity<UserRole> {
     let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();

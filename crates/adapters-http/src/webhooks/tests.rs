@@ -8,7 +8,6 @@ use base64::Engine as _;
 use http::header::CACHE_CONTROL;
 use http::{HeaderMap, HeaderValue};
 use tessera_application::external::UserEvent;
-use tessera_application::ports::Clock;
 use tessera_application::{ApplyUserEvent, UserEventOutcome};
 use time::OffsetDateTime;
 
@@ -27,25 +26,12 @@ use super::handler::after_delivery;
 use super::*;
 use crate::HttpRefusal as _;
 
-const NOW: i64 = 1_700_000_000;
+use crate::test_clock::{NOW, Pinned, pinned};
 const SECRET_A: &[u8] = b"first-secret-of-24-bytes";
 const SECRET_B: &[u8] = b"second-secret-with-more-than-24-bytes";
 const SECRET_C: &[u8] = b"a-secret-nobody-configured";
 const ID: &str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
 const BODY: &[u8] = br#"{"type":"user.updated","data":{"id":"user_1"}}"#;
-
-#[derive(Debug)]
-struct Pinned(AtomicI64);
-
-impl Clock for Pinned {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.0.load(Ordering::SeqCst)).unwrap()
-    }
-}
-
-fn pinned() -> Arc<Pinned> {
-    Arc::new(Pinned(AtomicI64::new(NOW)))
-}
 
 /// `v1,<base64>` computed with aws-lc-rs directly over the spec's
 /// concatenation, not through the code under test.
