@@ -94,7 +94,7 @@ fn fixture() -> Fixture {
         std::sync::Arc::new(policy()),
         SignInPages::default(),
     );
-    let layer = sessions.session_layer(policy()).unwrap().build().unwrap();
+    let layer = sessions.session_layer(policy()).build().unwrap();
     Fixture {
         admission,
         bare: routes(),
@@ -241,12 +241,7 @@ mod actix {
 
     pub(super) fn bench(c: &mut Criterion, f: &Fixture) {
         let runtime = actix_web::rt::Runtime::new().unwrap();
-        let middleware = f
-            .sessions
-            .session_middleware(policy())
-            .unwrap()
-            .build()
-            .unwrap();
+        let middleware = f.sessions.session_middleware(policy()).build().unwrap();
         let bare = runtime.block_on(init_service(App::new().configure(routes)));
         // What `App::wrap` costs for any middleware: a reference only.
         let noop = runtime.block_on(init_service(

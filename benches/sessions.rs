@@ -55,6 +55,8 @@ fn signing_key(alg: JwsAlgorithm) -> SigningKey {
 fn sessions(alg: JwsAlgorithm, cached: usize) -> Tessera<UserRole> {
     Tessera::builder(KeyRing::new(signing_key(alg)), "https://api.example", "web")
         .verified_cache(cached)
+        // Never read: these benches do not rotate.
+        .user_directory(std::sync::Arc::new(tessera::InMemoryUserDirectory::new()))
         .build()
 }
 

@@ -24,7 +24,10 @@
 //! `examples/demo_actix.rs` serves the same on actix-web; both share
 //! `examples/demo_common/`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use tessera::axum::{RequireRole, Session, roles::Admin};
@@ -33,7 +36,7 @@ use tessera::{Tessera, UserRole};
 #[path = "demo_common/mod.rs"]
 mod common;
 
-use common::{Answer, BoxError, Demo, Launch, ReturnTo, SignIn};
+use common::{After, Answer, BoxError, Demo, Launch, ReturnTo, SignIn};
 #[allow(unused_imports)] // The end-to-end test runs the walkthrough as `demo::walkthrough`.
 pub(crate) use common::{walkthrough, walkthrough_text};
 
@@ -58,22 +61,59 @@ pub(crate) async fn postgres_app(database_url: &str) -> Result<Router, BoxError>
 }
 
 fn router(sessions: Tessera<UserRole>) -> Result<Router, BoxError> {
-    let layer = sessions.session_layer(common::policy()?)?.build()?;
+    let layer = sessions.session_layer(common::policy()?).build()?;
     let demo = Demo {
         sessions,
-        cookies: layer.edge().cookies().clone(),
+        edge: layer.edge().clone(),
     };
     Ok(Router::new()
         .route("/", get(index))
         .route("/health", get(|| async { "ok\n" }))
         .route("/login", get(login_page).post(sign_in))
+        .route("/api/login", post(api_sign_in))
         .route("/me", get(me))
         .route("/logout", post(sign_out))
         .route("/dashboard", get(dashboard))
         .route("/admin", get(admin_page))
         .route("/admin/users/{name}/force-logout", post(force_logout))
         .with_state(demo)
-        .layer(layer))
+        .layer(layer)
+        // Outside the layer, so that its refusals become pages too.
+        .layer(middleware::from_fn(pages_for_browsers)))
+}
+
+/// Refusals as HTML pages for browsers; JSON for everyone else.
+async fn pages_for_browsers(request: Request, next: Next) -> Response {
+    let html = common::wants_html(
+        request
+            .headers()
+            .get(http::header::ACCEPT)
+            .map(http::HeaderValue::as_bytes),
+    );
+    let response = next.run(request).await;
+    if !html {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE);
+    match common::error_page(
+        parts.status.as_u16(),
+        content_type.map(http::HeaderValue::as_bytes),
+        &bytes,
+    ) {
+        Some(page) => {
+            parts.headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, page.into())
+        }
+        None => Response::from_parts(parts, bytes.into()),
+    }
 }
 
 async fn index(session: Option<Session>) -> Answer {
@@ -85,7 +125,11 @@ async fn login_page(Query(query): Query<ReturnTo>) -> Answer {
 }
 
 async fn sign_in(State(demo): State<Demo>, Form(form): Form<SignIn>) -> Answer {
-    demo.sign_in(&form)
+    demo.sign_in(&form, true)
+}
+
+async fn api_sign_in(State(demo): State<Demo>, Form(form): Form<SignIn>) -> Answer {
+    demo.sign_in(&form, false)
 }
 
 async fn me(session: Session) -> Answer {
@@ -104,8 +148,11 @@ async fn force_logout(
     State(demo): State<Demo>,
     _admin: RequireRole<Admin>,
     Path(name): Path<String>,
+    after: Result<Form<After>, FormRejection>,
 ) -> Answer {
-    demo.force_logout(&name).await
+    // A page's button says where to go back to; an API client sends no form.
+    let after = after.map(|Form(after)| after).unwrap_or_default();
+    demo.force_logout(&name, &after).await
 }
 
 async fn sign_out(State(demo): State<Demo>, session: Session) -> Answer {

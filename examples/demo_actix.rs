@@ -8,14 +8,18 @@
 //! cargo run --features actix,postgres --example demo_actix -- --postgres
 //! ```
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{App, Error, HttpResponse, HttpServer, web};
 use tessera::actix::{MaybeSession, RequireRole, Session, SessionMiddleware, roles::Admin};
 use tessera::{Tessera, UserRole};
 
 #[path = "demo_common/mod.rs"]
 mod common;
 
-use common::{Answer, BoxError, Demo, Launch, ReturnTo, SignIn};
+use common::{After, Answer, BoxError, Demo, Launch, ReturnTo, SignIn};
 #[allow(unused_imports)]
 // For an end-to-end test running the walkthrough as `demo_actix::walkthrough`.
 pub(crate) use common::{walkthrough, walkthrough_text};
@@ -34,10 +38,10 @@ pub(crate) fn app() -> Result<(Demo, SessionMiddleware), BoxError> {
 }
 
 fn wire(sessions: Tessera<UserRole>) -> Result<(Demo, SessionMiddleware), BoxError> {
-    let middleware = sessions.session_middleware(common::policy()?)?.build()?;
+    let middleware = sessions.session_middleware(common::policy()?).build()?;
     let demo = Demo {
         sessions,
-        cookies: middleware.edge().cookies().clone(),
+        edge: middleware.edge().clone(),
     };
     Ok((demo, middleware))
 }
@@ -55,6 +59,7 @@ pub(crate) fn configure(demo: Demo) -> impl Fn(&mut web::ServiceConfig) + Clone 
                     .route(web::get().to(login_page))
                     .route(web::post().to(sign_in)),
             )
+            .route("/api/login", web::post().to(api_sign_in))
             .route("/me", web::get().to(me))
             .route("/logout", web::post().to(sign_out))
             .route("/dashboard", web::get().to(dashboard))
@@ -64,6 +69,41 @@ pub(crate) fn configure(demo: Demo) -> impl Fn(&mut web::ServiceConfig) + Clone 
                 web::post().to(force_logout),
             );
     }
+}
+
+/// Refusals as HTML pages for browsers; JSON for everyone else. Wrap the
+/// app in it outside the session middleware, so that its refusals become
+/// pages too: `.wrap(middleware).wrap(from_fn(pages_for_browsers))`.
+pub(crate) async fn pages_for_browsers(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let html = common::wants_html(request.headers().get(ACCEPT).map(HeaderValue::as_bytes));
+    let response = next.call(request).await?;
+    if !html {
+        return Ok(response.map_into_boxed_body());
+    }
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|value| value.as_bytes().to_vec());
+    let (request, response) = response.into_parts();
+    let (mut response, body) = response.into_parts();
+    let bytes = actix_web::body::to_bytes(body)
+        .await
+        .map_err(|_| actix_web::error::ErrorInternalServerError("unreadable body"))?;
+    let body = match common::error_page(status, content_type.as_deref(), &bytes) {
+        Some(page) => {
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            BoxBody::new(page)
+        }
+        None => BoxBody::new(bytes),
+    };
+    Ok(ServiceResponse::new(request, response.set_body(body)))
 }
 
 /// A shared page's answer as actix-web's.
@@ -80,7 +120,11 @@ async fn login_page(query: web::Query<ReturnTo>) -> HttpResponse {
 }
 
 async fn sign_in(demo: web::Data<Demo>, form: web::Form<SignIn>) -> HttpResponse {
-    respond(demo.sign_in(&form))
+    respond(demo.sign_in(&form, true))
+}
+
+async fn api_sign_in(demo: web::Data<Demo>, form: web::Form<SignIn>) -> HttpResponse {
+    respond(demo.sign_in(&form, false))
 }
 
 async fn me(session: Session) -> HttpResponse {
@@ -99,8 +143,11 @@ async fn force_logout(
     demo: web::Data<Demo>,
     _admin: RequireRole<Admin>,
     name: web::Path<String>,
+    after: Option<web::Form<After>>,
 ) -> HttpResponse {
-    respond(demo.force_logout(&name).await)
+    // A page's button says where to go back to; an API client sends no form.
+    let after = after.map(web::Form::into_inner).unwrap_or_default();
+    respond(demo.force_logout(&name, &after).await)
 }
 
 async fn sign_out(demo: web::Data<Demo>, session: Session) -> HttpResponse {
@@ -119,6 +166,7 @@ async fn main() -> Result<(), BoxError> {
     HttpServer::new(move || {
         App::new()
             .wrap(middleware.clone())
+            .wrap(actix_web::middleware::from_fn(pages_for_browsers))
             .configure(routes.clone())
     })
     .listen(listener)?

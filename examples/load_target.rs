@@ -84,7 +84,7 @@ async fn main() -> Result<(), String> {
     let app = if mode == "bare" {
         routes
     } else {
-        routes.layer(sessions.session_layer(policy).unwrap().build().unwrap())
+        routes.layer(sessions.session_layer(policy).build().unwrap())
     };
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
         .await

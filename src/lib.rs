@@ -7,67 +7,80 @@
 //! # Quickstart
 //!
 //! 1. **Wire a [`Tessera`]** once: a key ring, the issuer and audience your
-//!    tokens carry, and your user directory (where rotation reads each
-//!    user's current role; here the in-memory one, filled by your sign-up).
-//! 2. **Sign users in**: once your code has authenticated a user,
-//!    [`establish`](Tessera::establish) a session and hand its token to the
-//!    client, in a cookie ([`http::SessionCookies`]) or as a bearer token.
-//! 3. **Guard routes**: a [`domain::RoutePolicy`] says who may call what;
-//!    the layer ([`axum::SessionLayer`], or `actix::SessionMiddleware`
-//!    with feature `actix`) enforces it, rotates sessions and answers
-//!    refusals (RFC 6750), and handlers take the session as an extractor
-//!    ([`axum::Session`], [`axum::RequireRole`]).
+//!    tokens carry, and your user directory (where rotation re-reads each
+//!    user's current role: here the in-memory one; the PostgreSQL one, or
+//!    your own adapter of [`application::ports::UserDirectory`], in
+//!    production).
+//! 2. **Say who may call what** with a [`domain::RoutePolicy`], and put the
+//!    layer ([`axum::SessionLayer`], or `actix::SessionMiddleware` with
+//!    feature `actix`) in front of your routes: it enforces the policy,
+//!    rotates sessions, refuses cross-origin forms and answers refusals
+//!    (RFC 6750, a redirect to sign-in on browser routes).
+//! 3. **Sign in and out**, one call each: once your handler has
+//!    authenticated a user, [`sign_in`](axum::SessionLayer::sign_in)
+//!    answers with the session (a cookie and a redirect for a browser, the
+//!    token as JSON for an API client); [`sign_out`](axum::SessionLayer::sign_out)
+//!    revokes it on every instance and clears the cookie. Handlers take the
+//!    session as an extractor ([`axum::Session`], [`axum::RequireRole`]).
 //!
 //! ```
 //! use std::sync::Arc;
 //!
-//! use axum::{Router, routing::get};
-//! use tessera::application::EstablishRequest;
-//! use tessera::application::ports::DirectoryUser;
-//! use tessera::axum::{RequireRole, Session, roles::Admin};
-//! use tessera::domain::{Requirement, RoutePolicy, RouteRule, UserId};
-//! use tessera::{InMemoryUserDirectory, JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
+//! use axum::extract::{Form, State};
+//! use axum::response::{IntoResponse, Response};
+//! use axum::routing::{get, post};
+//! use axum::{Router, http::StatusCode};
+//! use tessera::axum::prelude::*;
 //!
 //! // 1. Wire it once.
-//! let users = Arc::new(InMemoryUserDirectory::<UserRole>::new());
-//! let sessions: Tessera<UserRole> = Tessera::builder(
-//!     KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "key-1")?),
-//!     "https://api.example",
-//!     "web",
-//! )
-//! .user_directory(users.clone())
-//! .build();
+//! let users = Arc::new(InMemoryUserDirectory::new());
+//! users.upsert(DirectoryUser::new(UserId::parse(ALICE)?, UserRole::Admin));
+//! let sessions: Tessera = Tessera::builder(KeyRing::generate("key-1")?, "https://api.example", "web")
+//!     .user_directory(users)
+//!     .build();
 //!
-//! // 2. After your sign-in has authenticated alice:
-//! let alice = UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001")?;
-//! users.upsert(DirectoryUser {
-//!     user_id: alice,
-//!     role: UserRole::Admin,
-//!     capabilities: Default::default(),
-//!     tenant: None,
-//!     enabled: true,
-//! });
-//! let issued = sessions
-//!     .establish()
-//!     .execute(EstablishRequest::new(alice, UserRole::Admin))?;
-//! let cookie = tessera::http::SessionCookies::default().issue(&issued.token, &issued.session)?;
-//! # let _ = cookie;
-//!
-//! // 3. Guard the routes.
-//! async fn me(session: Session) -> String {
-//!     format!("{} ({})", session.user_id(), session.role())
-//! }
-//! async fn admin(admin: RequireRole<Admin>) -> String {
-//!     format!("welcome, {}", admin.user_id())
-//! }
+//! // 2. Who may call what; the layer enforces it.
 //! let policy = RoutePolicy::builder()
-//!     .rule(RouteRule::new("/me", Requirement::Authenticated))
+//!     .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
+//!     .rule(RouteRule::new("/logout", Requirement::Authenticated))
 //!     .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
 //!     .build()?;
+//! let layer = sessions.session_layer(policy).build()?;
+//!
+//! // 3. Sign in, a guarded page, sign out.
+//! const ALICE: &str = "0190b5a4-7c2e-7d3a-9f00-000000000001";
+//!
+//! #[derive(serde::Deserialize)]
+//! struct SignIn {
+//!     username: String,
+//!     password: String,
+//!     return_to: Option<String>,
+//! }
+//!
+//! async fn sign_in(State(layer): State<SessionLayer>, Form(form): Form<SignIn>) -> Response {
+//!     // Your authentication: check the password, a passkey, an OAuth callback.
+//!     let known = form.username == "alice" && form.password == "correct horse";
+//!     let (true, Ok(alice)) = (known, UserId::parse(ALICE)) else {
+//!         return StatusCode::UNAUTHORIZED.into_response();
+//!     };
+//!     let return_to = form.return_to.as_deref();
+//!     layer.sign_in(EstablishRequest::new(alice, UserRole::Admin), Client::Browser { return_to })
+//! }
+//!
+//! async fn admin(session: Session) -> String {
+//!     format!("welcome, {}", session.user_id())
+//! }
+//!
+//! async fn sign_out(State(layer): State<SessionLayer>, session: Session) -> Response {
+//!     layer.sign_out(&session, Client::Browser { return_to: None }).await
+//! }
+//!
 //! let app: Router = Router::new()
-//!     .route("/me", get(me))
+//!     .route("/login", post(sign_in))
 //!     .route("/admin", get(admin))
-//!     .layer(sessions.session_layer(policy)?.build()?);
+//!     .route("/logout", post(sign_out))
+//!     .with_state(layer.clone())
+//!     .layer(layer);
 //! # let _ = app;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -114,29 +127,83 @@ use std::sync::Arc;
 #[cfg(feature = "axum")]
 use tessera_application::ResolveUser;
 use tessera_application::external::{ExternalTokenVerifier, ExternalUserDirectory};
-use tessera_application::ports::{
-    Clock, DirectoryError, IdGenerator, RevocationStore, UserDirectory,
-};
+use tessera_application::ports::{Clock, IdGenerator, RevocationStore, UserDirectory};
 use tessera_application::{
     EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 use tessera_infrastructure::identity::{ClaimMapping, IdentityProvider, ProviderBuilder};
 
-#[cfg(feature = "actix")]
-pub use tessera_actix as actix;
 pub use tessera_application as application;
-#[cfg(feature = "axum")]
-pub use tessera_axum as axum;
 pub use tessera_domain as domain;
 pub use tessera_http as http;
 pub use tessera_infrastructure as infrastructure;
+
+/// The `time` crate, whose types the API takes and gives (lifetimes,
+/// authentication times).
+pub use time;
 
 pub use tessera_domain::UserRole;
 pub use tessera_infrastructure::{
     InMemoryRevocationStore, InMemoryUserDirectory, JwsAlgorithm, JwtSessionCodec, KeyRing,
     SigningKey, SystemClock, UuidV7SessionIds, VerificationKey,
 };
+
+/// Every name a web backend needs, in one import: `use tessera::prelude::*;`
+/// (with the framework's extractors: `tessera::axum::prelude`,
+/// `tessera::actix::prelude`).
+pub mod prelude {
+    pub use crate::{InMemoryUserDirectory, KeyRing, SigningKey, Tessera, UserRole};
+    pub use tessera_application::ports::{DirectoryUser, UserDirectory, WatermarkScope};
+    pub use tessera_application::{EstablishRequest, RevokeRequest};
+    pub use tessera_domain::{
+        Capability, Requirement, Role, RoutePolicy, RouteRule, SessionEntity, SessionLifetimes,
+        TenantId, UserId,
+    };
+    pub use tessera_http::{Client, SessionEdge};
+    pub use time::{Duration, OffsetDateTime};
+}
+
+/// axum and any tower-based server (feature `axum`, default): the session
+/// layer, extractors and handlers of `tessera-axum`.
+///
+/// `use tessera::axum::prelude::*;` brings [`crate::prelude`] and the
+/// extractors: [`Session`](crate::axum::Session),
+/// [`RequireRole`](crate::axum::RequireRole) with its
+/// [`roles`](crate::axum::roles).
+#[cfg(feature = "axum")]
+pub mod axum {
+    #[doc(inline)]
+    pub use tessera_axum::*;
+
+    /// [`crate::prelude`] and the axum extractors.
+    pub mod prelude {
+        pub use crate::prelude::*;
+        pub use tessera_axum::roles;
+        pub use tessera_axum::{RequireCapability, RequireRole, Session, SessionLayer};
+    }
+}
+
+/// actix-web 4 (feature `actix`, Rust 1.89+): the session middleware,
+/// extractors and handlers of `tessera-actix`.
+///
+/// `use tessera::actix::prelude::*;` brings [`crate::prelude`] and the
+/// extractors: `Session`, `MaybeSession`, `RequireRole` with the roles,
+/// and `into_response` for tessera's answers.
+#[cfg(feature = "actix")]
+pub mod actix {
+    #[doc(inline)]
+    pub use tessera_actix::*;
+
+    /// [`crate::prelude`] and the actix-web extractors.
+    pub mod prelude {
+        pub use crate::prelude::*;
+        pub use tessera_actix::roles;
+        pub use tessera_actix::{
+            MaybeSession, RequireCapability, RequireRole, Session, SessionMiddleware, into_response,
+        };
+    }
+}
 
 /// A session manager: every use case, wired to one codec, clock and store.
 #[derive(Debug, Clone)]
@@ -149,7 +216,6 @@ pub struct Tessera<R: Role = UserRole> {
     revoke: RevokeSession,
     revocations: RevocationsHandle,
     clock: ClockHandle,
-    has_directory: bool,
 }
 
 /// The manager's revocation store, printed as its name only.
@@ -172,43 +238,10 @@ impl std::fmt::Debug for ClockHandle {
     }
 }
 
-/// The session manager has no user directory, and what was asked needs one.
-///
-/// Rotation re-reads the user's role, capabilities, tenant and enabled flag
-/// from the directory; without one configured
-/// ([`TesseraBuilder::user_directory`]) every rotation fails with this as
-/// its cause, and [`Tessera::session_layer`] refuses to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("no user directory is configured: call TesseraBuilder::user_directory")]
-pub struct MissingUserDirectory;
-
-/// Why [`Tessera::hybrid_layer`] could not build.
+/// Why [`Tessera::hybrid_layer`] could not build: a layer setting that
+/// cannot work.
 #[cfg(feature = "axum")]
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HybridLayerError {
-    /// The manager has no user directory.
-    #[error(transparent)]
-    MissingUserDirectory(#[from] MissingUserDirectory),
-    /// A session layer setting cannot work.
-    #[error(transparent)]
-    Config(#[from] http::ConfigError),
-}
-
-/// The directory of a manager built without one: every lookup fails with
-/// [`MissingUserDirectory`], so rotation says why instead of signing
-/// everyone out as unknown users.
-struct UnconfiguredDirectory;
-
-#[async_trait::async_trait]
-impl<R: Role> UserDirectory<R> for UnconfiguredDirectory {
-    async fn find(
-        &self,
-        _: &tessera_domain::UserId,
-    ) -> Result<Option<tessera_application::ports::DirectoryUser<R>>, DirectoryError> {
-        Err(DirectoryError::Unavailable(Box::new(MissingUserDirectory)))
-    }
-}
+pub type HybridLayerError = http::ConfigError;
 
 impl<R: Role> Tessera<R> {
     /// Starts a builder with the keys and the issuer/audience every token
@@ -223,8 +256,9 @@ impl<R: Role> Tessera<R> {
             lifetimes: SessionLifetimes::default(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7SessionIds),
-            directory: None,
+            directory: NoUserDirectory,
             revocations: None,
+            role: std::marker::PhantomData,
         }
     }
 
@@ -313,8 +347,7 @@ impl<R: Role> Tessera<R> {
     ///
     /// # Errors
     ///
-    /// [`HybridLayerError`]: no user directory (as for
-    /// [`Tessera::session_layer`]) or a layer setting that cannot work.
+    /// [`HybridLayerError`]: a layer setting that cannot work.
     #[cfg(feature = "axum")]
     pub fn hybrid_layer(
         &self,
@@ -322,84 +355,87 @@ impl<R: Role> Tessera<R> {
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
     ) -> Result<axum::SessionLayer<R>, HybridLayerError> {
-        Ok(self
-            .session_layer(policy)?
+        self.session_layer(policy)
             .provider_tokens(verifier, resolve)
-            .build()?)
+            .build()
     }
 
-    /// The HTTP layer enforcing `policy` and rotating with this manager:
-    /// `sessions.session_layer(policy)?.build()?`, with any setting of
-    /// [`http::SessionEdgeBuilder`] in between.
-    ///
-    /// # Errors
-    ///
-    /// [`MissingUserDirectory`] when the manager was built without
-    /// [`TesseraBuilder::user_directory`]: the layer rotates sliding
-    /// sessions, and rotation re-reads every user from the directory, so
-    /// without one every session would end at its first rotation.
+    /// The HTTP layer enforcing `policy`, rotating, signing in and out
+    /// with this manager: `sessions.session_layer(policy).build()?`, with
+    /// any setting of [`http::SessionEdgeBuilder`] in between. Its
+    /// [`edge`](axum::SessionLayer::edge) signs users in and out
+    /// ([`http::SessionEdge::sign_in`], [`http::SessionEdge::sign_out`]).
     #[cfg(feature = "axum")]
     pub fn session_layer(
         &self,
         policy: RoutePolicy<R>,
-    ) -> Result<http::SessionEdgeBuilder<R, axum::SessionLayer<R>>, MissingUserDirectory> {
+    ) -> http::SessionEdgeBuilder<R, axum::SessionLayer<R>> {
         self.edge(policy)
     }
 
-    /// The actix-web middleware enforcing `policy` and rotating with this
-    /// manager: `sessions.session_middleware(policy)?.build()?`, with any
-    /// setting of [`http::SessionEdgeBuilder`] in between.
-    ///
-    /// # Errors
-    ///
-    /// [`MissingUserDirectory`], as for [`Tessera::session_layer`].
+    /// The actix-web middleware enforcing `policy`, rotating, signing in
+    /// and out with this manager:
+    /// `sessions.session_middleware(policy).build()?`, with any setting of
+    /// [`http::SessionEdgeBuilder`] in between.
     #[cfg(feature = "actix")]
     pub fn session_middleware(
         &self,
         policy: RoutePolicy<R>,
-    ) -> Result<http::SessionEdgeBuilder<R, actix::SessionMiddleware<R>>, MissingUserDirectory>
-    {
+    ) -> http::SessionEdgeBuilder<R, actix::SessionMiddleware<R>> {
         self.edge(policy)
     }
 
     /// The settings of any framework's session middleware enforcing
-    /// `policy` and rotating with this manager: `T` is the middleware
-    /// (the edge itself, `tessera::axum::SessionLayer`,
-    /// `tessera::actix::SessionMiddleware`, …).
-    ///
-    /// # Errors
-    ///
-    /// [`MissingUserDirectory`], as for [`Tessera::session_layer`].
-    pub fn edge<T>(
-        &self,
-        policy: RoutePolicy<R>,
-    ) -> Result<http::SessionEdgeBuilder<R, T>, MissingUserDirectory> {
-        if !self.has_directory {
-            return Err(MissingUserDirectory);
-        }
-        Ok(http::SessionEdgeBuilder::new(
-            self.verify.clone(),
-            self.rotate.clone(),
+    /// `policy` with this manager: `T` is the middleware (the edge itself,
+    /// `tessera::axum::SessionLayer`, `tessera::actix::SessionMiddleware`,
+    /// …). Credentials larger than the codec's cap
+    /// ([`TesseraBuilder::max_token_bytes`]) are refused before they are
+    /// read.
+    pub fn edge<T>(&self, policy: RoutePolicy<R>) -> http::SessionEdgeBuilder<R, T> {
+        http::SessionEdgeBuilder::new(
+            http::SessionUseCases {
+                establish: self.establish.clone(),
+                verify: self.verify.clone(),
+                rotate: self.rotate.clone(),
+                revoke: self.revoke.clone(),
+            },
             policy,
-        ))
+        )
     }
 }
 
 /// Builds a [`Tessera`]. Defaults: [`SessionLifetimes::default`], the
 /// system clock, UUID v7 session ids and an in-memory revocation store.
-/// There is no default user directory: rotation and the HTTP layer need one
-/// ([`MissingUserDirectory`]).
+///
+/// The user directory has no default: rotation re-reads each user's role,
+/// capabilities, tenant and enabled flag from it, so
+/// [`build`](Self::build) exists only once
+/// [`user_directory`](Self::user_directory) was given one.
+///
+/// ```compile_fail
+/// use tessera::{KeyRing, Tessera};
+///
+/// // No user directory: `build` does not exist yet.
+/// let sessions: Tessera = Tessera::builder(KeyRing::generate("k1")?, "https://api.example", "web").build();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "a builder does nothing until built"]
-pub struct TesseraBuilder<R: Role> {
+pub struct TesseraBuilder<R: Role, D = NoUserDirectory> {
     codec: JwtSessionCodec,
     lifetimes: SessionLifetimes,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
-    directory: Option<Arc<dyn UserDirectory<R>>>,
+    directory: D,
     revocations: Option<Arc<dyn RevocationStore>>,
+    role: std::marker::PhantomData<fn() -> R>,
 }
 
-impl<R: Role> std::fmt::Debug for TesseraBuilder<R> {
+/// A [`TesseraBuilder`] that has no user directory yet: give it one with
+/// [`TesseraBuilder::user_directory`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUserDirectory;
+
+impl<R: Role, D> std::fmt::Debug for TesseraBuilder<R, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TesseraBuilder")
             .field("codec", &self.codec)
@@ -408,7 +444,7 @@ impl<R: Role> std::fmt::Debug for TesseraBuilder<R> {
     }
 }
 
-impl<R: Role> TesseraBuilder<R> {
+impl<R: Role, D> TesseraBuilder<R, D> {
     /// Token lifetime, absolute session lifetime, rotation threshold, leeway.
     pub fn lifetimes(mut self, lifetimes: SessionLifetimes) -> Self {
         self.lifetimes = lifetimes;
@@ -444,10 +480,23 @@ impl<R: Role> TesseraBuilder<R> {
         self
     }
 
-    /// Where rotation reads users' current roles and capabilities.
-    pub fn user_directory(mut self, directory: Arc<dyn UserDirectory<R>>) -> Self {
-        self.directory = Some(directory);
-        self
+    /// Where rotation reads users' current roles, capabilities, tenant and
+    /// enabled flag: your users ([`InMemoryUserDirectory`] in tests and
+    /// demos, the PostgreSQL one, or your own adapter of
+    /// [`UserDirectory`]).
+    pub fn user_directory(
+        self,
+        directory: Arc<dyn UserDirectory<R>>,
+    ) -> TesseraBuilder<R, Arc<dyn UserDirectory<R>>> {
+        TesseraBuilder {
+            codec: self.codec,
+            lifetimes: self.lifetimes,
+            clock: self.clock,
+            ids: self.ids,
+            directory,
+            revocations: self.revocations,
+            role: std::marker::PhantomData,
+        }
     }
 
     /// Where logouts and watermarks live (several instances need a shared one).
@@ -455,7 +504,9 @@ impl<R: Role> TesseraBuilder<R> {
         self.revocations = Some(revocations);
         self
     }
+}
 
+impl<R: Role> TesseraBuilder<R, Arc<dyn UserDirectory<R>>> {
     /// Wires every use case.
     pub fn build(self) -> Tessera<R> {
         let codec = Arc::new(self.codec.with_clock(self.clock.clone()));
@@ -465,10 +516,7 @@ impl<R: Role> TesseraBuilder<R> {
                 self.lifetimes,
             ))
         });
-        let has_directory = self.directory.is_some();
-        let directory = self
-            .directory
-            .unwrap_or_else(|| Arc::new(UnconfiguredDirectory));
+        let directory = self.directory;
         let verify = VerifySession::new(
             codec.clone(),
             self.clock.clone(),
@@ -492,7 +540,6 @@ impl<R: Role> TesseraBuilder<R> {
             clock: ClockHandle(self.clock),
             verify,
             codec,
-            has_directory,
         }
     }
 }

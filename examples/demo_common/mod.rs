@@ -7,16 +7,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Response, StatusCode};
 use serde::Deserialize;
-use tessera::application::ports::{DirectoryUser, WatermarkScope};
-use tessera::application::{EstablishRequest, RevokeRequest};
-use tessera::domain::{
-    Capability, Requirement, Role, RoutePolicy, RouteRule, SessionEntity, UserId,
-};
-use tessera::http::{SessionCookies, safe_return_to};
-use tessera::{InMemoryUserDirectory, JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
+use tessera::http::safe_return_to;
+use tessera::prelude::*;
 
 /// What the demos' setup can fail with.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -86,7 +82,7 @@ impl DemoUser {
     }
 }
 
-/// Who may reach what. Unlisted routes are denied.
+/// Who may reach what. Unlisted paths are 404.
 pub(crate) fn policy() -> Result<RoutePolicy<UserRole>, tessera::domain::PolicyError> {
     RoutePolicy::builder()
         .rule(RouteRule::new("/", Requirement::Public).methods(&["GET"]))
@@ -96,6 +92,7 @@ pub(crate) fn policy() -> Result<RoutePolicy<UserRole>, tessera::domain::PolicyE
                 .methods(&["GET", "POST"])
                 .browser(),
         )
+        .rule(RouteRule::new("/api/login", Requirement::Public).methods(&["POST"]))
         .rule(RouteRule::new("/me", Requirement::Authenticated).methods(&["GET"]))
         .rule(RouteRule::new("/logout", Requirement::Authenticated).methods(&["POST"]))
         .rule(
@@ -128,12 +125,13 @@ pub(crate) fn in_memory() -> Result<Tessera<UserRole>, BoxError> {
     for user in &USERS {
         directory.upsert(user.directory_entry()?);
     }
-    let key = SigningKey::generate(JwsAlgorithm::EdDsa, "demo-key")?;
-    Ok(
-        Tessera::builder(KeyRing::new(key), "http://127.0.0.1", "tessera-demo")
-            .user_directory(directory)
-            .build(),
+    Ok(Tessera::builder(
+        KeyRing::generate("demo-key")?,
+        "http://127.0.0.1",
+        "tessera-demo",
     )
+    .user_directory(directory)
+    .build())
 }
 
 /// The session manager of a demo on PostgreSQL: users and revocations
@@ -141,6 +139,7 @@ pub(crate) fn in_memory() -> Result<Tessera<UserRole>, BoxError> {
 /// signing key.
 #[cfg(feature = "postgres")]
 pub(crate) async fn on_postgres(database_url: &str) -> Result<Tessera<UserRole>, BoxError> {
+    use tessera::SigningKey;
     use tessera::domain::SessionLifetimes;
     use tessera::infrastructure::postgres::{
         PostgresRevocationConfig, PostgresRevocationStore, PostgresUserDirectory, migrate,
@@ -176,11 +175,12 @@ pub(crate) async fn on_postgres(database_url: &str) -> Result<Tessera<UserRole>,
     )
 }
 
-/// The state of the pages that sign in and out.
+/// The state of the pages that sign in and out and force-log-out.
 #[derive(Clone)]
 pub(crate) struct Demo {
     pub(crate) sessions: Tessera<UserRole>,
-    pub(crate) cookies: SessionCookies,
+    /// The edge the framework's middleware translates: it signs in and out.
+    pub(crate) edge: SessionEdge<UserRole>,
 }
 
 fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Answer {
@@ -192,16 +192,51 @@ fn with_type(status: StatusCode, content_type: &'static str, body: String) -> An
     response
 }
 
-fn text(body: String) -> Answer {
-    with_type(StatusCode::OK, "text/plain; charset=utf-8", body)
-}
-
 fn json(status: StatusCode, body: &serde_json::Value) -> Answer {
     with_type(status, "application/json", body.to_string())
 }
 
 fn error(status: StatusCode, code: &str) -> Answer {
     json(status, &serde_json::json!({ "error": code }))
+}
+
+/// An HTML page: the demo's pages are for browsers.
+fn page(status: StatusCode, title: &str, body: &str) -> Answer {
+    with_type(
+        status,
+        "text/html; charset=utf-8",
+        format!(
+            "<!doctype html><html lang=en><meta charset=utf-8>\
+             <meta name=viewport content=\"width=device-width\">\
+             <title>{title} · tessera demo</title>\
+             <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}\
+             form{{display:inline}}</style>\
+             <h1>{title}</h1>\n{body}\n<p><a href=/>Home</a></p>\n"
+        ),
+    )
+}
+
+/// A same-origin form that posts to `action`: a button, and where the
+/// browser goes afterwards.
+fn button(action: &str, label: &str, return_to: Option<&str>) -> String {
+    let hidden = return_to
+        .map(|to| {
+            format!(
+                r#"<input type=hidden name=return_to value="{}">"#,
+                html_escape(to)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"<form method=post action="{}">{hidden}<button>{}</button></form>"#,
+        html_escape(action),
+        html_escape(label)
+    )
+}
+
+/// The edge's answer (sign-in, sign-out) as a page's.
+fn from_edge(answer: Response<Bytes>) -> Answer {
+    answer.map(|body| String::from_utf8_lossy(&body).into_owned())
 }
 
 fn name_of(session: &SessionEntity<UserRole>) -> &'static str {
@@ -211,14 +246,23 @@ fn name_of(session: &SessionEntity<UserRole>) -> &'static str {
 /// `GET /`: for guests and users alike.
 pub(crate) fn index(session: Option<&SessionEntity<UserRole>>) -> Answer {
     let who = match session {
-        Some(session) => format!("signed in as {} ({})", name_of(session), session.role()),
-        None => "not signed in".to_owned(),
+        Some(session) => format!(
+            "<p>Signed in as <b>{}</b> ({}). {}</p>",
+            name_of(session),
+            session.role(),
+            button("/logout", "Sign out", None)
+        ),
+        None => "<p>Not signed in. <a href=/login>Sign in</a></p>".to_owned(),
     };
-    text(format!(
-        "tessera demo: {who}\n\
-         POST /login (username=alice|carol|bob), GET /me, GET /dashboard, GET /admin,\n\
-         POST /admin/users/<name>/force-logout, POST /logout\n"
-    ))
+    page(
+        StatusCode::OK,
+        "tessera demo",
+        &format!(
+            "{who}<ul><li><a href=/dashboard>Dashboard</a>: any signed-in user\
+             <li><a href=/admin>Admin</a>: admins only, with force-logout buttons\
+             <li><a href=/me>/me</a>: the session as JSON, for API clients</ul>"
+        ),
+    )
 }
 
 /// The query of `GET /login`.
@@ -241,13 +285,15 @@ pub(crate) fn login_page(query: &ReturnTo) -> Answer {
             )
         })
         .unwrap_or_default();
-    with_type(
+    page(
         StatusCode::OK,
-        "text/html; charset=utf-8",
-        format!(
-            "<!doctype html><title>Sign in</title><form method=post action=/login>\
+        "Sign in",
+        &format!(
+            "<form method=post action=/login>\
              <label>User <select name=username><option>alice<option>carol<option>bob</select></label>\
-             {hidden}<button>Sign in</button></form>\n"
+             {hidden} <button>Sign in</button></form>\
+             <p>alice is an admin, carol a moderator, bob a user. Authentication is the \
+             application's job: the demo trusts the name.</p>"
         ),
     )
 }
@@ -259,124 +305,96 @@ fn html_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The form of `POST /login`.
+/// The form of `POST /login` and `POST /api/login`.
 #[derive(Deserialize)]
 pub(crate) struct SignIn {
     username: String,
     return_to: Option<String>,
 }
 
+/// The form of the pages' buttons: where the browser goes afterwards.
+#[derive(Deserialize, Default)]
+pub(crate) struct After {
+    return_to: Option<String>,
+}
+
 impl Demo {
-    /// `POST /login`: a session for the named user.
-    pub(crate) fn sign_in(&self, form: &SignIn) -> Answer {
+    /// `POST /login` (a browser: cookie and redirect) and `POST
+    /// /api/login` (an API client: the token as JSON): a session for the
+    /// named user.
+    pub(crate) fn sign_in(&self, form: &SignIn, browser: bool) -> Answer {
         // Authentication is the application's job; the demo trusts the name.
-        let Some(user) = DemoUser::named(&form.username) else {
-            return error(StatusCode::BAD_REQUEST, "unknown_user");
-        };
-        let (Ok(user_id), Ok(capabilities)) = (user.id(), user.capabilities()) else {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
-        };
-        let issued = match self.sessions.establish().execute(EstablishRequest {
-            user_id,
-            role: user.role,
-            capabilities,
-            tenant: None,
-            authenticated_at: None,
-            authentication: Default::default(),
-        }) {
-            Ok(issued) => issued,
-            Err(e) => {
-                tracing::error!(error = %e, "session could not be established");
-                return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
-            }
-        };
-        let cookie = match self.cookies.issue(&issued.token, &issued.session) {
-            Ok(cookie) => cookie,
-            Err(e) => {
-                tracing::error!(error = %e, "session cookie could not be issued");
-                return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
-            }
-        };
-        let mut answer = match form.return_to.as_deref().and_then(safe_return_to) {
-            Some(to) => {
-                let mut redirect = Response::new(String::new());
-                *redirect.status_mut() = StatusCode::SEE_OTHER;
-                if let Ok(location) = HeaderValue::from_str(to) {
-                    redirect.headers_mut().insert(LOCATION, location);
-                }
-                redirect
-            }
-            None => {
-                let expires_in =
-                    (issued.session.expires_at() - issued.session.issued_at()).whole_seconds();
-                json(
-                    StatusCode::OK,
-                    &serde_json::json!({
-                        "user": user.name,
-                        "role": user.role.name(),
-                        "expires_in": expires_in,
-                        // For bearer clients; browsers use the HttpOnly cookie.
-                        "token": issued.token.expose_secret(),
-                    }),
+        let user = DemoUser::named(&form.username);
+        let request = user.and_then(|user| {
+            Some(
+                EstablishRequest::new(user.id().ok()?, user.role)
+                    .capabilities(user.capabilities().ok()?),
+            )
+        });
+        let Some(request) = request else {
+            return if browser {
+                page(
+                    StatusCode::BAD_REQUEST,
+                    "Unknown user",
+                    "<p>Sign in as alice, carol or bob: <a href=/login>try again</a>.</p>",
                 )
-            }
+            } else {
+                error(StatusCode::BAD_REQUEST, "unknown_user")
+            };
         };
-        let (name, value) = cookie.header();
-        answer.headers_mut().append(name, value);
-        answer
+        let client = if browser {
+            Client::Browser {
+                return_to: form.return_to.as_deref(),
+            }
+        } else {
+            Client::Api
+        };
+        from_edge(self.edge.sign_in(request, client))
     }
 
-    /// `POST /admin/users/<name>/force-logout`: every session of `name` ends.
-    pub(crate) async fn force_logout(&self, name: &str) -> Answer {
+    /// `POST /admin/users/<name>/force-logout`: every session of `name`
+    /// ends. A button of the admin page comes back to it; an API client
+    /// gets JSON.
+    pub(crate) async fn force_logout(&self, name: &str, after: &After) -> Answer {
         let Some(user_id) = DemoUser::named(name).and_then(|user| user.id().ok()) else {
             return error(StatusCode::NOT_FOUND, "unknown_user");
         };
-        match self
-            .sessions
-            .revoke()
-            .execute(RevokeRequest::ForceLogout(WatermarkScope::User(user_id)))
-            .await
-        {
-            Ok(()) => json(
-                StatusCode::OK,
-                &serde_json::json!({ "force_logged_out": name }),
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "force-logout failed");
-                error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
-            }
-        }
-    }
-
-    /// `POST /logout`: the session revoked, its cookie cleared.
-    pub(crate) async fn sign_out(&self, session: &SessionEntity<UserRole>) -> Answer {
         let revoked = self
             .sessions
             .revoke()
-            .execute(RevokeRequest::Session {
-                session_id: *session.session_id(),
-                authenticated_at: session.authenticated_at(),
-            })
+            .execute(RevokeRequest::ForceLogout(WatermarkScope::User(user_id)))
             .await;
-        match revoked {
-            Ok(()) => {
-                let mut answer = json(
-                    StatusCode::OK,
-                    &serde_json::json!({ "signed_out": name_of(session) }),
-                );
-                let (name, value) = self.cookies.clear().header();
-                answer.headers_mut().append(name, value);
+        if let Err(e) = revoked {
+            tracing::error!(error = %e, "force-logout failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+        }
+        match after.return_to.as_deref().and_then(safe_return_to) {
+            Some(to) => {
+                let mut answer = with_type(StatusCode::SEE_OTHER, "text/plain", String::new());
+                if let Ok(location) = HeaderValue::from_str(to) {
+                    answer.headers_mut().insert(LOCATION, location);
+                }
                 answer
             }
-            Err(e) => {
-                tracing::error!(error = %e, "logout failed");
-                error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
-            }
+            None => json(
+                StatusCode::OK,
+                &serde_json::json!({ "force_logged_out": name }),
+            ),
         }
+    }
+
+    /// `POST /logout`: the session revoked, its cookie cleared, the
+    /// browser sent to the sign-in page.
+    pub(crate) async fn sign_out(&self, session: &SessionEntity<UserRole>) -> Answer {
+        from_edge(
+            self.edge
+                .sign_out(session, Client::Browser { return_to: None })
+                .await,
+        )
     }
 }
 
-/// `GET /me`.
+/// `GET /me`: the session, for API clients.
 pub(crate) fn me(session: &SessionEntity<UserRole>) -> Answer {
     json(
         StatusCode::OK,
@@ -393,23 +411,87 @@ pub(crate) fn me(session: &SessionEntity<UserRole>) -> Answer {
 
 /// `GET /dashboard`.
 pub(crate) fn dashboard(session: &SessionEntity<UserRole>) -> Answer {
-    text(format!(
-        "Dashboard: hello {}, any signed-in user sees this page.\n",
-        name_of(session)
-    ))
+    page(
+        StatusCode::OK,
+        "Dashboard",
+        &format!(
+            "<p>Hello {}, any signed-in user sees this page. {}</p>",
+            name_of(session),
+            button("/logout", "Sign out", None)
+        ),
+    )
 }
 
-/// `GET /admin`.
+/// `GET /admin`: the users, each with a force-logout button.
 pub(crate) fn admin_page(admin: &SessionEntity<UserRole>) -> Answer {
-    let users: Vec<String> = USERS
+    let users: String = USERS
         .iter()
-        .map(|user| format!("{} ({})", user.name, user.role))
+        .map(|user| {
+            format!(
+                "<li>{} ({}) {}",
+                user.name,
+                user.role,
+                button(
+                    &format!("/admin/users/{}/force-logout", user.name),
+                    &format!("Force-logout {}", user.name),
+                    Some("/admin"),
+                )
+            )
+        })
         .collect();
-    text(format!(
-        "Admin page for {}: users {}.\n",
-        name_of(admin),
-        users.join(", ")
-    ))
+    page(
+        StatusCode::OK,
+        "Admin",
+        &format!(
+            "<p>Admin page for {}. {}</p><ul>{users}</ul>",
+            name_of(admin),
+            button("/logout", "Sign out", None)
+        ),
+    )
+}
+
+/// Whether a request with this `Accept` header wants pages rather than
+/// JSON: browsers ask for `text/html` on every navigation and form post.
+pub(crate) fn wants_html(accept: Option<&[u8]>) -> bool {
+    accept.is_some_and(|accept| accept.windows(9).any(|window| window == b"text/html"))
+}
+
+/// An HTML page for a refusal the session middleware answered with
+/// `{"error":"<code>"}`, for a browser; `None` for any other answer.
+pub(crate) fn error_page(status: u16, content_type: Option<&[u8]>, body: &[u8]) -> Option<String> {
+    if status < 400 || content_type != Some(b"application/json".as_slice()) {
+        return None;
+    }
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("error")?
+        .as_str()?
+        .to_owned();
+    let explanation = match code.as_str() {
+        "unauthenticated" | "invalid_token" => {
+            "Your session is over or was never there: <a href=/login>sign in</a>."
+        }
+        "insufficient_scope" | "forbidden" => "Your role may not see this page.",
+        "cross_origin_request" => {
+            "This form was sent from another site, so it was refused: nothing changed."
+        }
+        "not_found" => "There is nothing here.",
+        "temporarily_unavailable" => "Sessions cannot be checked right now; try again shortly.",
+        _ => "The request was refused.",
+    };
+    let status = StatusCode::from_u16(status).ok()?;
+    let title = status.canonical_reason().unwrap_or("Refused");
+    Some(
+        page(
+            status,
+            title,
+            &format!(
+                "<p>{explanation}</p><p><small>error: {}</small></p>",
+                html_escape(&code)
+            ),
+        )
+        .into_body(),
+    )
 }
 
 /// One step of the walkthrough: what curl does, and what it should get.
@@ -428,7 +510,7 @@ pub(crate) struct Step {
     /// Send `Authorization: Bearer $TOKEN` (the token of the last sign-in
     /// whose JSON was captured into `TOKEN`).
     pub(crate) bearer: bool,
-    /// Capture the `token` of the JSON answer into `TOKEN`.
+    /// Capture the `access_token` of the JSON answer into `TOKEN`.
     pub(crate) capture_token: bool,
     /// The status it answers.
     pub(crate) status: u16,
@@ -456,11 +538,11 @@ pub(crate) fn walkthrough() -> Vec<Step> {
             form: Some("username=alice"),
             store_jar: Some("alice.jar"),
             ..step(
-                "alice (admin) signs in; her session cookie goes into alice.jar",
+                "alice (admin) signs in as a browser would; her session cookie goes into alice.jar",
                 "POST",
                 "/login",
-                200,
-                "\"role\":\"admin\"",
+                303,
+                "/",
             )
         },
         Step {
@@ -474,7 +556,7 @@ pub(crate) fn walkthrough() -> Vec<Step> {
                 "GET",
                 "/dashboard",
                 200,
-                "hello alice",
+                "Hello alice",
             )
         },
         Step {
@@ -490,13 +572,7 @@ pub(crate) fn walkthrough() -> Vec<Step> {
         Step {
             form: Some("username=bob"),
             store_jar: Some("bob.jar"),
-            ..step(
-                "bob (a plain user) signs in",
-                "POST",
-                "/login",
-                200,
-                "\"role\":\"user\"",
-            )
+            ..step("bob (a plain user) signs in", "POST", "/login", 303, "/")
         },
         Step {
             send_jar: Some("bob.jar"),
@@ -534,9 +610,9 @@ pub(crate) fn walkthrough() -> Vec<Step> {
             ..step(
                 "carol (moderator) signs in as an API client and keeps the token",
                 "POST",
-                "/login",
+                "/api/login",
                 200,
-                "\"token\":",
+                "\"access_token\":",
             )
         },
         Step {
@@ -569,8 +645,8 @@ pub(crate) fn walkthrough() -> Vec<Step> {
                 "alice signs out: her session is revoked and the cookie cleared",
                 "POST",
                 "/logout",
-                200,
-                "\"signed_out\":\"alice\"",
+                303,
+                "/login",
             )
         },
         Step {
@@ -610,7 +686,8 @@ impl Step {
         }
         command.push_str(&format!(" {base}{}", self.path));
         if self.capture_token {
-            command = format!("TOKEN=$({command} | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')");
+            command =
+                format!("TOKEN=$({command} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')");
         } else {
             command.push_str("; echo");
         }
@@ -723,7 +800,8 @@ impl Launch {
              stores: {}\n\
              users: alice (admin), carol (moderator), bob (user); sign in with just the name.\n\
              Refusals are logged below with their reason (never the token).\n\n\
-             Try, in another shell (run in a scratch directory: the jars are files):\n\n{}",
+             Open {base} in a browser: sign in, visit the pages, sign out, force-logout.\n\
+             Or, in another shell (run in a scratch directory: the jars are files):\n\n{}",
             self.framework,
             if args.postgres.is_some() {
                 "PostgreSQL, shared with every demo started with --postgres on the same database"

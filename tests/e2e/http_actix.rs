@@ -6,10 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tessera::UserRole;
-use tessera::actix::{Header, MaybeSession, Session, SessionMiddleware};
-use tessera::application::RevokeRequest;
+use tessera::actix::{MaybeSession, Session, SessionMiddleware};
 
-use crate::http_support::{Routes, Site, Wiring};
+use crate::http_support::{Routes, SignQuery, Site, Wiring};
 
 async fn who(session: Session<UserRole>) -> String {
     format!("{} {}", session.user_id(), session.role())
@@ -21,31 +20,18 @@ async fn maybe(session: MaybeSession<UserRole>) -> String {
         .map_or_else(|| "guest".to_owned(), |s| s.role().to_string())
 }
 
-async fn sign_in(wiring: web::Data<Wiring>) -> HttpResponse {
-    let issued = wiring.app.sign_in_alice();
-    let cookie = wiring
-        .cookies
-        .issue(&issued.token, &issued.session)
-        .unwrap();
-    HttpResponse::Ok()
-        .insert_header(Header::from(cookie.header()))
-        .body(issued.token.expose_secret().to_owned())
+async fn sign_in(wiring: web::Data<Wiring>, query: web::Query<SignQuery>) -> HttpResponse {
+    let middleware = SessionMiddleware::from(wiring.edge().clone());
+    middleware.sign_in(crate::support::alice_request(), query.client())
 }
 
-async fn sign_out(wiring: web::Data<Wiring>, session: Session<UserRole>) -> HttpResponse {
-    wiring
-        .app
-        .sessions
-        .revoke()
-        .execute(RevokeRequest::Session {
-            session_id: *session.session_id(),
-            authenticated_at: session.authenticated_at(),
-        })
-        .await
-        .unwrap();
-    HttpResponse::Ok()
-        .insert_header(Header::from(wiring.cookies.clear().header()))
-        .body("signed out")
+async fn sign_out(
+    wiring: web::Data<Wiring>,
+    query: web::Query<SignQuery>,
+    session: Session<UserRole>,
+) -> HttpResponse {
+    let middleware = SessionMiddleware::from(wiring.edge().clone());
+    middleware.sign_out(&session, query.client()).await
 }
 
 /// Echoes every identity header the handler received, as the axum route does.

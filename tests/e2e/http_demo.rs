@@ -32,6 +32,9 @@ fn serve_actix_demo() -> std::net::SocketAddr {
         actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(middleware.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    demo_actix::pages_for_browsers,
+                ))
                 .configure(routes.clone())
         })
         .workers(1)
@@ -113,7 +116,10 @@ async fn walk(address: std::net::SocketAddr) -> Vec<Answer> {
         }
         if step.capture_token {
             let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-            json["token"].as_str().unwrap().clone_into(&mut token);
+            json["access_token"]
+                .as_str()
+                .unwrap()
+                .clone_into(&mut token);
         }
         if let Some(jar) = step.store_jar {
             assert!(
@@ -126,7 +132,7 @@ async fn walk(address: std::net::SocketAddr) -> Vec<Answer> {
         // there.
         let comparable = match serde_json::from_str::<serde_json::Value>(&body) {
             Ok(serde_json::Value::Object(mut json)) => {
-                for per_run in ["token", "session_id", "expires_at"] {
+                for per_run in ["access_token", "session_id", "expires_at"] {
                     if let Some(value) = json.get_mut(per_run) {
                         *value = serde_json::Value::from(format!("<{per_run}>"));
                     }
@@ -207,11 +213,79 @@ async fn signing_in_from_the_form_returns_to_a_safe_page_only() {
     let back = sign_in("username=alice&return_to=%2Fadmin").await;
     assert_eq!(back.status().as_u16(), 303);
     assert_eq!(back.headers()[LOCATION], "/admin");
+    assert_eq!(back.headers()["cache-control"], "no-store");
     assert!(back.headers().get(SET_COOKIE).is_some());
     let evil = sign_in("username=alice&return_to=%2F%2Fevil.example").await;
-    assert_eq!(evil.status().as_u16(), 200, "an unsafe target is ignored");
+    assert_eq!(evil.status().as_u16(), 303);
+    assert_eq!(evil.headers()[LOCATION], "/", "an unsafe target is ignored");
     let unknown = sign_in("username=mallory").await;
     assert_eq!(unknown.status().as_u16(), 400);
+    assert!(unknown.headers().get(SET_COOKIE).is_none());
+}
+
+/// A browser's request: it asks for pages.
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[tokio::test]
+async fn browsers_get_pages_without_the_token_and_api_clients_get_json() {
+    let mut demos = vec![serve(demo::app().unwrap()).await];
+    #[cfg(feature = "actix")]
+    demos.push(serve_actix_demo());
+    for address in demos {
+        let http = client();
+        let signed_in = http
+            .post(format!("http://{address}/login"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::ACCEPT, BROWSER_ACCEPT)
+            .body("username=bob")
+            .send()
+            .await
+            .unwrap();
+        let mut jar = Jar::new();
+        store(&mut jar, &signed_in);
+        let token = jar["__Host-session"].clone();
+        assert!(!signed_in.text().await.unwrap().contains(&token));
+        let cookie = format!("__Host-session={token}");
+        for path in ["/", "/dashboard", "/admin", "/login"] {
+            let page = http
+                .get(format!("http://{address}{path}"))
+                .header(COOKIE, &cookie)
+                .header(http::header::ACCEPT, BROWSER_ACCEPT)
+                .send()
+                .await
+                .unwrap();
+            let content_type = page.headers().get(CONTENT_TYPE).cloned();
+            let status = page.status().as_u16();
+            let body = page.text().await.unwrap();
+            assert!(
+                !body.contains(&token),
+                "{address}{path}: the token is in the page"
+            );
+            if status != 303 {
+                assert_eq!(
+                    content_type.unwrap(),
+                    "text/html; charset=utf-8",
+                    "{address}{path} ({status}): {body}"
+                );
+            }
+            if path == "/admin" {
+                assert_eq!(status, 403, "{address}: bob is no admin");
+                assert!(body.contains("Your role may not see this page"), "{body}");
+            }
+        }
+        // The same refusal for an API client: JSON.
+        let api = http
+            .get(format!("http://{address}/admin"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status().as_u16(), 403);
+        assert_eq!(
+            api.text().await.unwrap(),
+            r#"{"error":"insufficient_scope"}"#
+        );
+    }
 }
 
 /// The session cookie a demo sign-in set, as a `Cookie` header value.

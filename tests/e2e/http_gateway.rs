@@ -88,7 +88,6 @@ fn gateway_with(app: crate::support::App, upstream: SocketAddr, key: GatewayKey)
     let layer = app
         .sessions
         .session_layer(policy)
-        .unwrap()
         .gateway(key)
         .build()
         .unwrap();

@@ -226,24 +226,32 @@ async fn a_malformed_session_cookie_is_401_invalid_token_and_cleared() {
 }
 
 #[tokio::test]
-async fn sign_in_sets_the_promised_cookie_and_sign_out_revokes_and_clears_it() {
+async fn a_browser_signs_in_with_the_promised_cookie_and_signs_out_revoked_and_cleared() {
     for &target in TARGETS {
         let (_, router) = fresh();
         let signed_in = send(target, router.clone(), &Spec::post("/login")).await;
-        assert_eq!(signed_in.status, StatusCode::OK);
-        let cookie = signed_in.session_cookie().unwrap();
+        assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{target:?}");
         assert_eq!(
-            cookie.value(),
-            signed_in.body,
-            "the cookie carries the token"
+            signed_in.header("location"),
+            Some("/"),
+            "the signed-in page"
         );
+        assert_eq!(signed_in.header("cache-control"), Some("no-store"));
+        let cookie = signed_in.session_cookie().unwrap();
+        let token = cookie.value().to_owned();
+        assert!(!signed_in.body.contains(&token), "no token in the body");
         assert_eq!(cookie.http_only(), Some(true));
         assert_eq!(cookie.secure(), Some(true));
         assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax));
         assert_eq!(cookie.path(), Some("/"));
         assert_eq!(cookie.domain(), None, "host-only");
         assert_eq!(cookie.max_age(), Some(cookie::time::Duration::seconds(900)));
-        let token = cookie.value().to_owned();
+        let me = send(target, router.clone(), &Spec::get("/me").cookie(&token)).await;
+        assert_eq!(
+            me.status,
+            StatusCode::OK,
+            "{target:?}: the cookie is a session"
+        );
 
         let out = send(
             target,
@@ -251,10 +259,86 @@ async fn sign_in_sets_the_promised_cookie_and_sign_out_revokes_and_clears_it() {
             &Spec::post("/logout").cookie(&token),
         )
         .await;
-        assert_eq!(out.status, StatusCode::OK);
+        assert_eq!(out.status, StatusCode::SEE_OTHER, "{target:?}");
+        assert_eq!(out.header("location"), Some("/login"), "the sign-in page");
+        assert_eq!(out.header("cache-control"), Some("no-store"));
         out.assert_clears_cookie();
 
         let after = send(target, router, &Spec::get("/me").cookie(&token)).await;
+        after.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+    }
+}
+
+#[tokio::test]
+async fn a_browser_returns_to_a_safe_page_after_signing_in_or_out_and_never_to_another_site() {
+    for &target in TARGETS {
+        let (_, router) = fresh();
+        let back = send(
+            target,
+            router.clone(),
+            &Spec::post("/login?return_to=%2Fapp%2Fhome%3Ftab%3D2"),
+        )
+        .await;
+        assert_eq!(back.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            back.header("location"),
+            Some("/app/home?tab=2"),
+            "{target:?}"
+        );
+        let token = back.session_cookie().unwrap().value().to_owned();
+        for evil in [
+            "%2F%2Fevil.example",
+            "https%3A%2F%2Fevil.example",
+            "%2F%5Cevil.example",
+        ] {
+            let reply = send(
+                target,
+                router.clone(),
+                &Spec::post(&format!("/login?return_to={evil}")),
+            )
+            .await;
+            assert_eq!(reply.header("location"), Some("/"), "{target:?}: {evil}");
+            assert!(reply.session_cookie().is_some());
+        }
+        let out = send(
+            target,
+            router,
+            &Spec::post("/logout?return_to=%2Fbye").cookie(&token),
+        )
+        .await;
+        assert_eq!(out.header("location"), Some("/bye"), "{target:?}");
+        out.assert_clears_cookie();
+    }
+}
+
+#[tokio::test]
+async fn an_api_client_gets_its_token_as_json_without_a_cookie_and_signs_out_with_it() {
+    for &target in TARGETS {
+        let (_, router) = fresh();
+        let signed_in = send(target, router.clone(), &Spec::post("/login?client=api")).await;
+        assert_eq!(signed_in.status, StatusCode::OK, "{target:?}");
+        assert_eq!(signed_in.header("cache-control"), Some("no-store"));
+        assert_eq!(signed_in.header("content-type"), Some("application/json"));
+        assert!(
+            signed_in.session_cookie().is_none(),
+            "no cookie for an API client"
+        );
+        let body: serde_json::Value = serde_json::from_str(&signed_in.body).unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 900);
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        let me = send(target, router.clone(), &Spec::get("/me").bearer(&token)).await;
+        assert_eq!(me.status, StatusCode::OK, "{target:?}");
+
+        let out = send(
+            target,
+            router.clone(),
+            &Spec::post("/logout?client=api").bearer(&token),
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::NO_CONTENT, "{target:?}");
+        assert_eq!(out.header("cache-control"), Some("no-store"));
+        let after = send(target, router, &Spec::get("/me").bearer(&token)).await;
         after.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
     }
 }
@@ -424,8 +508,8 @@ async fn untrustworthy_revocation_state_fails_closed_with_503() {
                 .revocation_store(Arc::new(store))
                 .build();
         let token = app.sign_in_alice().token.expose_secret().to_owned();
-        let edge = sessions.edge(policy()).unwrap().build().unwrap();
-        let router = router_with(app, edge);
+        let edge = sessions.edge(policy()).build().unwrap();
+        let router = router_with(edge);
 
         let protected = send(target, router.clone(), &Spec::get("/me").cookie(&token)).await;
         protected.assert_error(503, None, "temporarily_unavailable");
@@ -541,7 +625,7 @@ async fn a_cross_site_form_is_refused_403_and_changes_nothing() {
                 .header("sec-fetch-site", "same-origin"),
         )
         .await;
-        assert_eq!(own.status, StatusCode::OK, "{target:?}");
+        assert_eq!(own.status, StatusCode::SEE_OTHER, "{target:?}");
         own.assert_clears_cookie();
     }
 }
@@ -564,11 +648,10 @@ async fn gateway_mode_strips_the_clients_identity_headers_and_signs_the_verified
         let edge = app
             .sessions
             .edge(policy)
-            .unwrap()
             .gateway(GatewayKey::new(b"0123456789abcdef0123456789abcdef").unwrap())
             .build()
             .unwrap();
-        let router = site(app, edge, Routes::Standard);
+        let router = site(edge, Routes::Standard);
         let spoofed = |spec: Spec| {
             spec.header("x-user-role", "admin")
                 .header("X-User_Id", "someone-else")

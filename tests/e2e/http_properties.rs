@@ -199,8 +199,8 @@ fn run_on(
 fn arbitrary_requests_never_panic_and_never_get_a_server_error() {
     let app = spawn_app(KeyRing::new(signing_key(JwsAlgorithm::EdDsa, "k1")));
     let token = app.sign_in_alice().token.expose_secret().to_owned();
-    let edge = app.sessions.edge(policy()).unwrap().build().unwrap();
-    run(&site(app, edge, Routes::Standard), &token, None);
+    let edge = app.sessions.edge(policy()).build().unwrap();
+    run(&site(edge, Routes::Standard), &token, None);
 }
 
 #[test]
@@ -218,6 +218,6 @@ fn arbitrary_requests_get_no_server_error_but_503_when_revocation_state_is_untru
         .user_directory(app.directory.clone())
         .revocation_store(Arc::new(store))
         .build();
-    let edge = sessions.edge(policy()).unwrap().build().unwrap();
-    run(&site(app, edge, Routes::Standard), &token, Some(503));
+    let edge = sessions.edge(policy()).build().unwrap();
+    run(&site(edge, Routes::Standard), &token, Some(503));
 }

@@ -52,12 +52,7 @@ fn policy() -> RoutePolicy<UserRole> {
 
 async fn start() -> (App, SocketAddr) {
     let app = spawn_app(KeyRing::new(signing_key(JwsAlgorithm::Es256, "k1")));
-    let layer = app
-        .sessions
-        .session_layer(policy())
-        .unwrap()
-        .build()
-        .unwrap();
+    let layer = app.sessions.session_layer(policy()).build().unwrap();
     let router = Router::new()
         .route("/api/me", get(how))
         .route("/api/recent", get(how))

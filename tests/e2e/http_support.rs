@@ -9,14 +9,13 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use tessera::application::RevokeRequest;
 use tessera::axum::{Session, SessionLayer};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::{SessionCookies, SessionEdge};
+use tessera::http::{Client, SessionEdge};
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 use tower::ServiceExt as _;
 
@@ -47,8 +46,33 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
 
 #[derive(Clone)]
 pub(crate) struct Wiring {
-    pub(crate) app: std::sync::Arc<App>,
-    pub(crate) cookies: SessionCookies,
+    pub(crate) layer: SessionLayer<UserRole>,
+}
+
+/// The query of the test site's `/login` and `/logout`: `client=api` for
+/// an API client (a browser otherwise), and where a browser returns to.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct SignQuery {
+    client: Option<String>,
+    return_to: Option<String>,
+}
+
+impl Wiring {
+    /// The site's edge.
+    pub(crate) fn edge(&self) -> &SessionEdge<UserRole> {
+        self.layer.edge()
+    }
+}
+
+impl SignQuery {
+    pub(crate) fn client(&self) -> Client<'_> {
+        match self.client.as_deref() {
+            Some("api") => Client::Api,
+            _ => Client::Browser {
+                return_to: self.return_to.as_deref(),
+            },
+        }
+    }
 }
 
 /// Which routes a site serves.
@@ -114,40 +138,33 @@ pub(crate) async fn identity_headers(headers: HeaderMap) -> String {
     seen.join("\n")
 }
 
-async fn sign_in(State(wiring): State<Wiring>) -> impl IntoResponse {
-    let issued = wiring.app.sign_in_alice();
-    let cookie = wiring
-        .cookies
-        .issue(&issued.token, &issued.session)
-        .unwrap();
-    ([cookie.header()], issued.token.expose_secret().to_owned())
+async fn sign_in(
+    State(wiring): State<Wiring>,
+    Query(query): Query<SignQuery>,
+) -> impl IntoResponse {
+    wiring
+        .layer
+        .sign_in(crate::support::alice_request(), query.client())
 }
 
-async fn sign_out(State(wiring): State<Wiring>, session: Session) -> impl IntoResponse {
-    wiring
-        .app
-        .sessions
-        .revoke()
-        .execute(RevokeRequest::Session {
-            session_id: *session.session_id(),
-            authenticated_at: session.authenticated_at(),
-        })
-        .await
-        .unwrap();
-    ([wiring.cookies.clear().header()], "signed out")
+async fn sign_out(
+    State(wiring): State<Wiring>,
+    Query(query): Query<SignQuery>,
+    session: Session,
+) -> impl IntoResponse {
+    wiring.layer.sign_out(&session, query.client()).await
 }
 
 /// The test application's routes behind `edge`.
-pub(crate) fn router_with(app: App, edge: SessionEdge<UserRole>) -> Site {
-    site(app, edge, Routes::Standard)
+pub(crate) fn router_with(edge: SessionEdge<UserRole>) -> Site {
+    site(edge, Routes::Standard)
 }
 
-/// `routes` of `app` behind `edge`.
-pub(crate) fn site(app: App, edge: SessionEdge<UserRole>, routes: Routes) -> Site {
+/// The test application's `routes` behind `edge`.
+pub(crate) fn site(edge: SessionEdge<UserRole>, routes: Routes) -> Site {
     Site {
         wiring: Wiring {
-            app: std::sync::Arc::new(app),
-            cookies: edge.cookies().clone(),
+            layer: SessionLayer::from(edge.clone()),
         },
         edge,
         routes,
@@ -191,8 +208,8 @@ pub(crate) fn fresh_with(policy: RoutePolicy<UserRole>, routes: Routes) -> (Test
         "k1",
     )));
     let handle = TestApp::of(&app);
-    let edge = app.sessions.edge(policy).unwrap().build().unwrap();
-    (handle, site(app, edge, routes))
+    let edge = app.sessions.edge(policy).build().unwrap();
+    (handle, site(edge, routes))
 }
 
 /// What a test keeps of the application once the router owns it.

@@ -109,20 +109,17 @@ pub(crate) fn spawn_app(keys: KeyRing) -> App {
     }
 }
 
+/// Alice, a plain user of `acme` who may write posts, signing in.
+pub(crate) fn alice_request() -> EstablishRequest<UserRole> {
+    EstablishRequest::new(alice(), UserRole::User)
+        .capabilities(caps(&["posts:write"]))
+        .tenant(TenantId::parse("acme").unwrap())
+}
+
 impl App {
     /// Signs Alice in as a plain user of `acme`.
     pub(crate) fn sign_in_alice(&self) -> tessera::application::EstablishedSession<UserRole> {
-        self.sessions
-            .establish()
-            .execute(EstablishRequest {
-                user_id: alice(),
-                role: UserRole::User,
-                capabilities: caps(&["posts:write"]),
-                tenant: Some(TenantId::parse("acme").unwrap()),
-                authenticated_at: None,
-                authentication: Default::default(),
-            })
-            .unwrap()
+        self.sessions.establish().execute(alice_request()).unwrap()
     }
 }
 

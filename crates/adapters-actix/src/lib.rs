@@ -18,9 +18,8 @@
 //! ```
 //! use actix_web::{App, HttpResponse, HttpServer, web};
 //! use tessera_actix::{
-//!     Header, MaybeSession, RequireRole, Session, SessionMiddleware, roles::Admin,
+//!     Header, MaybeSession, RequireRole, Session, SessionMiddleware, SessionUseCases, roles::Admin,
 //! };
-//! use tessera_application::{RotateSession, VerifySession};
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
 //!
 //! async fn home(session: MaybeSession) -> String {
@@ -45,11 +44,10 @@
 //!         .body("bye")
 //! }
 //!
-//! /// `verify` and `rotate` come wired to your adapters (the `tessera`
-//! /// facade's `Tessera` has both).
+//! /// `sessions` come wired to your adapters (the `tessera` facade's
+//! /// `Tessera::session_layer` and `session_middleware` do it).
 //! async fn serve(
-//!     verify: VerifySession<UserRole>,
-//!     rotate: RotateSession<UserRole>,
+//!     sessions: SessionUseCases<UserRole>,
 //! ) -> Result<(), Box<dyn std::error::Error>> {
 //!     let policy = RoutePolicy::builder()
 //!         .rule(RouteRule::new("/", Requirement::Public))
@@ -57,7 +55,7 @@
 //!         .rule(RouteRule::new("/logout", Requirement::Authenticated))
 //!         .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
 //!         .build()?;
-//!     let middleware = SessionMiddleware::builder(verify, rotate, policy)
+//!     let middleware = SessionMiddleware::builder(sessions, policy)
 //!         .login_path("/login")
 //!         .build()?;
 //!     HttpServer::new(move || {
@@ -97,7 +95,7 @@ pub use middleware::{SessionFuture, SessionMiddleware, SessionService};
 pub use provider_user::ProviderUser;
 #[doc(no_inline)]
 pub use tessera_http::{
-    ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdgeBuilder,
-    SessionRejection, SetCookie, roles, safe_return_to,
+    Client, ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdge,
+    SessionEdgeBuilder, SessionRejection, SessionUseCases, SetCookie, roles, safe_return_to,
 };
 pub use webhooks::user_webhook;

@@ -14,11 +14,11 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, SET_COOKIE};
 use actix_web::http::uri::Authority;
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use pin_project_lite::pin_project;
-use tessera_application::{Admission, AdmittedSession, Decision, RotateSession, VerifySession};
-use tessera_domain::{Role, RoutePolicy};
+use tessera_application::{Admission, AdmittedSession, Decision, EstablishRequest};
+use tessera_domain::{Role, RoutePolicy, SessionEntity};
 use tessera_http::{
-    Attach, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
-    SessionRejection, gateway,
+    Attach, Client, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
+    SessionRejection, SessionUseCases, gateway,
 };
 
 use crate::convert::{into_response, to_actix};
@@ -99,22 +99,38 @@ impl<R: Role> From<SessionEdge<R>> for SessionMiddleware<R> {
 }
 
 impl<R: Role> SessionMiddleware<R> {
-    /// Starts a middleware enforcing `policy`, verifying with `verify` and
-    /// rotating with `rotate`, with the settings and defaults of
+    /// Starts a middleware enforcing `policy` with `sessions`, with the
+    /// settings and defaults of
     /// [`SessionEdge::builder`].
     pub fn builder(
-        verify: VerifySession<R>,
-        rotate: RotateSession<R>,
+        sessions: SessionUseCases<R>,
         policy: RoutePolicy<R>,
     ) -> SessionEdgeBuilder<R, Self> {
-        SessionEdgeBuilder::new(verify, rotate, policy)
+        SessionEdgeBuilder::new(sessions, policy)
     }
 
     /// The edge this middleware translates: its policy, cookies and token
-    /// header, for the sign-in and sign-out handlers.
+    /// header.
     #[must_use]
     pub fn edge(&self) -> &SessionEdge<R> {
         &self.edge
+    }
+
+    /// Signs in a user your handler has authenticated: the session
+    /// established and the answer for `client`, a browser (cookie and a
+    /// redirect to a safe return-to) or an API client (the token as JSON),
+    /// with `Cache-Control: no-store` ([`SessionEdge::sign_in`]). Give the
+    /// middleware to your handlers as `web::Data` to call it.
+    #[must_use]
+    pub fn sign_in(&self, request: EstablishRequest<R>, client: Client<'_>) -> HttpResponse {
+        into_response(self.edge.sign_in(request, client))
+    }
+
+    /// Signs `session` out: revoked everywhere, its cookie cleared, the
+    /// answer for `client` ([`SessionEdge::sign_out`]); 503 with the cookie
+    /// kept when the revocation cannot be recorded.
+    pub async fn sign_out(&self, session: &SessionEntity<R>, client: Client<'_>) -> HttpResponse {
+        into_response(self.edge.sign_out(session, client).await)
     }
 }
 

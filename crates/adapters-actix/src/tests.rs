@@ -84,8 +84,7 @@ fn routes(config: &mut web::ServiceConfig) {
 type Builder = crate::SessionEdgeBuilder<UserRole, SessionMiddleware<UserRole>>;
 
 fn builder(ports: Ports) -> Builder {
-    let (verify, rotate) = ports.use_cases();
-    SessionMiddleware::builder(verify, rotate, policy())
+    SessionMiddleware::builder(ports.use_cases(), policy())
 }
 
 async fn reply<B: MessageBody>(response: ServiceResponse<B>) -> Reply {
@@ -326,8 +325,8 @@ async fn several_authorization_headers_are_400_invalid_request() {
 #[actix_web::test]
 async fn oversized_token_is_401_invalid_token_without_decoding() {
     let reply = send_with(
-        Ports::new(),
-        |b| b.max_credential_bytes(TOKEN.len() - 1),
+        Ports::new().max_token_bytes(TOKEN.len() - 1),
+        |b| b,
         get_as("/me", bearer()),
     )
     .await;

@@ -12,9 +12,11 @@ use bytes::Bytes;
 use http::uri::Authority;
 use http::{Extensions, HeaderValue, Request, Response, Uri};
 use pin_project_lite::pin_project;
-use tessera_application::{Admission, AdmittedSession, Decision, RotateSession, VerifySession};
-use tessera_domain::{Role, RoutePolicy};
-use tessera_http::{Attach, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, gateway};
+use tessera_application::{Admission, AdmittedSession, Decision, EstablishRequest};
+use tessera_domain::{Role, RoutePolicy, SessionEntity, UserRole};
+use tessera_http::{
+    Attach, Client, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, SessionUseCases, gateway,
+};
 use tower::{Layer, Service};
 
 use crate::extract::Session;
@@ -89,7 +91,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// path (axum's `OriginalUri` when present, so nesting is fine). Put one
 /// such layer per request path: two would verify and rotate twice.
 #[derive(Clone)]
-pub struct SessionLayer<R: Role> {
+pub struct SessionLayer<R: Role = UserRole> {
     edge: SessionEdge<R>,
 }
 
@@ -108,22 +110,55 @@ impl<R: Role> From<SessionEdge<R>> for SessionLayer<R> {
 }
 
 impl<R: Role> SessionLayer<R> {
-    /// Starts a layer enforcing `policy`, verifying with `verify` and
-    /// rotating with `rotate`, with the settings and defaults of
+    /// Starts a layer enforcing `policy` with `sessions`, with the
+    /// settings and defaults of
     /// [`SessionEdge::builder`].
     pub fn builder(
-        verify: VerifySession<R>,
-        rotate: RotateSession<R>,
+        sessions: SessionUseCases<R>,
         policy: RoutePolicy<R>,
     ) -> SessionEdgeBuilder<R, Self> {
-        SessionEdgeBuilder::new(verify, rotate, policy)
+        SessionEdgeBuilder::new(sessions, policy)
     }
 
     /// The edge this layer translates: its policy, cookies and token
-    /// header, for the sign-in and sign-out handlers.
+    /// header.
     #[must_use]
     pub fn edge(&self) -> &SessionEdge<R> {
         &self.edge
+    }
+
+    /// Signs in a user your handler has authenticated: the session
+    /// established and the answer for `client`, a browser (cookie and a
+    /// redirect to a safe return-to) or an API client (the token as JSON),
+    /// with `Cache-Control: no-store` ([`SessionEdge::sign_in`]). Keep the
+    /// layer in your router's state to call it.
+    ///
+    /// ```
+    /// use axum::extract::State;
+    /// use axum::response::Response;
+    /// use tessera_application::EstablishRequest;
+    /// use tessera_axum::{Client, SessionLayer};
+    /// use tessera_domain::{UserId, UserRole};
+    ///
+    /// async fn sign_in(State(sessions): State<SessionLayer>) -> Response {
+    ///     // Your authentication first: a password, a passkey, an OAuth callback.
+    ///     let Ok(user) = UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001") else {
+    ///         return Response::default();
+    ///     };
+    ///     let request = EstablishRequest::new(user, UserRole::User);
+    ///     sessions.sign_in(request, Client::Browser { return_to: Some("/app") })
+    /// }
+    /// ```
+    #[must_use]
+    pub fn sign_in(&self, request: EstablishRequest<R>, client: Client<'_>) -> Response<Body> {
+        self.edge.sign_in(request, client).map(Body::from)
+    }
+
+    /// Signs `session` out: revoked everywhere, its cookie cleared, the
+    /// answer for `client` ([`SessionEdge::sign_out`]); 503 with the cookie
+    /// kept when the revocation cannot be recorded.
+    pub async fn sign_out(&self, session: &SessionEntity<R>, client: Client<'_>) -> Response<Body> {
+        self.edge.sign_out(session, client).await.map(Body::from)
     }
 }
 

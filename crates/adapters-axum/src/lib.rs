@@ -12,8 +12,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tessera_application::{RotateSession, VerifySession};
-//! use tessera_axum::{RequireRole, Session, SessionLayer, roles::Admin};
+//! use tessera_axum::{RequireRole, Session, SessionLayer, SessionUseCases, roles::Admin};
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
 //!
 //! async fn me(session: Session) -> String {
@@ -24,17 +23,16 @@
 //!     format!("welcome, admin {}", admin.user_id())
 //! }
 //!
-//! /// `verify` and `rotate` come wired to your adapters (the `tessera`
-//! /// facade's `Tessera` has both).
+//! /// `sessions` come wired to your adapters (the `tessera` facade's
+//! /// `Tessera::session_layer` and `session_middleware` do it).
 //! fn app(
-//!     verify: VerifySession<UserRole>,
-//!     rotate: RotateSession<UserRole>,
+//!     sessions: SessionUseCases<UserRole>,
 //! ) -> Result<Router, Box<dyn std::error::Error>> {
 //!     let policy = RoutePolicy::builder()
 //!         .rule(RouteRule::new("/me", Requirement::Authenticated))
 //!         .rule(RouteRule::new("/admin/*", Requirement::AtLeastRole(UserRole::Admin)).browser())
 //!         .build()?;
-//!     let layer = SessionLayer::builder(verify, rotate, policy)
+//!     let layer = SessionLayer::builder(sessions, policy)
 //!         .login_path("/login")
 //!         .build()?;
 //!     Ok(Router::new()
@@ -61,7 +59,7 @@ pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use provider_user::ProviderUser;
 #[doc(no_inline)]
 pub use tessera_http::{
-    ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdgeBuilder,
-    SessionRejection, SetCookie, roles, safe_return_to,
+    Client, ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdge,
+    SessionEdgeBuilder, SessionRejection, SessionUseCases, SetCookie, roles, safe_return_to,
 };
 pub use webhooks::user_webhook;

@@ -88,13 +88,15 @@ mod tests {
         MockExternalTokenVerifier, MockExternalUserDirectory,
     };
     use tessera_application::ports::{
-        Clock, DirectoryError, DirectoryUser, JwsFailure, MockClock, MockRevocationStore,
-        MockSessionTokenCodec, MockUserDirectory, TokenError,
+        Clock, DirectoryError, DirectoryUser, JwsFailure, MockClock, MockIdGenerator,
+        MockRevocationStore, MockSessionTokenCodec, MockUserDirectory, TokenError,
     };
     use tessera_application::{
-        CachedExternalUserDirectory, ResolveUser, RotateSession, UserCachePolicy, VerifySession,
+        CachedExternalUserDirectory, EstablishSession, ResolveUser, RevokeSession, RotateSession,
+        UserCachePolicy, VerifySession,
     };
     use tessera_domain::{Requirement, RoutePolicy, RouteRule, SessionLifetimes, UserId, UserRole};
+    use tessera_http::SessionUseCases;
     use time::{Duration, OffsetDateTime};
     use tower::ServiceExt as _;
 
@@ -205,6 +207,7 @@ mod tests {
             .times(decodes)
             .returning(|_| Err(TokenError::Jws(JwsFailure::InvalidSignature)));
         codec.expect_encode().times(0);
+        codec.expect_max_token_bytes().return_const(max);
         // The real codec reads the unverified header's `typ`; this fake
         // routes by the same rule.
         codec
@@ -218,19 +221,21 @@ mod tests {
         store
             .expect_check()
             .returning(|_| Ok(tessera_application::ports::RevocationStatus::Active));
-        let verify = VerifySession::new(
+        let lifetimes = SessionLifetimes::new(
+            Duration::seconds(900),
+            Duration::seconds(3600),
+            Duration::seconds(300),
+            Duration::seconds(30),
+        )
+        .unwrap();
+        let clock = Arc::new(clock);
+        let store = Arc::new(store);
+        let verify = VerifySession::new(codec.clone(), clock.clone(), store.clone(), lifetimes);
+        let rotate = RotateSession::new(
+            verify.clone(),
+            Arc::new(MockUserDirectory::new()),
             codec.clone(),
-            Arc::new(clock),
-            Arc::new(store),
-            SessionLifetimes::new(
-                Duration::seconds(900),
-                Duration::seconds(3600),
-                Duration::seconds(300),
-                Duration::seconds(30),
-            )
-            .unwrap(),
         );
-        let rotate = RotateSession::new(verify.clone(), Arc::new(MockUserDirectory::new()), codec);
         let policy = RoutePolicy::builder()
             .rule(RouteRule::new("/", Requirement::Public))
             .rule(RouteRule::new("/me", Requirement::Authenticated))
@@ -245,8 +250,18 @@ mod tests {
             UserCachePolicy::new(16, Duration::seconds(60)),
             Arc::new(Fixed),
         );
-        let layer = SessionLayer::builder(verify, rotate, policy)
-            .max_credential_bytes(max)
+        let sessions = SessionUseCases {
+            establish: EstablishSession::new(
+                codec,
+                clock.clone(),
+                Arc::new(MockIdGenerator::new()),
+                lifetimes,
+            ),
+            revoke: RevokeSession::new(store, clock, lifetimes),
+            verify,
+            rotate,
+        };
+        let layer = SessionLayer::builder(sessions, policy)
             .provider_tokens(Arc::new(verifier), ResolveUser::new(Arc::new(cached)))
             .build()
             .unwrap();

@@ -66,8 +66,7 @@ fn routes() -> Router {
 type Builder = crate::SessionEdgeBuilder<UserRole, SessionLayer<UserRole>>;
 
 fn builder(ports: Ports) -> Builder {
-    let (verify, rotate) = ports.use_cases();
-    SessionLayer::builder(verify, rotate, policy())
+    SessionLayer::builder(ports.use_cases(), policy())
 }
 
 fn router_with(ports: Ports, configure: impl FnOnce(Builder) -> Builder) -> Router {
@@ -358,7 +357,7 @@ async fn authorization_header_that_is_not_text_is_400_invalid_request() {
 
 #[tokio::test]
 async fn oversized_token_is_401_invalid_token_without_decoding() {
-    let router = router_with(Ports::new(), |b| b.max_credential_bytes(TOKEN.len() - 1));
+    let router = router_with(Ports::new().max_token_bytes(TOKEN.len() - 1), |b| b);
     let reply = get_as(router, "/me", bearer()).await;
     assert_invalid_token(&reply);
 }
@@ -587,9 +586,23 @@ fn builder_refuses_settings_that_cannot_work() {
         build(|b| b.token_header("not a header")),
         Err(ConfigError::InvalidTokenHeader(_))
     ));
-    assert_eq!(
-        build(|b| b.max_credential_bytes(0)),
+    assert!(matches!(
+        builder(Ports::new().max_token_bytes(0)).build(),
         Err(ConfigError::ZeroCredentialCap)
+    ));
+    assert!(matches!(
+        build(|b| b.development_cookies("192.0.2.1".parse().unwrap())),
+        Err(ConfigError::DevelopmentCookies(_))
+    ));
+    assert!(matches!(
+        build(|b| b
+            .development_cookies("127.0.0.1".parse().unwrap())
+            .cookie_name("__Host-dev")),
+        Err(ConfigError::DevelopmentCookies(_))
+    ));
+    assert_eq!(
+        build(|b| b.development_cookies("127.0.0.1".parse().unwrap())),
+        Ok(())
     );
     assert_eq!(
         build(|b| b.cookie_name("sid").login_path("/auth?x=1")),

@@ -15,6 +15,23 @@ use crate::ConfigError;
 /// refuse the cookie unless it is `Secure`, `Path=/` and has no `Domain`,
 /// so a sibling subdomain cannot plant or shadow it.
 pub const DEFAULT_COOKIE_NAME: &str = "__Host-session";
+/// The session cookie's name with
+/// [development cookies](crate::SessionEdgeBuilder::development_cookies):
+/// no `__Host-` prefix, which browsers refuse without `Secure`.
+pub const DEVELOPMENT_COOKIE_NAME: &str = "session";
+
+/// Whether the session cookie is `Secure` (always, but for development).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CookieMode {
+    /// `Secure`: the browser sends it over https (and to loopback) only.
+    Secure,
+    /// No `Secure`, for a debug build serving on `listening_on`, which must
+    /// be a loopback address.
+    Development {
+        /// The address the server is bound to.
+        listening_on: std::net::IpAddr,
+    },
+}
 
 /// Why a session cookie could not be issued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,12 +52,14 @@ pub enum CookieError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionCookies {
     name: Arc<str>,
+    secure: bool,
 }
 
 impl Default for SessionCookies {
     fn default() -> Self {
         Self {
             name: DEFAULT_COOKIE_NAME.into(),
+            secure: true,
         }
     }
 }
@@ -78,10 +97,52 @@ impl SessionCookies {
     /// [`ConfigError::InvalidCookieName`] when `name` is not an RFC 6265
     /// cookie name.
     pub fn new(name: &str) -> Result<Self, ConfigError> {
+        Self::with_mode(Some(name), CookieMode::Secure)
+    }
+
+    /// Cookies named `name` (or the mode's default name) in `mode`.
+    pub(crate) fn with_mode(name: Option<&str>, mode: CookieMode) -> Result<Self, ConfigError> {
+        let secure = match mode {
+            CookieMode::Secure => true,
+            CookieMode::Development { listening_on } => {
+                if !cfg!(debug_assertions) {
+                    return Err(ConfigError::DevelopmentCookies(
+                        "this is a release build".to_owned(),
+                    ));
+                }
+                if !listening_on.is_loopback() {
+                    return Err(ConfigError::DevelopmentCookies(format!(
+                        "the server listens on {listening_on}, which is not a loopback address"
+                    )));
+                }
+                false
+            }
+        };
+        let name = name.unwrap_or(if secure {
+            DEFAULT_COOKIE_NAME
+        } else {
+            DEVELOPMENT_COOKIE_NAME
+        });
         if !is_cookie_name(name) {
             return Err(ConfigError::InvalidCookieName(name.to_owned()));
         }
-        Ok(Self { name: name.into() })
+        if !secure && (name.starts_with("__Host-") || name.starts_with("__Secure-")) {
+            return Err(ConfigError::DevelopmentCookies(format!(
+                "browsers refuse a cookie named {name:?} without Secure"
+            )));
+        }
+        Ok(Self {
+            name: name.into(),
+            secure,
+        })
+    }
+
+    /// Whether the cookie is `Secure` (always, but with development
+    /// cookies): browsers send it over https, and to `localhost` and
+    /// loopback addresses, only.
+    #[must_use]
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The cookie name.
@@ -145,7 +206,7 @@ impl SessionCookies {
     fn base(&self, value: String) -> cookie::CookieBuilder<'static> {
         Cookie::build((self.name.to_string(), value))
             .http_only(true)
-            .secure(true)
+            .secure(self.secure)
             .same_site(SameSite::Lax)
             .path("/")
     }

@@ -3,8 +3,7 @@
 //! shaped JSON response.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::Response;
 use tessera_application::{
     ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE, PresentedCredential, Refusal,
 };
@@ -13,7 +12,7 @@ use tessera_domain::Role;
 use crate::DEFAULT_COOKIE_NAME;
 use crate::credential::read_credential;
 use crate::edge::DEFAULT_MAX_CREDENTIAL_BYTES;
-use crate::response::Denial;
+use crate::response::{Denial, token_answer};
 
 /// Exchanges the provider token of a request's `Authorization` header
 /// (its values, as sent) for a session: the answer of the framework
@@ -46,20 +45,11 @@ pub async fn exchange<'h, R: Role>(
         }
     };
     match exchange.execute(token).await {
-        Ok(exchanged) => {
-            // The token is base64url and dots, the type a constant: no escaping needed.
-            let body = format!(
-                r#"{{"access_token":"{}","issued_token_type":"{ISSUED_TOKEN_TYPE}","token_type":"Bearer","expires_in":{}}}"#,
-                exchanged.token.expose_secret(),
-                exchanged.expires_in,
-            );
-            let mut response = Response::new(Bytes::from(body));
-            *response.status_mut() = StatusCode::OK;
-            let headers = response.headers_mut();
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        }
+        Ok(exchanged) => token_answer(
+            &exchanged.token,
+            Some(ISSUED_TOKEN_TYPE),
+            exchanged.expires_in,
+        ),
         Err(error) => denial(&error).into_http(),
     }
 }

@@ -11,7 +11,9 @@
 //!   cookie, `Cache-Control: no-store`);
 //! - [`read_credential`]: `Authorization: Bearer` or the session cookie,
 //!   never two different ones;
-//! - [`SessionCookies`]: the cookie for sign-in and sign-out handlers;
+//! - [`SessionEdge::sign_in`] and [`SessionEdge::sign_out`]: one call
+//!   each, the answer for a browser or an API client ([`Client`]);
+//! - [`SessionCookies`]: the session cookie's name and attributes;
 //! - [`session`]: what session extractors share (rejections and their
 //!   answers, role and capability gates as types);
 //! - [`safe_return_to`]: the check a sign-in handler needs before
@@ -30,20 +32,19 @@
 //! framework glue is `tessera-axum`'s or `tessera-actix`'s.
 //!
 //! ```
-//! use tessera_application::{Decision, RotateSession, VerifySession};
+//! use tessera_application::Decision;
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
-//! use tessera_http::SessionEdge;
+//! use tessera_http::{SessionEdge, SessionUseCases};
 //!
 //! /// What a framework adapter does for each request, without the framework.
 //! async fn status_for(
-//!     verify: VerifySession<UserRole>,
-//!     rotate: RotateSession<UserRole>,
+//!     sessions: SessionUseCases<UserRole>,
 //!     cookie_header: &[u8],
 //! ) -> Result<u16, Box<dyn std::error::Error>> {
 //!     let policy = RoutePolicy::builder()
 //!         .rule(RouteRule::new("/me", Requirement::Authenticated))
 //!         .build()?;
-//!     let edge = SessionEdge::builder(verify, rotate, policy).build()?;
+//!     let edge = SessionEdge::builder(sessions, policy).build()?;
 //!     // The request's headers, by lower-case name.
 //!     let headers = |name: &str| (name == "cookie").then_some(cookie_header).into_iter();
 //!     let admission = match edge.decide("GET", "/me", None, None, headers) {
@@ -70,11 +71,13 @@ mod system_time;
 mod test_clock;
 pub mod webhooks;
 
-pub use cookies::{CookieError, DEFAULT_COOKIE_NAME, SessionCookies, SetCookie};
+pub use cookies::{
+    CookieError, DEFAULT_COOKIE_NAME, DEVELOPMENT_COOKIE_NAME, SessionCookies, SetCookie,
+};
 pub use credential::read_credential;
 pub use edge::{
-    Attach, AttachHeaders, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_TOKEN_HEADER, Forward,
-    SessionEdge, SessionEdgeBuilder, Settled,
+    Attach, AttachHeaders, Client, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_TOKEN_HEADER, Forward,
+    SessionEdge, SessionEdgeBuilder, SessionUseCases, Settled,
 };
 pub use exchange::exchange;
 pub use gateway::{GatewayIdentity, GatewayKey, GatewayRejection, GatewayVerifier};
@@ -102,9 +105,12 @@ pub enum ConfigError {
     /// The token header is not a header name, or is one gateway mode strips.
     #[error("{0:?} cannot be the rotated-token header")]
     InvalidTokenHeader(String),
-    /// The credential size cap is zero.
-    #[error("the credential size cap must be positive")]
+    /// The codec's token size cap is zero.
+    #[error("the token size cap must be positive")]
     ZeroCredentialCap,
+    /// Development cookies were asked for where they would be unsafe.
+    #[error("development cookies (no Secure) are refused: {0}")]
+    DevelopmentCookies(String),
     /// A trusted origin is not an origin.
     #[error(transparent)]
     Origin(#[from] tessera_application::OriginError),

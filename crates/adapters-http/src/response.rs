@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use tessera_application::{CredentialFault, Refusal};
+use tessera_application::{CredentialFault, Refusal, SessionToken};
 use tessera_domain::StepUpChallenge;
 
 /// A refusal a framework adapter answers with, as tessera answers it on
@@ -23,6 +23,28 @@ pub trait HttpRefusal {
 pub(crate) fn json_error(status: StatusCode, code: &str) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(format!("{{\"error\":\"{code}\"}}")));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    headers.insert(CONTENT_TYPE, JSON);
+    response
+}
+
+/// 200 with `Cache-Control: no-store` and the RFC 6749 §5.1 shaped token
+/// answer `{"access_token":…,["issued_token_type":…,]"token_type":"Bearer","expires_in":…}`.
+pub(crate) fn token_answer(
+    token: &SessionToken,
+    issued_token_type: Option<&str>,
+    expires_in: i64,
+) -> Response<Bytes> {
+    // The token is base64url and dots, the type a constant: no escaping needed.
+    let issued = issued_token_type
+        .map(|kind| format!(r#""issued_token_type":"{kind}","#))
+        .unwrap_or_default();
+    let body = format!(
+        r#"{{"access_token":"{}",{issued}"token_type":"Bearer","expires_in":{expires_in}}}"#,
+        token.expose_secret(),
+    );
+    let mut response = Response::new(Bytes::from(body));
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, NO_STORE);
     headers.insert(CONTENT_TYPE, JSON);
@@ -49,7 +71,7 @@ impl From<Refusal> for Denial {
     }
 }
 
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+pub(crate) const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// The challenge of a 401 without a refused credential (RFC 6750 §3.1: no

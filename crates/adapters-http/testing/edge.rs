@@ -9,15 +9,18 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode, header};
 use mockall::predicate::eq;
 use tessera_application::ports::{
-    DirectoryError, DirectoryUser, JwsFailure, MockClock, MockRevocationStore,
-    MockSessionTokenCodec, MockUserDirectory, RevocationError, RevocationStatus, TokenError,
+    DEFAULT_MAX_TOKEN_BYTES, DirectoryError, DirectoryUser, JwsFailure, MockClock, MockIdGenerator,
+    MockRevocationStore, MockSessionTokenCodec, MockUserDirectory, RevocationError,
+    RevocationStatus, TokenError,
 };
-use tessera_application::{RotateSession, SessionToken, SessionTokenClaims, VerifySession};
+use tessera_application::{
+    EstablishSession, RevokeSession, RotateSession, SessionToken, SessionTokenClaims, VerifySession,
+};
 use tessera_domain::{
     Capability, NewSession, Requirement, RoutePolicy, RouteRule, SessionEntity, SessionId,
     SessionLifetimes, UserId, UserRole,
 };
-use tessera_http::RequiredCapability;
+use tessera_http::{RequiredCapability, SessionUseCases};
 use time::{Duration, OffsetDateTime};
 
 pub(crate) const NOW: i64 = 1_700_000_000;
@@ -99,6 +102,7 @@ pub(crate) struct Ports {
     decodes: bool,
     checks: bool,
     rotates: bool,
+    max_token_bytes: usize,
 }
 
 impl Ports {
@@ -111,11 +115,21 @@ impl Ports {
             decodes: false,
             checks: false,
             rotates: false,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
         }
+    }
+
+    /// The codec caps tokens at `max` bytes.
+    pub(crate) fn max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = max;
+        self
     }
 
     /// Sets `.times(0)` on every call no step expects.
     fn seal(mut self) -> Self {
+        self.codec
+            .expect_max_token_bytes()
+            .return_const(self.max_token_bytes);
         if !self.decodes {
             self.codec.expect_decode().times(0);
         }
@@ -190,18 +204,25 @@ impl Ports {
         self
     }
 
-    /// The sealed ports wired into the two use cases a middleware needs.
-    pub(crate) fn use_cases(self) -> (VerifySession<UserRole>, RotateSession<UserRole>) {
+    /// The sealed ports wired into the use cases a middleware needs (no
+    /// session id is ever generated: these tests sign nobody in).
+    pub(crate) fn use_cases(self) -> SessionUseCases<UserRole> {
         let ports = self.seal();
         let codec = Arc::new(ports.codec);
-        let verify = VerifySession::new(
-            codec.clone(),
-            Arc::new(ports.clock),
-            Arc::new(ports.store),
-            lifetimes(),
-        );
-        let rotate = RotateSession::new(verify.clone(), Arc::new(ports.directory), codec);
-        (verify, rotate)
+        let clock = Arc::new(ports.clock);
+        let store = Arc::new(ports.store);
+        let verify = VerifySession::new(codec.clone(), clock.clone(), store.clone(), lifetimes());
+        SessionUseCases {
+            establish: EstablishSession::new(
+                codec.clone(),
+                clock.clone(),
+                Arc::new(MockIdGenerator::new()),
+                lifetimes(),
+            ),
+            rotate: RotateSession::new(verify.clone(), Arc::new(ports.directory), codec),
+            revoke: RevokeSession::new(store, clock, lifetimes()),
+            verify,
+        }
     }
 }
 

@@ -134,7 +134,19 @@ pub trait SessionTokenCodec<R: Role>: Send + Sync + 'static {
         let _ = token;
         true
     }
+
+    /// The largest token, in bytes, [`decode`](Self::decode) accepts. The
+    /// HTTP edge refuses a larger credential before reading it, so that one
+    /// setting caps tokens wherever they are read. The default is
+    /// [`DEFAULT_MAX_TOKEN_BYTES`].
+    fn max_token_bytes(&self) -> usize {
+        DEFAULT_MAX_TOKEN_BYTES
+    }
 }
+
+/// The default cap on a session token's size (8 KiB), checked before
+/// anything is decoded.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The current time.
 ///
@@ -168,6 +180,21 @@ pub struct DirectoryUser<R> {
     pub tenant: Option<TenantId>,
     /// Whether they may sign in at all.
     pub enabled: bool,
+}
+
+impl<R> DirectoryUser<R> {
+    /// An enabled user with `role`, no capabilities and no tenant; set the
+    /// other fields directly.
+    #[must_use]
+    pub fn new(user_id: UserId, role: R) -> Self {
+        Self {
+            user_id,
+            role,
+            capabilities: BTreeSet::new(),
+            tenant: None,
+            enabled: true,
+        }
+    }
 }
 
 /// Why the user directory could not answer.

@@ -18,8 +18,7 @@ use crate::verified_cache::{DEFAULT_VERIFIED_CACHE_ENTRIES, VerifiedCache, Verif
 /// typing), so that no other kind of JWT is ever accepted as a session.
 pub const SESSION_TOKEN_TYPE: &str = "tessera-session+jwt";
 
-/// The default cap on a token's size, checked before anything is decoded.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub use tessera_application::ports::DEFAULT_MAX_TOKEN_BYTES;
 
 /// The ring in use, with the active signing key's header encoded once and
 /// its generation: how many times the keys were replaced before it.
@@ -220,6 +219,10 @@ impl<R: Role> SessionTokenCodec<R> for JwtSessionCodec {
             Ok(Typ { typ }) => typ.as_deref().is_some_and(is_session_type),
             Err(_) => true,
         }
+    }
+
+    fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
     }
 }
 

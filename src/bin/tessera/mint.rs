@@ -43,6 +43,8 @@ pub(crate) fn run(args: &MintArgs, output: &Output) -> Result<(), Failure> {
         Tessera::builder(KeyRing::new(key), &args.issuer, &args.audience)
             .lifetimes(lifetimes)
             .clock(Arc::new(PinnedClock(now)))
+            // Never read: minting and verifying do not rotate.
+            .user_directory(Arc::new(tessera::InMemoryUserDirectory::new()))
             .build();
     let issued = sessions
         .establish()

@@ -10,14 +10,14 @@ use tessera_application::usecases::admission::{
     DEFAULT_LOGIN_PATH, DEFAULT_RETURN_TO_PARAM, DEFAULT_SIGNED_IN_PATH,
 };
 use tessera_application::{
-    DecideAdmission, OriginError, ResolveUser, RotateSession, SignInPages, TrustedOrigins,
-    VerifySession,
+    DecideAdmission, EstablishSession, OriginError, ResolveUser, RevokeSession, RotateSession,
+    SignInPages, TrustedOrigins, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy};
 
-use super::{DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_TOKEN_HEADER, Inner, SessionEdge};
+use super::{DEFAULT_TOKEN_HEADER, Inner, SessionEdge};
 use crate::ConfigError;
-use crate::cookies::SessionCookies;
+use crate::cookies::{CookieMode, SessionCookies};
 use crate::gateway::{self, GatewayKey, GatewaySigner};
 
 /// Settings of a [`SessionEdge`]; every setter consumes and returns the
@@ -29,15 +29,14 @@ use crate::gateway::{self, GatewayKey, GatewaySigner};
 /// same settings, written once.
 #[must_use = "a builder does nothing until built"]
 pub struct SessionEdgeBuilder<R: Role, T = SessionEdge<R>> {
-    verify: VerifySession<R>,
-    rotate: RotateSession<R>,
+    sessions: SessionUseCases<R>,
     policy: Arc<RoutePolicy<R>>,
-    cookie_name: String,
+    cookie_name: Option<String>,
+    cookie_mode: CookieMode,
     login_path: String,
     return_to_param: String,
     signed_in_path: String,
     token_header: String,
-    max_credential_bytes: usize,
     gateway: Option<GatewayKey>,
     provider: Option<(Arc<dyn ExternalTokenVerifier<R>>, ResolveUser<R>)>,
     trusted_origins: Result<TrustedOrigins, OriginError>,
@@ -51,27 +50,43 @@ impl<R: Role, T> fmt::Debug for SessionEdgeBuilder<R, T> {
             .field("login_path", &self.login_path)
             .field("return_to_param", &self.return_to_param)
             .field("signed_in_path", &self.signed_in_path)
+            .field("cookie_mode", &self.cookie_mode)
             .field("token_header", &self.token_header)
-            .field("max_credential_bytes", &self.max_credential_bytes)
             .field("gateway", &self.gateway.is_some())
             .field("provider_tokens", &self.provider.is_some())
             .finish_non_exhaustive()
     }
 }
 
+/// The use cases a [`SessionEdge`] runs: verification and rotation on
+/// every request, establishment at sign-in, revocation at sign-out. The
+/// facade's `Tessera::edge` wires them from one session manager.
+#[derive(Debug, Clone)]
+pub struct SessionUseCases<R: Role> {
+    /// Issues sessions at sign-in.
+    pub establish: EstablishSession<R>,
+    /// Verifies each request's token; its codec's
+    /// [`max_token_bytes`](VerifySession::max_token_bytes) caps the
+    /// credentials the edge reads.
+    pub verify: VerifySession<R>,
+    /// Renews sessions due for rotation.
+    pub rotate: RotateSession<R>,
+    /// Records sign-outs.
+    pub revoke: RevokeSession,
+}
+
 impl<R: Role, T> SessionEdgeBuilder<R, T> {
     /// A builder with the defaults of [`SessionEdge::builder`].
-    pub fn new(verify: VerifySession<R>, rotate: RotateSession<R>, policy: RoutePolicy<R>) -> Self {
+    pub fn new(sessions: SessionUseCases<R>, policy: RoutePolicy<R>) -> Self {
         Self {
-            verify,
-            rotate,
+            sessions,
             policy: Arc::new(policy),
-            cookie_name: crate::DEFAULT_COOKIE_NAME.to_owned(),
+            cookie_name: None,
+            cookie_mode: CookieMode::Secure,
             login_path: DEFAULT_LOGIN_PATH.to_owned(),
             return_to_param: DEFAULT_RETURN_TO_PARAM.to_owned(),
             signed_in_path: DEFAULT_SIGNED_IN_PATH.to_owned(),
             token_header: DEFAULT_TOKEN_HEADER.to_owned(),
-            max_credential_bytes: DEFAULT_MAX_CREDENTIAL_BYTES,
             gateway: None,
             provider: None,
             trusted_origins: Ok(TrustedOrigins::default()),
@@ -79,10 +94,28 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
         }
     }
 
-    /// The session cookie's name (default `__Host-session`). Keep the
+    /// The session cookie's name (default `__Host-session`; `session` with
+    /// [development cookies](Self::development_cookies)). Keep the
     /// `__Host-` prefix unless you have a reason not to.
     pub fn cookie_name(mut self, name: &str) -> Self {
-        name.clone_into(&mut self.cookie_name);
+        self.cookie_name = Some(name.to_owned());
+        self
+    }
+
+    /// **Development only**: a session cookie without `Secure`, named
+    /// `session`, for a development server reached over plain http by a
+    /// host name other than `localhost` (`http://myapp.test`), where
+    /// browsers drop a `Secure` cookie and sign-in would loop.
+    ///
+    /// `listening_on` is the address the server is bound to: the edge
+    /// refuses to build ([`ConfigError::DevelopmentCookies`]) unless it is
+    /// a loopback address and this is a debug build (`debug_assertions`),
+    /// so a release build or a server reachable from the network never
+    /// sends sessions in the clear. On `http://localhost` and
+    /// `http://127.0.0.1` none of this is needed: browsers keep `Secure`
+    /// cookies there.
+    pub fn development_cookies(mut self, listening_on: std::net::IpAddr) -> Self {
+        self.cookie_mode = CookieMode::Development { listening_on };
         self
     }
 
@@ -111,13 +144,6 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
     /// (default `x-session-token`).
     pub fn token_header(mut self, name: &str) -> Self {
         name.clone_into(&mut self.token_header);
-        self
-    }
-
-    /// The largest credential read, in bytes (default 8 KiB); match the
-    /// codec's cap.
-    pub fn max_credential_bytes(mut self, max: usize) -> Self {
-        self.max_credential_bytes = max;
         self
     }
 
@@ -176,12 +202,13 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
     /// [`safe_return_to`](crate::safe_return_to) refuses, a return-to
     /// parameter that is not made of unreserved URL characters, a token
     /// header that is not a header name or is an identity header gateway
-    /// mode strips, a zero cap, or an origin that is not one.
+    /// mode strips, a codec whose token cap is zero, an origin that is not
+    /// one, or development cookies outside a debug build on loopback.
     pub fn build(self) -> Result<T, ConfigError>
     where
         T: From<SessionEdge<R>>,
     {
-        let cookies = SessionCookies::new(&self.cookie_name)?;
+        let cookies = SessionCookies::with_mode(self.cookie_name.as_deref(), self.cookie_mode)?;
         let pages = SignInPages::new(
             &self.login_path,
             &self.return_to_param,
@@ -191,10 +218,17 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
             .ok()
             .filter(|name| !gateway::is_identity_header(name.as_str()))
             .ok_or_else(|| ConfigError::InvalidTokenHeader(self.token_header.clone()))?;
-        if self.max_credential_bytes == 0 {
+        let max_credential_bytes = self.sessions.verify.max_token_bytes();
+        if max_credential_bytes == 0 {
             return Err(ConfigError::ZeroCredentialCap);
         }
-        let mut admission = DecideAdmission::new(self.verify, self.rotate, self.policy, pages)
+        let SessionUseCases {
+            establish,
+            verify,
+            rotate,
+            revoke,
+        } = self.sessions;
+        let mut admission = DecideAdmission::new(verify, rotate, self.policy, pages)
             .with_trusted_origins(self.trusted_origins?);
         let strip_identity = self.gateway.is_some() || self.provider.is_some();
         if let Some((verifier, resolve)) = self.provider {
@@ -205,7 +239,10 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
                 admission,
                 cookies,
                 token_header,
-                max_credential_bytes: self.max_credential_bytes,
+                max_credential_bytes,
+                establish,
+                revoke,
+                warned_insecure: std::sync::atomic::AtomicBool::new(false),
                 gateway: self.gateway.map(GatewaySigner::new),
                 strip_identity,
             }),

@@ -17,7 +17,7 @@ use http::{HeaderName, HeaderValue, Response};
 use tessera_application::usecases::admission::is_safe_method;
 use tessera_application::{
     Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
-    Decision, RotateSession, Verdict, VerifySession,
+    Decision, EstablishSession, RevokeSession, Verdict,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -29,14 +29,19 @@ use crate::single_header;
 
 mod attach;
 mod builder;
+mod sign;
 
 pub use self::attach::{Attach, AttachHeaders};
-pub use self::builder::SessionEdgeBuilder;
+pub use self::builder::{SessionEdgeBuilder, SessionUseCases};
+pub use self::sign::Client;
 
 /// The default response header carrying a rotated token to bearer clients.
 pub const DEFAULT_TOKEN_HEADER: &str = "x-session-token";
-/// The default cap on a credential's size, in bytes: larger ones are refused
-/// (401 `invalid_token`) before anything decodes them.
+/// The cap on the size of an identity provider's token read by
+/// [`exchange`](crate::exchange()), in bytes: larger ones are refused (401
+/// `invalid_token`) before anything decodes them. Session tokens are capped
+/// by their codec's
+/// [`max_token_bytes`](tessera_application::ports::SessionTokenCodec::max_token_bytes).
 pub const DEFAULT_MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
 
 /// Sessions and route access at the HTTP edge, for any framework: the
@@ -59,6 +64,11 @@ pub(super) struct Inner<R: Role> {
     /// Strip the client's identity headers: in gateway mode, and when
     /// provider tokens are admitted.
     strip_identity: bool,
+    establish: EstablishSession<R>,
+    revoke: RevokeSession,
+    /// Whether the edge has said, once, that a browser reached it over
+    /// plain http by a name it keeps no `Secure` cookie for.
+    warned_insecure: std::sync::atomic::AtomicBool,
 }
 
 impl<R: Role> Clone for SessionEdge<R> {
@@ -113,18 +123,13 @@ pub struct Settled<R> {
 }
 
 impl<R: Role> SessionEdge<R> {
-    /// Starts an edge enforcing `policy`, verifying with `verify` and
-    /// rotating with `rotate`. The defaults: cookie
-    /// [`__Host-session`](crate::DEFAULT_COOKIE_NAME), login page
+    /// Starts an edge enforcing `policy` with `sessions`. The defaults:
+    /// cookie [`__Host-session`](crate::DEFAULT_COOKIE_NAME), login page
     /// `/login?return_to=`, signed-in page `/`, token header
-    /// `x-session-token`, credentials up to 8 KiB, no gateway mode, no
-    /// provider tokens.
-    pub fn builder(
-        verify: VerifySession<R>,
-        rotate: RotateSession<R>,
-        policy: RoutePolicy<R>,
-    ) -> SessionEdgeBuilder<R> {
-        SessionEdgeBuilder::new(verify, rotate, policy)
+    /// `x-session-token`, credentials up to the codec's token cap, no
+    /// gateway mode, no provider tokens.
+    pub fn builder(sessions: SessionUseCases<R>, policy: RoutePolicy<R>) -> SessionEdgeBuilder<R> {
+        SessionEdgeBuilder::new(sessions, policy)
     }
 
     /// The route policy this edge enforces.
@@ -183,8 +188,10 @@ impl<R: Role> SessionEdge<R> {
         let browser = if is_safe_method(method) {
             BrowserFacts::default()
         } else {
+            let origin = single_header(headers("origin"));
+            self.warn_if_cookie_is_dropped(origin);
             BrowserFacts::new(
-                single_header(headers("origin")),
+                origin,
                 single_header(headers("sec-fetch-site")),
                 authority.or_else(|| single_header(headers("host"))),
             )
@@ -194,6 +201,30 @@ impl<R: Role> SessionEdge<R> {
                 .with_query(query)
                 .with_browser_facts(browser),
         )
+    }
+
+    /// Says once, in the log, why sign-in cannot stick when a browser
+    /// reaches the site over plain http by a host name that is not
+    /// loopback: it drops the `Secure` session cookie.
+    fn warn_if_cookie_is_dropped(&self, origin: Option<&str>) {
+        use std::sync::atomic::Ordering;
+        let inner = &*self.inner;
+        let Some(host) = origin.and_then(|origin| origin.strip_prefix("http://")) else {
+            return;
+        };
+        if !inner.cookies.is_secure()
+            || is_loopback_host(host)
+            || inner.warned_insecure.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        tracing::warn!(
+            origin = origin.unwrap_or_default(),
+            cookie = inner.cookies.name(),
+            "browsers drop the Secure session cookie on plain http to a host other than \
+             localhost, so sign-in will not stick: serve over https, browse to \
+             http://localhost, or in development use SessionEdgeBuilder::development_cookies"
+        );
     }
 
     /// Translates an admission for the request `method target` (`target`
@@ -272,6 +303,53 @@ impl<R: Role> SessionEdge<R> {
                     renews: true,
                 }
             }
+        }
+    }
+}
+
+/// Whether `host` (an origin's `host[:port]`) is one browsers keep
+/// `Secure` cookies for over plain http: `localhost`, a name under
+/// `.localhost`, or a loopback address.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(address, _)| address),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_localhost_names_and_loopback_addresses() {
+        for host in [
+            "localhost",
+            "localhost:3000",
+            "app.localhost:8080",
+            "LOCALHOST",
+            "127.0.0.1:3000",
+            "127.9.9.9",
+            "[::1]:3000",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "myapp.test",
+            "myapp.test:3000",
+            "localhost.evil.example",
+            "10.0.0.1:80",
+            "[2001:db8::1]:80",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 }

@@ -245,6 +245,13 @@ impl<R: Role> VerifySession<R> {
         self.codec.is_session_token(token)
     }
 
+    /// The largest token this verifier reads, in bytes
+    /// ([`SessionTokenCodec::max_token_bytes`]).
+    #[must_use]
+    pub fn max_token_bytes(&self) -> usize {
+        self.codec.max_token_bytes()
+    }
+
     /// The verifier's clock's time.
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.clock.now()

@@ -82,6 +82,18 @@ impl KeyRing {
         }
     }
 
+    /// A ring with a fresh Ed25519 signing key named `kid`: for demos,
+    /// tests and a single instance whose sessions may end when it
+    /// restarts. Instances that share sessions load one key instead
+    /// ([`SigningKey::from_pem`], [`SigningKey::from_jwk`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`SigningKey::generate`]: an empty `kid`, or no randomness.
+    pub fn generate(kid: &str) -> Result<Self, KeyError> {
+        SigningKey::generate(JwsAlgorithm::EdDsa, kid).map(Self::new)
+    }
+
     /// A ring that only verifies, with `keys`.
     ///
     /// # Errors

@@ -151,6 +151,24 @@ impl SignInPages {
         location
     }
 
+    /// Where a browser goes once signed in: `return_to` when it is safe
+    /// ([`safe_return_to`]), the signed-in page otherwise.
+    #[must_use]
+    pub fn after_sign_in<'a>(&'a self, return_to: Option<&'a str>) -> &'a str {
+        return_to
+            .and_then(safe_return_to)
+            .unwrap_or(&self.signed_in_path)
+    }
+
+    /// Where a browser goes once signed out: `return_to` when it is safe,
+    /// the sign-in page otherwise.
+    #[must_use]
+    pub fn after_sign_out<'a>(&'a self, return_to: Option<&'a str>) -> &'a str {
+        return_to
+            .and_then(safe_return_to)
+            .unwrap_or(&self.login_path)
+    }
+
     /// The safe return-to target a query carries, if any.
     #[must_use]
     pub fn return_to(&self, query: Option<&str>) -> Option<String> {
@@ -200,6 +218,17 @@ mod tests {
 
     fn pages(login: &str, param: &str) -> SignInPages {
         SignInPages::new(login, param, "/").unwrap()
+    }
+
+    #[test]
+    fn after_signing_in_or_out_a_browser_goes_to_a_safe_return_to_or_the_default_page() {
+        let pages = SignInPages::new("/login?app=1", "next", "/home").unwrap();
+        assert_eq!(pages.after_sign_in(Some("/admin?tab=2")), "/admin?tab=2");
+        assert_eq!(pages.after_sign_out(Some("/bye")), "/bye");
+        for unsafe_target in [None, Some("//evil.example"), Some("https://evil.example")] {
+            assert_eq!(pages.after_sign_in(unsafe_target), "/home");
+            assert_eq!(pages.after_sign_out(unsafe_target), "/login?app=1");
+        }
     }
 
     #[test]
