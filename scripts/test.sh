@@ -85,6 +85,31 @@ else
   echo "using Redis at $REDIS_URL"
 fi
 
+echo "==> headless Chromium for the browser tests"
+# tests/e2e/browser.rs drives the demo in Debian's chromium through Debian's
+# chromedriver. Installed here when missing (as root, from Debian's
+# packages); TESSERA_REQUIRE_BROWSER=1 makes those tests fail rather than
+# skip without them. TESSERA_SKIP_BROWSER=1 skips them, saying so.
+if [ "${TESSERA_SKIP_BROWSER:-}" = 1 ]; then
+  echo "TESSERA_SKIP_BROWSER=1: the browser tests will report themselves skipped"
+else
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "chromium or chromedriver is missing: installing Debian's chromium and chromium-driver"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+    fi
+  fi
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "the browser tests need /usr/bin/chromium and /usr/bin/chromedriver:" >&2
+    echo "  Debian: apt-get install chromium chromium-driver (as root)" >&2
+    echo "or run with TESSERA_SKIP_BROWSER=1 to skip them." >&2
+    exit 1
+  fi
+  export TESSERA_REQUIRE_BROWSER=1
+  echo "using $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+fi
+
 echo "==> tests (unit, integration, end-to-end, doc-tests)"
 cargo test --workspace --all-features
 

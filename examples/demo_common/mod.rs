@@ -290,7 +290,7 @@ pub(crate) fn login_page(query: &ReturnTo) -> Answer {
         "Sign in",
         &format!(
             "<form method=post action=/login>\
-             <label>User <select name=username><option>alice<option>carol<option>bob</select></label>\
+             <label>User <select name=username><option value=alice>alice<option value=carol>carol<option value=bob>bob</select></label>\
              {hidden} <button>Sign in</button></form>\
              <p>alice is an admin, carol a moderator, bob a user. Authentication is the \
              application's job: the demo trusts the name.</p>"

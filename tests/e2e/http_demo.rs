@@ -13,7 +13,7 @@ use crate::http_support::{client, serve};
 // router and the walkthrough `cargo run --example demo` serves and prints.
 #[allow(dead_code)] // `main` and the items only `main` uses.
 #[path = "../../examples/demo.rs"]
-mod demo;
+pub(crate) mod demo;
 
 // `dead_code`: `main` and the items only `main` uses. `duplicate_mod`: each
 // demo includes the shared `demo_common` module itself, as `cargo run
@@ -25,7 +25,7 @@ mod demo_actix;
 
 /// Serves the actix-web demo on a free loopback port.
 #[cfg(feature = "actix")]
-fn serve_actix_demo() -> std::net::SocketAddr {
+pub(crate) fn serve_actix_demo() -> std::net::SocketAddr {
     let (demo, middleware) = demo_actix::app().unwrap();
     let routes = demo_actix::configure(demo);
     crate::http_actix::serve_on_own_thread(move |listener| {

@@ -9,6 +9,7 @@
 )]
 
 mod attacks;
+mod browser;
 #[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "actix")]
