@@ -700,3 +700,162 @@ async fn gateway_mode_strips_the_clients_identity_headers_and_signs_the_verified
         assert!(lines.contains(&"x-tenant-id=acme"), "{target:?}");
     }
 }
+
+/// The README's quickstart backend, wired as the README wires it (one
+/// import, a generated key, the in-memory directory, the layer kept in the
+/// router's state for sign-in and sign-out), on a clock the test moves.
+mod readme_backend {
+    use std::sync::Arc;
+
+    use axum::extract::{Form, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use axum::{Router, body::Body};
+    use http::Request;
+    use tessera::axum::prelude::*;
+    use tower::ServiceExt as _;
+
+    use crate::support::{ManualClock, START};
+
+    const ALICE: &str = "0190b5a4-7c2e-7d3a-9f00-000000000001";
+
+    #[derive(serde::Deserialize)]
+    struct SignIn {
+        username: String,
+        password: String,
+        return_to: Option<String>,
+    }
+
+    async fn sign_in(State(layer): State<SessionLayer>, Form(form): Form<SignIn>) -> Response {
+        let known = form.username == "alice" && form.password == "correct horse";
+        let (true, Ok(alice)) = (known, UserId::parse(ALICE)) else {
+            return StatusCode::UNAUTHORIZED.into_response();
+        };
+        let return_to = form.return_to.as_deref();
+        layer.sign_in(
+            EstablishRequest::new(alice, UserRole::Admin),
+            Client::Browser { return_to },
+        )
+    }
+
+    async fn admin(session: Session) -> String {
+        format!("welcome, {} ({})", session.user_id(), session.role())
+    }
+
+    async fn sign_out(State(layer): State<SessionLayer>, session: Session) -> Response {
+        layer
+            .sign_out(&session, Client::Browser { return_to: None })
+            .await
+    }
+
+    fn app(clock: Arc<ManualClock>) -> Router {
+        let users = Arc::new(InMemoryUserDirectory::new());
+        users.upsert(DirectoryUser::new(
+            UserId::parse(ALICE).unwrap(),
+            UserRole::Admin,
+        ));
+        let sessions: Tessera = Tessera::builder(
+            KeyRing::generate("key-1").unwrap(),
+            "https://api.example",
+            "web",
+        )
+        .user_directory(users)
+        .clock(clock)
+        .build();
+        let policy = RoutePolicy::builder()
+            .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
+            .rule(RouteRule::new("/logout", Requirement::Authenticated))
+            .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
+            .build()
+            .unwrap();
+        let layer = sessions.session_layer(policy).build().unwrap();
+        Router::new()
+            .route("/login", post(sign_in))
+            .route("/admin", get(admin))
+            .route("/logout", post(sign_out))
+            .with_state(layer.clone())
+            .layer(layer)
+    }
+
+    async fn send(app: &Router, request: Request<Body>) -> Response {
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    fn session_cookie(response: &Response) -> Option<String> {
+        response
+            .headers()
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| cookie::Cookie::parse(value.to_str().ok()?.to_owned()).ok())
+            .find(|cookie| cookie.name() == "__Host-session")
+            .map(|cookie| cookie.value().to_owned())
+    }
+
+    fn with_cookie(method: &str, path: &str, token: &str) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("cookie", format!("__Host-session={token}"))
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_readme_backend_signs_in_survives_its_first_rotation_and_signs_out() {
+        let clock = ManualClock::starting_at(START);
+        let app = app(clock.clone());
+        let signed_in = send(
+            &app,
+            Request::post("/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", "same-origin")
+                .body(Body::from(
+                    "username=alice&password=correct+horse&return_to=%2Fadmin",
+                ))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        assert_eq!(signed_in.headers()["location"], "/admin");
+        let token = session_cookie(&signed_in).unwrap();
+        let page = send(&app, with_cookie("GET", "/admin", &token)).await;
+        assert_eq!(page.status(), StatusCode::OK);
+
+        // Past the rotation threshold (5 min): the directory is read, the
+        // session slides on with a new cookie.
+        clock.advance(6 * 60);
+        let rotated = send(&app, with_cookie("GET", "/admin", &token)).await;
+        assert_eq!(
+            rotated.status(),
+            StatusCode::OK,
+            "survives its first rotation"
+        );
+        let renewed = session_cookie(&rotated).expect("a rotated cookie");
+        assert_ne!(renewed, token);
+
+        let out = send(&app, with_cookie("POST", "/logout", &renewed)).await;
+        assert_eq!(out.status(), StatusCode::SEE_OTHER);
+        assert_eq!(session_cookie(&out).as_deref(), Some(""), "cookie cleared");
+        let after = send(&app, with_cookie("GET", "/admin", &renewed)).await;
+        assert_eq!(after.status(), StatusCode::SEE_OTHER, "back to sign-in");
+        assert!(
+            after.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login")
+        );
+
+        let wrong = send(
+            &app,
+            Request::post("/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("username=alice&password=guess"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert!(session_cookie(&wrong).is_none());
+    }
+}

@@ -609,3 +609,60 @@ fn builder_refuses_settings_that_cannot_work() {
         Ok(())
     );
 }
+
+/// What the layer logged, as text.
+#[derive(Clone, Default)]
+struct Logged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_browser_on_plain_http_by_a_host_name_is_told_once_why_sign_in_cannot_stick() {
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let router = Ports::new().router();
+    let form = |origin: &str, host: &str| {
+        Request::post("/app/home")
+            .header("origin", origin)
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let warnings = || {
+        String::from_utf8(logged.0.lock().unwrap().clone())
+            .unwrap()
+            .matches("browsers drop the Secure session cookie")
+            .count()
+    };
+    for (origin, host) in [
+        ("https://myapp.test", "myapp.test"),
+        ("http://localhost:3000", "localhost:3000"),
+        ("http://127.0.0.1:3000", "127.0.0.1:3000"),
+    ] {
+        send(router.clone(), form(origin, host)).await;
+    }
+    assert_eq!(warnings(), 0, "https and loopback keep the Secure cookie");
+    send(router.clone(), form("http://myapp.test", "myapp.test")).await;
+    send(router.clone(), form("http://myapp.test", "myapp.test")).await;
+    assert_eq!(warnings(), 1, "said once");
+    let text = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("http://myapp.test"), "{text}");
+    assert!(text.contains("development_cookies"), "{text}");
+}

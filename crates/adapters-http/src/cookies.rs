@@ -330,6 +330,45 @@ mod tests {
     }
 
     #[test]
+    fn development_cookies_are_plain_on_loopback_only() {
+        let loopback = CookieMode::Development {
+            listening_on: "127.0.0.1".parse().unwrap(),
+        };
+        let dev = SessionCookies::with_mode(None, loopback).unwrap();
+        assert_eq!(dev.name(), DEVELOPMENT_COOKIE_NAME);
+        assert!(!dev.is_secure());
+        let set = dev
+            .issue(&SessionToken::new("aaa.bbb.ccc".into()), &session(900))
+            .unwrap();
+        let parsed = Cookie::parse(set.header_value().to_str().unwrap()).unwrap();
+        assert_eq!(parsed.name(), "session");
+        assert_eq!(parsed.secure(), None, "no Secure attribute");
+        assert_eq!(parsed.http_only(), Some(true));
+        assert_eq!(parsed.same_site(), Some(SameSite::Lax));
+        let clear = dev.clear();
+        let cleared = Cookie::parse(clear.header_value().to_str().unwrap()).unwrap();
+        assert_eq!(cleared.secure(), None);
+
+        for listening_on in ["0.0.0.0", "192.0.2.7", "::"] {
+            let mode = CookieMode::Development {
+                listening_on: listening_on.parse().unwrap(),
+            };
+            let refused = SessionCookies::with_mode(None, mode).unwrap_err();
+            assert!(
+                matches!(&refused, ConfigError::DevelopmentCookies(why) if why.contains(listening_on)),
+                "{refused}"
+            );
+        }
+        for prefixed in ["__Host-session", "__Secure-session"] {
+            assert!(matches!(
+                SessionCookies::with_mode(Some(prefixed), loopback),
+                Err(ConfigError::DevelopmentCookies(_))
+            ));
+        }
+        assert!(SessionCookies::default().is_secure());
+    }
+
+    #[test]
     fn a_token_a_cookie_cannot_carry_is_refused_without_echoing_it() {
         let err = SessionCookies::default()
             .issue(&SessionToken::new("a b;c".into()), &session(900))
