@@ -50,6 +50,7 @@
 
 pub mod claims;
 pub mod codec;
+mod fingerprint_map;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;
