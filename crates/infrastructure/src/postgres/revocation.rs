@@ -163,7 +163,12 @@ impl PostgresRevocationStore {
         let timeout = self.config.operation_timeout;
         let seq = tokio::time::timeout(
             timeout,
-            log::write(&self.pool, &self.config.channel, &change),
+            log::write(
+                &self.pool,
+                self.config.statements(),
+                &self.config.channel,
+                &change,
+            ),
         )
         .await
         .unwrap_or(Err(PostgresStoreError::TimedOut("write")))
@@ -202,6 +207,7 @@ impl RevocationStore for PostgresRevocationStore {
             self.config.operation_timeout,
             log::about(
                 &self.pool,
+                self.config.statements(),
                 now,
                 query.session_id,
                 query.user_id,

@@ -82,7 +82,9 @@ impl Syncer {
         // hang it).
         let through = tokio::time::timeout(
             self.config.operation_timeout.saturating_mul(8),
-            log::snapshot(&self.pool, filter, |change| keep.apply(&mut state, change)),
+            log::snapshot(&self.pool, self.config.statements(), filter, |change| {
+                keep.apply(&mut state, change)
+            }),
         )
         .await
         .unwrap_or(Err(PostgresStoreError::TimedOut("load")))?;
@@ -104,7 +106,10 @@ impl Syncer {
             let started = self.shared.now_ms();
             let after = self.shared.applied_seq();
             let page = self
-                .timed("read log", log::read_after(&self.pool, after))
+                .timed(
+                    "read log",
+                    log::read_after(&self.pool, self.config.statements(), after),
+                )
                 .await?;
             if page.compacted_through > after {
                 tracing::info!(
@@ -319,17 +324,17 @@ impl Syncer {
         let horizon = log::from_seconds(purge_horizon(now, &self.config.lifetimes))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let result = async {
-            let mut conn = self
-                .timed("acquire", async { Ok(self.pool.acquire().await?) })
-                .await?;
+            let statements = self.config.statements();
             let rows = self
-                .timed("purge tables", log::purge(&mut conn, now, horizon))
+                .timed(
+                    "purge tables",
+                    log::purge(&self.pool, statements, now, horizon),
+                )
                 .await?;
-            drop(conn);
             let compacted = self
                 .timed(
                     "compact log",
-                    log::compact(&self.pool, self.config.log_retention),
+                    log::compact(&self.pool, statements, self.config.log_retention),
                 )
                 .await?;
             Ok::<_, PostgresStoreError>((rows, compacted))
