@@ -133,6 +133,14 @@ pub use tessera_http as http;
 pub use tessera_infrastructure as infrastructure;
 
 pub use tessera_domain::UserRole;
+/// The shared user-lookup cache in Redis (feature `redis`): put it in
+/// front of your provider-linked users for [`ResolveUser`](application::ResolveUser),
+/// [`Tessera::exchange`] and the webhooks, so that every instance shares
+/// each lookup, five minutes by default, and a webhook's update or deletion
+/// through any instance drops the shared entry:
+/// `RedisUserCache::connect(users, "redis://127.0.0.1:6379").await?`.
+#[cfg(feature = "redis")]
+pub use tessera_infrastructure::redis::RedisUserCache;
 pub use tessera_infrastructure::{
     InMemoryRevocationStore, InMemoryUserDirectory, JwsAlgorithm, JwtSessionCodec, KeyRing,
     SigningKey, SystemClock, UuidV7SessionIds, VerificationKey,
@@ -306,7 +314,9 @@ impl<R: Role> Tessera<R> {
     /// The HTTP layer of [`Tessera::session_layer`] that also accepts a
     /// provider's bearer token, verified by `verifier` and resolved to the
     /// local user by `resolve` (give it a
-    /// [`CachedExternalUserDirectory`](application::CachedExternalUserDirectory)).
+    /// [`CachedExternalUserDirectory`](application::CachedExternalUserDirectory),
+    /// or, for several instances, the `RedisUserCache` of feature `redis`,
+    /// which they share).
     /// Provider tokens are held to this manager's revocation store as
     /// sessions are: a force-logout of the user, their tenant or everyone
     /// refuses those issued at or before it.
