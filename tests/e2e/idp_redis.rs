@@ -15,23 +15,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use axum::routing::get;
+use tessera::application::ResolveUser;
 use tessera::application::external::ExternalUserDirectory;
-use tessera::application::{ApplyUserEvent, ResolveUser};
-use tessera::axum::{ProviderUser, Session, user_webhook};
+use tessera::axum::{ProviderUser, Session};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::{UserWebhook, WebhookSecret, WebhookVerifier};
-use tessera::infrastructure::identity::{InMemoryExternalUserDirectory, JsonUserEventDecoder};
-use tessera::{
-    InMemoryUserDirectory, JwsAlgorithm, KeyRing, RedisUserCache, SigningKey, Tessera, UserRole,
-};
+use tessera::infrastructure::identity::InMemoryExternalUserDirectory;
+use tessera::{InMemoryUserDirectory, RedisUserCache, UserRole};
 
 use crate::idp_webhooks::{
-    IDP, Provider, SECRET, deletion_event, deliver, mapping, sign, user_event,
+    Provider, SECRET, deletion_event, deliver, sessions_on, sign, user_event, webhook_endpoint,
 };
-use crate::support::{AUDIENCE, Counting, ISSUER, ManualClock, START, lifetimes};
+use crate::support::{Counting, ManualClock, START};
 
 /// The Redis URL, or `None` (after saying so) when the test is to be
 /// skipped.
@@ -68,15 +63,7 @@ impl Instance {
         provider: &Provider,
     ) -> Self {
         let cache: Arc<dyn ExternalUserDirectory<UserRole>> = Arc::new(cache);
-        let sessions: Tessera<UserRole> = Tessera::builder(
-            KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
-            ISSUER,
-            AUDIENCE,
-        )
-        .lifetimes(lifetimes())
-        .clock(clock.clone())
-        .user_directory(Arc::new(InMemoryUserDirectory::new()))
-        .build();
+        let sessions = sessions_on(clock, Arc::new(InMemoryUserDirectory::new()));
         let policy = RoutePolicy::builder()
             .rule(RouteRule::new("/me", Requirement::Authenticated))
             .build()
@@ -89,17 +76,7 @@ impl Instance {
             )
             .unwrap();
         let me = Router::new().route("/me", get(who)).layer(layer);
-        let hook = UserWebhook::new(
-            WebhookVerifier::new(
-                WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(SECRET))).unwrap(),
-            )
-            .with_clock(clock.clone()),
-            Arc::new(JsonUserEventDecoder::new(IDP, mapping())),
-            ApplyUserEvent::new(cache, sessions.revoke().clone()),
-        );
-        let hook = Router::new()
-            .route("/webhooks/users", post(user_webhook::<UserRole>))
-            .with_state(hook);
+        let hook = webhook_endpoint(cache, &sessions, clock);
         Self {
             me: format!("http://{}/me", crate::http_support::serve(me).await),
             hook: format!(

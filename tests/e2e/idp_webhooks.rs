@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tessera::application::external::{
     AsOf, ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
 };
-use tessera::application::ports::SessionTokenCodec;
+use tessera::application::ports::{SessionTokenCodec, UserDirectory};
 use tessera::application::{
     ApplyUserEvent, CachedExternalUserDirectory, EstablishRequest, ResolveUser, RotationNeed,
     UserCachePolicy, VerifyError,
@@ -237,27 +237,10 @@ impl Webhooks {
             UserCachePolicy::new(100, time::Duration::seconds(60)),
             clock.clone(),
         ));
-        let sessions: Tessera<UserRole> = Tessera::builder(
-            KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
-            ISSUER,
-            AUDIENCE,
-        )
-        .lifetimes(lifetimes())
-        .clock(clock.clone())
-        .user_directory(users.clone())
-        .build();
-        let hook = UserWebhook::new(
-            WebhookVerifier::new(
-                WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(SECRET))).unwrap(),
-            )
-            .with_clock(clock.clone()),
-            Arc::new(JsonUserEventDecoder::new(IDP, mapping())),
-            ApplyUserEvent::new(directory.clone(), sessions.revoke().clone()),
-        );
-        let app = Router::new()
-            .route("/webhooks/users", post(user_webhook::<UserRole>))
-            .with_state(hook);
-        let addr = crate::http_support::serve(app).await;
+        let sessions = sessions_on(&clock, users.clone());
+        let addr =
+            crate::http_support::serve(webhook_endpoint(directory.clone(), &sessions, &clock))
+                .await;
         Self {
             clock,
             users,
@@ -337,6 +320,42 @@ impl Webhooks {
         .unwrap();
         *claims.session().role()
     }
+}
+
+/// A session manager on `clock`, rotating with `users`.
+pub(crate) fn sessions_on(
+    clock: &Arc<ManualClock>,
+    users: Arc<dyn UserDirectory<UserRole>>,
+) -> Tessera<UserRole> {
+    Tessera::builder(
+        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
+        ISSUER,
+        AUDIENCE,
+    )
+    .lifetimes(lifetimes())
+    .clock(clock.clone())
+    .user_directory(users)
+    .build()
+}
+
+/// The user webhook endpoint (`/webhooks/users`, Svix-signed with
+/// [`SECRET`]), applying events to `directory` and `sessions`.
+pub(crate) fn webhook_endpoint(
+    directory: Arc<dyn ExternalUserDirectory<UserRole>>,
+    sessions: &Tessera<UserRole>,
+    clock: &Arc<ManualClock>,
+) -> Router {
+    let hook = UserWebhook::new(
+        WebhookVerifier::new(
+            WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(SECRET))).unwrap(),
+        )
+        .with_clock(clock.clone()),
+        Arc::new(JsonUserEventDecoder::new(IDP, mapping())),
+        ApplyUserEvent::new(directory, sessions.revoke().clone()),
+    );
+    Router::new()
+        .route("/webhooks/users", post(user_webhook::<UserRole>))
+        .with_state(hook)
 }
 
 /// The identity provider's token signer, and a verifier of its tokens on

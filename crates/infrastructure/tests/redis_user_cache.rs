@@ -101,6 +101,19 @@ impl ExternalUserDirectory<UserRole> for Directory {
     }
 }
 
+/// The account's promotion to admin, of unknown date.
+fn promotion() -> ExternalProfile<UserRole> {
+    ExternalProfile {
+        issuer: ISSUER.to_owned(),
+        subject: subject(),
+        role: UserRole::Admin,
+        email: None,
+        name: None,
+        enabled: None,
+        as_of: AsOf::Unknown,
+    }
+}
+
 async fn cache(redis: &TestRedis, inner: Arc<Directory>) -> RedisUserCache<UserRole> {
     let conn = redis.client().get_connection_manager().await.unwrap();
     RedisUserCache::new(inner, conn).with_prefix(redis.prefix())
@@ -163,17 +176,7 @@ async fn a_write_through_one_instance_reaches_the_others_lookups() {
         cache(&redis, shared.clone()).await,
     );
     a.find_by_external_id(ISSUER, &subject()).await.unwrap();
-    b.upsert_external(ExternalProfile {
-        issuer: ISSUER.to_owned(),
-        subject: subject(),
-        role: UserRole::Admin,
-        email: None,
-        name: None,
-        enabled: None,
-        as_of: AsOf::Unknown,
-    })
-    .await
-    .unwrap();
+    b.upsert_external(promotion()).await.unwrap();
     let seen = a.find_by_external_id(ISSUER, &subject()).await.unwrap();
     assert_eq!(
         seen.unwrap().user.role,
@@ -242,17 +245,8 @@ async fn without_redis_a_write_is_refused_and_a_lookup_asks_the_directory() {
     // Redis is gone: the entry cannot be dropped, so the write is refused
     // (a provider retries its webhook) and the directory keeps its role.
     proxy.cut();
-    let promote = ExternalProfile {
-        issuer: ISSUER.to_owned(),
-        subject: subject(),
-        role: UserRole::Admin,
-        email: None,
-        name: None,
-        enabled: None,
-        as_of: AsOf::Unknown,
-    };
     assert!(matches!(
-        cache.upsert_external(promote).await,
+        cache.upsert_external(promotion()).await,
         Err(DirectoryError::Unavailable(_))
     ));
     assert!(matches!(
