@@ -134,10 +134,12 @@ pub use tessera_infrastructure as infrastructure;
 
 pub use tessera_domain::UserRole;
 /// The shared user-lookup cache in Redis (feature `redis`): put it in
-/// front of your provider-linked users for [`ResolveUser`](application::ResolveUser),
+/// front of your provider-linked users for [`application::ResolveUser`],
 /// [`Tessera::exchange`] and the webhooks, so that every instance shares
 /// each lookup, five minutes by default, and a webhook's update or deletion
-/// through any instance drops the shared entry:
+/// through any instance reaches them all (an update replaces the shared
+/// entry, a deletion drops it; without Redis, writes are refused and
+/// lookups ask the directory):
 /// `RedisUserCache::connect(users, "redis://127.0.0.1:6379").await?`.
 #[cfg(feature = "redis")]
 pub use tessera_infrastructure::redis::RedisUserCache;
