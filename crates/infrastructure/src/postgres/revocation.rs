@@ -17,7 +17,7 @@ use super::error::PostgresStoreError;
 use super::log::{self, Change};
 use super::shared::{Shared, SyncHealth};
 use super::sync::Syncer;
-use crate::revocation_sync::{Tasks, status_from};
+use crate::revocation_sync::{Tasks, clean_up_every, status_from};
 
 /// Logouts and watermarks in PostgreSQL, shared by every instance.
 ///
@@ -105,7 +105,11 @@ impl PostgresRevocationStore {
         syncer.load().await?;
         let (tasks, stopped) = Tasks::new();
         tasks.spawn(syncer.clone().follow(stopped.clone()));
-        tasks.spawn(syncer.clone().maintain(stopped.clone()));
+        tasks.spawn(clean_up_every(
+            syncer.clone(),
+            config.purge_interval,
+            stopped.clone(),
+        ));
         if let Some(listener) = listener {
             tasks.spawn(syncer.clone().listen(listener, stopped));
         }

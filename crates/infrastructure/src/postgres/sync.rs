@@ -20,7 +20,7 @@ use super::log::{self, Entry, SnapshotFilter};
 use super::shared::Shared;
 use crate::memory::purge_horizon;
 use crate::revocation_state::RevocationState;
-use crate::revocation_sync::{TrustLog, next_retry};
+use crate::revocation_sync::{CleanUp, TrustLog, next_retry};
 
 /// The background work, with what it needs.
 #[derive(Clone)]
@@ -301,19 +301,6 @@ impl Syncer {
         }
     }
 
-    /// Purges and compacts every purge interval, until stopped.
-    pub(super) async fn maintain(self, mut stop: watch::Receiver<bool>) {
-        let mut purge = tokio::time::interval(self.config.purge_interval);
-        purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                _ = stop.changed() => return,
-                _ = purge.tick() => self.purge().await,
-            }
-        }
-    }
-
     /// Drops from the cache what can no longer matter to an unexpired
     /// token; deletes from the tables what can no longer matter at all; and
     /// compacts the log.
@@ -354,6 +341,12 @@ impl Syncer {
     /// Whether this configuration listens.
     pub(super) fn listens(&self) -> bool {
         self.config.mode == SyncMode::Listen
+    }
+}
+
+impl CleanUp for Syncer {
+    fn clean_up(&self) -> impl Future<Output = ()> + Send {
+        self.purge()
     }
 }
 
