@@ -110,6 +110,34 @@ else
   echo "using $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 fi
 
+echo "==> PgBouncer for the pooler tests"
+# The PostgreSQL store's tests through a pooler start a PgBouncer of their
+# own (transaction mode, a free loopback port, in front of the test
+# database); they need the program. Installed here when missing and this
+# runs as root on Debian or Ubuntu; TESSERA_SKIP_PGBOUNCER=1 runs everything
+# else and the pooler tests report themselves skipped.
+if [ "${TESSERA_SKIP_PGBOUNCER:-}" = 1 ] || [ "${TESSERA_SKIP_DB:-}" = 1 ]; then
+  echo "PgBouncer tests will report themselves skipped"
+else
+  if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "pgbouncer is not installed: installing it (apt-get install -y pgbouncer)"
+      if ! DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer >/dev/null; then
+        echo "apt-get could not install pgbouncer." >&2
+      fi
+    fi
+  fi
+  if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+    echo "the pgbouncer program is missing, and this script could not install it" >&2
+    echo "(it installs it only as root where apt-get is available)." >&2
+    echo "Install it (Debian/Ubuntu: apt-get install pgbouncer; macOS: brew install pgbouncer)," >&2
+    echo "or run with TESSERA_SKIP_PGBOUNCER=1 to skip the PgBouncer tests." >&2
+    exit 1
+  fi
+  export TESSERA_REQUIRE_PGBOUNCER=1
+  echo "using $(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
+fi
+
 echo "==> tests (unit, integration, end-to-end, doc-tests)"
 cargo test --workspace --all-features
 

@@ -144,6 +144,16 @@ pub use tessera_infrastructure as infrastructure;
 pub use time;
 
 pub use tessera_domain::UserRole;
+/// The shared user-lookup cache in Redis (feature `redis`): put it in
+/// front of your provider-linked users for [`application::ResolveUser`],
+/// [`Tessera::exchange`] and the webhooks, so that every instance shares
+/// each lookup, five minutes by default, and a webhook's update or deletion
+/// through any instance reaches them all (an update replaces the shared
+/// entry, a deletion drops it; without Redis, writes are refused and
+/// lookups ask the directory):
+/// `RedisUserCache::connect(users, "redis://127.0.0.1:6379").await?`.
+#[cfg(feature = "redis")]
+pub use tessera_infrastructure::redis::RedisUserCache;
 pub use tessera_infrastructure::{
     InMemoryRevocationStore, InMemoryUserDirectory, JwsAlgorithm, JwtSessionCodec, KeyRing,
     SigningKey, SystemClock, UuidV7SessionIds, VerificationKey,
@@ -340,7 +350,9 @@ impl<R: Role> Tessera<R> {
     /// The HTTP layer of [`Tessera::session_layer`] that also accepts a
     /// provider's bearer token, verified by `verifier` and resolved to the
     /// local user by `resolve` (give it a
-    /// [`CachedExternalUserDirectory`](application::CachedExternalUserDirectory)).
+    /// [`CachedExternalUserDirectory`](application::CachedExternalUserDirectory),
+    /// or, for several instances, the `RedisUserCache` of feature `redis`,
+    /// which they share).
     /// Provider tokens are held to this manager's revocation store as
     /// sessions are: a force-logout of the user, their tenant or everyone
     /// refuses those issued at or before it.

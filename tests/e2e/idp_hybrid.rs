@@ -6,14 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tessera::application::external::{
-    ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
-};
-use tessera::application::ports::DirectoryError;
 use tessera::application::{CachedExternalUserDirectory, ResolveUser, UserCachePolicy};
 use tessera::axum::{ProviderUser, Session};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
@@ -25,43 +20,9 @@ use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, UserRole};
 
 use crate::http_support::COOKIE;
-use crate::support::{START, alice, signing_key, spawn_app};
+use crate::support::{Counting, START, alice, signing_key, spawn_app};
 
 const IDP: &str = "https://idp.test";
-
-/// Counts the lookups that reach the directory behind the cache.
-struct Counting {
-    inner: InMemoryExternalUserDirectory<UserRole>,
-    finds: AtomicU64,
-}
-
-#[async_trait]
-impl ExternalUserDirectory<UserRole> for Counting {
-    async fn find_by_external_id(
-        &self,
-        issuer: &str,
-        subject: &ExternalSubject,
-    ) -> Result<Option<ExternalUser<UserRole>>, DirectoryError> {
-        self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_external_id(issuer, subject).await
-    }
-
-    async fn upsert_external(
-        &self,
-        profile: ExternalProfile<UserRole>,
-    ) -> Result<UpsertOutcome<UserRole>, DirectoryError> {
-        self.inner.upsert_external(profile).await
-    }
-
-    async fn delete_external(
-        &self,
-        issuer: &str,
-        subject: &ExternalSubject,
-        as_of: Option<time::OffsetDateTime>,
-    ) -> Result<Option<ExternalUser<UserRole>>, DirectoryError> {
-        self.inner.delete_external(issuer, subject, as_of).await
-    }
-}
 
 async fn who(session: Session, provider: Option<ProviderUser<UserRole>>) -> String {
     match provider {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tessera::application::external::{
     AsOf, ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
 };
-use tessera::application::ports::SessionTokenCodec;
+use tessera::application::ports::{SessionTokenCodec, UserDirectory};
 use tessera::application::{
     ApplyUserEvent, CachedExternalUserDirectory, EstablishRequest, ResolveUser, RotationNeed,
     UserCachePolicy, VerifyError,
@@ -33,19 +33,19 @@ use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
 
 use crate::support::{AUDIENCE, ISSUER, ManualClock, START, lifetimes};
 
-const IDP: &str = "https://clerk.test";
-const SECRET: &[u8] = b"webhook-secret-of-32-bytes-long!";
+pub(crate) const IDP: &str = "https://clerk.test";
+pub(crate) const SECRET: &[u8] = b"webhook-secret-of-32-bytes-long!";
 const OTHER_SECRET: &[u8] = b"a-secret-the-endpoint-never-knew";
 
 /// One delivery: its headers as Svix sends them, and its body.
-struct Signed {
+pub(crate) struct Signed {
     id: String,
     timestamp: i64,
     signature: String,
     body: String,
 }
 
-fn sign(secret: &[u8], id: &str, timestamp: i64, payload: &Value) -> Signed {
+pub(crate) fn sign(secret: &[u8], id: &str, timestamp: i64, payload: &Value) -> Signed {
     let body = payload.to_string();
     let message = format!("{id}.{timestamp}.{body}");
     let tag = hmac::sign(
@@ -60,7 +60,7 @@ fn sign(secret: &[u8], id: &str, timestamp: i64, payload: &Value) -> Signed {
     }
 }
 
-async fn deliver(client: &reqwest::Client, url: &str, delivery: &Signed) -> u16 {
+pub(crate) async fn deliver(client: &reqwest::Client, url: &str, delivery: &Signed) -> u16 {
     client
         .post(url)
         .header("svix-id", &delivery.id)
@@ -187,7 +187,7 @@ async fn signed_user_events_demote_and_log_out_and_forged_or_replayed_ones_chang
 /// Clerk's `updated_at` / envelope `timestamp` unit: milliseconds.
 const T0_MS: i64 = START * 1000;
 
-fn mapping() -> ClaimMapping<UserRole> {
+pub(crate) fn mapping() -> ClaimMapping<UserRole> {
     ClaimMapping::new(
         "public_metadata.role",
         MissingRole::LeastPrivilege(UserRole::User),
@@ -201,14 +201,14 @@ fn mapping() -> ClaimMapping<UserRole> {
 
 /// A Clerk event: a user's state as of `updated_at_ms`, in an envelope made
 /// a little later.
-fn user_event(kind: &str, id: &str, role: &str, updated_at_ms: i64) -> Value {
+pub(crate) fn user_event(kind: &str, id: &str, role: &str, updated_at_ms: i64) -> Value {
     let mut data = clerk_user(id, role);
     data["updated_at"] = json!(updated_at_ms);
     json!({"type": kind, "object": "event", "timestamp": updated_at_ms + 7, "data": data})
 }
 
 /// Clerk's deletion: the id only, the event time in the envelope.
-fn deletion_event(id: &str, timestamp_ms: i64) -> Value {
+pub(crate) fn deletion_event(id: &str, timestamp_ms: i64) -> Value {
     json!({
         "type": "user.deleted", "object": "event", "timestamp": timestamp_ms,
         "data": {"id": id, "deleted": true, "object": "user"},
@@ -237,27 +237,10 @@ impl Webhooks {
             UserCachePolicy::new(100, time::Duration::seconds(60)),
             clock.clone(),
         ));
-        let sessions: Tessera<UserRole> = Tessera::builder(
-            KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
-            ISSUER,
-            AUDIENCE,
-        )
-        .lifetimes(lifetimes())
-        .clock(clock.clone())
-        .user_directory(users.clone())
-        .build();
-        let hook = UserWebhook::new(
-            WebhookVerifier::new(
-                WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(SECRET))).unwrap(),
-            )
-            .with_clock(clock.clone()),
-            Arc::new(JsonUserEventDecoder::new(IDP, mapping())),
-            ApplyUserEvent::new(directory.clone(), sessions.revoke().clone()),
-        );
-        let app = Router::new()
-            .route("/webhooks/users", post(user_webhook::<UserRole>))
-            .with_state(hook);
-        let addr = crate::http_support::serve(app).await;
+        let sessions = sessions_on(&clock, users.clone());
+        let addr =
+            crate::http_support::serve(webhook_endpoint(directory.clone(), &sessions, &clock))
+                .await;
         Self {
             clock,
             users,
@@ -339,15 +322,51 @@ impl Webhooks {
     }
 }
 
+/// A session manager on `clock`, rotating with `users`.
+pub(crate) fn sessions_on(
+    clock: &Arc<ManualClock>,
+    users: Arc<dyn UserDirectory<UserRole>>,
+) -> Tessera<UserRole> {
+    Tessera::builder(
+        KeyRing::new(SigningKey::generate(JwsAlgorithm::EdDsa, "s1").unwrap()),
+        ISSUER,
+        AUDIENCE,
+    )
+    .lifetimes(lifetimes())
+    .clock(clock.clone())
+    .user_directory(users)
+    .build()
+}
+
+/// The user webhook endpoint (`/webhooks/users`, Svix-signed with
+/// [`SECRET`]), applying events to `directory` and `sessions`.
+pub(crate) fn webhook_endpoint(
+    directory: Arc<dyn ExternalUserDirectory<UserRole>>,
+    sessions: &Tessera<UserRole>,
+    clock: &Arc<ManualClock>,
+) -> Router {
+    let hook = UserWebhook::new(
+        WebhookVerifier::new(
+            WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(SECRET))).unwrap(),
+        )
+        .with_clock(clock.clone()),
+        Arc::new(JsonUserEventDecoder::new(IDP, mapping())),
+        ApplyUserEvent::new(directory, sessions.revoke().clone()),
+    );
+    Router::new()
+        .route("/webhooks/users", post(user_webhook::<UserRole>))
+        .with_state(hook)
+}
+
 /// The identity provider's token signer, and a verifier of its tokens on
 /// the harness's clock.
-struct Provider {
+pub(crate) struct Provider {
     key: SigningKey,
-    verifier: Arc<JwksTokenVerifier<UserRole>>,
+    pub(crate) verifier: Arc<JwksTokenVerifier<UserRole>>,
 }
 
 impl Provider {
-    fn new(clock: &Arc<ManualClock>) -> Self {
+    pub(crate) fn new(clock: &Arc<ManualClock>) -> Self {
         let key = SigningKey::generate(JwsAlgorithm::Es256, "idp-1").unwrap();
         let verifier = Arc::new(JwksTokenVerifier::new(
             IdentityProvider::builder(IDP, mapping())
@@ -363,7 +382,7 @@ impl Provider {
 
     /// A token for `sub` with `role`, minted at `iat` (Unix seconds) and
     /// valid for an hour after.
-    fn token(&self, sub: &str, role: &str, iat: i64) -> String {
+    pub(crate) fn token(&self, sub: &str, role: &str, iat: i64) -> String {
         let claims = json!({
             "iss": IDP, "sub": sub, "iat": iat, "exp": iat + 3_600,
             "public_metadata": {"role": role},

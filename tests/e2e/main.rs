@@ -25,6 +25,8 @@ mod idp_exchange;
 #[cfg(feature = "jwks-fetch")]
 mod idp_hybrid;
 mod idp_logout;
+#[cfg(feature = "redis")]
+mod idp_redis;
 mod idp_webhooks;
 mod interop;
 mod lifecycle;

@@ -192,3 +192,53 @@ pub(crate) async fn serve_loopback(router: axum::Router) -> std::net::SocketAddr
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
 }
+
+#[cfg(any(feature = "jwks-fetch", feature = "redis"))]
+pub(crate) use counting::Counting;
+
+#[cfg(any(feature = "jwks-fetch", feature = "redis"))]
+mod counting {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use async_trait::async_trait;
+    use tessera::UserRole;
+    use tessera::application::external::{
+        ExternalProfile, ExternalSubject, ExternalUser, ExternalUserDirectory, UpsertOutcome,
+    };
+    use tessera::application::ports::DirectoryError;
+    use tessera::infrastructure::identity::InMemoryExternalUserDirectory;
+
+    /// Counts the lookups that reach the directory behind a cache.
+    pub(crate) struct Counting {
+        pub(crate) inner: InMemoryExternalUserDirectory<UserRole>,
+        pub(crate) finds: AtomicU64,
+    }
+
+    #[async_trait]
+    impl ExternalUserDirectory<UserRole> for Counting {
+        async fn find_by_external_id(
+            &self,
+            issuer: &str,
+            subject: &ExternalSubject,
+        ) -> Result<Option<ExternalUser<UserRole>>, DirectoryError> {
+            self.finds.fetch_add(1, Ordering::SeqCst);
+            self.inner.find_by_external_id(issuer, subject).await
+        }
+
+        async fn upsert_external(
+            &self,
+            profile: ExternalProfile<UserRole>,
+        ) -> Result<UpsertOutcome<UserRole>, DirectoryError> {
+            self.inner.upsert_external(profile).await
+        }
+
+        async fn delete_external(
+            &self,
+            issuer: &str,
+            subject: &ExternalSubject,
+            as_of: Option<time::OffsetDateTime>,
+        ) -> Result<Option<ExternalUser<UserRole>>, DirectoryError> {
+            self.inner.delete_external(issuer, subject, as_of).await
+        }
+    }
+}

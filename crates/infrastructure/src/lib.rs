@@ -55,6 +55,7 @@
 
 pub mod claims;
 pub mod codec;
+mod fingerprint_map;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;

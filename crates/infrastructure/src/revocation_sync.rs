@@ -399,6 +399,31 @@ fn millis(d: Duration) -> u64 {
         .min(NEVER - 1)
 }
 
+/// A shared store's periodic clean-up: what no unexpired token can need,
+/// from its cache and its tables or stream.
+pub(crate) trait CleanUp: Send + Sync + 'static {
+    /// Runs one clean-up; failures are logged, not returned (the next one
+    /// tries again).
+    fn clean_up(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs `store`'s clean-up every `interval` until `stop` changes.
+pub(crate) async fn clean_up_every(
+    store: impl CleanUp,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            _ = ticks.tick() => store.clean_up().await,
+        }
+    }
+}
+
 /// The background tasks of a shared store: stopped together by
 /// [`stop`](Self::stop), aborted when dropped.
 #[derive(Debug)]

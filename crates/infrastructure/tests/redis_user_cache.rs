@@ -101,6 +101,19 @@ impl ExternalUserDirectory<UserRole> for Directory {
     }
 }
 
+/// The account's promotion to admin, of unknown date.
+fn promotion() -> ExternalProfile<UserRole> {
+    ExternalProfile {
+        issuer: ISSUER.to_owned(),
+        subject: subject(),
+        role: UserRole::Admin,
+        email: None,
+        name: None,
+        enabled: None,
+        as_of: AsOf::Unknown,
+    }
+}
+
 async fn cache(redis: &TestRedis, inner: Arc<Directory>) -> RedisUserCache<UserRole> {
     let conn = redis.client().get_connection_manager().await.unwrap();
     RedisUserCache::new(inner, conn).with_prefix(redis.prefix())
@@ -163,17 +176,7 @@ async fn a_write_through_one_instance_reaches_the_others_lookups() {
         cache(&redis, shared.clone()).await,
     );
     a.find_by_external_id(ISSUER, &subject()).await.unwrap();
-    b.upsert_external(ExternalProfile {
-        issuer: ISSUER.to_owned(),
-        subject: subject(),
-        role: UserRole::Admin,
-        email: None,
-        name: None,
-        enabled: None,
-        as_of: AsOf::Unknown,
-    })
-    .await
-    .unwrap();
+    b.upsert_external(promotion()).await.unwrap();
     let seen = a.find_by_external_id(ISSUER, &subject()).await.unwrap();
     assert_eq!(
         seen.unwrap().user.role,
@@ -223,4 +226,45 @@ async fn a_lookup_that_races_with_a_write_caches_nothing() {
         2,
         "the first lookup's result was not cached"
     );
+}
+
+#[tokio::test]
+async fn without_redis_a_write_is_refused_and_a_lookup_asks_the_directory() {
+    let Some(redis) = common::redis::redis("users_cut").await else {
+        return;
+    };
+    let proxy = common::proxy::Proxy::to(redis.address()).await;
+    let directory = Arc::new(Directory::new(UserRole::User));
+    let cache = RedisUserCache::connect(directory.clone(), &format!("redis://{}", proxy.addr()))
+        .await
+        .unwrap()
+        .with_prefix(redis.prefix());
+    cache.find_by_external_id(ISSUER, &subject()).await.unwrap();
+    assert_eq!(directory.finds.load(Ordering::SeqCst), 1);
+
+    // Redis is gone: the entry cannot be dropped, so the write is refused
+    // (a provider retries its webhook) and the directory keeps its role.
+    proxy.cut();
+    assert!(matches!(
+        cache.upsert_external(promotion()).await,
+        Err(DirectoryError::Unavailable(_))
+    ));
+    assert!(matches!(
+        cache.delete_external(ISSUER, &subject(), None).await,
+        Err(DirectoryError::Unavailable(_))
+    ));
+    assert_eq!(directory.user.lock().unwrap().user.role, UserRole::User);
+    // A lookup is answered by the directory, the source, not refused.
+    let found = cache.find_by_external_id(ISSUER, &subject()).await.unwrap();
+    assert_eq!(found.unwrap().user.role, UserRole::User);
+    assert_eq!(directory.finds.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn connecting_to_a_url_that_is_not_redis_is_an_error() {
+    let directory = Arc::new(Directory::new(UserRole::User));
+    assert!(matches!(
+        RedisUserCache::<UserRole>::connect(directory, "http://127.0.0.1:6379").await,
+        Err(tessera_infrastructure::redis::RedisUserCacheError::Redis(_))
+    ));
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tessera_domain::SessionLifetimes;
 
 use super::error::PostgresStoreError;
+use super::log::Statements;
 use crate::revocation_sync::Keep;
 
 /// The notification channel used unless configured otherwise.
@@ -28,12 +29,19 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 pub enum SyncMode {
     /// `LISTEN` on a dedicated connection: a notification wakes the reader
     /// at once; the log is also read every heartbeat interval, which is what
-    /// keeps the cache trusted. Needs a session-level connection (not
-    /// PgBouncer in transaction mode).
+    /// keeps the cache trusted. Needs a session-level connection: through
+    /// PgBouncer in transaction mode, `LISTEN` registers on whichever server
+    /// connection ran it, which then serves other clients, and no
+    /// notification reaches the listener (changes would wait for the
+    /// heartbeat). A configuration with
+    /// [`with_transaction_pooler`](PostgresRevocationConfig::with_transaction_pooler)
+    /// refuses it.
     Listen,
     /// No dedicated connection: the log is read every `interval` through the
-    /// pool. For poolers in transaction mode (PgBouncer), where `LISTEN`
-    /// does not work. A change reaches the cache within about one interval.
+    /// pool. For poolers in transaction mode (PgBouncer; with
+    /// [`with_transaction_pooler`](PostgresRevocationConfig::with_transaction_pooler)),
+    /// where `LISTEN` does not work. A change reaches the cache within about
+    /// one interval.
     Poll {
         /// How often the log is read.
         interval: Duration,
@@ -67,6 +75,7 @@ pub struct PostgresRevocationConfig {
     pub(super) backoff_max: Duration,
     pub(super) operation_timeout: Duration,
     pub(super) application_name: String,
+    transaction_pooler: bool,
 }
 
 impl PostgresRevocationConfig {
@@ -90,6 +99,40 @@ impl PostgresRevocationConfig {
             backoff_max: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(5),
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
+            transaction_pooler: false,
+        }
+    }
+
+    /// The pool's connections go through a pooler in transaction mode
+    /// (PgBouncer's `pool_mode = transaction`, or a managed proxy that
+    /// pools by transaction): [`SyncMode::Poll`] (at the default interval
+    /// unless another poll interval was set), and each of the store's
+    /// operations in a transaction of its own with unnamed statements,
+    /// since the pooler may hand each transaction to another server
+    /// connection. Open the pool's connections with
+    /// `PgConnectOptions::statement_cache_capacity(0)` and without a
+    /// `search_path` option (PgBouncer refuses startup options it does not
+    /// know: set the schema on the server side, for example with
+    /// PgBouncer's `connect_query`).
+    ///
+    /// Setting [`SyncMode::Listen`] afterwards makes the configuration
+    /// invalid: the store refuses to start
+    /// ([`PostgresStoreError::InvalidConfig`]).
+    #[must_use]
+    pub fn with_transaction_pooler(mut self) -> Self {
+        self.transaction_pooler = true;
+        if self.mode == SyncMode::Listen {
+            self.mode = SyncMode::poll();
+        }
+        self
+    }
+
+    /// How the store's statements reach the server.
+    pub(super) fn statements(&self) -> Statements {
+        if self.transaction_pooler {
+            Statements::PerTransaction
+        } else {
+            Statements::Prepared
         }
     }
 
@@ -236,6 +279,10 @@ impl PostgresRevocationConfig {
                 self.application_name.len() < 64,
                 "application name must be shorter than 64 bytes",
             ),
+            (
+                !(self.transaction_pooler && self.mode == SyncMode::Listen),
+                "LISTEN does not work through a pooler in transaction mode: use SyncMode::Poll",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(PostgresStoreError::InvalidConfig(why)),
@@ -281,6 +328,24 @@ mod tests {
             c.validate(),
             Err(PostgresStoreError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn a_transaction_pooler_polls_and_refuses_to_listen() {
+        let pooled = config().with_transaction_pooler();
+        assert_eq!(pooled.mode, SyncMode::poll());
+        assert_eq!(pooled.statements(), Statements::PerTransaction);
+        assert!(pooled.validate().is_ok());
+        let fast = SyncMode::Poll {
+            interval: Duration::from_millis(100),
+        };
+        let kept = config().with_sync_mode(fast).with_transaction_pooler();
+        assert_eq!(kept.mode, fast, "a poll interval set before is kept");
+        assert!(matches!(
+            pooled.with_sync_mode(SyncMode::Listen).validate(),
+            Err(PostgresStoreError::InvalidConfig(why)) if why.contains("LISTEN")
+        ));
+        assert_eq!(config().statements(), Statements::Prepared);
     }
 
     #[test]

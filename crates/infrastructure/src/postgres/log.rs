@@ -11,7 +11,8 @@
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tessera_application::ports::{WatermarkKind, WatermarkScope};
 use tessera_domain::{SessionId, TenantId, UserId};
 use time::OffsetDateTime;
@@ -22,6 +23,57 @@ pub(crate) use crate::revocation_sync::Change;
 
 /// How many rows one read of the log or of a table fetches at most.
 pub(super) const PAGE: i64 = 10_000;
+
+/// How the store's statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Statements {
+    /// Prepared once per connection and reused: a direct connection.
+    Prepared,
+    /// Through a pooler in transaction mode (PgBouncer): each operation in
+    /// a transaction of its own, every statement unnamed. The pooler hands
+    /// each transaction to whichever server connection is free, where a
+    /// statement prepared on another does not exist (or one of the same
+    /// name does).
+    PerTransaction,
+}
+
+impl Statements {
+    /// Whether statements are prepared for reuse.
+    fn persistent(self) -> bool {
+        self == Self::Prepared
+    }
+}
+
+/// A connection for one operation: a transaction of its own behind a
+/// pooler in transaction mode.
+enum Session {
+    Direct(PoolConnection<Postgres>),
+    Pooled(Transaction<'static, Postgres>),
+}
+
+impl Session {
+    async fn open(pool: &PgPool, statements: Statements) -> Result<Self, sqlx::Error> {
+        Ok(match statements {
+            Statements::Prepared => Self::Direct(pool.acquire().await?),
+            Statements::PerTransaction => Self::Pooled(pool.begin().await?),
+        })
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Direct(conn) => conn,
+            Self::Pooled(tx) => tx,
+        }
+    }
+
+    /// Ends the operation (commits its transaction, if any).
+    async fn close(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Direct(_) => Ok(()),
+            Self::Pooled(tx) => tx.commit().await,
+        }
+    }
+}
 
 /// One row of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +139,7 @@ pub(crate) fn parse_scope(scope: &str, subject: &str) -> Option<WatermarkScope> 
 /// `channel`; returns the change's sequence number.
 pub(super) async fn write(
     pool: &PgPool,
+    statements: Statements,
     channel: &str,
     change: &Change,
 ) -> Result<i64, PostgresStoreError> {
@@ -157,7 +210,13 @@ pub(super) async fn write(
             .bind(subject)
         }
     };
-    Ok(query.fetch_one(pool).await?)
+    let mut session = Session::open(pool, statements).await?;
+    let seq = query
+        .persistent(statements.persistent())
+        .fetch_one(session.conn())
+        .await?;
+    session.close().await?;
+    Ok(seq)
 }
 
 /// A log row: seq, change, session_id, until, kind, scope, subject, at.
@@ -177,7 +236,12 @@ type LogRow = (
 /// one-row horizon keeps the planner's estimate, and so its cost, small:
 /// without statistics it would guess thousands of rows and pay for JIT
 /// compilation on every read.)
-pub(super) async fn read_after(pool: &PgPool, after: i64) -> Result<LogPage, PostgresStoreError> {
+pub(super) async fn read_after(
+    pool: &PgPool,
+    statements: Statements,
+    after: i64,
+) -> Result<LogPage, PostgresStoreError> {
+    let mut session = Session::open(pool, statements).await?;
     let rows: Vec<(i64, LogRow)> = sqlx::query_as::<
         _,
         (
@@ -202,7 +266,8 @@ pub(super) async fn read_after(pool: &PgPool, after: i64) -> Result<LogPage, Pos
     )
     .bind(after)
     .bind(PAGE)
-    .fetch_all(pool)
+    .persistent(statements.persistent())
+    .fetch_all(session.conn())
     .await?
     .into_iter()
     .map(
@@ -211,6 +276,7 @@ pub(super) async fn read_after(pool: &PgPool, after: i64) -> Result<LogPage, Pos
         },
     )
     .collect();
+    session.close().await?;
     let compacted_through = rows
         .first()
         .map(|(h, _)| *h)
@@ -297,22 +363,27 @@ pub(super) struct SnapshotFilter {
 /// flat however large the tables. Returns the sequence.
 pub(super) async fn snapshot(
     pool: &PgPool,
+    statements: Statements,
     filter: SnapshotFilter,
     mut each: impl FnMut(Change),
 ) -> Result<i64, PostgresStoreError> {
+    let persistent = statements.persistent();
     let mut tx = pool.begin().await?;
     // Every row will be fetched: plan the cursors for the whole read, not
     // for the first rows.
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .persistent(persistent)
         .execute(&mut *tx)
         .await?;
     sqlx::query("SET LOCAL cursor_tuple_fraction = 1.0")
+        .persistent(persistent)
         .execute(&mut *tx)
         .await?;
     let through: i64 = sqlx::query_scalar(
         "SELECT GREATEST(h.compacted_through, (SELECT max(seq) FROM tessera_revocation_log))
          FROM tessera_revocation_log_horizon h",
     )
+    .persistent(persistent)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(
@@ -322,11 +393,13 @@ pub(super) async fn snapshot(
     )
     .bind(filter.logged_out_after)
     .bind(filter.now)
+    .persistent(persistent)
     .execute(&mut *tx)
     .await?;
     loop {
         let rows: Vec<(Uuid, OffsetDateTime, OffsetDateTime)> =
             sqlx::query_as(&format!("FETCH {PAGE} FROM tessera_logouts"))
+                .persistent(persistent)
                 .fetch_all(&mut *tx)
                 .await?;
         let last = rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
@@ -349,11 +422,13 @@ pub(super) async fn snapshot(
          SELECT kind, scope, subject, at FROM tessera_watermarks WHERE at > $1",
     )
     .bind(filter.watermarks_after)
+    .persistent(persistent)
     .execute(&mut *tx)
     .await?;
     loop {
         let rows: Vec<(String, String, String, OffsetDateTime)> =
             sqlx::query_as(&format!("FETCH {PAGE} FROM tessera_marks"))
+                .persistent(persistent)
                 .fetch_all(&mut *tx)
                 .await?;
         let last = rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
@@ -392,11 +467,13 @@ type AboutRow = (
 /// statement: what rotation asks.
 pub(super) async fn about(
     pool: &PgPool,
+    statements: Statements,
     now: OffsetDateTime,
     session_id: &SessionId,
     user_id: &UserId,
     tenant: Option<&TenantId>,
 ) -> Result<Vec<Change>, PostgresStoreError> {
+    let mut session = Session::open(pool, statements).await?;
     let rows: Vec<AboutRow> = sqlx::query_as(
         "SELECT until, NULL, NULL, NULL, NULL FROM tessera_session_logouts
              WHERE session_id = $1 AND until > $4
@@ -409,8 +486,10 @@ pub(super) async fn about(
     .bind(user_id.to_string())
     .bind(tenant.map(TenantId::as_str))
     .bind(now)
-    .fetch_all(pool)
+    .persistent(statements.persistent())
+    .fetch_all(session.conn())
     .await?;
+    session.close().await?;
     let mut changes = Vec::with_capacity(rows.len());
     for row in rows {
         let change = match row {
@@ -437,10 +516,14 @@ pub(super) async fn about(
 /// Deletes, in batches of at most [`PAGE`] rows, log rows recorded more
 /// than `retention` ago (by the database's clock), moving the horizon past
 /// them; returns how many were deleted.
-pub(super) async fn compact(pool: &PgPool, retention: Duration) -> Result<u64, PostgresStoreError> {
+pub(super) async fn compact(
+    pool: &PgPool,
+    statements: Statements,
+    retention: Duration,
+) -> Result<u64, PostgresStoreError> {
     let mut deleted = 0;
     loop {
-        let batch = compact_batch(pool, retention).await?;
+        let batch = compact_batch(pool, statements, retention).await?;
         deleted += batch;
         if batch < u64::try_from(PAGE).unwrap_or(u64::MAX) {
             return Ok(deleted);
@@ -450,7 +533,12 @@ pub(super) async fn compact(pool: &PgPool, retention: Duration) -> Result<u64, P
 
 /// One batch of [`compact`]: the oldest rows up to the last of at most
 /// [`PAGE`] that are past retention.
-async fn compact_batch(pool: &PgPool, retention: Duration) -> Result<u64, PostgresStoreError> {
+async fn compact_batch(
+    pool: &PgPool,
+    statements: Statements,
+    retention: Duration,
+) -> Result<u64, PostgresStoreError> {
+    let mut session = Session::open(pool, statements).await?;
     let deleted: i64 = sqlx::query_scalar(
         "WITH cut AS (
             SELECT max(seq) AS through FROM (
@@ -470,28 +558,35 @@ async fn compact_batch(pool: &PgPool, retention: Duration) -> Result<u64, Postgr
     )
     .bind(retention.as_secs_f64())
     .bind(PAGE)
-    .fetch_one(pool)
+    .persistent(statements.persistent())
+    .fetch_one(session.conn())
     .await?;
+    session.close().await?;
     Ok(u64::try_from(deleted).unwrap_or(0))
 }
 
 /// Deletes state rows that can no longer matter: logouts ended at `now`,
 /// watermarks at or before `horizon`. Returns how many of each.
 pub(super) async fn purge(
-    conn: &mut PgConnection,
+    pool: &PgPool,
+    statements: Statements,
     now: OffsetDateTime,
     horizon: OffsetDateTime,
 ) -> Result<(u64, u64), PostgresStoreError> {
+    let mut session = Session::open(pool, statements).await?;
     let sessions = sqlx::query("DELETE FROM tessera_session_logouts WHERE until <= $1")
         .bind(now)
-        .execute(&mut *conn)
+        .persistent(statements.persistent())
+        .execute(session.conn())
         .await?
         .rows_affected();
     let watermarks = sqlx::query("DELETE FROM tessera_watermarks WHERE at IS NULL OR at <= $1")
         .bind(horizon)
-        .execute(&mut *conn)
+        .persistent(statements.persistent())
+        .execute(session.conn())
         .await?
         .rows_affected();
+    session.close().await?;
     Ok((sessions, watermarks))
 }
 

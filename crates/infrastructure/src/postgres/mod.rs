@@ -6,7 +6,8 @@
 //!   [`check`](tessera_application::ports::RevocationStore::check) from a
 //!   bounded local cache, which it keeps in sync by reading the log through
 //!   its own pool: woken by `LISTEN` ([`SyncMode::Listen`]) or at an
-//!   interval ([`SyncMode::Poll`], for PgBouncer in transaction mode). A
+//!   interval ([`SyncMode::Poll`]; behind PgBouncer in transaction mode,
+//!   configure [`PostgresRevocationConfig::with_transaction_pooler`]). A
 //!   notification carries no authority; table grants protect the state. It
 //!   fails closed when the cache is older than a staleness bound.
 //! - [`PostgresUserDirectory`]: users' current role, capabilities, tenant

@@ -17,7 +17,7 @@ use super::error::PostgresStoreError;
 use super::log::{self, Change};
 use super::shared::{Shared, SyncHealth};
 use super::sync::Syncer;
-use crate::revocation_sync::{Tasks, status_from};
+use crate::revocation_sync::{Tasks, clean_up_every, status_from};
 
 /// Logouts and watermarks in PostgreSQL, shared by every instance.
 ///
@@ -105,7 +105,11 @@ impl PostgresRevocationStore {
         syncer.load().await?;
         let (tasks, stopped) = Tasks::new();
         tasks.spawn(syncer.clone().follow(stopped.clone()));
-        tasks.spawn(syncer.clone().maintain(stopped.clone()));
+        tasks.spawn(clean_up_every(
+            syncer.clone(),
+            config.purge_interval,
+            stopped.clone(),
+        ));
         if let Some(listener) = listener {
             tasks.spawn(syncer.clone().listen(listener, stopped));
         }
@@ -163,7 +167,12 @@ impl PostgresRevocationStore {
         let timeout = self.config.operation_timeout;
         let seq = tokio::time::timeout(
             timeout,
-            log::write(&self.pool, &self.config.channel, &change),
+            log::write(
+                &self.pool,
+                self.config.statements(),
+                &self.config.channel,
+                &change,
+            ),
         )
         .await
         .unwrap_or(Err(PostgresStoreError::TimedOut("write")))
@@ -202,6 +211,7 @@ impl RevocationStore for PostgresRevocationStore {
             self.config.operation_timeout,
             log::about(
                 &self.pool,
+                self.config.statements(),
                 now,
                 query.session_id,
                 query.user_id,

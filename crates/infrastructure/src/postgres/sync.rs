@@ -20,7 +20,7 @@ use super::log::{self, Entry, SnapshotFilter};
 use super::shared::Shared;
 use crate::memory::purge_horizon;
 use crate::revocation_state::RevocationState;
-use crate::revocation_sync::{TrustLog, next_retry};
+use crate::revocation_sync::{CleanUp, TrustLog, next_retry};
 
 /// The background work, with what it needs.
 #[derive(Clone)]
@@ -82,7 +82,9 @@ impl Syncer {
         // hang it).
         let through = tokio::time::timeout(
             self.config.operation_timeout.saturating_mul(8),
-            log::snapshot(&self.pool, filter, |change| keep.apply(&mut state, change)),
+            log::snapshot(&self.pool, self.config.statements(), filter, |change| {
+                keep.apply(&mut state, change)
+            }),
         )
         .await
         .unwrap_or(Err(PostgresStoreError::TimedOut("load")))?;
@@ -104,7 +106,10 @@ impl Syncer {
             let started = self.shared.now_ms();
             let after = self.shared.applied_seq();
             let page = self
-                .timed("read log", log::read_after(&self.pool, after))
+                .timed(
+                    "read log",
+                    log::read_after(&self.pool, self.config.statements(), after),
+                )
                 .await?;
             if page.compacted_through > after {
                 tracing::info!(
@@ -296,19 +301,6 @@ impl Syncer {
         }
     }
 
-    /// Purges and compacts every purge interval, until stopped.
-    pub(super) async fn maintain(self, mut stop: watch::Receiver<bool>) {
-        let mut purge = tokio::time::interval(self.config.purge_interval);
-        purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                _ = stop.changed() => return,
-                _ = purge.tick() => self.purge().await,
-            }
-        }
-    }
-
     /// Drops from the cache what can no longer matter to an unexpired
     /// token; deletes from the tables what can no longer matter at all; and
     /// compacts the log.
@@ -319,17 +311,17 @@ impl Syncer {
         let horizon = log::from_seconds(purge_horizon(now, &self.config.lifetimes))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let result = async {
-            let mut conn = self
-                .timed("acquire", async { Ok(self.pool.acquire().await?) })
-                .await?;
+            let statements = self.config.statements();
             let rows = self
-                .timed("purge tables", log::purge(&mut conn, now, horizon))
+                .timed(
+                    "purge tables",
+                    log::purge(&self.pool, statements, now, horizon),
+                )
                 .await?;
-            drop(conn);
             let compacted = self
                 .timed(
                     "compact log",
-                    log::compact(&self.pool, self.config.log_retention),
+                    log::compact(&self.pool, statements, self.config.log_retention),
                 )
                 .await?;
             Ok::<_, PostgresStoreError>((rows, compacted))
@@ -349,6 +341,12 @@ impl Syncer {
     /// Whether this configuration listens.
     pub(super) fn listens(&self) -> bool {
         self.config.mode == SyncMode::Listen
+    }
+}
+
+impl CleanUp for Syncer {
+    fn clean_up(&self) -> impl Future<Output = ()> + Send {
+        self.purge()
     }
 }
 

@@ -16,7 +16,7 @@ use super::config::RedisRevocationConfig;
 use super::error::RedisStoreError;
 use super::stream::{self, Keys, StreamPosition};
 use super::sync::{Shared, Syncer};
-use crate::revocation_sync::{Change, SyncHealth, Tasks, status_from};
+use crate::revocation_sync::{Change, SyncHealth, Tasks, clean_up_every, status_from};
 
 /// Logouts and watermarks in Redis, shared by every instance.
 ///
@@ -103,7 +103,11 @@ impl RedisRevocationStore {
         syncer.load().await?;
         let (tasks, stopped) = Tasks::new();
         tasks.spawn(syncer.clone().follow(follower, stopped.clone()));
-        tasks.spawn(syncer.clone().maintain(stopped));
+        tasks.spawn(clean_up_every(
+            syncer.clone(),
+            syncer.config.purge_interval,
+            stopped,
+        ));
         Ok(Self {
             shared,
             syncer,

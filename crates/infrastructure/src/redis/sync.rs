@@ -13,7 +13,7 @@ use super::config::RedisRevocationConfig;
 use super::error::RedisStoreError;
 use super::stream::{self, Entry, Keys, PAGE, StreamPosition};
 use crate::revocation_state::RevocationState;
-use crate::revocation_sync::{SyncState, TrustLog, next_retry};
+use crate::revocation_sync::{CleanUp, SyncState, TrustLog, next_retry};
 
 /// The state a store and its tasks share; the sequence is a stream position.
 pub(super) type Shared = SyncState<StreamPosition>;
@@ -174,19 +174,6 @@ impl Syncer {
         self.shared.connected.store(false, Ordering::Release);
     }
 
-    /// Purges and trims every purge interval, until stopped.
-    pub(super) async fn maintain(self, mut stop: watch::Receiver<bool>) {
-        let mut purge = tokio::time::interval(self.config.purge_interval);
-        purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                _ = stop.changed() => return,
-                _ = purge.tick() => self.purge().await,
-            }
-        }
-    }
-
     /// Drops from the cache what no unexpired token can need, from the
     /// indexes what no starting instance needs, and trims the stream.
     pub(super) async fn purge(&self) {
@@ -213,5 +200,11 @@ impl Syncer {
                 "revocation state could not be purged"
             ),
         }
+    }
+}
+
+impl CleanUp for Syncer {
+    fn clean_up(&self) -> impl Future<Output = ()> + Send {
+        self.purge()
     }
 }

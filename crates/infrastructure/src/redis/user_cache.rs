@@ -105,6 +105,36 @@ impl<R: Role> RedisUserCache<R> {
         }
     }
 
+    /// A cache in front of `inner` on the Redis at `url`
+    /// (`redis://[:password@]host[:port][/db]`, or `rediss://` for TLS
+    /// where the `redis` crate was built with it), with [`new`](Self::new)'s
+    /// defaults: what a backend needs to share lookups among its
+    /// instances, without a Redis client crate of its own. The connection
+    /// reconnects by itself; each operation, connecting included, is given
+    /// at most a second.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisUserCacheError::Redis`] for a URL that does not parse or a
+    /// server that refuses the connection; [`RedisUserCacheError::TimedOut`]
+    /// when connecting takes longer than the timeout.
+    pub async fn connect(
+        inner: Arc<dyn ExternalUserDirectory<R>>,
+        url: &str,
+    ) -> Result<Self, RedisUserCacheError> {
+        let client = redis::Client::open(url).map_err(RedisUserCacheError::Redis)?;
+        let timeout = Duration::from_secs(1);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let conn =
+            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| RedisUserCacheError::TimedOut)?
+                .map_err(RedisUserCacheError::Redis)?;
+        Ok(Self::new(inner, conn))
+    }
+
     /// Keys under `prefix` (instances sharing the cache MUST share it).
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {

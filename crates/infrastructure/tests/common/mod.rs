@@ -1,6 +1,6 @@
 //! What the store tests share: a clock moved by hand, subjects, the
-//! revocation contract, (feature `postgres`) a throwaway schema per test
-//! and a proxy that cuts the database off, and (feature `redis`) a key
+//! revocation contract, (feature `postgres`) a throwaway schema per test,
+//! a proxy that cuts the database off and a PgBouncer of the test's own, and (feature `redis`) a key
 //! prefix per test.
 //!
 //! Each test binary uses a part of this module.
@@ -13,6 +13,8 @@ pub(crate) use tessera_application::contracts::{ManualClock, Subject, T, at, lif
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
+#[cfg(feature = "postgres")]
+pub(crate) mod pgbouncer;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod proxy;
 #[cfg(feature = "redis")]
