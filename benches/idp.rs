@@ -28,7 +28,8 @@ use interleave::interleaved_ratio;
 use memory::resident_bytes;
 use serde_json::json;
 use tessera::application::external::{
-    ExternalIdentity, ExternalProfile, ExternalTokenVerifier, ExternalUserDirectory,
+    ExternalIdentity, ExternalProfile, ExternalTokenVerifier, ExternalUserDirectory, SubjectKind,
+    TokenUse,
 };
 use tessera::application::{
     CachedExternalUserDirectory, ResolveUser, ResolveUserRequest, UserCachePolicy,
@@ -36,7 +37,7 @@ use tessera::application::{
 use tessera::infrastructure::DEFAULT_VERIFIED_CACHE_ENTRIES;
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, IdentityProvider, InMemoryExternalUserDirectory, JwksDocument,
-    JwksFetchError, JwksSource, JwksTokenVerifier, MissingRole, ProviderBuilder,
+    JwksFetchError, JwksSource, JwksTokenVerifier, MissingRole, ProviderBuilder, TokenProfile,
 };
 use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, SystemClock, UserRole};
@@ -94,10 +95,10 @@ fn provider(
         tessera::infrastructure::identity::ProviderBuilder<UserRole>,
     ) -> tessera::infrastructure::identity::ProviderBuilder<UserRole>,
 ) -> JwksTokenVerifier<UserRole> {
-    let builder = IdentityProvider::builder(ISSUER, mapping())
+    let profile = TokenProfile::access(mapping())
         .audience("api")
-        .allowed_party(PARTY)
-        .verified_cache(cached);
+        .allowed_party(PARTY);
+    let builder = IdentityProvider::builder(ISSUER, profile).verified_cache(cached);
     JwksTokenVerifier::new(keys(builder).build().unwrap())
 }
 
@@ -299,6 +300,8 @@ fn bench_resolve(c: &mut Criterion) {
         issuer: ISSUER.to_owned(),
         subject: tessera::application::external::ExternalSubject::parse("user_2abcdefghijklmnop")
             .unwrap(),
+        token_use: TokenUse::Access,
+        subject_kind: SubjectKind::User,
         role: UserRole::Admin,
         email: Some("ada@example.com".into()),
         name: None,

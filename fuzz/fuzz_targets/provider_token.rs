@@ -13,7 +13,7 @@ use tessera_application::external::ExternalTokenVerifier;
 use tessera_application::ports::Clock;
 use tessera_domain::UserRole;
 use tessera_infrastructure::identity::{
-    ClaimMapping, IdentityProvider, JwksTokenVerifier, MissingRole,
+    ClaimMapping, IdentityProvider, JwksTokenVerifier, MissingRole, TokenProfile,
 };
 use tessera_infrastructure::jose::{encode_header, sign_compact};
 use tessera_infrastructure::{JwsAlgorithm, KeyRing, SigningKey};
@@ -47,8 +47,7 @@ fn fixture() -> &'static Fixture {
             .expect("path")
             .name("profile.name")
             .expect("path");
-        let provider = IdentityProvider::builder(ISSUER, mapping)
-            .audience("api")
+        let provider = IdentityProvider::builder(ISSUER, TokenProfile::access(mapping).audience("api"))
             .algorithms(&[JwsAlgorithm::Es256, JwsAlgorithm::Rs256, JwsAlgorithm::EdDsa])
             .clock(Arc::new(Fixed))
             .static_keys(KeyRing::verify_only(vec![key.verification_key()]).expect("ring"))
