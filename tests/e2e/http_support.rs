@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use tessera::application::RevokeRequest;
-use tessera::axum::{Session, SessionLayer};
+use tessera::application::{ExchangeToken, RevokeRequest};
+use tessera::axum::{Session, SessionLayer, exchange_token};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
 use tessera::http::{SessionCookies, SessionEdge};
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
@@ -49,6 +49,8 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
 pub(crate) struct Wiring {
     pub(crate) app: std::sync::Arc<App>,
     pub(crate) cookies: SessionCookies,
+    /// The token exchange of [`Routes::Exchange`].
+    pub(crate) exchange: Option<ExchangeToken<UserRole>>,
 }
 
 /// Which routes a site serves.
@@ -59,6 +61,9 @@ pub(crate) enum Routes {
     /// Only `/`, public, whose handler nonetheless takes the required
     /// `Session`.
     PublicRequiringSession,
+    /// `POST /token`, the token exchange (no session layer in front of
+    /// it), and `GET /me` behind the edge, which needs a session.
+    Exchange,
 }
 
 /// A test application behind one session edge, servable by every framework
@@ -148,6 +153,7 @@ pub(crate) fn site(app: App, edge: SessionEdge<UserRole>, routes: Routes) -> Sit
         wiring: Wiring {
             app: std::sync::Arc::new(app),
             cookies: edge.cookies().clone(),
+            exchange: None,
         },
         edge,
         routes,
@@ -155,11 +161,28 @@ pub(crate) fn site(app: App, edge: SessionEdge<UserRole>, routes: Routes) -> Sit
     }
 }
 
+/// [`Routes::Exchange`] of `app`: `exchange` at `POST /token`, and `/me`
+/// behind `edge`.
+pub(crate) fn exchange_site(
+    app: App,
+    edge: SessionEdge<UserRole>,
+    exchange: ExchangeToken<UserRole>,
+) -> Site {
+    let mut site = site(app, edge, Routes::Exchange);
+    site.wiring.exchange = Some(exchange);
+    site
+}
+
 /// The site as an axum router.
 fn axum_router(site: &Site) -> Router {
     let layer = SessionLayer::from(site.edge.clone());
     match site.routes {
         Routes::PublicRequiringSession => Router::new().route("/", get(who)).layer(layer),
+        Routes::Exchange => Router::new().route("/me", get(who)).layer(layer).merge(
+            Router::new()
+                .route("/token", post(exchange_token::<UserRole>))
+                .with_state(site.wiring.exchange.clone().expect("an exchange site")),
+        ),
         Routes::Standard => Router::new()
             .route("/", get(maybe))
             .route("/login", get(|| async { "login form" }).post(sign_in))

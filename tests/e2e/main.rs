@@ -24,6 +24,7 @@ mod idp_exchange;
 #[cfg(feature = "jwks-fetch")]
 mod idp_hybrid;
 mod idp_logout;
+mod idp_profiles;
 mod idp_webhooks;
 mod interop;
 mod lifecycle;
