@@ -236,6 +236,15 @@ impl TestApp {
 
     /// Alice's token, issued now.
     pub(crate) fn alice_token(&self) -> String {
+        self.alice_token_authenticated(Default::default())
+    }
+
+    /// Alice's token, issued now, her authentication as `authentication`
+    /// says.
+    pub(crate) fn alice_token_authenticated(
+        &self,
+        authentication: tessera::domain::Authentication,
+    ) -> String {
         let issued = self
             .sessions
             .establish()
@@ -245,7 +254,7 @@ impl TestApp {
                 capabilities: crate::support::caps(&["posts:write"]),
                 tenant: Some(tessera::domain::TenantId::parse("acme").unwrap()),
                 authenticated_at: None,
-                authentication: Default::default(),
+                authentication,
             })
             .unwrap();
         issued.token.expose_secret().to_owned()
