@@ -20,8 +20,8 @@ use tessera_application::external::{ExternalTokenVerifier, SubjectKind, TokenUse
 use tessera_application::ports::Clock;
 use tessera_domain::UserRole;
 use tessera_infrastructure::identity::{
-    AcceptedSubjects, ClaimMapping, IdentityProvider, JwksTokenVerifier, MissingRole,
-    TokenProfile, TypRule,
+    AcceptedSubjects, ClaimMapping, IdentityProvider, JwksTokenVerifier, MissingRole, TokenProfile,
+    TypRule,
 };
 use tessera_infrastructure::jose::{encode_header, sign_compact};
 use tessera_infrastructure::{JwsAlgorithm, KeyRing, SigningKey};
@@ -67,7 +67,11 @@ fn verifier(
 ) -> JwksTokenVerifier<UserRole> {
     let provider = IdentityProvider::builder(ISSUER, access)
         .profile(id)
-        .algorithms(&[JwsAlgorithm::Es256, JwsAlgorithm::Rs256, JwsAlgorithm::EdDsa])
+        .algorithms(&[
+            JwsAlgorithm::Es256,
+            JwsAlgorithm::Rs256,
+            JwsAlgorithm::EdDsa,
+        ])
         .clock(Arc::new(Fixed))
         .static_keys(KeyRing::verify_only(vec![key.verification_key()]).expect("ring"))
         .build()
