@@ -1,5 +1,5 @@
 //! Identity-provider tokens: RS256 provider-token verification with warm
-//! keys against the raw signature check and `jsonwebtoken::decode`, the
+//! keys (one token profile, and two) against the raw signature check and `jsonwebtoken::decode`, the
 //! verified-token cache (a token presented again, its first and second
 //! presentations, the memory an entry takes), and ResolveUser on a cache hit, in one run,
 //! so that the figures in BENCHMARKS.md are ratios on one machine.
@@ -28,7 +28,8 @@ use interleave::interleaved_ratio;
 use memory::resident_bytes;
 use serde_json::json;
 use tessera::application::external::{
-    ExternalIdentity, ExternalProfile, ExternalTokenVerifier, ExternalUserDirectory,
+    ExternalIdentity, ExternalProfile, ExternalTokenVerifier, ExternalUserDirectory, SubjectKind,
+    TokenUse,
 };
 use tessera::application::{
     CachedExternalUserDirectory, ResolveUser, ResolveUserRequest, UserCachePolicy,
@@ -36,7 +37,7 @@ use tessera::application::{
 use tessera::infrastructure::DEFAULT_VERIFIED_CACHE_ENTRIES;
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, IdentityProvider, InMemoryExternalUserDirectory, JwksDocument,
-    JwksFetchError, JwksSource, JwksTokenVerifier, MissingRole, ProviderBuilder,
+    JwksFetchError, JwksSource, JwksTokenVerifier, MissingRole, ProviderBuilder, TokenProfile,
 };
 use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, SystemClock, UserRole};
@@ -94,11 +95,15 @@ fn provider(
         tessera::infrastructure::identity::ProviderBuilder<UserRole>,
     ) -> tessera::infrastructure::identity::ProviderBuilder<UserRole>,
 ) -> JwksTokenVerifier<UserRole> {
-    let builder = IdentityProvider::builder(ISSUER, mapping())
+    let builder = IdentityProvider::builder(ISSUER, access_profile()).verified_cache(cached);
+    JwksTokenVerifier::new(keys(builder).build().unwrap())
+}
+
+/// Clerk-shaped session tokens, used as access tokens for the API.
+fn access_profile() -> TokenProfile<UserRole> {
+    TokenProfile::access(mapping())
         .audience("api")
         .allowed_party(PARTY)
-        .verified_cache(cached);
-    JwksTokenVerifier::new(keys(builder).build().unwrap())
 }
 
 /// A Clerk-shaped token of user `user`, valid for an hour from now.
@@ -192,6 +197,35 @@ fn bench_verify(c: &mut Criterion) {
         raw_check,
     );
     eprintln!("idp/verify RS256: warm key cache / raw signature check = {ratio:.3} (interleaved)");
+
+    // The same token through a provider with a second profile (ID tokens
+    // for a client, a verified email required): matched to its profile
+    // by `aud` among two.
+    let two_profiles = JwksTokenVerifier::new(
+        IdentityProvider::builder(ISSUER, access_profile())
+            .profile(
+                TokenProfile::id_token(mapping())
+                    .audience("web-client")
+                    .require_claim_value("email_verified", true),
+            )
+            .verified_cache(0)
+            .static_keys(KeyRing::from_jwk_set(&jwks).unwrap())
+            .build()
+            .unwrap(),
+    );
+    let identity = ready(two_profiles.verify(&token)).unwrap();
+    assert_eq!(identity.token_use, TokenUse::Access);
+    group.bench_function("JwksTokenVerifier, two profiles", |b| {
+        b.iter(|| ready(two_profiles.verify(black_box(&token))).unwrap())
+    });
+    let ratio = interleaved_ratio(
+        200,
+        || {
+            ready(two_profiles.verify(black_box(&token))).unwrap();
+        },
+        raw_check,
+    );
+    eprintln!("idp/verify RS256: two profiles / raw signature check = {ratio:.3} (interleaved)");
 
     // The verified-token cache: the same token presented again (cached at
     // its second verification), and a token's first and second
@@ -299,6 +333,8 @@ fn bench_resolve(c: &mut Criterion) {
         issuer: ISSUER.to_owned(),
         subject: tessera::application::external::ExternalSubject::parse("user_2abcdefghijklmnop")
             .unwrap(),
+        token_use: TokenUse::Access,
+        subject_kind: SubjectKind::User,
         role: UserRole::Admin,
         email: Some("ada@example.com".into()),
         name: None,

@@ -132,7 +132,7 @@ use tessera_application::{
     EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
-use tessera_infrastructure::identity::{ClaimMapping, IdentityProvider, ProviderBuilder};
+use tessera_infrastructure::identity::{IdentityProvider, ProviderBuilder, TokenProfile};
 
 pub use tessera_application as application;
 pub use tessera_domain as domain;
@@ -309,18 +309,20 @@ impl<R: Role> Tessera<R> {
         &self.codec
     }
 
-    /// An identity provider with issuer `issuer` and claim mapping
-    /// `mapping`, on this manager's clock and with its clock-skew leeway
-    /// ([`SessionLifetimes::leeway`]): one setting for both kinds of token,
-    /// so that a provider token the provider's verifier accepts is never
-    /// refused when [`Tessera::exchange`] establishes its session. Add the
-    /// audience and keys, then build it.
+    /// An identity provider with issuer `issuer` and its first token
+    /// profile ([`TokenProfile`]; add others with
+    /// [`ProviderBuilder::profile`]), on this manager's clock and with its
+    /// clock-skew leeway ([`SessionLifetimes::leeway`]): one setting for
+    /// both kinds of token, so that a provider token the provider's
+    /// verifier accepts is never refused when [`Tessera::exchange`]
+    /// establishes its session. Add the keys (or discover them from the
+    /// issuer, feature `jwks-fetch`), then build it.
     pub fn identity_provider(
         &self,
         issuer: impl Into<String>,
-        mapping: ClaimMapping<R>,
+        profile: TokenProfile<R>,
     ) -> ProviderBuilder<R> {
-        IdentityProvider::builder(issuer, mapping)
+        IdentityProvider::builder(issuer, profile)
             .leeway(self.verify.lifetimes().leeway())
             .clock(self.clock.0.clone())
     }
@@ -328,7 +330,11 @@ impl<R: Role> Tessera<R> {
     /// Token exchange: a provider token verified by `verifier`, its user
     /// upserted into `users`, a session of this manager issued. Build the
     /// verifier's providers with [`Tessera::identity_provider`], so that
-    /// they share this manager's leeway.
+    /// they share this manager's leeway. Access and ID tokens are both
+    /// exchanged
+    /// ([`ExchangeToken::with_token_uses`](application::ExchangeToken::with_token_uses)
+    /// narrows it); a token whose profile refuses its subject (a machine
+    /// token, by default) never is.
     ///
     /// The exchange consults this manager's revocation store: a
     /// force-logout of the user, their tenant or everyone refuses provider

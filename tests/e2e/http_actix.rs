@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tessera::UserRole;
-use tessera::actix::{MaybeSession, Session, SessionMiddleware};
+use tessera::actix::{MaybeSession, Session, SessionMiddleware, exchange_token};
 
 use crate::http_support::{Routes, SignQuery, Site, Wiring};
 
@@ -68,6 +68,9 @@ pub(crate) fn serve_on_own_thread(
 
 /// Starts `site` on actix-web on a free loopback port.
 pub(crate) fn serve(site: &Site) -> SocketAddr {
+    if site.routes == Routes::Exchange {
+        return serve_exchange(site);
+    }
     let (middleware, wiring, routes) = (
         SessionMiddleware::from(site.edge.clone()),
         site.wiring.clone(),
@@ -80,6 +83,7 @@ pub(crate) fn serve(site: &Site) -> SocketAddr {
                 .wrap(middleware.clone());
             match routes {
                 Routes::PublicRequiringSession => app.route("/", web::get().to(who)),
+                Routes::Exchange => unreachable!("served by serve_exchange"),
                 Routes::Standard => app
                     .route("/", web::get().to(maybe))
                     .route("/login", web::get().to(|| async { "login form" }))
@@ -96,6 +100,29 @@ pub(crate) fn serve(site: &Site) -> SocketAddr {
                     .route("/closed", web::get().to(|| async { "never" }))
                     .route("/headers", web::get().to(identity_headers)),
             }
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run()
+    })
+}
+
+/// Starts a [`Routes::Exchange`] site: the exchange outside the
+/// middleware, as on axum, and `/me` behind it.
+fn serve_exchange(site: &Site) -> SocketAddr {
+    let middleware = SessionMiddleware::from(site.edge.clone());
+    let exchange = site.wiring.exchange.clone().expect("an exchange site");
+    serve_on_own_thread(move |listener| {
+        HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(exchange.clone()))
+                .route("/token", web::post().to(exchange_token::<UserRole>))
+                .service(
+                    web::resource("/me")
+                        .wrap(middleware.clone())
+                        .route(web::get().to(who)),
+                )
         })
         .workers(1)
         .listen(listener)

@@ -656,6 +656,7 @@ async fn gateway_mode_strips_the_clients_identity_headers_and_signs_the_verified
             spec.header("x-user-role", "admin")
                 .header("X-User_Id", "someone-else")
                 .header("x-tenant-id", "globex")
+                .header("x-user-acr", "aal3")
         };
         // A guest: every identity header the client sent is gone.
         let guest = send(target, router.clone(), &spoofed(Spec::get("/headers"))).await;
@@ -668,7 +669,7 @@ async fn gateway_mode_strips_the_clients_identity_headers_and_signs_the_verified
         let token = handle.alice_token();
         let signed = send(
             target,
-            router,
+            router.clone(),
             &spoofed(Spec::get("/headers").bearer(&token)),
         )
         .await;
@@ -698,6 +699,29 @@ async fn gateway_mode_strips_the_clients_identity_headers_and_signs_the_verified
         );
         assert!(lines.contains(&"x-user-role=user"), "{target:?}");
         assert!(lines.contains(&"x-tenant-id=acme"), "{target:?}");
+        // How the user authenticated, when the session knows: signed too.
+        let mfa = tessera::domain::Authentication::new(
+            Some(tessera::domain::Acr::parse("phrh").unwrap()),
+            vec![
+                tessera::domain::AuthMethod::parse("pwd").unwrap(),
+                tessera::domain::AuthMethod::parse("hwk").unwrap(),
+            ],
+        )
+        .unwrap();
+        let token = handle.alice_token_authenticated(mfa);
+        let stepped_up = send(
+            target,
+            router,
+            &spoofed(Spec::get("/headers").bearer(&token)),
+        )
+        .await;
+        let lines: Vec<&str> = stepped_up.body.lines().collect();
+        assert!(lines.contains(&"x-user-acr=phrh"), "{target:?}: {lines:?}");
+        assert!(
+            lines.contains(&"x-user-amr=pwd hwk"),
+            "{target:?}: {lines:?}"
+        );
+        assert_eq!(lines.len(), 10, "{target:?}: {lines:?}");
     }
 }
 

@@ -13,7 +13,8 @@ use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use tessera::axum::{Session, SessionLayer};
+use tessera::application::ExchangeToken;
+use tessera::axum::{Session, SessionLayer, exchange_token};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
 use tessera::http::{Client, SessionEdge};
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
@@ -47,6 +48,8 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
 #[derive(Clone)]
 pub(crate) struct Wiring {
     pub(crate) layer: SessionLayer<UserRole>,
+    /// The token exchange of [`Routes::Exchange`].
+    pub(crate) exchange: Option<ExchangeToken<UserRole>>,
 }
 
 /// The query of the test site's `/login` and `/logout`: `client=api` for
@@ -83,6 +86,9 @@ pub(crate) enum Routes {
     /// Only `/`, public, whose handler nonetheless takes the required
     /// `Session`.
     PublicRequiringSession,
+    /// `POST /token`, the token exchange (no session layer in front of
+    /// it), and `GET /me` behind the edge, which needs a session.
+    Exchange,
 }
 
 /// A test application behind one session edge, servable by every framework
@@ -165,6 +171,7 @@ pub(crate) fn site(edge: SessionEdge<UserRole>, routes: Routes) -> Site {
     Site {
         wiring: Wiring {
             layer: SessionLayer::from(edge.clone()),
+            exchange: None,
         },
         edge,
         routes,
@@ -172,11 +179,27 @@ pub(crate) fn site(edge: SessionEdge<UserRole>, routes: Routes) -> Site {
     }
 }
 
+/// [`Routes::Exchange`]: `exchange` at `POST /token`, and `/me` behind
+/// `edge`.
+pub(crate) fn exchange_site(
+    edge: SessionEdge<UserRole>,
+    exchange: ExchangeToken<UserRole>,
+) -> Site {
+    let mut site = site(edge, Routes::Exchange);
+    site.wiring.exchange = Some(exchange);
+    site
+}
+
 /// The site as an axum router.
 fn axum_router(site: &Site) -> Router {
     let layer = SessionLayer::from(site.edge.clone());
     match site.routes {
         Routes::PublicRequiringSession => Router::new().route("/", get(who)).layer(layer),
+        Routes::Exchange => Router::new().route("/me", get(who)).layer(layer).merge(
+            Router::new()
+                .route("/token", post(exchange_token::<UserRole>))
+                .with_state(site.wiring.exchange.clone().expect("an exchange site")),
+        ),
         Routes::Standard => Router::new()
             .route("/", get(maybe))
             .route("/login", get(|| async { "login form" }).post(sign_in))
@@ -230,6 +253,15 @@ impl TestApp {
 
     /// Alice's token, issued now.
     pub(crate) fn alice_token(&self) -> String {
+        self.alice_token_authenticated(Default::default())
+    }
+
+    /// Alice's token, issued now, her authentication as `authentication`
+    /// says.
+    pub(crate) fn alice_token_authenticated(
+        &self,
+        authentication: tessera::domain::Authentication,
+    ) -> String {
         let issued = self
             .sessions
             .establish()
@@ -239,7 +271,7 @@ impl TestApp {
                 capabilities: crate::support::caps(&["posts:write"]),
                 tenant: Some(tessera::domain::TenantId::parse("acme").unwrap()),
                 authenticated_at: None,
-                authentication: Default::default(),
+                authentication,
             })
             .unwrap();
         issued.token.expose_secret().to_owned()

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tessera::axum::exchange_token;
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, HttpJwksSource, IdentityProvider, InMemoryExternalUserDirectory,
-    JwksTokenVerifier, MissingRole,
+    JwksTokenVerifier, MissingRole, TokenProfile,
 };
 use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
@@ -86,13 +86,16 @@ async fn a_provider_token_is_exchanged_over_http_for_a_verifiable_session() {
     .email("email")
     .unwrap();
     let verifier = JwksTokenVerifier::new(
-        IdentityProvider::builder(IDP, mapping)
-            .skip_audience_check()
-            .allowed_party("https://app.test")
-            .clock(clock.clone())
-            .jwks(Arc::new(source), CachePolicy::default())
-            .build()
-            .unwrap(),
+        IdentityProvider::builder(
+            IDP,
+            TokenProfile::access(mapping)
+                .skip_audience_check()
+                .allowed_party("https://app.test"),
+        )
+        .clock(clock.clone())
+        .jwks(Arc::new(source), CachePolicy::default())
+        .build()
+        .unwrap(),
     );
     let exchange = sessions.exchange(Arc::new(verifier), users.clone());
     let app = Router::new()
@@ -173,8 +176,7 @@ async fn a_provider_of_the_manager_shares_its_leeway_and_an_exchange_takes_what_
     .unwrap();
     let verifier = JwksTokenVerifier::new(
         sessions
-            .identity_provider(IDP, mapping)
-            .skip_audience_check()
+            .identity_provider(IDP, TokenProfile::access(mapping).skip_audience_check())
             .static_keys(KeyRing::verify_only(vec![idp_key.verification_key()]).unwrap())
             .build()
             .unwrap(),

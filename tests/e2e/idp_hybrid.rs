@@ -14,7 +14,7 @@ use tessera::axum::{ProviderUser, Session};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
 use tessera::infrastructure::identity::{
     CachePolicy, ClaimMapping, HttpJwksSource, IdentityProvider, InMemoryExternalUserDirectory,
-    JwksTokenVerifier, MissingRole,
+    JwksTokenVerifier, MissingRole, TokenProfile,
 };
 use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, UserRole};
@@ -74,8 +74,7 @@ async fn one_route_answers_the_own_session_and_a_provider_token() {
     let source =
         HttpJwksSource::new(&format!("http://{idp}/jwks"), Duration::from_secs(2)).unwrap();
     let verifier = JwksTokenVerifier::new(
-        IdentityProvider::builder(IDP, mapping)
-            .skip_audience_check()
+        IdentityProvider::builder(IDP, TokenProfile::access(mapping).skip_audience_check())
             .clock(app.clock.clone())
             .jwks(Arc::new(source), CachePolicy::default())
             .build()

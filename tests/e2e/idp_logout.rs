@@ -20,7 +20,7 @@ use tessera::application::ports::{
 use tessera::axum::{Session, exchange_token};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule, SessionId};
 use tessera::infrastructure::identity::{
-    ClaimMapping, InMemoryExternalUserDirectory, JwksTokenVerifier, MissingRole,
+    ClaimMapping, InMemoryExternalUserDirectory, JwksTokenVerifier, MissingRole, TokenProfile,
 };
 use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
@@ -65,8 +65,7 @@ async fn setup(revocations: Option<Arc<dyn RevocationStore>>) -> Setup {
     let mapping = ClaimMapping::new("role", MissingRole::LeastPrivilege(UserRole::User)).unwrap();
     let verifier = Arc::new(JwksTokenVerifier::new(
         sessions
-            .identity_provider(IDP, mapping)
-            .skip_audience_check()
+            .identity_provider(IDP, TokenProfile::access(mapping).skip_audience_check())
             .static_keys(KeyRing::verify_only(vec![idp_key.verification_key()]).unwrap())
             .build()
             .unwrap(),

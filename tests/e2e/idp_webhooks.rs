@@ -26,7 +26,7 @@ use tessera::domain::{Requirement, RoutePolicy, RouteRule};
 use tessera::http::{UserWebhook, WebhookSecret, WebhookVerifier};
 use tessera::infrastructure::identity::{
     ClaimMapping, IdentityProvider, InMemoryExternalUserDirectory, JsonUserEventDecoder,
-    JwksTokenVerifier, MissingRole,
+    JwksTokenVerifier, MissingRole, TokenProfile,
 };
 use tessera::infrastructure::jose;
 use tessera::{JwsAlgorithm, KeyRing, SigningKey, Tessera, UserRole};
@@ -369,8 +369,7 @@ impl Provider {
     pub(crate) fn new(clock: &Arc<ManualClock>) -> Self {
         let key = SigningKey::generate(JwsAlgorithm::Es256, "idp-1").unwrap();
         let verifier = Arc::new(JwksTokenVerifier::new(
-            IdentityProvider::builder(IDP, mapping())
-                .skip_audience_check()
+            IdentityProvider::builder(IDP, TokenProfile::access(mapping()).skip_audience_check())
                 .algorithms(&[JwsAlgorithm::Es256])
                 .clock(clock.clone())
                 .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())

@@ -25,6 +25,7 @@ mod idp_exchange;
 #[cfg(feature = "jwks-fetch")]
 mod idp_hybrid;
 mod idp_logout;
+mod idp_profiles;
 #[cfg(feature = "redis")]
 mod idp_redis;
 mod idp_webhooks;

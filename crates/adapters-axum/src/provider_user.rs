@@ -85,7 +85,7 @@ mod tests {
     use mockall::predicate::eq;
     use tessera_application::external::{
         ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalUser,
-        MockExternalTokenVerifier, MockExternalUserDirectory,
+        MockExternalTokenVerifier, MockExternalUserDirectory, SubjectKind, TokenUse,
     };
     use tessera_application::ports::{
         Clock, DirectoryError, DirectoryUser, JwsFailure, MockClock, MockIdGenerator,
@@ -126,6 +126,8 @@ mod tests {
         ExternalIdentity {
             issuer: IDP.into(),
             subject: ExternalSubject::parse("user_2abc").unwrap(),
+            token_use: TokenUse::Access,
+            subject_kind: SubjectKind::User,
             role: UserRole::Admin,
             email: Some("alice@example.com".into()),
             name: None,

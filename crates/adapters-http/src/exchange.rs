@@ -4,9 +4,7 @@
 
 use bytes::Bytes;
 use http::Response;
-use tessera_application::{
-    ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE, PresentedCredential, Refusal,
-};
+use tessera_application::{ExchangeError, ExchangeToken, ISSUED_TOKEN_TYPE, PresentedCredential};
 use tessera_domain::Role;
 
 use crate::DEFAULT_COOKIE_NAME;
@@ -21,8 +19,11 @@ use crate::response::{Denial, token_answer};
 /// Success is 200 with `Cache-Control: no-store` and
 /// `{"access_token":…,"issued_token_type":"urn:ietf:params:oauth:token-type:jwt","token_type":"Bearer","expires_in":…}`.
 /// A missing token is 401 `unauthenticated`; a malformed request 400
-/// `invalid_request`; a refused token or a disabled user 401
-/// `invalid_token`; keys, directory or signing unavailable 503. The reason
+/// `invalid_request`; a refused token (of a use the exchange does not
+/// take, too) or a disabled user 401 `invalid_token`; an authentic token
+/// whose profile refuses its subject 403 with the refusal's own code
+/// (`machine_token`, `user_token`, `required_claim`); keys, directory or
+/// signing unavailable 503: [`ExchangeError::refusal`] decides. The reason
 /// goes to `tracing` at debug (warn for 503), never the token. No cookie is
 /// read, so no cross-site form can use one.
 pub async fn exchange<'h, R: Role>(
@@ -57,9 +58,8 @@ pub async fn exchange<'h, R: Role>(
 fn denial(error: &ExchangeError) -> Denial {
     if error.is_unavailable() {
         tracing::warn!(code = error.code(), error = %error, "token exchange unavailable");
-        Denial::Refused(Refusal::Unavailable)
     } else {
         tracing::debug!(code = error.code(), error = %error, "token exchange refused");
-        Denial::unauthenticated(true)
     }
+    Denial::Refused(error.refusal())
 }

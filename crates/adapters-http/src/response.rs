@@ -154,6 +154,10 @@ impl Denial {
             // Not a token problem: no challenge.
             Self::Refused(Refusal::CrossOrigin) => (StatusCode::FORBIDDEN, None, None),
             Self::Refused(Refusal::NotFound) => (StatusCode::NOT_FOUND, None, None),
+            // An authentic provider token whose subject is not taken: not a
+            // credential problem (no challenge), and asking again with the
+            // same subject cannot succeed.
+            Self::Refused(Refusal::Subject(_)) => (StatusCode::FORBIDDEN, None, None),
             Self::UntrustedIdentity => (StatusCode::UNAUTHORIZED, None, None),
             // `Refusal` is non-exhaustive: a refusal this edge does not know
             // yet is still a refusal.
@@ -210,6 +214,7 @@ fn step_up_challenge(challenge: &StepUpChallenge) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_application::external::SubjectRefusal;
 
     fn body(response: Response<Bytes>) -> String {
         String::from_utf8(response.into_body().to_vec()).unwrap()
@@ -261,6 +266,26 @@ mod tests {
                 "cross_origin_request",
             ),
             (Denial::Refused(Refusal::NotFound), 404, None, "not_found"),
+            (
+                Denial::Refused(Refusal::Subject(SubjectRefusal::MachineToken)),
+                403,
+                None,
+                "machine_token",
+            ),
+            (
+                Denial::Refused(Refusal::Subject(SubjectRefusal::UserToken)),
+                403,
+                None,
+                "user_token",
+            ),
+            (
+                Denial::Refused(Refusal::Subject(SubjectRefusal::RequiredClaim {
+                    path: "email_verified".into(),
+                })),
+                403,
+                None,
+                "required_claim",
+            ),
             (Denial::UntrustedIdentity, 401, None, "untrusted_identity"),
             (Denial::Misconfigured, 500, None, "server_error"),
         ];

@@ -18,6 +18,7 @@ use tessera_domain::{Authentication, Role, RoleError, SessionId};
 use time::OffsetDateTime;
 
 use crate::ports::{DirectoryError, DirectoryUser, JwsFailure};
+use crate::usecases::admission::Refusal;
 
 /// The longest provider subject (`sub`) accepted, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 255;
@@ -80,6 +81,85 @@ impl fmt::Display for ExternalSubject {
     }
 }
 
+/// What a provider token is for: the kind of the token profile it
+/// matched. One provider (one issuer, one key set) may issue both kinds,
+/// each with its own audience, `typ` and claim rules.
+///
+/// Which kinds an entry point takes is its own decision:
+/// [`ExchangeToken`](crate::ExchangeToken) takes both by default
+/// ([`ExchangeToken::with_token_uses`](crate::ExchangeToken::with_token_uses)
+/// narrows it), and the hybrid path of
+/// [`DecideAdmission`](crate::DecideAdmission) takes access tokens only:
+/// an ID token says who signed in at a client, it is not a credential for
+/// an API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenUse {
+    /// An access token for this API: RFC 9068 (`typ` `at+jwt`), or a
+    /// provider's session token used as one (Clerk's), audience the API
+    /// (or bound by `azp`).
+    Access,
+    /// An OpenID Connect ID token: audience the client id, `typ` absent or
+    /// `JWT`.
+    Id,
+}
+
+impl TokenUse {
+    /// The kind's name, for logs: `access` or `id`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Id => "id",
+        }
+    }
+}
+
+/// Who a provider token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    /// A person who signed in.
+    User,
+    /// A client acting for itself (OAuth client credentials): its `sub` is
+    /// its client id (the `client_id` or `azp` claim), or a claim the
+    /// token profile names says so (Auth0's `gty`).
+    Machine,
+}
+
+/// Why a verified provider token's subject is not taken: the token is
+/// authentic and valid, but its profile does not accept who it speaks for.
+/// Not a credential problem, so a client sees 403 with the refusal's code,
+/// not 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubjectRefusal {
+    /// A machine token (client credentials) where the profile takes users
+    /// only, its default.
+    #[error("a machine (client-credentials) token is not accepted here")]
+    MachineToken,
+    /// A user's token where the profile takes machines only.
+    #[error("a user's token is not accepted here")]
+    UserToken,
+    /// A claim the profile requires is absent, or holds another value.
+    #[error("required claim `{path}` is absent or holds another value")]
+    RequiredClaim {
+        /// The configured path of the claim.
+        path: String,
+    },
+}
+
+impl SubjectRefusal {
+    /// A stable, machine-readable code: `machine_token`, `user_token` or
+    /// `required_claim`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MachineToken => "machine_token",
+            Self::UserToken => "user_token",
+            Self::RequiredClaim { .. } => "required_claim",
+        }
+    }
+}
+
 /// Who a provider says a user is: the identity a verified provider token
 /// carries, with the role already mapped to the application's role type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +168,10 @@ pub struct ExternalIdentity<R> {
     pub issuer: String,
     /// The provider's account id (`sub`).
     pub subject: ExternalSubject,
+    /// What the token is for: the kind of the profile it matched.
+    pub token_use: TokenUse,
+    /// Whether the token speaks for a user or for a machine.
+    pub subject_kind: SubjectKind,
     /// The application role the provider's role claim maps to.
     pub role: R,
     /// The user's email, when the provider's mapping names one.
@@ -168,12 +252,21 @@ pub enum ExternalTokenError {
     /// No configured provider has the token's issuer.
     #[error("token issuer is not a configured provider")]
     UnknownIssuer,
-    /// The header's `typ` is not the one configured for the provider.
+    /// The header's `typ` is not one a token profile of the provider
+    /// takes.
     #[error("token type is not the provider's configured type")]
     WrongType,
-    /// `aud` does not include an accepted audience.
+    /// `aud` does not include an audience of a profile the token's `typ`
+    /// fits.
     #[error("token audience is not accepted")]
     WrongAudience,
+    /// The token fits more than one of the provider's token profiles (by
+    /// `typ` and `aud`): it is refused rather than read by either.
+    #[error("token fits more than one token profile")]
+    AmbiguousProfile,
+    /// The token is valid, but its profile does not accept its subject.
+    #[error(transparent)]
+    Subject(#[from] SubjectRefusal),
     /// `azp` is missing or not among the allowed parties.
     #[error("token authorized party is not allowed")]
     WrongAuthorizedParty,
@@ -216,6 +309,8 @@ impl ExternalTokenError {
             Self::UnknownIssuer => "unknown_issuer",
             Self::WrongType => "wrong_typ",
             Self::WrongAudience => "wrong_audience",
+            Self::AmbiguousProfile => "ambiguous_profile",
+            Self::Subject(refusal) => refusal.code(),
             Self::WrongAuthorizedParty => "wrong_azp",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
@@ -234,14 +329,32 @@ impl ExternalTokenError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::KeysUnavailable(_))
     }
+
+    /// How a request carrying the refused token is answered, wherever a
+    /// provider token is taken (exchange, the hybrid path):
+    /// [`Refusal::Unavailable`] (503) when the keys cannot be had,
+    /// [`Refusal::Subject`] (403) for an authentic token whose subject its
+    /// profile does not accept, otherwise a refused credential (401
+    /// `invalid_token`).
+    #[must_use]
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Self::KeysUnavailable(_) => Refusal::Unavailable,
+            Self::Subject(refusal) => Refusal::Subject(refusal.clone()),
+            _ => Refusal::Unauthenticated { refused: true },
+        }
+    }
 }
 
 /// Verifies identity-provider tokens and maps their claims.
 ///
 /// Implementations MUST check the signature against the keys of the
 /// provider that issued the token and no other, the provider's algorithm
-/// allow-list, `iss`, `aud`, `azp` (when configured), `exp`/`nbf`/`iat`
-/// with leeway and `typ` (when configured), and map the role fail-closed.
+/// allow-list, `iss`, match the token to exactly one of the provider's
+/// token profiles (refusing a token that fits none or several), and hold
+/// it to that profile's rules: `aud`, `azp` (when configured), `typ`, the
+/// subjects it accepts and the claims it requires; check
+/// `exp`/`nbf`/`iat` with leeway, and map the role fail-closed.
 /// With keys in hand they MUST do no I/O; when keys cannot be had they MUST
 /// fail closed with [`ExternalTokenError::KeysUnavailable`].
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

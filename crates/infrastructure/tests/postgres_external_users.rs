@@ -21,8 +21,8 @@ use common::*;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tessera_application::external::{
-    AsOf, ExternalIdentity, ExternalProfile, ExternalSubject, ExternalUserDirectory, UpsertOutcome,
-    Upserted,
+    AsOf, ExternalIdentity, ExternalProfile, ExternalSubject, ExternalUserDirectory, SubjectKind,
+    TokenUse, UpsertOutcome, Upserted,
 };
 use tessera_application::ports::{DirectoryError, UserDirectory};
 use tessera_application::{ResolveUser, ResolveUserRequest, ResolvedFrom};
@@ -248,6 +248,8 @@ async fn resolve_user_race_64_concurrent_first_requests_create_exactly_one_recor
     let identity = Arc::new(ExternalIdentity {
         issuer: ISSUER.to_owned(),
         subject: subject("user_new"),
+        token_use: TokenUse::Access,
+        subject_kind: SubjectKind::User,
         role: UserRole::Moderator,
         email: Some("new@example.com".into()),
         name: None,

@@ -25,7 +25,7 @@ use tessera_application::{
 };
 use tessera_domain::{NewSession, SessionEntity, UserRole};
 use tessera_infrastructure::identity::{
-    ClaimMapping, IdentityProvider, JwksTokenVerifier, MissingRole,
+    ClaimMapping, IdentityProvider, JwksTokenVerifier, MissingRole, TokenProfile,
 };
 use tessera_infrastructure::{
     InMemoryRevocationStore, JwsAlgorithm, JwtSessionCodec, KeyRing, SigningKey, jose,
@@ -473,8 +473,7 @@ fn provider(
         .map("admin", UserRole::Admin)
         .unwrap();
     JwksTokenVerifier::new(
-        IdentityProvider::builder(PROVIDER, mapping)
-            .audience("api")
+        IdentityProvider::builder(PROVIDER, TokenProfile::access(mapping).audience("api"))
             .algorithms(&[key.algorithm()])
             .clock(clock)
             .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())

@@ -171,7 +171,8 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
     /// | provider-token situation | route needs a session | route needs none |
     /// |---|---|---|
     /// | provider keys, user directory or provider API unavailable | 503 `temporarily_unavailable` | served as a guest |
-    /// | token refused, user disabled or unknown | 401 `invalid_token` (also on browser routes) | served as a guest |
+    /// | token refused, an ID token (access tokens only here), user disabled or unknown | 401 `invalid_token` (also on browser routes) | served as a guest |
+    /// | the token's profile refuses its subject (a machine token, a required claim unmet) | 403 with the refusal's code (`machine_token`, `user_token`, `required_claim`) | served as a guest |
     /// | user falls short of the route | 403 `insufficient_scope` | 403 |
     pub fn provider_tokens(
         mut self,

@@ -17,14 +17,22 @@
 //! | [`ROLE`] `x-user-role` | the role's wire name |
 //! | [`CAPABILITIES`] `x-user-capabilities` | capabilities, comma-separated, sorted (may be empty) |
 //! | [`TENANT_ID`] `x-tenant-id` | the tenant, only when the session has one |
+//! | [`ACR`] `x-user-acr` | how strongly the user authenticated (OpenID Connect `acr`), only when known |
+//! | [`AMR`] `x-user-amr` | how the user authenticated (`amr`, RFC 8176), space-separated, only when known |
 //! | [`SIGNED_AT`] `x-user-signed-at` | Unix seconds when the session was verified |
 //! | [`NONCE`] `x-user-nonce` | 128 random bits, base64url |
 //! | [`SIGNATURE`] `x-user-signature` | HMAC-SHA256, base64url, over the lines below |
 //!
-//! The signed message is, joined by `\n`: `tessera-gateway-v1`, the method,
+//! The signed message is, joined by `\n`: `tessera-gateway-v2`, the method,
 //! the path and query as the client sent them, signed-at, nonce, user id,
-//! session id, role, capabilities, tenant (empty when none). The proxy must
-//! forward the method, path and query unchanged.
+//! session id, role, capabilities, tenant, acr, amr (each of the last three
+//! empty when none). The proxy must forward the method, path and query
+//! unchanged. (`v1` messages, which ended with the tenant, are no longer
+//! made or accepted: a service must be updated with its gateway.)
+//!
+//! A service can so enforce step-up rules of its own (RFC 9470) on what
+//! the gateway verified: the session's `acr` and `amr` are those of the
+//! sign-in, or of the provider token it was exchanged for.
 //!
 //! # The service behind it
 //!
@@ -76,6 +84,12 @@ pub const ROLE: &str = "x-user-role";
 pub const CAPABILITIES: &str = "x-user-capabilities";
 /// The tenant header (absent when the session has no tenant).
 pub const TENANT_ID: &str = "x-tenant-id";
+/// The authentication context class reference header (absent when the
+/// session does not know it).
+pub const ACR: &str = "x-user-acr";
+/// The authentication methods header, space-separated (absent when the
+/// session does not know them).
+pub const AMR: &str = "x-user-amr";
 /// The time of verification, in Unix seconds.
 pub const SIGNED_AT: &str = "x-user-signed-at";
 /// A random nonce, so that two identical requests in one second differ.
@@ -90,7 +104,7 @@ pub const DEFAULT_FRESHNESS_SECONDS: u32 = 30;
 /// The default number of signatures the replay cache holds.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
-pub(crate) const DOMAIN: &str = "tessera-gateway-v1";
+pub(crate) const DOMAIN: &str = "tessera-gateway-v2";
 /// Prefix of the label an audience's key is derived from; signed messages
 /// start with [`DOMAIN`] instead, so the two never collide.
 const AUDIENCE_LABEL: &str = "tessera-gateway-audience:";
@@ -199,6 +213,8 @@ pub(crate) struct Signed<'a> {
     pub(crate) role: &'a str,
     pub(crate) capabilities: &'a str,
     pub(crate) tenant: &'a str,
+    pub(crate) acr: &'a str,
+    pub(crate) amr: &'a str,
 }
 
 impl Signed<'_> {
@@ -217,6 +233,8 @@ impl Signed<'_> {
             self.role,
             self.capabilities,
             self.tenant,
+            self.acr,
+            self.amr,
         ] {
             context.update(b"\n");
             context.update(line.as_bytes());

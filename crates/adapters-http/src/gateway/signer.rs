@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderName, HeaderValue};
-use tessera_domain::{Capability, Role, SessionEntity, TenantId};
+use tessera_domain::{Acr, AuthMethod, Capability, Role, SessionEntity, TenantId};
 use time::OffsetDateTime;
 
 use super::*;
@@ -50,6 +50,14 @@ impl GatewaySigner {
             .collect::<Vec<_>>()
             .join(",");
         let tenant = session.tenant().map(TenantId::as_str).unwrap_or_default();
+        let authentication = session.authentication();
+        let acr = authentication.acr().map(Acr::as_str).unwrap_or_default();
+        let amr = authentication
+            .amr()
+            .iter()
+            .map(AuthMethod::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
         let signed = Signed {
             method,
             target,
@@ -60,6 +68,8 @@ impl GatewaySigner {
             role: session.role().name(),
             capabilities: &capabilities,
             tenant,
+            acr,
+            amr: &amr,
         };
         let tag = signed.tag(&self.key);
         let signature = URL_SAFE_NO_PAD.encode(tag.as_ref());
@@ -74,8 +84,10 @@ impl GatewaySigner {
             (HeaderName::from_static(NONCE), value(&nonce)?),
             (HeaderName::from_static(SIGNATURE), value(&signature)?),
         ];
-        if !tenant.is_empty() {
-            headers.push((HeaderName::from_static(TENANT_ID), value(tenant)?));
+        for (name, text) in [(TENANT_ID, tenant), (ACR, acr), (AMR, &amr)] {
+            if !text.is_empty() {
+                headers.push((HeaderName::from_static(name), value(text)?));
+            }
         }
         Ok(headers)
     }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use tessera_domain::{NewSession, UserRole};
+use tessera_domain::{Acr, AuthMethod, Authentication, NewSession, UserRole};
 
 use std::sync::Arc;
 
@@ -19,6 +19,14 @@ use crate::test_clock::{NOW, Pinned, pinned};
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 fn session(tenant: Option<&str>) -> SessionEntity<UserRole> {
+    session_authenticated(tenant, Authentication::default())
+}
+
+/// A session of `tenant` whose user authenticated as `authentication` says.
+fn session_authenticated(
+    tenant: Option<&str>,
+    authentication: Authentication,
+) -> SessionEntity<UserRole> {
     let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
     SessionEntity::new(NewSession {
         user_id: UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001").unwrap(),
@@ -32,16 +40,32 @@ fn session(tenant: Option<&str>) -> SessionEntity<UserRole> {
         issued_at: now,
         expires_at: now + time::Duration::minutes(15),
         authenticated_at: now,
-        authentication: Default::default(),
+        authentication,
     })
     .unwrap()
 }
 
+/// Phishing-resistant hardware-key authentication, with a password.
+fn mfa() -> Authentication {
+    Authentication::new(
+        Some(Acr::parse("phrh").unwrap()),
+        vec![
+            AuthMethod::parse("pwd").unwrap(),
+            AuthMethod::parse("hwk").unwrap(),
+        ],
+    )
+    .unwrap()
+}
+
 fn signed(method: &Method, target: &str, tenant: Option<&str>) -> HeaderMap {
+    signed_session(method, target, &session(tenant))
+}
+
+fn signed_session(method: &Method, target: &str, session: &SessionEntity<UserRole>) -> HeaderMap {
     let signer = GatewaySigner::new(GatewayKey::new(SECRET).unwrap());
     let at = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
     signer
-        .headers(method.as_str(), target, &session(tenant), at)
+        .headers(method.as_str(), target, session, at)
         .unwrap()
         .into_iter()
         .collect()
@@ -128,19 +152,62 @@ fn a_signed_identity_verifies_and_carries_every_value() {
 
 #[test]
 fn the_signature_is_the_hmac_of_the_documented_lines() {
-    let headers = signed(&Method::POST, "/orders?page=2", Some("acme"));
-    let text = |name: &str| headers[name].to_str().unwrap();
-    // Written out by hand from the module docs, not from `Signed`.
-    let message = format!(
-        "tessera-gateway-v1\nPOST\n/orders?page=2\n{}\n{}\n{}\n{}\nmoderator\nposts:hide,posts:write\nacme",
-        text(SIGNED_AT),
-        text(NONCE),
-        text(USER_ID),
-        text(SESSION_ID),
+    let plain = signed(&Method::POST, "/orders?page=2", Some("acme"));
+    let stepped_up = signed_session(
+        &Method::POST,
+        "/orders?page=2",
+        &session_authenticated(None, mfa()),
     );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
-    let expected = URL_SAFE_NO_PAD.encode(hmac::sign(&key, message.as_bytes()).as_ref());
-    assert_eq!(text(SIGNATURE), expected);
+    // Written out by hand from the module docs, not from `Signed`.
+    for (headers, rest) in [(&plain, "acme\n\n"), (&stepped_up, "\nphrh\npwd hwk")] {
+        let text = |name: &str| headers[name].to_str().unwrap();
+        let message = format!(
+            "tessera-gateway-v2\nPOST\n/orders?page=2\n{}\n{}\n{}\n{}\nmoderator\nposts:hide,posts:write\n{rest}",
+            text(SIGNED_AT),
+            text(NONCE),
+            text(USER_ID),
+            text(SESSION_ID),
+        );
+        let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
+        let expected = URL_SAFE_NO_PAD.encode(hmac::sign(&key, message.as_bytes()).as_ref());
+        assert_eq!(text(SIGNATURE), expected, "{rest:?}");
+    }
+}
+
+#[test]
+fn the_sessions_acr_and_amr_are_signed_and_verified_and_absent_when_unknown() {
+    let headers = signed_session(
+        &Method::GET,
+        "/orders?page=2",
+        &session_authenticated(Some("acme"), mfa()),
+    );
+    assert_eq!(headers[ACR], "phrh");
+    assert_eq!(headers[AMR], "pwd hwk");
+    let identity = verify(&verifier(pinned()), &headers).unwrap().unwrap();
+    assert_eq!(identity.authentication(), &mfa());
+
+    let plain = signed(&Method::GET, "/orders?page=2", Some("acme"));
+    assert!(plain.get(ACR).is_none() && plain.get(AMR).is_none());
+    let identity = verify(&verifier(pinned()), &plain).unwrap().unwrap();
+    assert_eq!(identity.authentication(), &Authentication::default());
+
+    // Claiming a stronger authentication than the gateway saw, or hiding
+    // the one it saw, breaks the signature.
+    let v = verifier(pinned());
+    for (name, value) in [(ACR, "aal3"), (AMR, "hwk")] {
+        let mut forged = plain.clone();
+        forged.insert(name, HeaderValue::from_static(value));
+        assert_eq!(verify(&v, &forged), Err(GatewayRejection::BadSignature));
+        let mut forged = headers.clone();
+        forged.insert(name, HeaderValue::from_static(value));
+        assert_eq!(verify(&v, &forged), Err(GatewayRejection::BadSignature));
+        let mut hidden = headers.clone();
+        hidden.remove(name);
+        assert_eq!(verify(&v, &hidden), Err(GatewayRejection::BadSignature));
+    }
+    let mut repeated = headers.clone();
+    repeated.append(ACR, HeaderValue::from_static("phrh"));
+    assert_eq!(verify(&v, &repeated), Err(GatewayRejection::Malformed(ACR)));
 }
 
 #[test]

@@ -8,7 +8,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, Method};
 use tessera_application::ports::Clock;
-use tessera_domain::{Capability, Role, SessionId, TenantId, UserId, UserRole};
+use tessera_domain::{
+    Acr, AuthMethod, Authentication, Capability, Role, SessionId, TenantId, UserId, UserRole,
+};
 use time::OffsetDateTime;
 
 use super::*;
@@ -167,10 +169,13 @@ impl GatewayVerifier {
             });
         }
         let one = |name| one_value(headers, name);
-        let tenant = if headers.contains_key(TENANT_ID) {
-            one(TENANT_ID)?
-        } else {
-            ""
+        // The headers sent only when there is a value: empty when absent.
+        let optional = |name| {
+            if headers.contains_key(name) {
+                one(name)
+            } else {
+                Ok("")
+            }
         };
         let signed = Signed {
             method: method.as_str(),
@@ -181,7 +186,9 @@ impl GatewayVerifier {
             session_id: one(SESSION_ID)?,
             role: one(ROLE)?,
             capabilities: one(CAPABILITIES)?,
-            tenant,
+            tenant: optional(TENANT_ID)?,
+            acr: optional(ACR)?,
+            amr: optional(AMR)?,
         };
         let mut signature = [0_u8; SIGNATURE_BYTES];
         let signature_text = one(SIGNATURE)?;
@@ -225,6 +232,7 @@ pub struct GatewayIdentity<R: Role = UserRole> {
     role: R,
     capabilities: BTreeSet<Capability>,
     tenant: Option<TenantId>,
+    authentication: Authentication,
     signed_at: OffsetDateTime,
 }
 
@@ -242,6 +250,17 @@ impl<R: Role> GatewayIdentity<R> {
             "" => None,
             name => Some(TenantId::parse(name).map_err(|_| malformed(TENANT_ID))?),
         };
+        let acr = match signed.acr {
+            "" => None,
+            acr => Some(Acr::parse(acr).map_err(|_| malformed(ACR))?),
+        };
+        let amr = signed
+            .amr
+            .split(' ')
+            .filter(|method| !method.is_empty())
+            .map(|method| AuthMethod::parse(method).map_err(|_| malformed(AMR)))
+            .collect::<Result<_, _>>()?;
+        let authentication = Authentication::new(acr, amr).map_err(|_| malformed(AMR))?;
         let signed_at =
             OffsetDateTime::from_unix_timestamp(signed_at).map_err(|_| malformed(SIGNED_AT))?;
         Ok(Self {
@@ -250,6 +269,7 @@ impl<R: Role> GatewayIdentity<R> {
             role: R::parse(signed.role).map_err(|_| malformed(ROLE))?,
             capabilities,
             tenant,
+            authentication,
             signed_at,
         })
     }
@@ -282,6 +302,13 @@ impl<R: Role> GatewayIdentity<R> {
     #[must_use]
     pub fn tenant(&self) -> Option<&TenantId> {
         self.tenant.as_ref()
+    }
+
+    /// How the user authenticated (`acr`, `amr`), as far as the session
+    /// knows.
+    #[must_use]
+    pub fn authentication(&self) -> &Authentication {
+        &self.authentication
     }
 
     /// When the gateway verified the session.

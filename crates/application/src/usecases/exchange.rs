@@ -8,12 +8,13 @@ use tessera_domain::{Role, SessionEntity};
 use super::establish::{EstablishError, EstablishRequest, EstablishSession};
 use crate::external::{
     ExternalProfile, ExternalTokenError, ExternalTokenVerifier, ExternalUser,
-    ExternalUserDirectory, UpsertOutcome,
+    ExternalUserDirectory, TokenUse, UpsertOutcome,
 };
 use crate::ports::{
     DirectoryError, RevocationError, RevocationReason, RevocationStatus, RevocationStore,
 };
 use crate::token::SessionToken;
+use crate::usecases::admission::Refusal;
 use crate::usecases::verify::provider_token_status;
 
 /// The token type an exchange issues: a JWT (RFC 8693 §3), namely a
@@ -42,6 +43,10 @@ pub enum ExchangeError {
     /// The provider's token was refused (or its keys are unavailable).
     #[error("provider token refused")]
     Token(#[source] ExternalTokenError),
+    /// The provider's token is valid, but of a kind (its profile's
+    /// [`TokenUse`]) this exchange is not configured to take.
+    #[error("a provider token of use `{}` is not exchanged here", .0.as_str())]
+    TokenUseRefused(TokenUse),
     /// The local user directory could not be read or written.
     #[error("user directory could not be updated")]
     Directory(#[source] DirectoryError),
@@ -74,6 +79,7 @@ impl ExchangeError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Token(e) => e.code(),
+            Self::TokenUseRefused(_) => "token_use_refused",
             Self::Directory(_) => "directory_unavailable",
             Self::UserDisabled => "user_disabled",
             Self::UserDeleted => "unknown_user",
@@ -91,7 +97,25 @@ impl ExchangeError {
             Self::Token(e) => e.is_unavailable(),
             Self::Directory(_) | Self::RevocationUnavailable(_) => true,
             Self::Establish(EstablishError::Token(_)) => true,
-            Self::UserDisabled | Self::UserDeleted | Self::Revoked(_) | Self::Establish(_) => false,
+            Self::TokenUseRefused(_)
+            | Self::UserDisabled
+            | Self::UserDeleted
+            | Self::Revoked(_)
+            | Self::Establish(_) => false,
+        }
+    }
+
+    /// How the exchange endpoint answers: [`Refusal::Unavailable`] (503)
+    /// when [`is_unavailable`](Self::is_unavailable); a subject the token's
+    /// profile does not accept (a machine token, a required claim unmet)
+    /// [`Refusal::Subject`] (403, with its own code); anything else a
+    /// refused credential (401 `invalid_token`).
+    #[must_use]
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Self::Token(error) => error.refusal(),
+            _ if self.is_unavailable() => Refusal::Unavailable,
+            _ => Refusal::Unauthenticated { refused: true },
         }
     }
 }
@@ -99,6 +123,7 @@ impl ExchangeError {
 /// Exchanges identity-provider tokens for sessions.
 #[derive(Clone)]
 pub struct ExchangeToken<R: Role> {
+    uses: Vec<TokenUse>,
     verifier: Arc<dyn ExternalTokenVerifier<R>>,
     users: Arc<dyn ExternalUserDirectory<R>>,
     establish: EstablishSession<R>,
@@ -108,6 +133,7 @@ pub struct ExchangeToken<R: Role> {
 impl<R: Role> std::fmt::Debug for ExchangeToken<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExchangeToken")
+            .field("uses", &self.uses)
             .field("establish", &self.establish)
             .finish_non_exhaustive()
     }
@@ -116,7 +142,8 @@ impl<R: Role> std::fmt::Debug for ExchangeToken<R> {
 impl<R: Role> ExchangeToken<R> {
     /// Wires the use case to its ports. `revocations` is the store the
     /// session verifier uses, so that the logouts that end sessions refuse
-    /// provider tokens too.
+    /// provider tokens too. Access and ID tokens are both exchanged
+    /// ([`ExchangeToken::with_token_uses`] narrows it).
     #[must_use]
     pub fn new(
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
@@ -125,11 +152,23 @@ impl<R: Role> ExchangeToken<R> {
         revocations: Arc<dyn RevocationStore>,
     ) -> Self {
         Self {
+            uses: vec![TokenUse::Access, TokenUse::Id],
             verifier,
             users,
             establish,
             revocations,
         }
+    }
+
+    /// Exchanges only provider tokens whose profile is of one of `uses`
+    /// (an ID token only, say, for a front end that signs in with OpenID
+    /// Connect); any other valid token is refused with
+    /// [`ExchangeError::TokenUseRefused`] before the directory is touched.
+    /// An empty list refuses every token.
+    #[must_use]
+    pub fn with_token_uses(mut self, uses: &[TokenUse]) -> Self {
+        self.uses = uses.to_vec();
+        self
     }
 
     /// Verifies the provider's token, brings the local user up to date with
@@ -153,9 +192,14 @@ impl<R: Role> ExchangeToken<R> {
     /// a refused token may still have brought the stored profile up to
     /// date as of its `iat`, which never undoes a newer change.
     ///
+    /// Which tokens are taken is the verifier's profiles' business (a
+    /// machine token, or one without a required claim, is refused there:
+    /// [`SubjectRefusal`](crate::external::SubjectRefusal)) and then this
+    /// exchange's token uses ([`ExchangeToken::with_token_uses`]).
+    ///
     /// # Errors
     ///
-    /// [`ExchangeError`]: the token refused or revoked, the directory or
+    /// [`ExchangeError`]: the token refused, of a use not taken, or revoked, the directory or
     /// the revocation state failing, the user disabled or deleted, or the
     /// session not establishable.
     pub async fn execute(&self, provider_token: &str) -> Result<ExchangedToken<R>, ExchangeError> {
@@ -164,6 +208,9 @@ impl<R: Role> ExchangeToken<R> {
             .verify(provider_token)
             .await
             .map_err(ExchangeError::Token)?;
+        if !self.uses.contains(&identity.token_use) {
+            return Err(ExchangeError::TokenUseRefused(identity.token_use));
+        }
         let outcome = self
             .users
             .upsert_external(ExternalProfile::from_identity(&identity))
@@ -215,7 +262,8 @@ mod tests {
 
     use super::*;
     use crate::external::{
-        AsOf, ExternalIdentity, MockExternalTokenVerifier, MockExternalUserDirectory, Upserted,
+        AsOf, ExternalIdentity, MockExternalTokenVerifier, MockExternalUserDirectory, SubjectKind,
+        SubjectRefusal, Upserted,
     };
     use crate::ports::{
         DirectoryUser, JwsFailure, MockIdGenerator, MockRevocationStore, MockSessionTokenCodec,
@@ -228,6 +276,8 @@ mod tests {
         ExternalIdentity {
             issuer: ISSUER.into(),
             subject: subject(),
+            token_use: TokenUse::Access,
+            subject_kind: SubjectKind::User,
             role: UserRole::Moderator,
             email: Some("a@example.com".into()),
             name: None,
@@ -461,6 +511,108 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), "invalid_signature");
         assert!(!err.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn an_exchange_takes_access_and_id_tokens_unless_narrowed_to_some() {
+        let id_token = || {
+            Ok(ExternalIdentity {
+                token_use: TokenUse::Id,
+                ..identity(None)
+            })
+        };
+        let codec = issuing(|c: &SessionTokenClaims<UserRole>| c.session().user_id() == &user());
+        let out = exchange(
+            verifier_returning(id_token),
+            updating_once(),
+            codec,
+            store(1, active),
+            1,
+            1,
+        )
+        .execute("provider-token")
+        .await;
+        assert!(out.is_ok(), "{out:?}");
+
+        // For ID tokens only: a valid access token is refused before the
+        // directory is touched.
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(0);
+        let err = exchange(
+            verifier_returning(|| Ok(identity(None))),
+            users,
+            never_issuing(),
+            unasked(),
+            0,
+            0,
+        )
+        .with_token_uses(&[TokenUse::Id])
+        .execute("provider-token")
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ExchangeError::TokenUseRefused(TokenUse::Access)
+        ));
+        assert_eq!(err.code(), "token_use_refused");
+        assert_eq!(err.refusal(), Refusal::Unauthenticated { refused: true });
+    }
+
+    #[tokio::test]
+    async fn a_machine_token_is_refused_for_exchange_with_its_own_code_and_a_403() {
+        let verifier = verifier_returning(|| Err(SubjectRefusal::MachineToken.into()));
+        let mut users = MockExternalUserDirectory::new();
+        users.expect_upsert_external().times(0);
+        let err = exchange(verifier, users, never_issuing(), unasked(), 0, 0)
+            .execute("provider-token")
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ExchangeError::Token(ExternalTokenError::Subject(SubjectRefusal::MachineToken))
+        ));
+        assert_eq!(err.code(), "machine_token");
+        assert!(!err.is_unavailable());
+        assert_eq!(
+            err.refusal(),
+            Refusal::Subject(SubjectRefusal::MachineToken)
+        );
+    }
+
+    #[test]
+    fn every_exchange_error_is_answered_as_a_refusal_of_its_kind() {
+        let required = || SubjectRefusal::RequiredClaim {
+            path: "email_verified".into(),
+        };
+        let cases = [
+            (
+                ExchangeError::Token(required().into()),
+                Refusal::Subject(required()),
+            ),
+            (
+                ExchangeError::Token(ExternalTokenError::KeysUnavailable("down".into())),
+                Refusal::Unavailable,
+            ),
+            (
+                ExchangeError::Token(ExternalTokenError::WrongAudience),
+                Refusal::Unauthenticated { refused: true },
+            ),
+            (
+                ExchangeError::Directory(DirectoryError::Unavailable("db".into())),
+                Refusal::Unavailable,
+            ),
+            (
+                ExchangeError::UserDisabled,
+                Refusal::Unauthenticated { refused: true },
+            ),
+            (
+                ExchangeError::Revoked(RevocationReason::UserLoggedOut),
+                Refusal::Unauthenticated { refused: true },
+            ),
+        ];
+        for (error, refusal) in cases {
+            assert_eq!(error.refusal(), refusal, "{error:?}");
+        }
     }
 
     #[tokio::test]

@@ -253,7 +253,7 @@ mod tests {
     use super::*;
     use crate::external::{
         AsOf, ExternalSubject, MockExternalUserDirectory, MockIdentityProviderUsers,
-        RoleMappingError, Upserted,
+        RoleMappingError, SubjectKind, TokenUse, Upserted,
     };
     use crate::ports::DirectoryUser;
     use crate::testing::*;
@@ -263,6 +263,8 @@ mod tests {
         ExternalIdentity {
             issuer: ISSUER.into(),
             subject: subject(),
+            token_use: TokenUse::Access,
+            subject_kind: SubjectKind::User,
             role: UserRole::User,
             email: email.map(str::to_owned),
             name: None,

@@ -178,13 +178,13 @@ mod tests {
     use axum::http::{StatusCode, Uri, header};
     use axum::response::{IntoResponse, Response};
     use serde_json::json;
-    use tessera_application::external::ExternalTokenVerifier;
+    use tessera_application::external::{ExternalTokenVerifier, TokenUse};
     use tessera_domain::UserRole;
 
     use super::*;
     use crate::identity::{
         CachePolicy, ClaimMapping, IdentityProvider, JwksTokenVerifier, MissingRole,
-        ProviderConfigError,
+        ProviderConfigError, TokenProfile, TypRule,
     };
     use crate::jose::{self, JwsAlgorithm, KeyRing, SigningKey};
 
@@ -293,8 +293,7 @@ mod tests {
     fn discovered(issuer: &str) -> Result<JwksTokenVerifier<UserRole>, ProviderConfigError> {
         let mapping = ClaimMapping::new("role", MissingRole::LeastPrivilege(UserRole::User))?;
         Ok(JwksTokenVerifier::new(
-            IdentityProvider::builder(issuer, mapping)
-                .audience("api")
+            IdentityProvider::builder(issuer, TokenProfile::access(mapping).audience("api"))
                 .clock(Arc::new(At))
                 .discover(policy())
                 .build()?,
@@ -420,6 +419,53 @@ mod tests {
             assert_eq!(error.code(), code, "{configuration}");
         }
         assert_eq!(provider.reads().1, 0, "no key set fetched");
+    }
+
+    #[tokio::test]
+    async fn two_token_profiles_of_one_provider_share_one_discovery_and_one_key_fetch() {
+        let (provider, _, issuer) = provider_at("/tenant").await;
+        let (first, second) = (
+            SigningKey::generate(JwsAlgorithm::Rs256, "k1").unwrap(),
+            SigningKey::generate(JwsAlgorithm::Rs256, "k2").unwrap(),
+        );
+        provider.publish(&[&first]);
+        let mapping = || ClaimMapping::new("role", MissingRole::LeastPrivilege(UserRole::User));
+        let verifier = JwksTokenVerifier::new(
+            IdentityProvider::builder(
+                &issuer,
+                TokenProfile::access(mapping().unwrap())
+                    .typ(TypRule::exactly("at+jwt"))
+                    .audience("api"),
+            )
+            .profile(TokenProfile::id_token(mapping().unwrap()).audience("client-1"))
+            .clock(Arc::new(At))
+            .discover(policy())
+            .build()
+            .unwrap(),
+        );
+        let token = |key: &SigningKey, typ: &str, aud: &str| {
+            let claims = json!({
+                "iss": issuer, "sub": "user_1", "aud": aud,
+                "iat": 1_800_000_000 - 10, "exp": 1_800_000_000 + 300,
+            });
+            let header = jose::encode_header(key, typ);
+            jose::sign_compact(key, &header, claims.to_string().as_bytes()).unwrap()
+        };
+        for _ in 0..3 {
+            let access = verifier.verify(&token(&first, "at+jwt", "api")).await;
+            assert_eq!(access.unwrap().token_use, TokenUse::Access);
+            let id = verifier.verify(&token(&first, "JWT", "client-1")).await;
+            assert_eq!(id.unwrap().token_use, TokenUse::Id);
+        }
+        assert_eq!(provider.reads(), (1, 1), "one discovery, one key set");
+
+        // A key rotated in is fetched once, whichever profile meets it first.
+        provider.publish(&[&first, &second]);
+        let id = verifier.verify(&token(&second, "JWT", "client-1")).await;
+        assert_eq!(id.unwrap().token_use, TokenUse::Id);
+        let access = verifier.verify(&token(&second, "at+jwt", "api")).await;
+        assert_eq!(access.unwrap().token_use, TokenUse::Access);
+        assert_eq!(provider.reads(), (1, 2));
     }
 
     #[tokio::test]

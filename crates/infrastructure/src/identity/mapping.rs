@@ -168,17 +168,17 @@ impl<R: Role> ClaimMapping<R> {
         })
     }
 
-    /// The mapped role, email and name among what `take` yields for the
+    /// The mapped role, email and name among what `found` holds at the
     /// slots [`ClaimMapping::register`] gave.
-    pub(crate) fn read_profile<'p>(
+    pub(crate) fn read_profile(
         &self,
         slots: &ProfileSlots,
-        mut take: impl FnMut(usize) -> Option<Leaf<'p>>,
+        found: &[Option<Leaf<'_>>],
     ) -> Result<(R, Option<String>, Option<String>), RoleMappingError> {
-        let role = self.resolve(take(slots.role).as_ref())?;
-        let email = slots.email.and_then(&mut take).and_then(Leaf::into_string);
-        let name = slots.name.and_then(&mut take).and_then(Leaf::into_string);
-        Ok((role, email, name))
+        let get = |slot: usize| found.get(slot).and_then(Option::as_ref);
+        let role = self.resolve(get(slots.role))?;
+        let string = |slot: Option<usize>| slot.and_then(get).and_then(Leaf::to_owned_string);
+        Ok((role, string(slots.email), string(slots.name)))
     }
 
     /// The application role for what the token holds at the role path.

@@ -4,8 +4,11 @@
 //!
 //! - [`JwksTokenVerifier`] ([`ExternalTokenVerifier`](tessera_application::external::ExternalTokenVerifier)):
 //!   one or several [`IdentityProvider`]s, each with its own keys (static,
-//!   or fetched and cached: [`KeyCache`], feature `jwks-fetch`), algorithm
-//!   allow-list, `iss`/`aud`/`azp`/`typ` rules, leeway and [`ClaimMapping`];
+//!   or fetched and cached once for the provider: [`KeyCache`], feature
+//!   `jwks-fetch`), algorithm allow-list, leeway, and token profiles
+//!   ([`TokenProfile`]: an access token, an ID token), each with its
+//!   `aud`/`azp`/`typ` rules, [`ClaimMapping`], accepted subjects (users,
+//!   machines) and required claims;
 //! - [`InMemoryExternalUserDirectory`]: provider-linked users in memory;
 //! - [`JsonUserEventDecoder`]: a provider's user webhooks read as events;
 //! - `PostgresExternalUserDirectory` (feature `postgres`): provider-linked
@@ -29,6 +32,7 @@ mod memory_users;
 mod payload;
 #[cfg(feature = "postgres")]
 mod postgres_users;
+mod profile;
 #[cfg(feature = "jwks-fetch")]
 mod user_api;
 mod verifier;
@@ -48,6 +52,7 @@ pub use mapping::{ClaimMapping, MissingRole};
 pub use memory_users::InMemoryExternalUserDirectory;
 #[cfg(feature = "postgres")]
 pub use postgres_users::PostgresExternalUserDirectory;
+pub use profile::{AcceptedSubjects, ClaimValue, TokenProfile, TypRule};
 #[cfg(feature = "jwks-fetch")]
 pub use user_api::{ApiKey, HttpUserApi, MAX_USER_BYTES, UserApiConfigError, UserApiStatus};
 pub use verifier::{IdentityProvider, JwksTokenVerifier, ProviderBuilder, ProviderConfigError};

@@ -24,9 +24,10 @@ pub(crate) enum Leaf<'a> {
 }
 
 impl Leaf<'_> {
-    pub(crate) fn into_string(self) -> Option<String> {
+    /// The string, owned, when this is one.
+    pub(crate) fn to_owned_string(&self) -> Option<String> {
         match self {
-            Self::Str(s) => Some(s.into_owned()),
+            Self::Str(s) => Some(s.as_ref().to_owned()),
             _ => None,
         }
     }
@@ -37,10 +38,12 @@ struct Node {
     slot: Option<usize>,
 }
 
-/// The most paths a trie holds: the standard claims (`acr` and `amr`
-/// included) and a mapping's role, email and name, or a provider user's
-/// profile and disabled flag.
-pub(crate) const MAX_PATHS: usize = 14;
+/// The most distinct paths a trie holds: the standard claims (11, `acr`,
+/// `amr` and `client_id` included) and, for each token profile, its
+/// mapping's role, email and name, its machine claims and its required
+/// claims (profiles share the paths they have in common); or a provider
+/// user's profile and disabled flag.
+pub(crate) const MAX_PATHS: usize = 32;
 
 /// The values found, by slot; on the stack.
 pub(crate) type Found<'p> = [Option<Leaf<'p>>; MAX_PATHS];
@@ -71,7 +74,8 @@ impl PathTrie {
         }
     }
 
-    /// Adds a path and returns its slot.
+    /// Adds a path and returns its slot; a path added before keeps its
+    /// slot, so that readers of one claim share it.
     pub(crate) fn add(&mut self, path: &ClaimPath) -> Result<usize, MappingConfigError> {
         let collision = || MappingConfigError::PathCollision(path.as_str().to_owned());
         let mut node = 0;
@@ -98,7 +102,10 @@ impl PathTrie {
             };
         }
         let leaf = self.nodes.get_mut(node).ok_or_else(collision)?;
-        if leaf.slot.is_some() || !leaf.children.is_empty() || node == 0 {
+        if let Some(slot) = leaf.slot {
+            return Ok(slot);
+        }
+        if !leaf.children.is_empty() || node == 0 {
             return Err(collision());
         }
         if self.slots == MAX_PATHS {
@@ -375,10 +382,13 @@ mod tests {
     }
 
     #[test]
-    fn colliding_paths_are_refused() {
-        let mut t = trie(&["o.rol"]);
+    fn colliding_paths_are_refused_and_a_path_added_again_keeps_its_slot() {
+        let mut t = trie(&["sub", "o.rol"]);
         assert!(t.add(&ClaimPath::parse("o").unwrap()).is_err());
-        assert!(t.add(&ClaimPath::parse("o.rol").unwrap()).is_err());
         assert!(t.add(&ClaimPath::parse("o.rol.x").unwrap()).is_err());
+        assert!(t.add(&ClaimPath::parse("sub.x").unwrap()).is_err());
+        assert_eq!(t.add(&ClaimPath::parse("o.rol").unwrap()), Ok(1));
+        assert_eq!(t.add(&ClaimPath::parse("sub").unwrap()), Ok(0));
+        assert_eq!(t.add(&ClaimPath::parse("o.x").unwrap()), Ok(2));
     }
 }

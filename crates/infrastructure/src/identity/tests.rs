@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tessera_application::external::{ExternalTokenError, ExternalTokenVerifier, RoleMappingError};
+use tessera_application::external::{
+    ExternalTokenError, ExternalTokenVerifier, RoleMappingError, SubjectKind, SubjectRefusal,
+    TokenUse,
+};
 use tessera_application::ports::{Clock, JwsFailure};
 use tessera_domain::UserRole;
 use time::{Duration, OffsetDateTime};
@@ -51,15 +54,30 @@ fn mapping(missing: MissingRole<UserRole>) -> ClaimMapping<UserRole> {
         .unwrap()
 }
 
+/// The access-token profile most tests use: audience `api`, the role
+/// required.
+fn access() -> TokenProfile<UserRole> {
+    TokenProfile::access(mapping(MissingRole::Reject)).audience("api")
+}
+
 fn static_provider(
     issuer: &str,
     keys: &[&SigningKey],
     configure: impl FnOnce(ProviderBuilder<UserRole>) -> ProviderBuilder<UserRole>,
 ) -> IdentityProvider<UserRole> {
+    profiled_provider(issuer, keys, access(), configure)
+}
+
+/// A provider with static keys whose first profile is `profile`.
+fn profiled_provider(
+    issuer: &str,
+    keys: &[&SigningKey],
+    profile: TokenProfile<UserRole>,
+    configure: impl FnOnce(ProviderBuilder<UserRole>) -> ProviderBuilder<UserRole>,
+) -> IdentityProvider<UserRole> {
     let ring = KeyRing::verify_only(keys.iter().map(|k| k.verification_key()).collect()).unwrap();
     configure(
-        IdentityProvider::builder(issuer, mapping(MissingRole::Reject))
-            .audience("api")
+        IdentityProvider::builder(issuer, profile)
             .clock(Arc::new(FixedClock))
             .static_keys(ring),
     )
@@ -174,7 +192,14 @@ async fn a_token_of_issuer_b_never_verifies_against_issuer_a_keys() {
 #[tokio::test]
 async fn an_authorized_party_outside_the_allowed_list_is_refused() {
     let key = rsa("a1");
-    let provider = || static_provider(ISSUER, &[&key], |b| b.allowed_party("https://app.example"));
+    let provider = || {
+        profiled_provider(
+            ISSUER,
+            &[&key],
+            access().allowed_party("https://app.example"),
+            |b| b,
+        )
+    };
     assert!(
         verify_with(provider(), &sign(&key, "JWT", &claims(ISSUER)))
             .await
@@ -211,8 +236,7 @@ async fn an_algorithm_not_on_the_providers_allow_list_is_refused() {
         .is_ok()
     );
     assert!(matches!(
-        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
-            .audience("api")
+        IdentityProvider::builder(ISSUER, access())
             .algorithms(&[JwsAlgorithm::Hs256])
             .static_keys(KeyRing::verify_only(vec![es.verification_key()]).unwrap())
             .build(),
@@ -240,8 +264,7 @@ async fn an_rfc_9864_ed25519_provider_interoperates_with_eddsa_labels_either_way
             KeyRing::from_provider_jwk_set(&format!(r#"{{"keys":[{jwk}]}}"#)).unwrap();
         assert!(skipped.is_empty());
         for token_alg in ["EdDSA", "Ed25519"] {
-            let provider = IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
-                .audience("api")
+            let provider = IdentityProvider::builder(ISSUER, access())
                 .algorithms(&[JwsAlgorithm::EdDsa])
                 .clock(Arc::new(FixedClock))
                 .static_keys(ring.clone())
@@ -257,8 +280,7 @@ async fn an_rfc_9864_ed25519_provider_interoperates_with_eddsa_labels_either_way
     // Still on the allow-list: an RS256-only provider refuses either name.
     let ring = KeyRing::verify_only(vec![ed.verification_key()]).unwrap();
     let rs256_only = || {
-        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
-            .audience("api")
+        IdentityProvider::builder(ISSUER, access())
             .clock(Arc::new(FixedClock))
             .static_keys(ring.clone())
             .build()
@@ -324,7 +346,14 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
             .is_ok()
     );
     // typ when configured.
-    let typed = || static_provider(ISSUER, &[&key], |b| b.typ("at+jwt"));
+    let typed = || {
+        profiled_provider(
+            ISSUER,
+            &[&key],
+            access().typ(TypRule::exactly("at+jwt")),
+            |b| b,
+        )
+    };
     assert!(
         verify_with(typed(), &sign(&key, "application/AT+JWT", &claims(ISSUER)))
             .await
@@ -335,7 +364,12 @@ async fn audience_expiry_not_before_issued_at_and_type_are_checked_with_leeway()
         Err(ExternalTokenError::WrongType)
     ));
     // The prefix may be on the configured side only, too.
-    let prefixed = static_provider(ISSUER, &[&key], |b| b.typ("application/at+jwt"));
+    let prefixed = profiled_provider(
+        ISSUER,
+        &[&key],
+        access().typ(TypRule::exactly("application/at+jwt")),
+        |b| b,
+    );
     assert!(
         verify_with(prefixed, &sign(&key, "At+Jwt", &claims(ISSUER)))
             .await
@@ -377,8 +411,7 @@ async fn a_provider_token_is_expired_on_exp_plus_leeway_exactly_as_a_session_is(
         }
     }
     assert!(matches!(
-        IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
-            .audience("api")
+        IdentityProvider::builder(ISSUER, access())
             .leeway(Duration::seconds(-1))
             .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
             .build(),
@@ -396,13 +429,14 @@ async fn a_missing_role_claim_is_least_privilege_or_refused_as_configured() {
         verify_with(static_provider(ISSUER, &[&key], |b| b), &token).await,
         Err(ExternalTokenError::Role(RoleMappingError::Missing { .. }))
     ));
-    let lenient =
-        IdentityProvider::builder(ISSUER, mapping(MissingRole::LeastPrivilege(UserRole::User)))
-            .audience("api")
-            .clock(Arc::new(FixedClock))
-            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
-            .build()
-            .unwrap();
+    let lenient = IdentityProvider::builder(
+        ISSUER,
+        TokenProfile::access(mapping(MissingRole::LeastPrivilege(UserRole::User))).audience("api"),
+    )
+    .clock(Arc::new(FixedClock))
+    .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+    .build()
+    .unwrap();
     assert_eq!(
         verify_with(lenient, &token).await.unwrap().role,
         UserRole::User
@@ -414,13 +448,14 @@ async fn a_present_but_unmappable_role_is_always_refused() {
     let key = rsa("a1");
     let mut c = claims(ISSUER);
     c["public_metadata"]["role"] = json!("org:owner");
-    let lenient =
-        IdentityProvider::builder(ISSUER, mapping(MissingRole::LeastPrivilege(UserRole::User)))
-            .audience("api")
-            .clock(Arc::new(FixedClock))
-            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
-            .build()
-            .unwrap();
+    let lenient = IdentityProvider::builder(
+        ISSUER,
+        TokenProfile::access(mapping(MissingRole::LeastPrivilege(UserRole::User))).audience("api"),
+    )
+    .clock(Arc::new(FixedClock))
+    .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+    .build()
+    .unwrap();
     assert!(matches!(
         verify_with(lenient, &sign(&key, "JWT", &c)).await,
         Err(ExternalTokenError::Role(RoleMappingError::Unmapped(_)))
@@ -451,8 +486,7 @@ async fn nested_and_array_role_claims_are_mapped() {
             .unwrap()
             .map("editor", UserRole::Moderator)
             .unwrap();
-        let provider = IdentityProvider::builder(ISSUER, m)
-            .audience("api")
+        let provider = IdentityProvider::builder(ISSUER, TokenProfile::access(m).audience("api"))
             .clock(Arc::new(FixedClock))
             .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
             .build()
@@ -465,6 +499,309 @@ async fn nested_and_array_role_claims_are_mapped() {
             UserRole::Moderator,
             "{path}"
         );
+    }
+}
+
+// ----- token profiles ------------------------------------------------------------
+
+const CLIENT: &str = "client-1";
+
+/// A token whose header has no `typ`, as ID tokens usually do.
+fn sign_untyped(key: &SigningKey, claims: &Value) -> String {
+    let header = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        format!(r#"{{"alg":"RS256","kid":"{}"}}"#, key.kid()),
+    );
+    jose::sign_compact(key, &header, claims.to_string().as_bytes()).unwrap()
+}
+
+/// One provider, two profiles: RFC 9068 access tokens for the API (role
+/// at `public_metadata.role`), and ID tokens for the client (role at
+/// `roles`, absent: least privilege).
+fn two_profiles(key: &SigningKey) -> IdentityProvider<UserRole> {
+    let id_mapping = ClaimMapping::new("roles", MissingRole::LeastPrivilege(UserRole::User))
+        .unwrap()
+        .map("mod", UserRole::Moderator)
+        .unwrap()
+        .name("name")
+        .unwrap();
+    profiled_provider(
+        ISSUER,
+        &[key],
+        access().typ(TypRule::exactly("at+jwt")),
+        |b| b.profile(TokenProfile::id_token(id_mapping).audience(CLIENT)),
+    )
+}
+
+fn id_claims() -> Value {
+    json!({
+        "iss": ISSUER, "sub": "user_2abc", "aud": CLIENT, "azp": CLIENT,
+        "iat": NOW - 10, "exp": NOW + 300, "name": "Ada", "roles": ["mod"],
+    })
+}
+
+#[tokio::test]
+async fn an_access_token_and_an_id_token_of_one_provider_each_get_their_profile() {
+    let key = rsa("a1");
+    let access = verify_with(two_profiles(&key), &sign(&key, "at+jwt", &claims(ISSUER)))
+        .await
+        .unwrap();
+    assert_eq!(access.token_use, TokenUse::Access);
+    assert_eq!(access.role, UserRole::Admin);
+    assert_eq!(access.email.as_deref(), Some("a@example.com"));
+    assert_eq!(access.name, None);
+    for id_token in [
+        sign_untyped(&key, &id_claims()),
+        sign(&key, "JWT", &id_claims()),
+    ] {
+        let id = verify_with(two_profiles(&key), &id_token).await.unwrap();
+        assert_eq!(id.token_use, TokenUse::Id);
+        assert_eq!(id.subject_kind, SubjectKind::User);
+        assert_eq!(id.role, UserRole::Moderator, "the ID profile's mapping");
+        assert_eq!(id.name.as_deref(), Some("Ada"));
+        assert_eq!(id.email, None, "the ID profile maps no email");
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_fits_no_profile_or_two_is_refused_never_read_by_the_first() {
+    let key = rsa("a1");
+    let refusal = |token: String, provider: IdentityProvider<UserRole>| async move {
+        verify_with(provider, &token).await.unwrap_err().code()
+    };
+    // An access token's type with the client's audience, and the reverse.
+    let mut crossed = claims(ISSUER);
+    crossed["aud"] = json!(CLIENT);
+    assert_eq!(
+        refusal(sign(&key, "at+jwt", &crossed), two_profiles(&key)).await,
+        "wrong_audience"
+    );
+    assert_eq!(
+        refusal(sign_untyped(&key, &claims(ISSUER)), two_profiles(&key)).await,
+        "wrong_audience"
+    );
+    assert_eq!(
+        refusal(sign(&key, "logout+jwt", &id_claims()), two_profiles(&key)).await,
+        "wrong_typ"
+    );
+    // Access tokens of any type (as many providers label them `JWT`) beside
+    // ID tokens: told apart by audience, unless a token names both.
+    let by_audience = || {
+        profiled_provider(ISSUER, &[&key], access(), |b| {
+            b.profile(
+                TokenProfile::id_token(mapping(MissingRole::LeastPrivilege(UserRole::User)))
+                    .audience(CLIENT),
+            )
+        })
+    };
+    let identity = verify_with(by_audience(), &sign(&key, "JWT", &id_claims()))
+        .await
+        .unwrap();
+    assert_eq!(identity.token_use, TokenUse::Id);
+    let mut both = claims(ISSUER);
+    both["aud"] = json!(["api", CLIENT]);
+    let err = verify_with(by_audience(), &sign(&key, "JWT", &both))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExternalTokenError::AmbiguousProfile),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "ambiguous_profile");
+    // The `typ` tells them apart when it can.
+    let identity = verify_with(two_profiles(&key), &sign(&key, "at+jwt", &both))
+        .await
+        .unwrap();
+    assert_eq!(identity.token_use, TokenUse::Access);
+}
+
+#[test]
+fn profiles_that_can_fit_a_token_with_one_audience_are_refused_when_built() {
+    let key = rsa("a1");
+    let build = |first: TokenProfile<UserRole>, second: TokenProfile<UserRole>| {
+        IdentityProvider::builder(ISSUER, first)
+            .profile(second)
+            .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
+            .build()
+    };
+    let id = || TokenProfile::id_token(mapping(MissingRole::Reject));
+    for (first, second) in [
+        // Same audience, overlapping types.
+        (access(), id().audience("api")),
+        (
+            access().typ(TypRule::exactly("JWT")),
+            id().audience("x").audience("api"),
+        ),
+        // No audience check on one side: any audience fits it.
+        (access().skip_audience_check(), id().audience(CLIENT)),
+    ] {
+        assert!(matches!(
+            build(first, second),
+            Err(ProviderConfigError::AmbiguousProfiles(
+                TokenUse::Access,
+                TokenUse::Id
+            ))
+        ));
+    }
+    // Types that never meet, or audiences apart.
+    assert!(
+        build(
+            access().typ(TypRule::exactly("at+jwt")),
+            id().audience("api")
+        )
+        .is_ok()
+    );
+    assert!(build(access(), id().audience(CLIENT)).is_ok());
+    // Every profile needs an audience or an explicit skip.
+    assert!(matches!(
+        build(access(), id()),
+        Err(ProviderConfigError::NoAudience)
+    ));
+    // And paths that can be read.
+    assert!(matches!(
+        build(access(), id().audience(CLIENT).require_claim("a..b")),
+        Err(ProviderConfigError::Mapping(
+            MappingConfigError::InvalidPath(_)
+        ))
+    ));
+}
+
+#[tokio::test]
+async fn a_client_credentials_token_is_a_machine_token_refused_by_default_with_its_own_code() {
+    let key = rsa("a1");
+    let verify = |profile: TokenProfile<UserRole>, claims: Value| {
+        let provider = profiled_provider(ISSUER, &[&key], profile, |b| b);
+        let token = sign(&key, "at+jwt", &claims);
+        async move { verify_with(provider, &token).await }
+    };
+    // RFC 9068 client credentials: `sub` is the client's id, as
+    // `client_id` says (oidc-provider), or as `azp` says.
+    let mut by_client_id = claims(ISSUER);
+    by_client_id["sub"] = json!("svc-reports");
+    by_client_id["client_id"] = json!("svc-reports");
+    let mut by_azp = claims(ISSUER);
+    by_azp["sub"] = json!("https://app.example");
+    // Auth0: `sub` is `<client id>@clients`, `gty` says so.
+    let mut by_claim = claims(ISSUER);
+    by_claim["sub"] = json!("svc-reports@clients");
+    by_claim["gty"] = json!("client-credentials");
+    let auth0 = || access().machine_when("gty", "client-credentials");
+    for machine in [&by_client_id, &by_azp, &by_claim] {
+        let err = verify(auth0(), machine.clone()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExternalTokenError::Subject(SubjectRefusal::MachineToken)
+            ),
+            "{machine}: {err:?}"
+        );
+        assert_eq!(err.code(), "machine_token");
+        assert!(!err.is_unavailable());
+        let identity = verify(auth0().subjects(AcceptedSubjects::Both), machine.clone())
+            .await
+            .unwrap();
+        assert_eq!(identity.subject_kind, SubjectKind::Machine);
+        let identity = verify(
+            auth0().subjects(AcceptedSubjects::Machines),
+            machine.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(identity.subject_kind, SubjectKind::Machine);
+    }
+    // Without the configured claim rule, Auth0's shape is a user's.
+    assert_eq!(
+        verify(access(), by_claim.clone())
+            .await
+            .unwrap()
+            .subject_kind,
+        SubjectKind::User
+    );
+    let mut other_grant = by_claim.clone();
+    other_grant["gty"] = json!("password");
+    assert_eq!(
+        verify(auth0(), other_grant).await.unwrap().subject_kind,
+        SubjectKind::User
+    );
+    // A user's token: taken by default, refused by a machines-only profile.
+    let user = verify(access(), claims(ISSUER)).await.unwrap();
+    assert_eq!(user.subject_kind, SubjectKind::User);
+    let err = verify(
+        access().subjects(AcceptedSubjects::Machines),
+        claims(ISSUER),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        ExternalTokenError::Subject(SubjectRefusal::UserToken)
+    ));
+    assert_eq!(err.code(), "user_token");
+}
+
+#[tokio::test]
+async fn a_required_claim_absent_or_of_another_value_is_refused_naming_its_path() {
+    let key = rsa("a1");
+    let profile = || {
+        access()
+            .require_claim("email")
+            .require_claim_value("email_verified", true)
+            .require_claim_value("org.groups", "staff")
+    };
+    let verify = |edit: &dyn Fn(&mut Value)| {
+        let mut c = claims(ISSUER);
+        c["email_verified"] = json!(true);
+        c["org"] = json!({"groups": ["eng", "staff"]});
+        edit(&mut c);
+        let provider = profiled_provider(ISSUER, &[&key], profile(), |b| b);
+        let token = sign(&key, "JWT", &c);
+        async move { verify_with(provider, &token).await }
+    };
+    let identity = verify(&|_| {}).await.unwrap();
+    assert_eq!(identity.email.as_deref(), Some("a@example.com"));
+    assert!(
+        verify(&|c| c["org"]["groups"] = json!("staff"))
+            .await
+            .is_ok()
+    );
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("email");
+            }),
+            "email",
+        ),
+        (Box::new(|c| c["email"] = json!(null)), "email"),
+        (
+            Box::new(|c| c["email_verified"] = json!(false)),
+            "email_verified",
+        ),
+        (
+            Box::new(|c| c["email_verified"] = json!("true")),
+            "email_verified",
+        ),
+        (
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("email_verified");
+            }),
+            "email_verified",
+        ),
+        (
+            Box::new(|c| c["org"]["groups"] = json!(["eng"])),
+            "org.groups",
+        ),
+        (Box::new(|c| c["org"] = json!("staff")), "org.groups"),
+    ];
+    for (edit, path) in cases {
+        let err = verify(&*edit).await.unwrap_err();
+        match &err {
+            ExternalTokenError::Subject(SubjectRefusal::RequiredClaim { path: named }) => {
+                assert_eq!(named, path);
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+        assert_eq!(err.code(), "required_claim");
     }
 }
 
@@ -595,8 +932,7 @@ mod fetching {
 
     fn cached(stand_in: &Arc<StandIn>, policy: CachePolicy) -> Arc<JwksTokenVerifier<UserRole>> {
         Arc::new(JwksTokenVerifier::new(
-            IdentityProvider::builder(ISSUER, mapping(MissingRole::Reject))
-                .audience("api")
+            IdentityProvider::builder(ISSUER, access())
                 .clock(Arc::new(FixedClock))
                 .jwks(stand_in.clone(), policy)
                 .build()

@@ -202,15 +202,15 @@ impl<R: Role> HttpUserApi<R> {
         subject: &ExternalSubject,
         body: &[u8],
     ) -> Result<ExternalProfile<R>, ProviderUserError> {
-        let mut found = self
+        let found = self
             .trie
             .extract(body)
             .map_err(|e| ProviderUserError::InvalidResponse(Box::new(e)))?;
-        let mut take = |slot: usize| found.get_mut(slot).and_then(Option::take);
-        let (role, email, name) = self.mapping.read_profile(&self.slots.profile, &mut take)?;
-        let enabled = match self.slots.disabled.and_then(&mut take) {
+        let (role, email, name) = self.mapping.read_profile(&self.slots.profile, &found)?;
+        let disabled = self.slots.disabled.and_then(|slot| found.get(slot));
+        let enabled = match disabled.and_then(Option::as_ref) {
             None | Some(Leaf::Null) => None,
-            Some(Leaf::Bool(disabled)) => Some(!disabled),
+            Some(Leaf::Bool(disabled)) => Some(!*disabled),
             Some(_) => {
                 return Err(ProviderUserError::InvalidResponse(
                     "the disabled flag is not a boolean".into(),

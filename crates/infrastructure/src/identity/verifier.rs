@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera_application::external::{
-    ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalTokenVerifier,
+    ExternalIdentity, ExternalSubject, ExternalTokenError, ExternalTokenVerifier, TokenUse,
 };
 use tessera_application::ports::Clock;
 use tessera_domain::{
@@ -18,8 +18,8 @@ use tessera_domain::{
 use time::{Duration, OffsetDateTime};
 
 use super::claim_path::{ClaimPath, MappingConfigError};
-use super::mapping::{ClaimMapping, ProfileSlots};
 use super::payload::{Leaf, PathTrie};
+use super::profile::{Profile, TokenProfile};
 use crate::codec::DEFAULT_MAX_TOKEN_BYTES;
 use crate::jose::{self, JwsAlgorithm, JwsError, KeyRing};
 use crate::system::SystemClock;
@@ -37,10 +37,15 @@ struct ClaimShape(&'static str);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderConfigError {
-    /// No audience is configured and the audience check was not explicitly
-    /// skipped.
+    /// A token profile has no audience, and its audience check was not
+    /// explicitly skipped.
     #[error("no audience configured; add one or skip the audience check explicitly")]
     NoAudience,
+    /// Two token profiles would both fit a token with one audience: their
+    /// `typ` rules overlap and they share an audience (or one skips the
+    /// audience check). Tell them apart by `typ` or by audience.
+    #[error("two token profiles ({} and {}) can fit the same token", .0.as_str(), .1.as_str())]
+    AmbiguousProfiles(TokenUse, TokenUse),
     /// The algorithm allow-list is empty or lists HS256 (a provider's keys
     /// are public; a shared secret has no place in a JWKS).
     #[error("the algorithm allow-list must be non-empty and asymmetric")]
@@ -107,34 +112,32 @@ struct CheckedClaims<R> {
     not_before: Option<OffsetDateTime>,
 }
 
-/// Slots of the payload extractor.
+/// Slots of the payload extractor for the standard claims.
 #[derive(Debug, Clone, Copy)]
 struct Slots {
     iss: usize,
     sub: usize,
     aud: usize,
     azp: usize,
+    client_id: usize,
     exp: usize,
     nbf: usize,
     iat: usize,
     auth_time: usize,
     acr: usize,
     amr: usize,
-    profile: ProfileSlots,
 }
 
-/// One identity provider: its issuer, what its tokens must satisfy, its
-/// keys and its claim mapping.
+/// One identity provider: its issuer, its keys, what all its tokens must
+/// satisfy (algorithms, times, size), and its token profiles (one kind of
+/// token each, see [`TokenProfile`]).
 #[derive(Debug)]
 pub struct IdentityProvider<R: Role> {
     issuer: String,
-    audiences: Vec<String>,
-    allowed_parties: Vec<String>,
     algorithms: Vec<JwsAlgorithm>,
     leeway: Duration,
-    typ: Option<String>,
     max_token_bytes: usize,
-    mapping: ClaimMapping<R>,
+    profiles: Vec<Profile<R>>,
     keys: ProviderKeys,
     trie: PathTrie,
     slots: Slots,
@@ -144,25 +147,23 @@ pub struct IdentityProvider<R: Role> {
 
 impl<R: Role> IdentityProvider<R> {
     /// Starts a provider with issuer `issuer` (compared exactly with `iss`)
-    /// and its claim mapping. Defaults: RS256 only, the leeway of
-    /// [`SessionLifetimes::default`] (30 s), no `typ` check, no `azp`
-    /// check, 8 KiB tokens, the system clock, a cache of
-    /// [`DEFAULT_VERIFIED_CACHE_ENTRIES`] verified tokens.
+    /// and its first token profile (the only one, for a provider whose
+    /// tokens are all of one kind; add others with
+    /// [`ProviderBuilder::profile`]). Defaults: RS256 only, the leeway of
+    /// [`SessionLifetimes::default`] (30 s), 8 KiB tokens, the system
+    /// clock, a cache of [`DEFAULT_VERIFIED_CACHE_ENTRIES`] verified
+    /// tokens.
     ///
     /// The facade's `Tessera::identity_provider` starts one with the
     /// session manager's own leeway and clock instead, so that a token
     /// this provider accepts is never refused when it is exchanged for a
     /// session.
-    pub fn builder(issuer: impl Into<String>, mapping: ClaimMapping<R>) -> ProviderBuilder<R> {
+    pub fn builder(issuer: impl Into<String>, profile: TokenProfile<R>) -> ProviderBuilder<R> {
         ProviderBuilder {
             issuer: issuer.into(),
-            mapping,
-            audiences: Vec::new(),
-            skip_audience: false,
-            allowed_parties: Vec::new(),
+            profiles: vec![profile],
             algorithms: vec![JwsAlgorithm::Rs256],
             leeway: SessionLifetimes::default().leeway(),
-            typ: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             keys: None,
             clock: ClockHandle(Arc::new(SystemClock)),
@@ -271,9 +272,10 @@ impl<R: Role> IdentityProvider<R> {
     }
 
     /// Every check of a token that does not depend on the time: signature,
-    /// algorithm, `typ`, `iss`, `sub`, `aud`, `azp`, the time claims' form,
-    /// `auth_time` against `iat`, the claim mapping; and whether `keys`
-    /// themselves verified the signature.
+    /// algorithm, `iss`, `sub`, the token profile it fits (by `typ` and
+    /// `aud`) and that profile's `azp`, subject and required-claims rules,
+    /// the time claims' form, `auth_time` against `iat`, the claim mapping;
+    /// and whether `keys` themselves verified the signature.
     async fn check(
         &self,
         token: &str,
@@ -285,67 +287,52 @@ impl<R: Role> IdentityProvider<R> {
                 tessera_application::ports::JwsFailure::AlgorithmRejected,
             ));
         }
-        if let Some(expected) = &self.typ
-            && !jws
-                .header
-                .typ
-                .as_deref()
-                .is_some_and(|t| same_type(t, expected))
-        {
+        let typ = jws.header.typ.as_deref();
+        // Refused before the payload is read when no profile takes the type.
+        if !self.profiles.iter().any(|p| p.fits_type(typ)) {
             return Err(ExternalTokenError::WrongType);
         }
-        let mut claims = self
+        let found = self
             .trie
             .extract(&jws.payload)
             .map_err(|e| invalid("payload", e))?;
-        let mut take = |slot: usize| claims.get_mut(slot).and_then(Option::take);
+        let get = |slot: usize| found.get(slot).and_then(Option::as_ref);
 
-        match take(self.slots.iss) {
-            Some(Leaf::Str(iss)) if iss == self.issuer => {}
+        match get(self.slots.iss) {
+            Some(Leaf::Str(iss)) if *iss == self.issuer => {}
             Some(Leaf::Str(_)) => return Err(ExternalTokenError::UnknownIssuer),
             None => return Err(ExternalTokenError::MissingClaim("iss")),
             Some(_) => return Err(invalid("iss", ClaimShape("not a string"))),
         }
-        let subject = match take(self.slots.sub) {
-            Some(Leaf::Str(sub)) => ExternalSubject::parse(&sub).map_err(|e| invalid("sub", e))?,
+        let subject = match get(self.slots.sub) {
+            Some(Leaf::Str(sub)) => ExternalSubject::parse(sub).map_err(|e| invalid("sub", e))?,
             None => return Err(ExternalTokenError::MissingClaim("sub")),
             Some(_) => return Err(invalid("sub", ClaimShape("not a string"))),
         };
-        let aud = take(self.slots.aud);
-        if !self.audiences.is_empty() {
-            let accepted = |a: &Cow<'_, str>| self.audiences.iter().any(|x| x == a);
-            let ok = match &aud {
-                Some(Leaf::Str(a)) => accepted(a),
-                Some(Leaf::Strings(all)) => all.iter().any(accepted),
-                _ => false,
-            };
-            if !ok {
-                return Err(ExternalTokenError::WrongAudience);
-            }
-        }
-        let azp = take(self.slots.azp);
-        if !self.allowed_parties.is_empty() {
-            match &azp {
-                Some(Leaf::Str(party)) if self.allowed_parties.iter().any(|p| p == party) => {}
-                _ => return Err(ExternalTokenError::WrongAuthorizedParty),
-            }
-        }
+        let profile = self.profile_for(typ, get(self.slots.aud))?;
+        let azp = get(self.slots.azp);
+        profile.check_party(azp)?;
 
-        let expires_at = time_claim("exp", take(self.slots.exp))?
+        let expires_at = time_claim("exp", get(self.slots.exp))?
             .ok_or(ExternalTokenError::MissingClaim("exp"))?;
-        let not_before = time_claim("nbf", take(self.slots.nbf))?;
-        let issued_at = time_claim("iat", take(self.slots.iat))?
+        let not_before = time_claim("nbf", get(self.slots.nbf))?;
+        let issued_at = time_claim("iat", get(self.slots.iat))?
             .ok_or(ExternalTokenError::MissingClaim("iat"))?;
-        let authenticated_at = time_claim("auth_time", take(self.slots.auth_time))?;
+        let authenticated_at = time_claim("auth_time", get(self.slots.auth_time))?;
         if authenticated_at.is_some_and(|at| at > issued_at.saturating_add(self.leeway)) {
             return Err(invalid("auth_time", ClaimShape("later than iat")));
         }
-        let authentication = authentication(take(self.slots.acr), take(self.slots.amr))?;
+        let authentication = authentication(get(self.slots.acr), get(self.slots.amr))?;
 
-        let (role, email, name) = self.mapping.read_profile(&self.slots.profile, &mut take)?;
+        let subject_kind =
+            profile.subject_kind(subject.as_str(), [get(self.slots.client_id), azp], &found);
+        profile.check_subject(subject_kind, &found)?;
+        let (role, email, name) = profile.read_profile(&found)?;
         let identity = ExternalIdentity {
             issuer: self.issuer.clone(),
             subject,
+            token_use: profile.token_use,
+            subject_kind,
             role,
             email,
             name,
@@ -361,6 +348,26 @@ impl<R: Role> IdentityProvider<R> {
             },
             under_keys,
         ))
+    }
+
+    /// The one profile a token with header `typ` and this `aud` fits:
+    /// none is [`ExternalTokenError::WrongAudience`] (the type fits some,
+    /// as [`IdentityProvider::check`] made sure), several
+    /// [`ExternalTokenError::AmbiguousProfile`].
+    fn profile_for(
+        &self,
+        typ: Option<&str>,
+        aud: Option<&Leaf<'_>>,
+    ) -> Result<&Profile<R>, ExternalTokenError> {
+        let mut fitting = self
+            .profiles
+            .iter()
+            .filter(|p| p.fits_type(typ) && p.fits_audience(aud));
+        let profile = fitting.next().ok_or(ExternalTokenError::WrongAudience)?;
+        if fitting.next().is_some() {
+            return Err(ExternalTokenError::AmbiguousProfile);
+        }
+        Ok(profile)
     }
 
     /// The time rules at `now`: `exp`, `nbf` and `iat`, with the leeway.
@@ -398,12 +405,12 @@ fn invalid(
 /// The `acr` (a string) and `amr` (an array of strings) of a provider
 /// token, either absent; anything else names the claim at fault.
 fn authentication(
-    acr: Option<Leaf<'_>>,
-    amr: Option<Leaf<'_>>,
+    acr: Option<&Leaf<'_>>,
+    amr: Option<&Leaf<'_>>,
 ) -> Result<Authentication, ExternalTokenError> {
     let acr = match acr {
         None => None,
-        Some(Leaf::Str(acr)) => Some(Acr::parse(&acr).map_err(|e| invalid("acr", e))?),
+        Some(Leaf::Str(acr)) => Some(Acr::parse(acr).map_err(|e| invalid("acr", e))?),
         Some(_) => return Err(invalid("acr", ClaimShape("not a string"))),
     };
     let amr = match amr {
@@ -420,11 +427,11 @@ fn authentication(
 
 fn time_claim(
     claim: &'static str,
-    leaf: Option<Leaf<'_>>,
+    leaf: Option<&Leaf<'_>>,
 ) -> Result<Option<OffsetDateTime>, ExternalTokenError> {
     let seconds = match leaf {
         None => return Ok(None),
-        Some(Leaf::Int(s)) => s,
+        Some(Leaf::Int(s)) => *s,
         // NumericDate may have a fraction (RFC 7519 §2); whole seconds count.
         Some(Leaf::Float(f)) if f.is_finite() && f.abs() < 1e15 => f.floor() as i64,
         Some(_) => return Err(invalid(claim, ClaimShape("not a number"))),
@@ -438,31 +445,14 @@ fn jws_error(error: JwsError) -> ExternalTokenError {
     ExternalTokenError::Jws(error.into())
 }
 
-/// Media types compare case-insensitively; `application/` may be omitted
-/// (RFC 7515 §4.1.9). No allocation: this runs on every verification.
-fn same_type(actual: &str, expected: &str) -> bool {
-    fn strip(t: &str) -> &str {
-        const PREFIX: &str = "application/";
-        t.get(..PREFIX.len())
-            .filter(|head| head.eq_ignore_ascii_case(PREFIX))
-            .and_then(|_| t.get(PREFIX.len()..))
-            .unwrap_or(t)
-    }
-    strip(actual).eq_ignore_ascii_case(strip(expected))
-}
-
 /// Builds an [`IdentityProvider`].
 #[must_use = "a builder does nothing until built"]
 #[derive(Debug)]
 pub struct ProviderBuilder<R: Role> {
     issuer: String,
-    mapping: ClaimMapping<R>,
-    audiences: Vec<String>,
-    skip_audience: bool,
-    allowed_parties: Vec<String>,
+    profiles: Vec<TokenProfile<R>>,
     algorithms: Vec<JwsAlgorithm>,
     leeway: Duration,
-    typ: Option<String>,
     max_token_bytes: usize,
     keys: Option<KeysSetting>,
     clock: ClockHandle,
@@ -470,23 +460,12 @@ pub struct ProviderBuilder<R: Role> {
 }
 
 impl<R: Role> ProviderBuilder<R> {
-    /// Accepts tokens whose `aud` includes `audience` (any of those added).
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
-        self
-    }
-
-    /// Does not check `aud`: for providers whose tokens carry none (Clerk
-    /// session tokens, which are bound by `azp` instead). Prefer
-    /// [`ProviderBuilder::allowed_party`] then.
-    pub fn skip_audience_check(mut self) -> Self {
-        self.skip_audience = true;
-        self
-    }
-
-    /// Requires `azp` to be one of the parties added (origins or client ids).
-    pub fn allowed_party(mut self, party: impl Into<String>) -> Self {
-        self.allowed_parties.push(party.into());
+    /// Adds another token profile: another kind of token the provider
+    /// issues, verified with the same keys (fetched and cached once for
+    /// all profiles). A token is matched to exactly one profile (see
+    /// [`TokenProfile`]).
+    pub fn profile(mut self, profile: TokenProfile<R>) -> Self {
+        self.profiles.push(profile);
         self
     }
 
@@ -504,12 +483,6 @@ impl<R: Role> ProviderBuilder<R> {
     /// so that an exchange never refuses what the provider accepted.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
-        self
-    }
-
-    /// Requires this `typ` header (for example `at+jwt`, RFC 9068).
-    pub fn typ(mut self, typ: impl Into<String>) -> Self {
-        self.typ = Some(typ.into());
         self
     }
 
@@ -581,8 +554,16 @@ impl<R: Role> ProviderBuilder<R> {
     /// [`ProviderBuilder::discover`], an issuer that is not an `https` URL:
     /// [`ProviderConfigError::IssuerUrl`]).
     pub fn build(self) -> Result<IdentityProvider<R>, ProviderConfigError> {
-        if self.audiences.is_empty() && !self.skip_audience {
+        if self.profiles.iter().any(TokenProfile::lacks_audience) {
             return Err(ProviderConfigError::NoAudience);
+        }
+        for (i, a) in self.profiles.iter().enumerate() {
+            if let Some(b) = self.profiles.iter().skip(i + 1).find(|b| a.overlaps(b)) {
+                return Err(ProviderConfigError::AmbiguousProfiles(
+                    a.token_use(),
+                    b.token_use(),
+                ));
+            }
         }
         if self.algorithms.is_empty() || self.algorithms.iter().any(|a| a.is_symmetric()) {
             return Err(ProviderConfigError::Algorithms);
@@ -604,7 +585,6 @@ impl<R: Role> ProviderBuilder<R> {
             }
         };
         let mut trie = PathTrie::new();
-        let profile = self.mapping.register(&mut trie)?;
         let mut add = |name: &str| -> Result<usize, MappingConfigError> {
             trie.add(&ClaimPath::parse(name)?)
         };
@@ -613,23 +593,25 @@ impl<R: Role> ProviderBuilder<R> {
             sub: add("sub")?,
             aud: add("aud")?,
             azp: add("azp")?,
+            client_id: add("client_id")?,
             exp: add("exp")?,
             nbf: add("nbf")?,
             iat: add("iat")?,
             auth_time: add("auth_time")?,
             acr: add("acr")?,
             amr: add("amr")?,
-            profile,
         };
+        let profiles = self
+            .profiles
+            .into_iter()
+            .map(|profile| profile.compile(&mut trie))
+            .collect::<Result<_, _>>()?;
         Ok(IdentityProvider {
             issuer: self.issuer,
-            audiences: self.audiences,
-            allowed_parties: self.allowed_parties,
             algorithms: self.algorithms,
             leeway: self.leeway,
-            typ: self.typ,
             max_token_bytes: self.max_token_bytes,
-            mapping: self.mapping,
+            profiles,
             keys,
             trie,
             slots,

@@ -185,6 +185,14 @@ impl<R: Role> DecideAdmission<R> {
     /// rotated: the provider token's expiry bounds it, and disabling the
     /// local user ends it (within the user cache's TTL). Routes answer 401
     /// rather than redirect (a bearer client is not a browser).
+    ///
+    /// Only access tokens are taken here ([`TokenUse::Access`](crate::external::TokenUse)):
+    /// a valid ID token is refused (401 `invalid_token`, logged as
+    /// `token_use_refused`), since it proves a sign-in at a client, not a
+    /// grant to call this API; exchange it for a session instead
+    /// ([`ExchangeToken`](crate::ExchangeToken)). A token whose profile
+    /// refuses its subject (a machine token, a required claim unmet) is
+    /// answered 403 ([`Refusal::Subject`]).
     #[must_use]
     pub fn with_provider_tokens(
         self,

@@ -7,7 +7,7 @@ use tessera_domain::{Capability, SessionEntity, StepUpChallenge, TenantId, UserI
 use time::{Duration, OffsetDateTime};
 
 use super::request::{CredentialFault, CredentialSource};
-use crate::external::{ExternalIdentity, ExternalUser};
+use crate::external::{ExternalIdentity, ExternalUser, SubjectRefusal};
 use crate::token::SessionToken;
 
 /// What becomes of one request.
@@ -126,6 +126,11 @@ pub enum Refusal {
     /// Nothing is served at this path (404): the policy's
     /// [`Requirement::NotFound`](tessera_domain::Requirement::NotFound).
     NotFound,
+    /// An identity provider's token is authentic and valid, but its
+    /// profile does not accept who it speaks for: a machine token, a
+    /// required claim unmet (403, the refusal's own code). Asking again
+    /// with the same subject cannot succeed, so it is not a 401.
+    Subject(SubjectRefusal),
 }
 
 impl Refusal {
@@ -142,6 +147,7 @@ impl Refusal {
             Self::Unavailable => Some("temporarily_unavailable"),
             Self::CrossOrigin => Some("cross_origin_request"),
             Self::NotFound => Some("not_found"),
+            Self::Subject(refusal) => Some(refusal.code()),
             Self::SignIn { .. } | Self::SignedIn { .. } => None,
         }
     }

@@ -9,7 +9,7 @@ use tessera_domain::{NewSession, Role, SessionEntity};
 use super::Inner;
 use super::outcome::{AdmittedSession, ProviderSession, Refusal, Verdict};
 use super::request::AdmissionRequest;
-use crate::external::{ExternalIdentity, ExternalTokenVerifier, ExternalUser};
+use crate::external::{ExternalIdentity, ExternalTokenVerifier, ExternalUser, TokenUse};
 use crate::ports::RevocationStatus;
 use crate::usecases::resolve_user::{ResolveUser, ResolveUserRequest};
 
@@ -30,7 +30,7 @@ impl<R: Role> ProviderTokens<R> {
     ) -> Verdict<R> {
         let (method, path) = (request.method, request.path);
         let route = admission.policy.route(method, path);
-        let refuse = |unavailable: bool, code: &'static str| {
+        let refuse = |refusal: Refusal, code: &'static str| {
             if !route.needs_session() {
                 tracing::debug!(
                     code,
@@ -38,25 +38,31 @@ impl<R: Role> ProviderTokens<R> {
                     path,
                     "provider token ignored on a route that needs none"
                 );
-                admission.guest(&route, request, true)
-            } else if unavailable {
+                return admission.guest(&route, request, true);
+            }
+            if refusal == Refusal::Unavailable {
                 tracing::warn!(
                     code,
                     method,
                     path,
                     "provider token cannot be checked; failing closed"
                 );
-                Verdict::Refuse(Refusal::Unavailable)
             } else {
                 tracing::debug!(code, method, path, "provider token refused");
-                // A bearer client is not a browser: 401, never a redirect.
-                Verdict::Refuse(Refusal::Unauthenticated { refused: true })
             }
+            // A bearer client is not a browser: never a redirect.
+            Verdict::Refuse(refusal)
         };
+        let unauthenticated = Refusal::Unauthenticated { refused: true };
         let identity = match self.verifier.verify(token).await {
             Ok(identity) => identity,
-            Err(error) => return refuse(error.is_unavailable(), error.code()),
+            Err(error) => return refuse(error.refusal(), error.code()),
         };
+        // An ID token says who signed in at a client; it is no credential
+        // for an API (see `TokenUse`).
+        if identity.token_use != TokenUse::Access {
+            return refuse(unauthenticated, "token_use_refused");
+        }
         let resolved = match self
             .resolve
             .execute(ResolveUserRequest {
@@ -65,7 +71,10 @@ impl<R: Role> ProviderTokens<R> {
             .await
         {
             Ok(resolved) => resolved,
-            Err(error) => return refuse(error.is_unavailable(), error.code()),
+            Err(error) if error.is_unavailable() => {
+                return refuse(Refusal::Unavailable, error.code());
+            }
+            Err(error) => return refuse(unauthenticated, error.code()),
         };
         // Logouts reach provider tokens: a force-logout of the user, their
         // tenant or everyone refuses tokens issued at or before it.
@@ -74,11 +83,11 @@ impl<R: Role> ProviderTokens<R> {
             .provider_token_status(&identity, &resolved.user.user)
         {
             Ok(RevocationStatus::Active | RevocationStatus::ClaimsStale) => {}
-            Ok(RevocationStatus::Revoked(_)) => return refuse(false, "revoked"),
-            Err(_) => return refuse(true, "revocation_unavailable"),
+            Ok(RevocationStatus::Revoked(_)) => return refuse(unauthenticated, "revoked"),
+            Err(_) => return refuse(Refusal::Unavailable, "revocation_unavailable"),
         }
         let Some(session) = session_for(&identity, &resolved.user) else {
-            return refuse(false, "invalid_session");
+            return refuse(unauthenticated, "invalid_session");
         };
         let session = AdmittedSession {
             session,

@@ -8,7 +8,7 @@ use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
 use super::*;
 use crate::external::{
     ExternalIdentity, ExternalTokenError, ExternalUser, MockExternalTokenVerifier,
-    MockExternalUserDirectory,
+    MockExternalUserDirectory, SubjectKind, SubjectRefusal, TokenUse,
 };
 use crate::ports::JwsFailure;
 use crate::ports::{
@@ -689,6 +689,8 @@ fn identity() -> ExternalIdentity<UserRole> {
     ExternalIdentity {
         issuer: IDP.into(),
         subject: subject(),
+        token_use: TokenUse::Access,
+        subject_kind: SubjectKind::User,
         role: UserRole::Admin,
         email: None,
         name: None,
@@ -817,6 +819,42 @@ async fn a_refused_provider_token_is_401_even_on_a_browser_route() {
     );
     let out = decide_later(&ports.admission(), "GET", "/app/home", bearer("ptok")).await;
     assert_eq!(refusal(out), Refusal::Unauthenticated { refused: true });
+}
+
+#[tokio::test]
+async fn an_id_token_is_refused_on_the_hybrid_path_before_its_user_is_looked_up() {
+    let ports = Ports::idle().provider(
+        Some(|| {
+            Ok(ExternalIdentity {
+                token_use: TokenUse::Id,
+                ..identity()
+            })
+        }),
+        None,
+    );
+    let out = decide_later(&ports.admission(), "GET", "/api/x", bearer("ptok")).await;
+    assert_eq!(refusal(out), Refusal::Unauthenticated { refused: true });
+}
+
+#[tokio::test]
+async fn a_provider_token_whose_subject_its_profile_refuses_is_403_with_the_refusals_code() {
+    let ports = Ports::idle().provider(Some(|| Err(SubjectRefusal::MachineToken.into())), None);
+    let out = decide_later(&ports.admission(), "GET", "/app/home", bearer("ptok")).await;
+    let refused = refusal(out);
+    assert_eq!(refused, Refusal::Subject(SubjectRefusal::MachineToken));
+    assert_eq!(refused.code(), Some("machine_token"));
+    // On a route that needs no session the token is ignored, as any other.
+    let ports = Ports::idle().provider(
+        Some(|| {
+            Err(SubjectRefusal::RequiredClaim {
+                path: "email_verified".into(),
+            }
+            .into())
+        }),
+        None,
+    );
+    let out = decide_later(&ports.admission(), "GET", "/", bearer("ptok")).await;
+    assert!(matches!(out.verdict, Verdict::Guest { refused: true }));
 }
 
 #[tokio::test]
