@@ -131,6 +131,8 @@ pub use tessera_axum as axum;
 pub use tessera_domain as domain;
 pub use tessera_http as http;
 pub use tessera_infrastructure as infrastructure;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use tessera_domain::UserRole;
 pub use tessera_infrastructure::{
