@@ -16,7 +16,7 @@ use tessera_domain::{Capability, Role as _, SessionId, TenantId, UserId, UserRol
 
 use super::Shared;
 use super::config::{ConfigError, MIN_SECRET_BYTES, invalid};
-use super::reply::{Reply, error, invalid_request, json, parse_json};
+use super::reply::{BadRequest, Reply, error, json, parse_json};
 
 /// The administrative secret, held as an HMAC tag under a random key of
 /// this process: a presented secret is compared by verifying its tag, in
@@ -122,11 +122,9 @@ async fn revoke(state: &Shared, request: RevokeRequest) -> Reply {
     }
 }
 
-/// The scope in `body`, or the 400 that says why not.
-fn scope_of(body: &[u8]) -> Result<WatermarkScope, Reply> {
-    parse_json::<ScopeBody>(body)?
-        .scope()
-        .map_err(|message| invalid_request(&message))
+/// The scope in `body`, or why not.
+fn scope_of(body: &[u8]) -> Result<WatermarkScope, BadRequest> {
+    parse_json::<ScopeBody>(body)?.scope().map_err(BadRequest)
 }
 
 /// `POST /admin/force-logout`: every session of a user, a tenant or
@@ -137,7 +135,7 @@ pub(super) async fn force_logout(Extract(state): Extract<Shared>, body: Bytes) -
             tracing::info!(?scope, "force-logout");
             revoke(&state, RevokeRequest::ForceLogout(scope)).await
         }
-        Err(reply) => reply,
+        Err(bad) => bad.into(),
     }
 }
 
@@ -149,7 +147,7 @@ pub(super) async fn permissions_changed(Extract(state): Extract<Shared>, body: B
             tracing::info!(?scope, "permissions changed");
             revoke(&state, RevokeRequest::PermissionsChanged(scope)).await
         }
-        Err(reply) => reply,
+        Err(bad) => bad.into(),
     }
 }
 
@@ -164,10 +162,10 @@ struct RevokeSessionBody {
 pub(super) async fn revoke_session(Extract(state): Extract<Shared>, body: Bytes) -> Reply {
     let session_id = match parse_json::<RevokeSessionBody>(&body).and_then(|body| {
         SessionId::parse(&body.session_id)
-            .map_err(|error| invalid_request(&format!("session_id: {error}")))
+            .map_err(|error| BadRequest(format!("session_id: {error}")))
     }) {
         Ok(session_id) => session_id,
-        Err(reply) => return reply,
+        Err(bad) => return bad.into(),
     };
     // No token of the session authenticated later than now: keeping the
     // logout one absolute lifetime from now outlasts every one of them.
@@ -241,14 +239,14 @@ pub(super) async fn put_user(
     body: Bytes,
 ) -> Reply {
     let user = match UserId::parse(&user_id)
-        .map_err(|error| invalid_request(&format!("user id: {error}")))
+        .map_err(|error| BadRequest(format!("user id: {error}")))
         .and_then(|user_id| {
             parse_json::<UserBody>(&body)?
                 .directory_user(user_id)
-                .map_err(|message| invalid_request(&message))
+                .map_err(BadRequest)
         }) {
         Ok(user) => user,
-        Err(reply) => return reply,
+        Err(bad) => return bad.into(),
     };
     let user_id = user.user_id;
     if let Err(cause) = state.users.upsert(user).await {

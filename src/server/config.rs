@@ -502,7 +502,10 @@ mod tests {
         let config = ServerConfig::parse(text, no_env).unwrap();
         let policy = config.route_policy().unwrap();
         assert_eq!(policy.rules().len(), 6);
-        assert_eq!(policy.route("GET", "/nowhere").requirement(), &Requirement::Deny);
+        assert_eq!(
+            policy.route("GET", "/nowhere").requirement(),
+            &Requirement::Deny
+        );
         config.tokens.lifetimes().unwrap();
     }
 

@@ -15,7 +15,7 @@ pub(super) fn public_jwks(ring: &KeyRing) -> String {
     let keys: Vec<serde_json::Value> = ring
         .verification_keys()
         .iter()
-        .filter_map(|key| public_jwk(key))
+        .filter_map(public_jwk)
         .collect();
     serde_json::json!({ "keys": keys }).to_string()
 }

@@ -34,6 +34,17 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Reply {
     )
 }
 
+/// A request body or field that cannot be used: answered 400
+/// `invalid_request` with the message.
+#[derive(Debug)]
+pub(crate) struct BadRequest(pub(crate) String);
+
+impl From<BadRequest> for Reply {
+    fn from(bad: BadRequest) -> Self {
+        invalid_request(&bad.0)
+    }
+}
+
 /// A 400 for a request body or field that cannot be used.
 pub(crate) fn invalid_request(message: &str) -> Reply {
     error(StatusCode::BAD_REQUEST, "invalid_request", message)
@@ -44,7 +55,7 @@ pub(crate) fn from_edge(response: Response<bytes::Bytes>) -> Reply {
     response.map(Body::from)
 }
 
-/// The JSON document in `body`, or the 400 that says why not.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
-    serde_json::from_slice(body).map_err(|error| invalid_request(&error.to_string()))
+/// The JSON document in `body`, or why not.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
+    serde_json::from_slice(body).map_err(|error| BadRequest(error.to_string()))
 }

@@ -16,7 +16,7 @@ use tessera_domain::{UserId, UserRole};
 use tessera_http::{DEFAULT_MAX_CREDENTIAL_BYTES, SetCookie, read_credential};
 
 use super::admin::UserBody;
-use super::reply::{Reply, error, invalid_request, json, parse_json, with_type};
+use super::reply::{BadRequest, Reply, error, json, parse_json, with_type};
 use super::{Shared, State};
 
 /// Why a session could not be established.
@@ -98,15 +98,14 @@ pub(super) async fn sign_in_handler(Extract(state): Extract<Shared>, body: Bytes
         let user_id = body
             .user_id
             .as_deref()
-            .ok_or_else(|| invalid_request("user_id: missing"))
+            .ok_or_else(|| BadRequest("user_id: missing".to_owned()))
             .and_then(|id| {
-                UserId::parse(id).map_err(|error| invalid_request(&format!("user_id: {error}")))
+                UserId::parse(id).map_err(|error| BadRequest(format!("user_id: {error}")))
             })?;
-        body.directory_user(user_id)
-            .map_err(|message| invalid_request(&message))
+        body.directory_user(user_id).map_err(BadRequest)
     }) {
         Ok(user) => user,
-        Err(reply) => return reply,
+        Err(bad) => return bad.into(),
     };
     match sign_in(&state, user).await {
         Ok((issued, cookie)) => {

@@ -28,4 +28,6 @@ mod idp_webhooks;
 mod interop;
 mod lifecycle;
 mod properties;
+#[cfg(feature = "server")]
+mod serve;
 mod support;
