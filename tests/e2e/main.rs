@@ -30,4 +30,6 @@ mod lifecycle;
 mod properties;
 #[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
+mod serve_nginx;
 mod support;

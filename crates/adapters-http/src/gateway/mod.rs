@@ -15,7 +15,7 @@
 //! | [`USER_ID`] `x-user-id` | the user id (UUID) |
 //! | [`SESSION_ID`] `x-user-session-id` | the session id (UUID) |
 //! | [`ROLE`] `x-user-role` | the role's wire name |
-//! | [`CAPABILITIES`] `x-user-capabilities` | capabilities, comma-separated, sorted (may be empty) |
+//! | [`CAPABILITIES`] `x-user-capabilities` | capabilities, comma-separated, sorted (may be empty; a service reads an absent header as empty, since proxies such as nginx drop empty headers) |
 //! | [`TENANT_ID`] `x-tenant-id` | the tenant, only when the session has one |
 //! | [`SIGNED_AT`] `x-user-signed-at` | Unix seconds when the session was verified |
 //! | [`NONCE`] `x-user-nonce` | 128 random bits, base64url |

@@ -167,10 +167,14 @@ impl GatewayVerifier {
             });
         }
         let one = |name| one_value(headers, name);
-        let tenant = if headers.contains_key(TENANT_ID) {
-            one(TENANT_ID)?
-        } else {
-            ""
+        // Absent reads as empty (the signature covers the empty line):
+        // proxies such as nginx drop a header whose value is empty.
+        let optional = |name| {
+            if headers.contains_key(name) {
+                one(name)
+            } else {
+                Ok("")
+            }
         };
         let signed = Signed {
             method: method.as_str(),
@@ -180,8 +184,8 @@ impl GatewayVerifier {
             user_id: one(USER_ID)?,
             session_id: one(SESSION_ID)?,
             role: one(ROLE)?,
-            capabilities: one(CAPABILITIES)?,
-            tenant,
+            capabilities: optional(CAPABILITIES)?,
+            tenant: optional(TENANT_ID)?,
         };
         let mut signature = [0_u8; SIGNATURE_BYTES];
         let signature_text = one(SIGNATURE)?;
