@@ -657,3 +657,73 @@ async fn serve_refuses_to_start_with_a_short_admin_secret_or_a_bad_policy() {
     let error = Server::build(&bad).await.unwrap_err();
     assert!(error.to_string().contains("policy.routes"), "{error}");
 }
+
+/// A fleet: two instances on one PostgreSQL database and one key
+/// directory share sessions, and a force-logout on one refuses the session
+/// on the other.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn serve_instances_on_postgres_share_sessions_and_force_logout() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var("TESSERA_REQUIRE_DB").is_err(),
+            "TESSERA_REQUIRE_DB is set but DATABASE_URL is not"
+        );
+        eprintln!("skipped: no DATABASE_URL; ./scripts/test.sh provides a database");
+        return;
+    };
+    let keys = std::env::temp_dir().join(format!("tessera-serve-fleet-{}", std::process::id()));
+    let sections = format!(
+        "[postgres]\nurl = \"{url}\"\n[keys]\ndir = \"{}\"\n",
+        keys.display()
+    );
+    let first = start_with(&config(true, &sections)).await;
+    let second = start_with(&config(true, &sections)).await;
+    // A user of this test only: other tests share the database.
+    let user = uuid::Uuid::now_v7().to_string();
+    let (token, _) = sign_in(first, &user, "user", json!({})).await;
+    let verdict = |addr| {
+        let token = token.clone();
+        async move {
+            nginx_verdict(addr, "GET", "/api/x", &[("cookie", &cookie(&token))])
+                .await
+                .status()
+        }
+    };
+    assert_eq!(
+        verdict(second).await,
+        200,
+        "signed in on one, valid on the other"
+    );
+
+    let logout = admin(
+        first,
+        Method::POST,
+        "/admin/force-logout",
+        &json!({ "user_id": user }),
+    )
+    .await;
+    assert_eq!(logout.status(), 200);
+    let mut status = verdict(second).await;
+    for _ in 0..100 {
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        status = verdict(second).await;
+    }
+    assert_eq!(status, 401, "the force-logout reached the other instance");
+    let metrics = client()
+        .get(format!("http://{second}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tessera_revocation_sync_lag_seconds "),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(keys);
+}
