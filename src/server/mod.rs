@@ -212,6 +212,13 @@ impl Server {
         })
     }
 
+    /// The session manager the endpoints use (to verify or establish in
+    /// process, as benchmarks and embedding programs do).
+    #[must_use]
+    pub fn sessions(&self) -> &Tessera<UserRole> {
+        &self.state.sessions
+    }
+
     /// The HTTP service: every endpoint of [`ENDPOINTS`], the
     /// administrative ones only when an admin secret is configured.
     pub fn router(&self) -> Router {
