@@ -280,7 +280,7 @@ async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
     .await;
     assert_eq!(changed.status(), 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let rotated = through(&nginx, "/admin/users", &[cookie.clone()]).await;
+    let rotated = through(&nginx, "/admin/users", std::slice::from_ref(&cookie)).await;
     assert_eq!(rotated.status(), 200);
     let set_cookie = rotated.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
@@ -298,7 +298,7 @@ async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
         .unwrap();
     let new_cookie = ("cookie", format!("{COOKIE}={new_token}"));
     assert_eq!(
-        through(&nginx, "/api/x", &[new_cookie.clone()])
+        through(&nginx, "/api/x", std::slice::from_ref(&new_cookie))
             .await
             .status(),
         200
