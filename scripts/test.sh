@@ -138,6 +138,24 @@ else
   echo "using $(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 fi
 
+echo "==> nginx for the gateway tests"
+# tests/e2e/serve_nginx.rs starts its own nginx (auth_request, Debian package
+# `nginx`) in front of `tessera serve`. They get TESSERA_REQUIRE_NGINX=1, so
+# that they fail saying what is missing instead of passing by skipping.
+if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+  echo "using $(command -v nginx || echo /usr/sbin/nginx)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "nginx is missing: installing the Debian package (apt-get install -y nginx)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y nginx >/dev/null \
+    || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
+else
+  echo "nginx is missing and cannot be installed here (that needs root and apt-get):" >&2
+  echo "  Debian: apt-get install -y nginx; elsewhere, an nginx with ngx_http_auth_request_module" >&2
+  echo "the nginx tests will fail saying so" >&2
+fi
+export TESSERA_REQUIRE_NGINX=1
+
 echo "==> tests (unit, integration, end-to-end, doc-tests)"
 cargo test --workspace --all-features
 

@@ -138,6 +138,8 @@ pub use tessera_application as application;
 pub use tessera_domain as domain;
 pub use tessera_http as http;
 pub use tessera_infrastructure as infrastructure;
+#[cfg(feature = "server")]
+pub mod server;
 
 /// The `time` crate, whose types the API takes and gives (lifetimes,
 /// authentication times).

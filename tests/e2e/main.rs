@@ -32,4 +32,8 @@ mod idp_webhooks;
 mod interop;
 mod lifecycle;
 mod properties;
+#[cfg(feature = "server")]
+mod serve;
+#[cfg(feature = "server")]
+mod serve_nginx;
 mod support;

@@ -81,6 +81,34 @@ pub(crate) enum Command {
             --now 1767225600 TOKEN`."
     )]
     Verify(VerifyArgs),
+    /// Run tessera as a service: forward-auth verdicts for gateways, session
+    /// endpoints, JWKS, health and metrics.
+    #[cfg(feature = "server")]
+    #[command(
+        long_about = "Run tessera as a service: forward-auth verdicts for nginx auth_request, \
+            Traefik ForwardAuth, Caddy forward_auth and Envoy ext_authz; sign-in, sign-out and \
+            revocation endpoints for backends in any language; /.well-known/jwks.json, /healthz, \
+            /readyz and /metrics.\n\n\
+            Without --config: the embedded default (in-memory stores, a generated EdDSA key, \
+            127.0.0.1:8080). Environment variables TESSERA_LISTEN, TESSERA_ADMIN_SECRET, \
+            TESSERA_GATEWAY_SECRET, TESSERA_POSTGRES_URL and the others of \
+            examples/tessera.toml override the file. Stops gracefully on SIGTERM or Ctrl-C."
+    )]
+    Serve(ServeArgs),
+}
+
+/// The flags of `serve`.
+#[cfg(feature = "server")]
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The TOML configuration (examples/tessera.toml documents every field).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// The address to listen on, over the file and the environment
+    /// (port 0 picks a free one) [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
 }
 
 /// The algorithms tessera signs with.

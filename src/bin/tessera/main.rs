@@ -6,7 +6,8 @@
 //! - `inspect`: a token's header and claims, decoded WITHOUT verifying;
 //! - `verify`: the library's verdict on a token, and when it is refused, the
 //!   rule that failed in words and as the stable code of
-//!   `VerifyError::code`.
+//!   `VerifyError::code`;
+//! - `serve` (feature `server`): tessera as a service, [`tessera::server`].
 //!
 //! `mint` and `verify` wire a [`tessera::Tessera`] with the library's codec
 //! and use cases, with the clock pinned to one instant, so their verdicts
@@ -22,6 +23,8 @@ mod inspect;
 mod keygen;
 mod mint;
 mod output;
+#[cfg(feature = "server")]
+mod serve;
 mod times;
 mod verify;
 
@@ -46,6 +49,8 @@ fn main() -> ExitCode {
         Command::Mint(args) => mint::run(&args, &output),
         Command::Inspect(args) => inspect::run(&args, &output),
         Command::Verify(args) => verify::run(&args, &output),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@
 //! | [`USER_ID`] `x-user-id` | the user id (UUID) |
 //! | [`SESSION_ID`] `x-user-session-id` | the session id (UUID) |
 //! | [`ROLE`] `x-user-role` | the role's wire name |
-//! | [`CAPABILITIES`] `x-user-capabilities` | capabilities, comma-separated, sorted (may be empty) |
+//! | [`CAPABILITIES`] `x-user-capabilities` | capabilities, comma-separated, sorted (may be empty; a service reads an absent header as empty, since proxies such as nginx drop empty headers) |
 //! | [`TENANT_ID`] `x-tenant-id` | the tenant, only when the session has one |
 //! | [`ACR`] `x-user-acr` | how strongly the user authenticated (OpenID Connect `acr`), only when known |
 //! | [`AMR`] `x-user-amr` | how the user authenticated (`amr`, RFC 8176), space-separated, only when known |

@@ -219,6 +219,32 @@ fn a_session_without_tenant_sends_no_tenant_header() {
 }
 
 #[test]
+fn an_absent_capabilities_header_reads_as_empty_and_cannot_drop_signed_ones() {
+    let signer = GatewaySigner::new(GatewayKey::new(SECRET).unwrap());
+    let mut parts = session(None).into_parts();
+    parts.capabilities.clear();
+    let bare = SessionEntity::new(parts).unwrap();
+    let at = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+    let mut headers: HeaderMap = signer
+        .headers("GET", "/orders?page=2", &bare, at)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(headers[CAPABILITIES], "");
+    // What a proxy that drops empty headers (nginx) forwards.
+    headers.remove(CAPABILITIES);
+    let identity = verify(&verifier(pinned()), &headers).unwrap().unwrap();
+    assert!(identity.capabilities().is_empty());
+
+    let mut headers = signed(&Method::GET, "/orders?page=2", None);
+    headers.remove(CAPABILITIES);
+    assert_eq!(
+        verify(&verifier(pinned()), &headers),
+        Err(GatewayRejection::BadSignature)
+    );
+}
+
+#[test]
 fn no_identity_headers_is_a_guest() {
     assert_eq!(verify(&verifier(pinned()), &HeaderMap::new()), Ok(None));
 }

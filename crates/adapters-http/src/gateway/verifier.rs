@@ -169,7 +169,9 @@ impl GatewayVerifier {
             });
         }
         let one = |name| one_value(headers, name);
-        // The headers sent only when there is a value: empty when absent.
+        // The headers sent only when there is a value, and the capabilities
+        // (proxies such as nginx drop a header whose value is empty): absent
+        // reads as empty, which the signature covers.
         let optional = |name| {
             if headers.contains_key(name) {
                 one(name)
@@ -185,7 +187,7 @@ impl GatewayVerifier {
             user_id: one(USER_ID)?,
             session_id: one(SESSION_ID)?,
             role: one(ROLE)?,
-            capabilities: one(CAPABILITIES)?,
+            capabilities: optional(CAPABILITIES)?,
             tenant: optional(TENANT_ID)?,
             acr: optional(ACR)?,
             amr: optional(AMR)?,

@@ -1,0 +1,184 @@
+//! `tessera serve`'s forward-auth verdict over loopback, next to
+//! `VerifySession` on the same token, in one run: a keep-alive HTTP/1.1
+//! connection asks `/verify/nginx` about a request carrying a valid
+//! session cookie, as nginx's `auth_request` does.
+//!
+//! Budget: verdict p50 ≤ VerifySession p50 + 30 µs.
+//!
+//! ```text
+//! cargo bench --bench serve --features server -- --warm-up-time 1 --measurement-time 4
+//! ```
+//!
+//! After criterion's group the bench prints the medians of its own
+//! interleaved rounds and the budget check.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a bench that cannot set up should stop loudly
+
+use std::hint::black_box;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use tessera::application::EstablishRequest;
+use tessera::domain::UserId;
+use tessera::server::{Server, ServerConfig};
+use tessera::{Tessera, UserRole};
+
+const ADMIN: &str = "bench-only-admin-secret-of-32-bytes-or-more";
+
+struct Fixture {
+    addr: SocketAddr,
+    sessions: Tessera<UserRole>,
+    token: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn fixture() -> Fixture {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = ServerConfig::parse(
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nlog = \"error\"\n[admin]\nsecret = \"{ADMIN}\"\n"
+        ),
+        |_| None,
+    )
+    .unwrap();
+    let (addr, sessions) = runtime.block_on(async {
+        let server = Server::build(&config).await.unwrap();
+        let sessions = server.sessions().clone();
+        let bound = server.bind().await.unwrap();
+        let addr = bound.local_addr().unwrap();
+        tokio::spawn(bound.serve(std::future::pending()));
+        (addr, sessions)
+    });
+    // Established in process with the server's own manager: the verdict
+    // sees a token it issued (rotation reads no directory for a fresh one).
+    let user = UserId::parse("0190b5a4-7c2e-7d3a-9f00-00000000a11c").unwrap();
+    let token = sessions
+        .establish()
+        .execute(EstablishRequest::new(user, UserRole::User))
+        .unwrap()
+        .token
+        .expose_secret()
+        .to_owned();
+    Fixture {
+        addr,
+        sessions,
+        token,
+        _runtime: runtime,
+    }
+}
+
+/// One keep-alive connection asking for verdicts.
+struct Client {
+    stream: TcpStream,
+    request: Vec<u8>,
+    buffer: Vec<u8>,
+}
+
+impl Client {
+    fn new(f: &Fixture) -> Self {
+        let stream = TcpStream::connect(f.addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let request = format!(
+            "GET /verify/nginx HTTP/1.1\r\nHost: tessera\r\nX-Original-Method: GET\r\n\
+             X-Original-URI: /api/orders?page=2\r\nX-Forwarded-Host: shop.example\r\n\
+             Cookie: __Host-session={}\r\n\r\n",
+            f.token
+        )
+        .into_bytes();
+        Self {
+            stream,
+            request,
+            buffer: vec![0; 16 * 1024],
+        }
+    }
+
+    /// One verdict; panics unless it is a 200.
+    fn verdict(&mut self) {
+        self.stream.write_all(&self.request).unwrap();
+        let mut read = 0;
+        loop {
+            let n = self.stream.read(&mut self.buffer[read..]).unwrap();
+            assert!(n > 0, "connection closed");
+            read += n;
+            let head = &self.buffer[..read];
+            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                assert!(
+                    head.starts_with(b"HTTP/1.1 200"),
+                    "{}",
+                    String::from_utf8_lossy(head)
+                );
+                let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                let length: usize = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .map_or(0, |value| value.trim().parse().unwrap());
+                if read >= end + 4 + length {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn bench_verdict(c: &mut Criterion) {
+    let f = fixture();
+    let mut client = Client::new(&f);
+    let mut group = c.benchmark_group("serve");
+    group.bench_function("verdict over loopback", |b| b.iter(|| client.verdict()));
+    group.bench_function("VerifySession alone", |b| {
+        b.iter(|| black_box(f.sessions.verify().execute(&f.token).unwrap()));
+    });
+    group.finish();
+    // Under `cargo test --benches` (`--test`), criterion runs each bench
+    // once; skip the timing loop there too.
+    if !std::env::args().any(|arg| arg == "--test") {
+        budget(&f, &mut client);
+    }
+}
+
+/// The median of `samples` timings of `work`.
+fn median(samples: usize, mut work: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+/// Prints the medians of interleaved rounds and whether the verdict stays
+/// within VerifySession + 30 µs.
+fn budget(f: &Fixture, client: &mut Client) {
+    let (mut verdicts, mut verifies) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        verdicts.push(median(5_000, || client.verdict()));
+        verifies.push(median(5_000, || {
+            black_box(f.sessions.verify().execute(&f.token).unwrap());
+        }));
+    }
+    verdicts.sort_unstable();
+    verifies.sort_unstable();
+    let (verdict, verify) = (verdicts[2], verifies[2]);
+    let over = verdict.saturating_sub(verify);
+    println!(
+        "\nbudget: verdict over loopback p50 {verdict:?} = VerifySession p50 {verify:?} + {over:?} \
+         (≤ + 30 µs holds: ratio {:.2})",
+        over.as_secs_f64() / 30e-6
+    );
+}
+
+criterion_group!(benches, bench_verdict);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

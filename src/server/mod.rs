@@ -1,0 +1,436 @@
+//! `tessera serve`: tessera as a service, for gateways and for backends in
+//! any language (feature `server`).
+//!
+//! - **Forward-auth verdicts** for nginx `auth_request`, Traefik
+//!   `ForwardAuth`, Caddy `forward_auth` and Envoy `ext_authz` (HTTP mode):
+//!   the original method and URI read from the gateway's headers, the same
+//!   admission as the framework adapters ([`SessionEdge`]: policy,
+//!   revocation, rotation, cross-origin protection), and a 2xx with the
+//!   identity headers ([`tessera_http::gateway`], signed) and any renewed
+//!   cookie or token, or the refusal;
+//! - **session endpoints**: sign-in for a backend that has authenticated a
+//!   user, sign-out for the client, force-logout, permissions changed and
+//!   session revocation for administrators (a configured secret; without
+//!   one the administrative endpoints are not mounted at all);
+//! - **operations**: `/.well-known/jwks.json` (public keys only),
+//!   `/healthz`, `/readyz` (not ready while the revocation state cannot be
+//!   trusted), `/metrics` (Prometheus text).
+//!
+//! [`ServerConfig`] is the TOML file (`examples/tessera.toml`), [`Server`]
+//! the service built from it: [`Server::router`] for tests in process,
+//! [`Server::bind`] and [`Bound::serve`] for the `tessera serve` binary.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get, post, put};
+use tessera_application::ports::{DirectoryError, DirectoryUser, RevocationStore};
+use tessera_domain::UserRole;
+use tessera_http::SessionEdge;
+use tessera_http::gateway::GatewayKey;
+use tessera_infrastructure::{InMemoryRevocationStore, InMemoryUserDirectory, SystemClock};
+
+use crate::Tessera;
+
+mod admin;
+pub mod config;
+pub mod keys;
+pub mod metrics;
+mod ops;
+mod reply;
+mod sessions;
+mod verdict;
+
+pub use self::config::{ConfigError, ServerConfig};
+pub use self::metrics::Metrics;
+pub use self::verdict::Gateway;
+
+/// What `tessera serve` serves, and what each path is for: the banner it
+/// prints on start and the README's table.
+pub const ENDPOINTS: [(&str, &str, bool); 13] = [
+    ("ANY", "/verify/nginx", false),
+    ("ANY", "/verify/forwarded", false),
+    ("ANY", "/verify/envoy/<original path>", false),
+    ("POST", "/session/sign-out", false),
+    ("GET", "/.well-known/jwks.json", false),
+    ("GET", "/healthz", false),
+    ("GET", "/readyz", false),
+    ("GET", "/metrics", false),
+    ("POST", "/admin/sessions", true),
+    ("PUT", "/admin/users/<user id>", true),
+    ("POST", "/admin/force-logout", true),
+    ("POST", "/admin/permissions-changed", true),
+    ("POST", "/admin/revoke-session", true),
+];
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A shared store cannot be reached or prepared.
+    #[error("store: {0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The listening socket cannot be bound, or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where sign-in records users, so that rotation reads them back.
+#[derive(Clone)]
+enum Users {
+    Memory(Arc<InMemoryUserDirectory<UserRole>>),
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<tessera_infrastructure::postgres::PostgresUserDirectory<UserRole>>),
+}
+
+impl Users {
+    async fn upsert(&self, user: DirectoryUser<UserRole>) -> Result<(), DirectoryError> {
+        match self {
+            Self::Memory(directory) => {
+                directory.upsert(user);
+                Ok(())
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(directory) => directory.upsert(&user).await,
+        }
+    }
+}
+
+/// The stores of a server: users, revocations, and the time since the
+/// revocation state last synced (shared stores only).
+struct Stores {
+    users: Users,
+    revocations: Arc<dyn RevocationStore>,
+    sync_lag: Option<Box<dyn Fn() -> Option<f64> + Send + Sync>>,
+}
+
+/// Everything the handlers share.
+pub(crate) struct State {
+    sessions: Tessera<UserRole>,
+    edge: SessionEdge<UserRole>,
+    users: Users,
+    revocations: Arc<dyn RevocationStore>,
+    sync_lag: Option<Box<dyn Fn() -> Option<f64> + Send + Sync>>,
+    metrics: Metrics,
+    jwks: String,
+    admin: Option<admin::AdminSecret>,
+}
+
+type Shared = Arc<State>;
+
+/// The service, built from a [`ServerConfig`].
+#[derive(Clone)]
+pub struct Server {
+    state: Shared,
+    listen: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.listen)
+            .field("edge", &self.state.edge)
+            .field("admin", &self.state.admin.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Wires the service: keys, stores (in memory, or PostgreSQL with
+    /// `[postgres]`), the session manager, the edge and the policy.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Config`] naming the field that cannot work;
+    /// [`ServeError::Store`] when PostgreSQL cannot be reached or migrated.
+    pub async fn build(config: &ServerConfig) -> Result<Self, ServeError> {
+        let listen = config.listen_addr()?;
+        let lifetimes = config.tokens.lifetimes()?;
+        let policy = config.route_policy()?;
+        let ring = keys::key_ring(&config.keys)?;
+        let admin = config
+            .admin
+            .secret
+            .as_ref()
+            .map(|secret| admin::AdminSecret::new(secret.expose_secret()))
+            .transpose()?;
+        let gateway_key = gateway_key(config)?;
+        let stores = match &config.postgres {
+            None => in_memory(lifetimes),
+            Some(postgres) => on_postgres(postgres.url.expose_secret(), lifetimes).await?,
+        };
+        let jwks = ops::public_jwks(&ring);
+        let sessions = Tessera::builder(ring, &config.tokens.issuer, &config.tokens.audience)
+            .lifetimes(lifetimes)
+            .user_directory(match &stores.users {
+                Users::Memory(directory) => directory.clone(),
+                #[cfg(feature = "postgres")]
+                Users::Postgres(directory) => directory.clone(),
+            })
+            .revocation_store(stores.revocations.clone())
+            .build();
+        let edge = config
+            .policy
+            .trusted_origins
+            .iter()
+            .fold(
+                sessions
+                    .edge::<SessionEdge<UserRole>>(policy)
+                    .cookie_name(&config.cookie.name)
+                    .login_path(&config.pages.login)
+                    .return_to_param(&config.pages.return_to_param)
+                    .signed_in_path(&config.pages.signed_in)
+                    .gateway(gateway_key),
+                |builder, origin| builder.trust_origin(origin),
+            )
+            .build()
+            .map_err(|error| config::invalid("cookie, pages or policy", error))?;
+        Ok(Self {
+            state: Arc::new(State {
+                sessions,
+                edge,
+                users: stores.users,
+                revocations: stores.revocations,
+                sync_lag: stores.sync_lag,
+                metrics: Metrics::default(),
+                jwks,
+                admin,
+            }),
+            listen,
+        })
+    }
+
+    /// The session manager the endpoints use (to verify or establish in
+    /// process, as benchmarks and embedding programs do).
+    #[must_use]
+    pub fn sessions(&self) -> &Tessera<UserRole> {
+        &self.state.sessions
+    }
+
+    /// The HTTP service: every endpoint of [`ENDPOINTS`], the
+    /// administrative ones only when an admin secret is configured.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new()
+            .route("/verify/nginx", any(verdict::nginx))
+            .route("/verify/forwarded", any(verdict::forwarded))
+            .route("/verify/envoy", any(verdict::envoy))
+            .route("/verify/envoy/{*path}", any(verdict::envoy))
+            .route("/session/sign-out", post(sessions::sign_out_handler))
+            .route("/.well-known/jwks.json", get(ops::jwks))
+            .route("/healthz", get(ops::healthz))
+            .route("/readyz", get(ops::readyz))
+            .route("/metrics", get(ops::metrics));
+        if self.state.admin.is_some() {
+            let admin = Router::new()
+                .route("/admin/sessions", post(sessions::sign_in_handler))
+                .route("/admin/users/{user_id}", put(admin::put_user))
+                .route("/admin/force-logout", post(admin::force_logout))
+                .route(
+                    "/admin/permissions-changed",
+                    post(admin::permissions_changed),
+                )
+                .route("/admin/revoke-session", post(admin::revoke_session))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    self.state.clone(),
+                    admin::require_secret,
+                ));
+            router = router.merge(admin);
+        }
+        router.with_state(self.state.clone())
+    }
+
+    /// Binds the configured address (`server.listen`, port 0 picks a free
+    /// one).
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Io`] when the address cannot be bound.
+    pub async fn bind(self) -> Result<Bound, ServeError> {
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| ServeError::Io {
+                context: format!("cannot listen on {}", self.listen),
+                source,
+            })?;
+        Ok(Bound {
+            server: self,
+            listener,
+        })
+    }
+}
+
+/// A server with its listening socket.
+#[derive(Debug)]
+pub struct Bound {
+    server: Server,
+    listener: tokio::net::TcpListener,
+}
+
+impl Bound {
+    /// The address it listens on (the actual port when 0 was asked).
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Io`] when the socket cannot say.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.listener.local_addr().map_err(|source| ServeError::Io {
+            context: "cannot read the listening address".to_owned(),
+            source,
+        })
+    }
+
+    /// What `tessera serve` prints on start: the address and the endpoints.
+    ///
+    /// # Errors
+    ///
+    /// As [`Bound::local_addr`].
+    pub fn banner(&self) -> Result<String, ServeError> {
+        let addr = self.local_addr()?;
+        let admin = self.server.state.admin.is_some();
+        let mut banner = format!("tessera serve listening on http://{addr}\n");
+        for (method, path, needs_admin) in ENDPOINTS {
+            if needs_admin && !admin {
+                continue;
+            }
+            banner.push_str(&format!("  {method:<5} http://{addr}{path}\n"));
+        }
+        if !admin {
+            banner.push_str("  (admin endpoints not mounted: no [admin] secret)\n");
+        }
+        Ok(banner)
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in
+    /// flight.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Io`] when serving fails.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let router = self.server.router();
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServeError::Io {
+                context: "serving failed".to_owned(),
+                source,
+            })
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// The key signing identity headers: the configured one (for its
+/// audience), or a random one of this process.
+fn gateway_key(config: &ServerConfig) -> Result<GatewayKey, ConfigError> {
+    let master = match &config.gateway.secret {
+        Some(secret) => GatewayKey::new(secret.expose_secret().as_bytes())
+            .map_err(|error| config::invalid("gateway.secret", error))?,
+        None => {
+            let mut random = [0_u8; 32];
+            aws_lc_rs::rand::fill(&mut random)
+                .map_err(|_| config::invalid("gateway.secret", "no randomness"))?;
+            GatewayKey::new(&random).map_err(|error| config::invalid("gateway.secret", error))?
+        }
+    };
+    Ok(match &config.gateway.audience {
+        Some(audience) => master.for_audience(audience),
+        None => master,
+    })
+}
+
+/// The embedded default: users and revocations in this process.
+fn in_memory(lifetimes: tessera_domain::SessionLifetimes) -> Stores {
+    Stores {
+        users: Users::Memory(Arc::new(InMemoryUserDirectory::new())),
+        revocations: Arc::new(InMemoryRevocationStore::new(
+            Arc::new(SystemClock),
+            lifetimes,
+        )),
+        sync_lag: None,
+    }
+}
+
+/// Users and revocations in PostgreSQL, shared by every instance.
+#[cfg(feature = "postgres")]
+async fn on_postgres(
+    url: &str,
+    lifetimes: tessera_domain::SessionLifetimes,
+) -> Result<Stores, ServeError> {
+    use tessera_infrastructure::postgres::{
+        PostgresRevocationConfig, PostgresRevocationStore, PostgresUserDirectory, migrate,
+        sqlx::postgres::PgPoolOptions,
+    };
+
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect(url)
+        .await
+        .map_err(|error| ServeError::Store(Box::new(error)))?;
+    migrate(&pool)
+        .await
+        .map_err(|error| ServeError::Store(Box::new(error)))?;
+    let revocations = Arc::new(
+        PostgresRevocationStore::start(
+            pool.clone(),
+            Arc::new(SystemClock),
+            PostgresRevocationConfig::new(lifetimes),
+        )
+        .await
+        .map_err(|error| ServeError::Store(Box::new(error)))?,
+    );
+    let lag = revocations.clone();
+    Ok(Stores {
+        users: Users::Postgres(Arc::new(PostgresUserDirectory::new(pool))),
+        revocations,
+        sync_lag: Some(Box::new(move || {
+            lag.last_synced_at().map(|at| at.elapsed().as_secs_f64())
+        })),
+    })
+}
+
+/// Without feature `postgres`, `[postgres]` cannot work.
+#[cfg(not(feature = "postgres"))]
+async fn on_postgres(_: &str, _: tessera_domain::SessionLifetimes) -> Result<Stores, ServeError> {
+    Err(config::invalid(
+        "postgres",
+        "this binary was built without feature `postgres` (cargo run --features server,postgres)",
+    )
+    .into())
+}

@@ -1,0 +1,328 @@
+//! nginx (`auth_request`) in front of a small upstream, asking `tessera
+//! serve` for each verdict with the documented snippet
+//! (`examples/nginx/tessera.conf`): sessions pass with tessera's identity
+//! and nothing a client sent, guests get 401 or the sign-in redirect, a
+//! force-logout takes effect and a rotated cookie reaches the client.
+//!
+//! The test starts its own nginx (own configuration in a temporary
+//! directory, free loopback ports, foreground, as the current user). Without
+//! nginx it says so and passes, unless `TESSERA_REQUIRE_NGINX=1`
+//! (`scripts/test.sh` sets it and installs nginx when missing), when it
+//! fails with what is missing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::routing::any;
+use http::Method as HttpMethod;
+use serde_json::{Value, json};
+
+use crate::http_support::client;
+use crate::serve::*;
+
+/// The nginx binary, or `None` (and why) when there is none.
+fn nginx_binary() -> Option<PathBuf> {
+    let in_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    in_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("nginx"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// nginx, or `None` when it is missing and not required.
+pub(crate) fn nginx_or_skip() -> Option<PathBuf> {
+    let found = nginx_binary();
+    if found.is_none() {
+        let missing = "nginx is not installed (Debian: apt-get install -y nginx; \
+                       scripts/test.sh installs it when run as root)";
+        assert!(
+            std::env::var("TESSERA_REQUIRE_NGINX").as_deref() != Ok("1"),
+            "TESSERA_REQUIRE_NGINX=1 but {missing}"
+        );
+        eprintln!("skipped: {missing}");
+    }
+    found
+}
+
+/// A free loopback port (bound, then released for nginx).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An nginx of this test's own, stopped and cleaned up when dropped.
+pub(crate) struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The snippet the README documents.
+fn snippet() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/tessera.conf")
+}
+
+/// nginx on a free port in front of `app`, with `server_body` in its
+/// `server` block; `tessera` answers the verdicts.
+pub(crate) fn start_nginx(
+    binary: &Path,
+    tessera: SocketAddr,
+    app: SocketAddr,
+    server_body: &str,
+) -> Nginx {
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-nginx-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\n\
+         master_process off;\n\
+         worker_processes 1;\n\
+         error_log {d}/error.log warn;\n\
+         pid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+           access_log off;\n\
+           client_body_temp_path {d}/body;\n\
+           proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n\
+           uwsgi_temp_path {d}/uwsgi;\n\
+           scgi_temp_path {d}/scgi;\n\
+           upstream tessera {{ server {tessera}; keepalive 32; }}\n\
+           upstream app {{ server {app}; keepalive 32; }}\n\
+           server {{\n\
+             listen 127.0.0.1:{port};\n\
+             {server_body}\n\
+           }}\n\
+         }}\n"
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new(binary)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let nginx = Nginx { child, dir, addr };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return nginx;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
+    panic!("nginx did not start on {addr}: {log}");
+}
+
+/// nginx with the documented snippet.
+fn start_nginx_with_snippet(binary: &Path, tessera: SocketAddr, app: SocketAddr) -> Nginx {
+    start_nginx(
+        binary,
+        tessera,
+        app,
+        &format!("include {};", snippet().display()),
+    )
+}
+
+/// An upstream that answers with what it received: method, URI and
+/// headers.
+pub(crate) async fn echo_upstream() -> SocketAddr {
+    async fn echo(method: Method, uri: Uri, headers: HeaderMap) -> String {
+        let headers: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    Value::from(value.to_str().unwrap_or("?")),
+                )
+            })
+            .collect();
+        json!({ "method": method.as_str(), "uri": uri.to_string(), "headers": headers }).to_string()
+    }
+    crate::support::serve_loopback(Router::new().fallback(any(echo))).await
+}
+
+/// What the upstream received.
+struct Seen(Value);
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0["headers"][name].as_str()
+    }
+
+    fn header_map(&self) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in self.0["headers"].as_object().unwrap() {
+            map.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value.as_str().unwrap()).unwrap(),
+            );
+        }
+        map
+    }
+}
+
+async fn through(nginx: &Nginx, path: &str, headers: &[(&str, String)]) -> reqwest::Response {
+    let mut request = client().get(format!("http://{}{path}", nginx.addr));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The client's attempt at an identity of its own.
+fn forged() -> Vec<(&'static str, String)> {
+    vec![
+        ("x-user-id", BOB.to_owned()),
+        ("x-user-role", "admin".to_owned()),
+        ("x-user-capabilities", "users:manage".to_owned()),
+        ("x-tenant-id", "victim".to_owned()),
+        ("x-user-signature", "forged".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn nginx_passes_sessions_with_tesseras_identity_only_and_refuses_guests() {
+    let Some(binary) = nginx_or_skip() else {
+        return;
+    };
+    let tessera = start().await;
+    let app = echo_upstream().await;
+    let nginx = start_nginx_with_snippet(&binary, tessera, app);
+    let (token, _) = sign_in(tessera, ALICE, "user", json!({ "tenant": "acme" })).await;
+
+    // A valid session passes, with tessera's identity and not the client's.
+    let mut headers = forged();
+    headers.push(("cookie", format!("{COOKIE}={token}")));
+    let passed = through(&nginx, "/api/orders?page=2", &headers).await;
+    assert_eq!(passed.status(), 200);
+    let seen = Seen(json_of(passed).await);
+    assert_eq!(seen.header("x-user-id"), Some(ALICE));
+    assert_eq!(seen.header("x-user-role"), Some("user"));
+    assert_eq!(seen.header("x-user-capabilities"), None, "empty: none sent");
+    assert_eq!(seen.header("x-tenant-id"), Some("acme"));
+    let identity = verified_identity("GET", "/api/orders?page=2", &seen.header_map());
+    assert_eq!(identity.user_id().to_string(), ALICE);
+
+    // A guest on a public route: no identity header reaches the upstream.
+    let guest = through(&nginx, "/", &forged()).await;
+    assert_eq!(guest.status(), 200);
+    let seen = Seen(json_of(guest).await);
+    for (name, _) in forged() {
+        assert_eq!(seen.header(name), None, "{name} reached the upstream");
+    }
+
+    // No session: 401 with the challenge on an API route…
+    let api = through(&nginx, "/api/orders", &forged()).await;
+    assert_eq!(api.status(), 401);
+    assert_eq!(api.headers()["www-authenticate"], "Bearer");
+    // …the sign-in page on a browser route…
+    let browser = through(&nginx, "/admin/users", &[]).await;
+    assert_eq!(browser.status(), 303);
+    assert_eq!(
+        browser.headers()["location"],
+        "/login?return_to=%2Fadmin%2Fusers"
+    );
+    // …and 403 for a session short of the route.
+    let bearer = format!("Bearer {token}");
+    let short = through(&nginx, "/admin/users", &[("authorization", bearer)]).await;
+    assert_eq!(short.status(), 403);
+}
+
+#[tokio::test]
+async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
+    let Some(binary) = nginx_or_skip() else {
+        return;
+    };
+    let tessera = start().await;
+    let app = echo_upstream().await;
+    let nginx = start_nginx_with_snippet(&binary, tessera, app);
+    let (token, _) = sign_in(tessera, ALICE, "user", json!({})).await;
+    let cookie = ("cookie", format!("{COOKIE}={token}"));
+
+    // Permissions changed: the next request rotates the session, the
+    // upstream sees the new role and the client gets the new cookie.
+    let changed = admin(
+        tessera,
+        HttpMethod::PUT,
+        &format!("/admin/users/{ALICE}"),
+        &json!({ "role": "admin" }),
+    )
+    .await;
+    assert_eq!(changed.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let rotated = through(&nginx, "/admin/users", std::slice::from_ref(&cookie)).await;
+    assert_eq!(rotated.status(), 200);
+    let set_cookie = rotated.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set_cookie.starts_with(&format!("{COOKIE}=")),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains(&token));
+    let seen = Seen(json_of(rotated).await);
+    assert_eq!(seen.header("x-user-role"), Some("admin"));
+    let new_token = set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_owned())
+        .unwrap();
+    let new_cookie = ("cookie", format!("{COOKIE}={new_token}"));
+    assert_eq!(
+        through(&nginx, "/api/x", std::slice::from_ref(&new_cookie))
+            .await
+            .status(),
+        200
+    );
+
+    // A force-logout through the admin API takes effect through nginx.
+    let logout = admin(
+        tessera,
+        HttpMethod::POST,
+        "/admin/force-logout",
+        &json!({ "user_id": ALICE }),
+    )
+    .await;
+    assert_eq!(logout.status(), 200);
+    let refused = through(&nginx, "/api/x", &[new_cookie]).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    assert!(
+        refused.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+}
