@@ -113,6 +113,7 @@
 //! | `redis` | the Redis revocation store (streams) and shared user cache |
 //! | `jwks-fetch` | identity providers' keys fetched over HTTPS (JWKS, OpenID discovery) |
 //! | `cli` | the `tessera` operations binary (keygen, mint, inspect, verify) |
+//! | `server` | `tessera serve`: forward-auth verdicts for nginx, Traefik, Caddy and Envoy, session and admin endpoints for backends in any language (`tessera::server`) |
 //!
 //! The repository's README has the demo and the commands that run the
 //! tests.

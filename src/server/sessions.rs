@@ -13,7 +13,7 @@ use tessera_application::{
     EstablishRequest, EstablishedSession, PresentedCredential, RevokeRequest, SessionCheck,
 };
 use tessera_domain::{UserId, UserRole};
-use tessera_http::{DEFAULT_MAX_CREDENTIAL_BYTES, SetCookie, read_credential};
+use tessera_http::{SetCookie, read_credential};
 
 use super::admin::UserBody;
 use super::reply::{BadRequest, Reply, error, json, parse_json, with_type};
@@ -143,6 +143,15 @@ pub(super) async fn sign_in_handler(Extract(state): Extract<Shared>, body: Bytes
 /// bearer token) is logged out, and the cookie cleared. 204 whether or not
 /// it carried a valid session.
 pub(super) async fn sign_out_handler(Extract(state): Extract<Shared>, headers: HeaderMap) -> Reply {
+    // The sign-out reads the session cookie: a form from another site must
+    // not log the user out.
+    let values = |name: &'static str| headers.get_all(name).iter().map(HeaderValue::as_bytes);
+    if let Some(refused) = state
+        .edge
+        .refuse_cross_origin("POST", "/session/sign-out", None, values)
+    {
+        return refused.map(axum::body::Body::from);
+    }
     let credential = read_credential(
         headers
             .get_all(AUTHORIZATION)
@@ -150,7 +159,7 @@ pub(super) async fn sign_out_handler(Extract(state): Extract<Shared>, headers: H
             .map(HeaderValue::as_bytes),
         headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
         state.edge.cookies().name(),
-        DEFAULT_MAX_CREDENTIAL_BYTES,
+        state.sessions.verify().max_token_bytes(),
     );
     let token = match credential {
         PresentedCredential::Token { token, .. } => Some(token),

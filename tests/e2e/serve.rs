@@ -451,11 +451,34 @@ async fn serve_permissions_changed_rotates_sessions_onto_their_new_claims() {
 }
 
 #[tokio::test]
-async fn serve_sign_out_revokes_the_session_and_clears_the_cookie() {
+async fn serve_sign_out_refuses_other_origins_then_revokes_the_session_and_clears_the_cookie() {
     let addr = start().await;
     let (token, set_cookie) = sign_in(addr, ALICE, "user", json!({})).await;
     assert!(set_cookie.starts_with(&format!("{COOKIE}={token}")));
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("Secure"));
+
+    // A form from another site cannot sign the user out.
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "https://evil.example"),
+    ] {
+        let forged = client()
+            .post(format!("http://{addr}/session/sign-out"))
+            .header("cookie", cookie(&token))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403, "{name}: {value}");
+        assert!(header(forged.headers(), "set-cookie").is_none());
+        assert_eq!(
+            forged.text().await.unwrap(),
+            r#"{"error":"cross_origin_request"}"#
+        );
+    }
+    let still = nginx_verdict(addr, "GET", "/api/x", &[("cookie", &cookie(&token))]).await;
+    assert_eq!(still.status(), 200, "still signed in");
 
     let out = client()
         .post(format!("http://{addr}/session/sign-out"))

@@ -17,7 +17,7 @@ use http::{HeaderName, HeaderValue, Response};
 use tessera_application::usecases::admission::is_safe_method;
 use tessera_application::{
     Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
-    Decision, EstablishSession, RevokeSession, Verdict,
+    Decision, EstablishSession, PresentedCredential, Refusal, RevokeSession, Verdict,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -201,6 +201,37 @@ impl<R: Role> SessionEdge<R> {
                 .with_query(query)
                 .with_browser_facts(browser),
         )
+    }
+
+    /// The 403 `cross_origin_request` answer when `method path` is an
+    /// unsafe request a browser sent from an origin this edge does not
+    /// trust (the rule [`decide`](Self::decide) applies first), for an
+    /// endpoint outside the route policy that reads the session cookie;
+    /// `None` when it may proceed. `headers` as for `decide`.
+    pub fn refuse_cross_origin<'h, I>(
+        &self,
+        method: &str,
+        path: &str,
+        authority: Option<&'h str>,
+        headers: impl Fn(&'static str) -> I,
+    ) -> Option<Response<Bytes>>
+    where
+        I: Iterator<Item = &'h [u8]>,
+    {
+        if is_safe_method(method) {
+            return None;
+        }
+        let browser = BrowserFacts::new(
+            single_header(headers("origin")),
+            single_header(headers("sec-fetch-site")),
+            authority.or_else(|| single_header(headers("host"))),
+        );
+        let request = AdmissionRequest::new(method, path, PresentedCredential::None)
+            .with_browser_facts(browser);
+        self.inner
+            .admission
+            .is_cross_origin(&request)
+            .then(|| Denial::Refused(Refusal::CrossOrigin).into_http())
     }
 
     /// Says once, in the log, why sign-in cannot stick when a browser

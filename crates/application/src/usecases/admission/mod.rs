@@ -223,20 +223,31 @@ impl<R: Role> DecideAdmission<R> {
         &self.inner.pages
     }
 
+    /// Whether `request` is an unsafe request a browser sent from an
+    /// origin this admission does not trust: the first step of
+    /// [`decide`](Self::decide), for endpoints outside the route policy
+    /// that take cookies (a sign-out endpoint) and must refuse such
+    /// requests too (with [`Refusal::CrossOrigin`]).
+    #[must_use]
+    pub fn is_cross_origin(&self, request: &AdmissionRequest<'_>) -> bool {
+        let Err(reason) = cross_origin::check(request, &self.inner.trusted_origins) else {
+            return false;
+        };
+        tracing::debug!(
+            reason = reason.code(),
+            method = request.method,
+            path = request.path,
+            "cross-origin request refused"
+        );
+        true
+    }
+
     /// Decides one request; see [`DecideAdmission`] for the steps.
     #[must_use]
     pub fn decide(&self, request: &AdmissionRequest<'_>) -> Decision<R> {
         let inner = &*self.inner;
         let route = inner.policy.route(request.method, request.path);
-        if !route.allows_cross_origin()
-            && let Err(reason) = cross_origin::check(request, &inner.trusted_origins)
-        {
-            tracing::debug!(
-                reason = reason.code(),
-                method = request.method,
-                path = request.path,
-                "cross-origin request refused"
-            );
+        if !route.allows_cross_origin() && self.is_cross_origin(request) {
             return decided(
                 Verdict::Refuse(Refusal::CrossOrigin),
                 CredentialUpdate::Keep,
