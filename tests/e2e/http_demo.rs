@@ -302,12 +302,7 @@ fn session_cookie(response: &reqwest::Response) -> String {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn two_demo_instances_on_postgres_share_sessions_and_force_logout() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var("TESSERA_REQUIRE_DB").is_err(),
-            "TESSERA_REQUIRE_DB is set but DATABASE_URL is not"
-        );
-        eprintln!("skipped: no DATABASE_URL; ./scripts/test.sh provides a database");
+    let Some(url) = crate::support::database_url() else {
         return;
     };
     let first = serve(demo::postgres_app(&url).await.unwrap()).await;

@@ -687,12 +687,7 @@ async fn serve_refuses_to_start_with_a_short_admin_secret_or_a_bad_policy() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn serve_instances_on_postgres_share_sessions_and_force_logout() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var("TESSERA_REQUIRE_DB").is_err(),
-            "TESSERA_REQUIRE_DB is set but DATABASE_URL is not"
-        );
-        eprintln!("skipped: no DATABASE_URL; ./scripts/test.sh provides a database");
+    let Some(url) = crate::support::database_url() else {
         return;
     };
     let keys = std::env::temp_dir().join(format!("tessera-serve-fleet-{}", std::process::id()));

@@ -242,3 +242,19 @@ mod counting {
         }
     }
 }
+
+/// The throwaway database `scripts/test.sh` provides (`DATABASE_URL`), or
+/// `None` (said on stderr) to skip a PostgreSQL test; with
+/// `TESSERA_REQUIRE_DB` set, a missing database fails the test instead.
+#[cfg(feature = "postgres")]
+pub(crate) fn database_url() -> Option<String> {
+    let url = std::env::var("DATABASE_URL").ok();
+    if url.is_none() {
+        assert!(
+            std::env::var("TESSERA_REQUIRE_DB").is_err(),
+            "TESSERA_REQUIRE_DB is set but DATABASE_URL is not"
+        );
+        eprintln!("skipped: no DATABASE_URL; ./scripts/test.sh provides a database");
+    }
+    url
+}
