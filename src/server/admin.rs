@@ -171,7 +171,7 @@ pub(super) async fn revoke_session(Extract(state): Extract<Shared>, body: Bytes)
     // logout one absolute lifetime from now outlasts every one of them.
     let request = RevokeRequest::Session {
         session_id,
-        authenticated_at: time::OffsetDateTime::now_utc(),
+        authenticated_at: state.clock.now(),
     };
     revoke(&state, request).await
 }

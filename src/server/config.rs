@@ -202,6 +202,12 @@ pub struct KeysConfig {
     /// Private JWK files; the first signs, the others verify. Not with
     /// `dir`.
     pub files: Vec<PathBuf>,
+    /// With `dir`: a new signing key every so many seconds (none by
+    /// default: the newest file signs).
+    pub rotate_every_seconds: Option<i64>,
+    /// With `rotate_every_seconds`: how long the next key is published
+    /// before it signs, in seconds (default 86400, at least 300).
+    pub publish_ahead_seconds: i64,
 }
 
 impl Default for KeysConfig {
@@ -210,6 +216,8 @@ impl Default for KeysConfig {
             algorithm: "EdDSA".to_owned(),
             dir: None,
             files: Vec::new(),
+            rotate_every_seconds: None,
+            publish_ahead_seconds: 86_400,
         }
     }
 }

@@ -1,34 +1,193 @@
 //! The signing keys of `tessera serve`: private JWK files, a key directory
-//! (a key generated into it when it has none), or a key generated in
+//! (a key generated into it when it has none, and with
+//! `rotate_every_seconds` a [`Schedule`] of keys), or a key generated in
 //! memory.
+//!
+//! In a scheduled directory a key's activation time is in its file name,
+//! `<alg>-<YYYYMMDDhhmmss, UTC>[-<anything>].json`: the ring at a time is a
+//! function of the files and the time only, so a restart, and every
+//! instance sharing the directory, lands on the same ring. The next key is
+//! created with create-new semantics under a name made of its activation
+//! time; an instance that finds it already there reads it. A retired key's
+//! file is deleted.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use tessera_domain::SessionLifetimes;
 use tessera_infrastructure::{JwsAlgorithm, KeyRing, SigningKey};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use super::config::{ConfigError, KeysConfig, invalid};
+use super::schedule::Schedule;
 
-/// The key ring `[keys]` describes: the signing key first, the other keys
-/// verifying only.
-///
-/// # Errors
-///
-/// [`ConfigError::Invalid`] for an unknown algorithm, both `dir` and
-/// `files`, or a file that cannot be read, written or is not a private JWK.
-pub fn key_ring(config: &KeysConfig) -> Result<KeyRing, ConfigError> {
-    let algorithm = JwsAlgorithm::from_name(&config.algorithm)
-        .ok_or_else(|| invalid("keys.algorithm", "unknown algorithm"))?;
-    let files = match (&config.dir, config.files.is_empty()) {
-        (Some(_), false) => return Err(invalid("keys", "set dir or files, not both")),
-        (Some(dir), true) => files_in(dir, algorithm)?,
-        (None, false) => config.files.clone(),
-        (None, true) => {
-            let key = SigningKey::generate(algorithm, &new_kid(algorithm))
-                .map_err(|error| invalid("keys.algorithm", error))?;
-            return Ok(KeyRing::new(key));
+/// Where the keys of `[keys]` come from.
+#[derive(Debug)]
+pub enum KeySource {
+    /// One key generated in memory.
+    Memory(KeyRing),
+    /// Private JWK files: the first signs.
+    Files(Vec<PathBuf>),
+    /// A key directory, on a schedule or not.
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The algorithm of generated keys.
+        algorithm: JwsAlgorithm,
+        /// When keys rotate; `None`: the newest name signs.
+        schedule: Option<Schedule>,
+    },
+}
+
+impl KeySource {
+    /// The source `[keys]` describes; tokens live by `lifetimes`, which
+    /// says how long a retired key still verifies.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for an unknown algorithm, both `dir` and
+    /// `files`, a schedule without `dir` or that cannot publish ahead.
+    pub fn new(config: &KeysConfig, lifetimes: SessionLifetimes) -> Result<Self, ConfigError> {
+        let algorithm = JwsAlgorithm::from_name(&config.algorithm)
+            .ok_or_else(|| invalid("keys.algorithm", "unknown algorithm"))?;
+        let schedule = config
+            .rotate_every_seconds
+            .map(|every| {
+                Schedule::new(
+                    Duration::seconds(every),
+                    Duration::seconds(config.publish_ahead_seconds),
+                    lifetimes.token() + lifetimes.leeway(),
+                )
+            })
+            .transpose()?;
+        match (&config.dir, config.files.is_empty(), schedule) {
+            (Some(_), false, _) => Err(invalid("keys", "set dir or files, not both")),
+            (Some(dir), true, schedule) => Ok(Self::Dir {
+                dir: dir.clone(),
+                algorithm,
+                schedule,
+            }),
+            (None, _, Some(_)) => Err(invalid("keys.rotate_every_seconds", "needs keys.dir")),
+            (None, false, None) => Ok(Self::Files(config.files.clone())),
+            (None, true, None) => {
+                let key = SigningKey::generate(algorithm, &new_kid(algorithm, now_utc()))
+                    .map_err(|error| invalid("keys.algorithm", error))?;
+                Ok(Self::Memory(KeyRing::new(key)))
+            }
         }
+    }
+
+    /// Whether the ring changes with time (a scheduled directory).
+    #[must_use]
+    pub fn is_scheduled(&self) -> bool {
+        matches!(
+            self,
+            Self::Dir {
+                schedule: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// The key ring at `now`: the signing key first, the other keys
+    /// verifying only. A directory gets a key when it has none; a scheduled
+    /// one gets its next key when due, and loses the files of retired keys.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a file that cannot be read, written or
+    /// is not a private JWK, or, in a scheduled directory, a file whose name
+    /// carries no activation time.
+    pub fn ring_at(&self, now: OffsetDateTime) -> Result<KeyRing, ConfigError> {
+        match self {
+            Self::Memory(ring) => Ok(ring.clone()),
+            Self::Files(files) => ring_of(files),
+            Self::Dir {
+                dir,
+                algorithm,
+                schedule: None,
+            } => {
+                let mut files = files_in(dir)?;
+                if files.is_empty() {
+                    files.push(generate_into(dir, *algorithm, &new_kid(*algorithm, now))?);
+                }
+                files.sort();
+                files.reverse();
+                ring_of(&files)
+            }
+            Self::Dir {
+                dir,
+                algorithm,
+                schedule: Some(schedule),
+            } => scheduled_ring(dir, *algorithm, schedule, now),
+        }
+    }
+}
+
+/// The ring of a scheduled directory at `now`, after generating the next
+/// key when due and deleting the retired ones.
+fn scheduled_ring(
+    dir: &Path,
+    algorithm: JwsAlgorithm,
+    schedule: &Schedule,
+    now: OffsetDateTime,
+) -> Result<KeyRing, ConfigError> {
+    let mut files = files_in(dir)?;
+    if files.is_empty() {
+        files.push(generate_into(dir, algorithm, &new_kid(algorithm, now))?);
+    }
+    let dated = |files: &[PathBuf]| {
+        files
+            .iter()
+            .map(|path| {
+                activation_of(path).ok_or_else(|| {
+                    invalid(
+                        "keys.dir",
+                        format!(
+                            "{}: a scheduled key's name is <alg>-<YYYYMMDDhhmmss>[-…].json",
+                            path.display()
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
     };
+    let mut plan = schedule.plan(&dated(&files)?, now);
+    if let Some(activation) = plan.as_ref().and_then(|plan| plan.generate) {
+        files.push(generate_into(
+            dir,
+            algorithm,
+            &dated_kid(algorithm, activation),
+        )?);
+        plan = schedule.plan(&dated(&files)?, now);
+    }
+    let plan = plan.ok_or_else(|| invalid("keys.dir", "no key file"))?;
+    for path in plan.retired.iter().filter_map(|&index| files.get(index)) {
+        match std::fs::remove_file(path) {
+            Ok(()) => tracing::info!(path = %path.display(), "deleted a retired signing key"),
+            // Another instance deleted it first.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(path = %path.display(), %error, "retired key not deleted"),
+        }
+    }
+    let signing = files
+        .get(plan.signing)
+        .ok_or_else(|| invalid("keys.dir", "no key file"))?;
+    let others = plan
+        .published
+        .iter()
+        .filter(|&&index| index != plan.signing)
+        .filter_map(|&index| files.get(index));
+    ring_of(
+        &std::iter::once(signing)
+            .chain(others)
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The ring of `files`: the first signs, the others verify.
+fn ring_of(files: &[PathBuf]) -> Result<KeyRing, ConfigError> {
     let mut keys = files.iter().map(|path| read_key(path));
     let signing = keys
         .next()
@@ -39,12 +198,11 @@ pub fn key_ring(config: &KeysConfig) -> Result<KeyRing, ConfigError> {
     })
 }
 
-/// The private JWKs in `dir`, the newest name (kids are dated) first; one
-/// generated into it when it has none.
-fn files_in(dir: &Path, algorithm: JwsAlgorithm) -> Result<Vec<PathBuf>, ConfigError> {
+/// The private JWKs (`*.json`) in `dir`, which is created when missing.
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let field = "keys.dir";
     std::fs::create_dir_all(dir).map_err(|error| invalid(field, error))?;
-    let mut files = std::fs::read_dir(dir)
+    std::fs::read_dir(dir)
         .map_err(|error| invalid(field, error))?
         .map(|entry| entry.map(|entry| entry.path()))
         .filter(|path| {
@@ -53,24 +211,23 @@ fn files_in(dir: &Path, algorithm: JwsAlgorithm) -> Result<Vec<PathBuf>, ConfigE
             })
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| invalid(field, error))?;
-    if files.is_empty() {
-        files.push(generate_into(dir, algorithm)?);
-    }
-    files.sort();
-    files.reverse();
-    Ok(files)
+        .map_err(|error| invalid(field, error))
 }
 
-/// A new key written to `dir` as `<kid>.json`, permissions 0600.
-fn generate_into(dir: &Path, algorithm: JwsAlgorithm) -> Result<PathBuf, ConfigError> {
+/// A new key written to `dir` as `<kid>.json`, permissions 0600; when the
+/// file already exists (another instance wrote it), that one. The key is
+/// written to a temporary name first and linked to its own, so that no
+/// instance ever reads a half-written key.
+fn generate_into(dir: &Path, algorithm: JwsAlgorithm, kid: &str) -> Result<PathBuf, ConfigError> {
     let field = "keys.dir";
-    let kid = new_kid(algorithm);
-    let key = SigningKey::generate(algorithm, &kid).map_err(|error| invalid(field, error))?;
+    let failed =
+        |path: &Path, error: std::io::Error| invalid(field, format!("{}: {error}", path.display()));
+    let key = SigningKey::generate(algorithm, kid).map_err(|error| invalid(field, error))?;
     let jwk = key
         .to_private_jwk()
         .map_err(|error| invalid(field, error))?;
     let path = dir.join(format!("{kid}.json"));
+    let temporary = dir.join(format!(".{kid}.{}.tmp", uuid::Uuid::now_v7().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -79,13 +236,19 @@ fn generate_into(dir: &Path, algorithm: JwsAlgorithm) -> Result<PathBuf, ConfigE
         options.mode(0o600);
     }
     options
-        .open(&path)
+        .open(&temporary)
         .and_then(|mut file| {
             file.write_all(jwk.expose_secret().as_bytes())?;
             file.sync_all()
         })
-        .map_err(|error| invalid(field, format!("{}: {error}", path.display())))?;
-    tracing::info!(path = %path.display(), kid, "generated a signing key");
+        .map_err(|error| failed(&temporary, error))?;
+    let linked = std::fs::hard_link(&temporary, &path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => tracing::info!(path = %path.display(), kid, "generated a signing key"),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(failed(&path, error)),
+    }
     Ok(path)
 }
 
@@ -98,23 +261,58 @@ fn read_key(path: &Path) -> Result<SigningKey, ConfigError> {
         .map_err(|error| invalid(field, format!("{}: {error}", path.display())))
 }
 
+/// The activation time in a key file's name: `<alg>-<YYYYMMDDhhmmss>…`.
+fn activation_of(path: &Path) -> Option<OffsetDateTime> {
+    let stem = path.file_stem()?.to_str()?;
+    let (_, rest) = stem.split_once('-')?;
+    let digits = rest.get(..14)?;
+    if !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| digits.get(range)?.parse::<u16>().ok();
+    let month = u8::try_from(number(4..6)?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::from(number(0..4)?),
+        time::Month::try_from(month).ok()?,
+        u8::try_from(number(6..8)?).ok()?,
+    )
+    .ok()?;
+    let clock = time::Time::from_hms(
+        u8::try_from(number(8..10)?).ok()?,
+        u8::try_from(number(10..12)?).ok()?,
+        u8::try_from(number(12..14)?).ok()?,
+    )
+    .ok()?;
+    Some(PrimitiveDateTime::new(date, clock).assume_utc())
+}
+
+/// `alg-YYYYMMDDhhmmss`: the kid, and file name, of the key activating at
+/// `at`.
+fn dated_kid(algorithm: JwsAlgorithm, at: OffsetDateTime) -> String {
+    format!(
+        "{}-{:04}{:02}{:02}{:02}{:02}{:02}",
+        algorithm.name().to_ascii_lowercase(),
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
 /// `alg-YYYYMMDDhhmmss-random`: ordered by creation, unique.
-fn new_kid(algorithm: JwsAlgorithm) -> String {
-    let now = time::OffsetDateTime::now_utc();
+fn new_kid(algorithm: JwsAlgorithm, now: OffsetDateTime) -> String {
     let random = uuid::Uuid::now_v7().simple().to_string();
     let tail = random
         .get(random.len().saturating_sub(8)..)
         .unwrap_or_default();
-    format!(
-        "{}-{:04}{:02}{:02}{:02}{:02}{:02}-{tail}",
-        algorithm.name().to_ascii_lowercase(),
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    format!("{}-{tail}", dated_kid(algorithm, now))
+}
+
+/// The system's time, for a key that lives in memory only.
+fn now_utc() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
 }
 
 #[cfg(test)]
@@ -127,6 +325,37 @@ mod tests {
         dir
     }
 
+    fn key_ring(config: &KeysConfig) -> Result<KeyRing, ConfigError> {
+        KeySource::new(config, SessionLifetimes::default())?.ring_at(now_utc())
+    }
+
+    fn kid(ring: &KeyRing) -> String {
+        ring.signing_key().unwrap().kid().to_owned()
+    }
+
+    fn kids(ring: &KeyRing) -> Vec<String> {
+        ring.verification_keys()
+            .iter()
+            .map(|key| key.kid().unwrap().to_owned())
+            .collect()
+    }
+
+    /// 2026-01-01 00:00 UTC.
+    fn first() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap()
+    }
+
+    /// A directory rotating every 30 days, publishing a day ahead, tokens
+    /// of 15 minutes with 30 seconds of leeway.
+    fn scheduled(dir: &Path) -> KeySource {
+        let config = KeysConfig {
+            dir: Some(dir.to_owned()),
+            rotate_every_seconds: Some(30 * 86_400),
+            ..KeysConfig::default()
+        };
+        KeySource::new(&config, SessionLifetimes::default()).unwrap()
+    }
+
     #[test]
     fn an_empty_key_directory_gets_a_generated_key_that_is_reused() {
         let dir = temp_dir("reuse");
@@ -136,7 +365,6 @@ mod tests {
         };
         let first = key_ring(&config).unwrap();
         let second = key_ring(&config).unwrap();
-        let kid = |ring: &KeyRing| ring.signing_key().unwrap().kid().to_owned();
         assert_eq!(kid(&first), kid(&second));
         assert!(kid(&first).starts_with("eddsa-"));
         #[cfg(unix)]
@@ -145,6 +373,84 @@ mod tests {
             let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
             assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
         }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_scheduled_directory_publishes_the_next_key_switches_and_deletes_the_old_one() {
+        let dir = temp_dir("schedule");
+        let source = scheduled(&dir);
+        let start = source.ring_at(first()).unwrap();
+        assert_eq!(kids(&start), [kid(&start)]);
+        let old = kid(&start);
+
+        // A day and a check before the 30 days, the next key is published.
+        let due = first() + Duration::days(29) - super::super::schedule::CHECK_EVERY;
+        let published = source.ring_at(due).unwrap();
+        assert_eq!(kid(&published), old, "the old key still signs");
+        assert_eq!(
+            kids(&published),
+            [old.clone(), "eddsa-20260131000000".to_owned()]
+        );
+
+        // From its activation it signs; the old key verifies through its
+        // last token's expiry (15 minutes and 30 seconds), then goes.
+        let switch = first() + Duration::days(30);
+        let switched = source.ring_at(switch).unwrap();
+        assert_eq!(kid(&switched), "eddsa-20260131000000");
+        assert_eq!(kids(&switched).len(), 2);
+        let last = source.ring_at(switch + Duration::seconds(930)).unwrap();
+        assert!(kids(&last).contains(&old));
+        let gone = source.ring_at(switch + Duration::seconds(931)).unwrap();
+        assert_eq!(kids(&gone), ["eddsa-20260131000000"]);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "old file deleted"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_restart_or_another_instance_on_the_directory_gets_the_same_ring() {
+        let dir = temp_dir("restart");
+        let running = scheduled(&dir);
+        let steps = [0, 29, 30, 31, 59, 60].map(|days| first() + Duration::days(days));
+        for at in steps {
+            let ring = running.ring_at(at).unwrap();
+            // A fresh load (a restart, a second instance) at the same time.
+            let restarted = scheduled(&dir).ring_at(at).unwrap();
+            assert_eq!(kid(&restarted), kid(&ring), "at {at}");
+            assert_eq!(kids(&restarted), kids(&ring), "at {at}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_next_key_another_instance_wrote_is_read_not_replaced() {
+        let dir = temp_dir("race");
+        let source = scheduled(&dir);
+        source.ring_at(first()).unwrap();
+        let theirs = generate_into(&dir, JwsAlgorithm::EdDsa, "eddsa-20260131000000").unwrap();
+        let written = std::fs::read_to_string(&theirs).unwrap();
+        let ring = source.ring_at(first() + Duration::days(29)).unwrap();
+        assert_eq!(kids(&ring).len(), 2, "no second next key");
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), written);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            2,
+            "no temporary left"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_scheduled_directory_refuses_an_undated_key_file() {
+        let dir = temp_dir("undated");
+        std::fs::create_dir_all(&dir).unwrap();
+        generate_into(&dir, JwsAlgorithm::EdDsa, "signing").unwrap();
+        let error = scheduled(&dir).ring_at(first()).unwrap_err().to_string();
+        assert!(error.contains("signing.json"), "{error}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -170,6 +476,16 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("not both")
+        );
+        let undirected = KeysConfig {
+            rotate_every_seconds: Some(30 * 86_400),
+            ..KeysConfig::default()
+        };
+        assert!(
+            key_ring(&undirected)
+                .unwrap_err()
+                .to_string()
+                .contains("needs keys.dir")
         );
     }
 }

@@ -20,6 +20,7 @@ pub struct Metrics {
     sign_ins: AtomicU64,
     sign_outs: AtomicU64,
     revocations: AtomicU64,
+    signing_key_rotations: AtomicU64,
 }
 
 impl Metrics {
@@ -59,6 +60,11 @@ impl Metrics {
         self.revocations.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a switch to the next signing key.
+    pub fn signing_key_rotation(&self) {
+        self.signing_key_rotations.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The exposition; `sync_lag` is the revocation store's time since its
     /// last sync in seconds, when it has one (a shared store).
     #[must_use]
@@ -95,6 +101,11 @@ impl Metrics {
                 "tessera_revocations_total",
                 "Administrative revocations recorded.",
                 &self.revocations,
+            ),
+            (
+                "tessera_signing_key_rotations_total",
+                "Switches to the next signing key of the key schedule.",
+                &self.signing_key_rotations,
             ),
         ];
         for (name, help, value) in counters {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{any, get, post, put};
-use tessera_application::ports::{DirectoryError, DirectoryUser, RevocationStore};
+use tessera_application::ports::{Clock, DirectoryError, DirectoryUser, RevocationStore};
 use tessera_domain::UserRole;
 use tessera_http::SessionEdge;
 use tessera_http::gateway::GatewayKey;
@@ -40,6 +40,7 @@ pub mod keys;
 pub mod metrics;
 mod ops;
 mod reply;
+pub mod schedule;
 mod sessions;
 mod verdict;
 
@@ -123,7 +124,8 @@ pub(crate) struct State {
     revocations: Arc<dyn RevocationStore>,
     sync_lag: Option<Box<dyn Fn() -> Option<f64> + Send + Sync>>,
     metrics: Metrics,
-    jwks: String,
+    keys: keys::KeySource,
+    clock: Arc<dyn Clock>,
     admin: Option<admin::AdminSecret>,
 }
 
@@ -155,10 +157,24 @@ impl Server {
     /// [`ServeError::Config`] naming the field that cannot work;
     /// [`ServeError::Store`] when PostgreSQL cannot be reached or migrated.
     pub async fn build(config: &ServerConfig) -> Result<Self, ServeError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::build`] on `clock` (tests pin it): the sessions' times,
+    /// the revocations' and the signing-key schedule's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::build`].
+    pub async fn build_with_clock(
+        config: &ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServeError> {
         let listen = config.listen_addr()?;
         let lifetimes = config.tokens.lifetimes()?;
         let policy = config.route_policy()?;
-        let ring = keys::key_ring(&config.keys)?;
+        let keys = keys::KeySource::new(&config.keys, lifetimes)?;
+        let ring = keys.ring_at(clock.now())?;
         let admin = config
             .admin
             .secret
@@ -167,12 +183,14 @@ impl Server {
             .transpose()?;
         let gateway_key = gateway_key(config)?;
         let stores = match &config.postgres {
-            None => in_memory(lifetimes),
-            Some(postgres) => on_postgres(postgres.url.expose_secret(), lifetimes).await?,
+            None => in_memory(lifetimes, clock.clone()),
+            Some(postgres) => {
+                on_postgres(postgres.url.expose_secret(), lifetimes, clock.clone()).await?
+            }
         };
-        let jwks = ops::public_jwks(&ring);
         let sessions = Tessera::builder(ring, &config.tokens.issuer, &config.tokens.audience)
             .lifetimes(lifetimes)
+            .clock(clock.clone())
             .user_directory(match &stores.users {
                 Users::Memory(directory) => directory.clone(),
                 #[cfg(feature = "postgres")]
@@ -204,7 +222,8 @@ impl Server {
                 revocations: stores.revocations,
                 sync_lag: stores.sync_lag,
                 metrics: Metrics::default(),
-                jwks,
+                keys,
+                clock,
                 admin,
             }),
             listen,
@@ -216,6 +235,43 @@ impl Server {
     #[must_use]
     pub fn sessions(&self) -> &Tessera<UserRole> {
         &self.state.sessions
+    }
+
+    /// Applies the signing-key schedule of a scheduled key directory at the
+    /// server's time: generates the next key when due, publishes it,
+    /// switches the signing key at its activation and drops a retired key
+    /// (the codec's ring is replaced only when it changed). The running
+    /// server does this every [`schedule::CHECK_EVERY`]; without a schedule
+    /// it does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when the directory cannot be read or
+    /// written; the ring in use stays.
+    pub fn apply_key_schedule(&self) -> Result<(), ConfigError> {
+        if !self.state.keys.is_scheduled() {
+            return Ok(());
+        }
+        let ring = self.state.keys.ring_at(self.state.clock.now())?;
+        let codec = self.state.sessions.codec();
+        let current = codec.key_ring();
+        let signing = |ring: &tessera_infrastructure::KeyRing| {
+            ring.signing_key().map(|key| key.kid().to_owned())
+        };
+        let kids = |ring: &tessera_infrastructure::KeyRing| {
+            ring.verification_keys()
+                .iter()
+                .map(|key| key.kid().map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        if signing(&ring) != signing(&current) {
+            tracing::info!(kid = ?signing(&ring), "signing with the next key");
+            self.state.metrics.signing_key_rotation();
+        }
+        if signing(&ring) != signing(&current) || kids(&ring) != kids(&current) {
+            codec.replace_keys(ring);
+        }
+        Ok(())
     }
 
     /// The HTTP service: every endpoint of [`ENDPOINTS`], the
@@ -322,13 +378,38 @@ impl Bound {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let router = self.server.router();
-        axum::serve(self.listener, router)
+        let schedule = self
+            .server
+            .state
+            .keys
+            .is_scheduled()
+            .then(|| tokio::spawn(apply_key_schedule_every(self.server.clone())));
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|source| ServeError::Io {
                 context: "serving failed".to_owned(),
                 source,
-            })
+            });
+        if let Some(task) = schedule {
+            task.abort();
+        }
+        served
+    }
+}
+
+/// Applies the key schedule every [`schedule::CHECK_EVERY`], until aborted.
+async fn apply_key_schedule_every(server: Server) {
+    let period = std::time::Duration::from_secs(
+        u64::try_from(schedule::CHECK_EVERY.whole_seconds()).unwrap_or(60),
+    );
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = server.apply_key_schedule() {
+            tracing::error!(%error, "key schedule not applied; the keys in use stay");
+        }
     }
 }
 
@@ -376,13 +457,10 @@ fn gateway_key(config: &ServerConfig) -> Result<GatewayKey, ConfigError> {
 }
 
 /// The embedded default: users and revocations in this process.
-fn in_memory(lifetimes: tessera_domain::SessionLifetimes) -> Stores {
+fn in_memory(lifetimes: tessera_domain::SessionLifetimes, clock: Arc<dyn Clock>) -> Stores {
     Stores {
         users: Users::Memory(Arc::new(InMemoryUserDirectory::new())),
-        revocations: Arc::new(InMemoryRevocationStore::new(
-            Arc::new(SystemClock),
-            lifetimes,
-        )),
+        revocations: Arc::new(InMemoryRevocationStore::new(clock, lifetimes)),
         sync_lag: None,
     }
 }
@@ -392,6 +470,7 @@ fn in_memory(lifetimes: tessera_domain::SessionLifetimes) -> Stores {
 async fn on_postgres(
     url: &str,
     lifetimes: tessera_domain::SessionLifetimes,
+    clock: Arc<dyn Clock>,
 ) -> Result<Stores, ServeError> {
     use tessera_infrastructure::postgres::{
         PostgresRevocationConfig, PostgresRevocationStore, PostgresUserDirectory, migrate,
@@ -409,7 +488,7 @@ async fn on_postgres(
     let revocations = Arc::new(
         PostgresRevocationStore::start(
             pool.clone(),
-            Arc::new(SystemClock),
+            clock,
             PostgresRevocationConfig::new(lifetimes),
         )
         .await
@@ -427,7 +506,11 @@ async fn on_postgres(
 
 /// Without feature `postgres`, `[postgres]` cannot work.
 #[cfg(not(feature = "postgres"))]
-async fn on_postgres(_: &str, _: tessera_domain::SessionLifetimes) -> Result<Stores, ServeError> {
+async fn on_postgres(
+    _: &str,
+    _: tessera_domain::SessionLifetimes,
+    _: Arc<dyn Clock>,
+) -> Result<Stores, ServeError> {
     Err(config::invalid(
         "postgres",
         "this binary was built without feature `postgres` (cargo run --features server,postgres)",

@@ -11,7 +11,7 @@ use super::reply::{Reply, json, with_type};
 
 /// The JWK set of every asymmetric key in `ring`. A symmetric (HS256) key
 /// is a shared secret and is never published.
-pub(super) fn public_jwks(ring: &KeyRing) -> String {
+fn public_jwks(ring: &KeyRing) -> String {
     let keys: Vec<serde_json::Value> = ring
         .verification_keys()
         .iter()
@@ -30,10 +30,13 @@ fn public_jwk(key: &VerificationKey) -> Option<serde_json::Value> {
         .and_then(|jwk| serde_json::from_str(&jwk).ok())
 }
 
-/// `GET /.well-known/jwks.json`.
+/// `GET /.well-known/jwks.json`: the ring in use, so a key the schedule
+/// publishes appears at once.
 pub(super) async fn jwks(Extract(state): Extract<Shared>) -> Reply {
-    let mut reply = with_type(StatusCode::OK, "application/json", state.jwks.clone());
-    // Public and cacheable for a little while: verifiers poll it.
+    let jwks = public_jwks(&state.sessions.codec().key_ring());
+    let mut reply = with_type(StatusCode::OK, "application/json", jwks);
+    // Public and cacheable for a little while: verifiers poll it
+    // (`schedule::JWKS_MAX_AGE`, the least `publish_ahead`).
     reply.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("public, max-age=300"),

@@ -72,9 +72,7 @@ async fn sign_out(
             *verified.session().session_id(),
             verified.session().authenticated_at(),
         )),
-        Ok(SessionCheck::Stale(stale)) => {
-            Some((*stale.session_id(), time::OffsetDateTime::now_utc()))
-        }
+        Ok(SessionCheck::Stale(stale)) => Some((*stale.session_id(), state.clock.now())),
         Err(_) => None,
     });
     if let Some((session_id, authenticated_at)) = session {

@@ -596,6 +596,114 @@ async fn serve_reports_liveness_readiness_and_metrics() {
     );
 }
 
+/// The `kid` in a token's header.
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// The `kid`s `/.well-known/jwks.json` publishes.
+async fn published_kids(addr: SocketAddr) -> Vec<String> {
+    let response = client()
+        .get(format!("http://{addr}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    let jwks = json_of(response).await;
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+/// A key directory on a 30-day schedule, over HTTP on a pinned clock: the
+/// next key is published a day ahead while the old one signs, signs from
+/// its activation while tokens of the old one still pass, and the old key
+/// leaves the JWKS (and the directory) once its last token has expired.
+#[tokio::test]
+async fn serve_key_schedule_publishes_ahead_switches_and_retires_over_http() {
+    use crate::support::{ManualClock, START};
+    const DAY: i64 = 86_400;
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-serve-schedule-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    let keys = format!(
+        "[keys]\ndir = \"{}\"\nrotate_every_seconds = {}\n",
+        dir.display(),
+        30 * DAY
+    );
+    let clock = ManualClock::starting_at(START);
+    let server = Server::build_with_clock(&config(true, &keys), clock.clone())
+        .await
+        .unwrap();
+    let bound = server.clone().bind().await.unwrap();
+    let addr = bound.local_addr().unwrap();
+    tokio::spawn(bound.serve(std::future::pending()));
+    let passes = |token: String| async move {
+        let verdict = nginx_verdict(addr, "GET", "/api/x", &[("cookie", &cookie(&token))]).await;
+        verdict.status() == 200
+    };
+
+    let (first, _) = sign_in(addr, ALICE, "user", json!({})).await;
+    let old = kid_of(&first);
+    assert_eq!(published_kids(addr).await, std::slice::from_ref(&old));
+
+    // A day ahead of the 30 days the next key is published; the old signs.
+    clock.advance(29 * DAY - 60);
+    server.apply_key_schedule().unwrap();
+    let published = published_kids(addr).await;
+    assert_eq!(published.len(), 2, "{published:?}");
+    let next = published.iter().find(|kid| **kid != old).unwrap().clone();
+    let (before, _) = sign_in(addr, ALICE, "user", json!({})).await;
+    assert_eq!(kid_of(&before), old);
+
+    // A minute before the switch, a token of the old key...
+    clock.advance(DAY);
+    server.apply_key_schedule().unwrap();
+    let (last_of_old, _) = sign_in(addr, ALICE, "user", json!({})).await;
+    assert_eq!(kid_of(&last_of_old), old);
+    // ...passes after it, when the next key signs.
+    clock.advance(60);
+    server.apply_key_schedule().unwrap();
+    let (first_of_next, _) = sign_in(addr, ALICE, "user", json!({})).await;
+    assert_eq!(kid_of(&first_of_next), next);
+    assert!(
+        passes(last_of_old.clone()).await,
+        "an old key's token passes"
+    );
+    assert!(passes(first_of_next).await);
+    assert_eq!(published_kids(addr).await.len(), 2);
+
+    // Its last token expired (15 minutes and 30 seconds after it stopped
+    // signing), the old key is gone from the JWKS, the ring and the disk.
+    clock.advance(931);
+    server.apply_key_schedule().unwrap();
+    assert_eq!(published_kids(addr).await, std::slice::from_ref(&next));
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1, "the retired key's file is deleted");
+    let (fresh, _) = sign_in(addr, ALICE, "user", json!({})).await;
+    assert!(passes(fresh).await);
+
+    let metrics = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tessera_signing_key_rotations_total 1\n"),
+        "{metrics}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// The binary: `tessera serve --listen 127.0.0.1:0` prints its address and
 /// endpoints, takes its admin secret from the environment, serves, and
 /// shuts down gracefully on SIGTERM.
