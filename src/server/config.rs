@@ -14,7 +14,7 @@ use time::Duration;
 
 /// The environment variables that override the file, and the field each
 /// sets (`section.field`). Every value is a string.
-pub const ENV_OVERRIDES: [(&str, &str, &str); 11] = [
+pub const ENV_OVERRIDES: [(&str, &str, &str); 12] = [
     ("TESSERA_LISTEN", "server", "listen"),
     ("TESSERA_LOG", "server", "log"),
     ("TESSERA_ISSUER", "tokens", "issuer"),
@@ -26,6 +26,7 @@ pub const ENV_OVERRIDES: [(&str, &str, &str); 11] = [
     ("TESSERA_GATEWAY_SECRET", "gateway", "secret"),
     ("TESSERA_GATEWAY_AUDIENCE", "gateway", "audience"),
     ("TESSERA_POSTGRES_URL", "postgres", "url"),
+    ("TESSERA_WEBHOOK_SECRET", "webhooks", "secret"),
 ];
 
 /// The shortest administrative or gateway secret accepted, in bytes.
@@ -116,6 +117,11 @@ pub struct ServerConfig {
     pub policy: PolicyConfig,
     /// `[postgres]`: shared stores for a fleet.
     pub postgres: Option<PostgresConfig>,
+    /// `[provider]`: the identity provider whose tokens
+    /// `POST /session/exchange` swaps for sessions.
+    pub provider: Option<ProviderConfig>,
+    /// `[webhooks]`: the provider's user webhooks, at `POST /webhooks/users`.
+    pub webhooks: Option<WebhooksConfig>,
 }
 
 /// `[server]`.
@@ -343,6 +349,108 @@ pub struct RouteConfig {
 pub struct PostgresConfig {
     /// The connection URL (it may hold a password: never logged).
     pub url: Secret,
+    /// How long the revocation state may go without confirming it is in
+    /// sync before verdicts fail closed and `/readyz` says not ready, in
+    /// seconds (default 10).
+    #[serde(default = "default_staleness_bound_seconds")]
+    pub staleness_bound_seconds: f64,
+    /// The URL leads to a pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`, a managed proxy), where `LISTEN` does not
+    /// work: the change log is polled instead, every 250 ms.
+    #[serde(default)]
+    pub transaction_pooler: bool,
+}
+
+fn default_staleness_bound_seconds() -> f64 {
+    10.0
+}
+
+/// `[provider]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProviderConfig {
+    /// The issuer, as its tokens name it (`iss`). Its keys are found
+    /// through `{issuer}/.well-known/openid-configuration` unless
+    /// `jwks_url` is set; https, or http on loopback only.
+    pub issuer: String,
+    /// The provider's key set, for a provider without an OpenID
+    /// configuration.
+    pub jwks_url: Option<String>,
+    /// The algorithms its tokens may use (default `["RS256"]`): `RS256`,
+    /// `PS256`, `ES256`, `EdDSA`, …; never a symmetric one.
+    #[serde(default = "default_provider_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Where its tokens carry the role: a dotted claim path (default
+    /// `role`); a string or an array of strings.
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// The role of a token without one: a role name (default `user`), or
+    /// `refuse`.
+    #[serde(default = "default_missing_role")]
+    pub missing_role: String,
+    /// The provider's role names and the roles they become
+    /// (`{ "org:admin" = "admin" }`); a provider role not listed, nor a
+    /// role name itself, is refused.
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, String>,
+    /// Where its tokens carry the email (default `email`).
+    #[serde(default = "default_email_claim")]
+    pub email_claim: String,
+    /// The kinds of token it issues that are exchanged: at least one.
+    pub profiles: Vec<ProfileConfig>,
+}
+
+fn default_provider_algorithms() -> Vec<String> {
+    vec!["RS256".to_owned()]
+}
+
+fn default_role_claim() -> String {
+    "role".to_owned()
+}
+
+fn default_missing_role() -> String {
+    "user".to_owned()
+}
+
+fn default_email_claim() -> String {
+    "email".to_owned()
+}
+
+/// One `[[provider.profiles]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProfileConfig {
+    /// `access` (an access token for your API; any `typ` unless set) or
+    /// `id` (an OpenID Connect ID token; `typ` absent or `JWT`).
+    pub token: String,
+    /// The audiences, one of which the token must name (an access token:
+    /// your API; an ID token: the client id).
+    pub audiences: Vec<String>,
+    /// The `typ` its header must carry (`at+jwt`), or `any`.
+    pub typ: Option<String>,
+    /// `users` (default), `machines` (client credentials) or `both`.
+    pub subjects: Option<String>,
+    /// `azp` values allowed (none: any).
+    pub allowed_parties: Vec<String>,
+    /// Claims the token must carry.
+    pub require_claims: Vec<String>,
+    /// Claims the token must carry with these values
+    /// (`{ email_verified = true }`): strings, booleans or integers.
+    pub require_values: toml::Table,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WebhooksConfig {
+    /// The Standard Webhooks (Svix, Clerk) signing secret, `whsec_…`.
+    pub secret: Secret,
+    /// Where a user payload carries the role (default: the provider's
+    /// `role_claim`); Clerk's is `public_metadata.role`.
+    pub role_claim: Option<String>,
 }
 
 impl ServerConfig {

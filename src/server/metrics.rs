@@ -66,9 +66,16 @@ impl Metrics {
     }
 
     /// The exposition; `sync_lag` is the revocation store's time since its
-    /// last sync in seconds, when it has one (a shared store).
+    /// last sync in seconds, when it has one (a shared store), and
+    /// `provider_keys` the identity provider's key fetches, when there is
+    /// one.
     #[must_use]
-    pub fn render(&self, ready: bool, sync_lag: Option<f64>) -> String {
+    pub fn render(
+        &self,
+        ready: bool,
+        sync_lag: Option<f64>,
+        provider_keys: Option<&KeyFetches>,
+    ) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP tessera_admissions_total Forward-auth verdicts by outcome and reason.\n\
@@ -130,6 +137,71 @@ impl Metrics {
                  tessera_revocation_sync_lag_seconds {lag:.3}"
             );
         }
+        if let Some(fetches) = provider_keys {
+            let issuer = label(&fetches.issuer);
+            let _ = writeln!(
+                out,
+                "# HELP tessera_provider_key_fetches_total Fetches of the identity provider's keys, by outcome.\n\
+                 # TYPE tessera_provider_key_fetches_total counter\n\
+                 tessera_provider_key_fetches_total{{issuer=\"{issuer}\",outcome=\"ok\"}} {}\n\
+                 tessera_provider_key_fetches_total{{issuer=\"{issuer}\",outcome=\"error\"}} {}",
+                fetches.started.saturating_sub(fetches.failed),
+                fetches.failed
+            );
+        }
         out
+    }
+}
+
+/// An identity provider's key fetches so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFetches {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// Fetches of its key set started.
+    pub started: u64,
+    /// Of those, failed.
+    pub failed: u64,
+}
+
+/// `value` as a Prometheus label value: backslash, double quote and line
+/// feed escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_key_fetches_are_split_by_outcome_and_the_issuer_label_escaped() {
+        let fetches = KeyFetches {
+            issuer: "https://idp.example/\"x\"\\\n".to_owned(),
+            started: 5,
+            failed: 2,
+        };
+        let text = Metrics::default().render(true, None, Some(&fetches));
+        let issuer = r#"issuer="https://idp.example/\"x\"\\\n""#;
+        assert!(
+            text.contains(&format!(
+                "tessera_provider_key_fetches_total{{{issuer},outcome=\"ok\"}} 3\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "tessera_provider_key_fetches_total{{{issuer},outcome=\"error\"}} 2\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            !Metrics::default()
+                .render(true, None, None)
+                .contains("provider")
+        );
     }
 }

@@ -26,11 +26,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{any, get, post, put};
-use tessera_application::ports::{Clock, DirectoryError, DirectoryUser, RevocationStore};
+use tessera_application::external::ExternalUserDirectory;
+use tessera_application::ports::{
+    Clock, DirectoryError, DirectoryUser, RevocationStore, UserDirectory,
+};
 use tessera_domain::UserRole;
 use tessera_http::SessionEdge;
 use tessera_http::gateway::GatewayKey;
-use tessera_infrastructure::{InMemoryRevocationStore, InMemoryUserDirectory, SystemClock};
+use tessera_infrastructure::identity::InMemoryExternalUserDirectory;
+use tessera_infrastructure::{InMemoryRevocationStore, SystemClock};
 
 use crate::Tessera;
 
@@ -39,6 +43,7 @@ pub mod config;
 pub mod keys;
 pub mod metrics;
 mod ops;
+mod provider;
 mod reply;
 pub mod schedule;
 mod sessions;
@@ -48,22 +53,37 @@ pub use self::config::{ConfigError, ServerConfig};
 pub use self::metrics::Metrics;
 pub use self::verdict::Gateway;
 
-/// What `tessera serve` serves, and what each path is for: the banner it
-/// prints on start and the README's table.
-pub const ENDPOINTS: [(&str, &str, bool); 13] = [
-    ("ANY", "/verify/nginx", false),
-    ("ANY", "/verify/forwarded", false),
-    ("ANY", "/verify/envoy/<original path>", false),
-    ("POST", "/session/sign-out", false),
-    ("GET", "/.well-known/jwks.json", false),
-    ("GET", "/healthz", false),
-    ("GET", "/readyz", false),
-    ("GET", "/metrics", false),
-    ("POST", "/admin/sessions", true),
-    ("PUT", "/admin/users/<user id>", true),
-    ("POST", "/admin/force-logout", true),
-    ("POST", "/admin/permissions-changed", true),
-    ("POST", "/admin/revoke-session", true),
+/// When an endpoint is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mounted {
+    /// Always.
+    Always,
+    /// With an `[admin]` secret (and only then reachable, with it).
+    Admin,
+    /// With a `[provider]`.
+    Provider,
+    /// With `[webhooks]`.
+    Webhooks,
+}
+
+/// What `tessera serve` serves, and when: the banner it prints on start.
+pub const ENDPOINTS: [(&str, &str, Mounted); 15] = [
+    ("ANY", "/verify/nginx", Mounted::Always),
+    ("ANY", "/verify/forwarded", Mounted::Always),
+    ("ANY", "/verify/envoy/<original path>", Mounted::Always),
+    ("POST", "/session/sign-out", Mounted::Always),
+    ("POST", "/session/exchange", Mounted::Provider),
+    ("POST", "/webhooks/users", Mounted::Webhooks),
+    ("GET", "/.well-known/jwks.json", Mounted::Always),
+    ("GET", "/healthz", Mounted::Always),
+    ("GET", "/readyz", Mounted::Always),
+    ("GET", "/metrics", Mounted::Always),
+    ("POST", "/admin/sessions", Mounted::Admin),
+    ("PUT", "/admin/users/<user id>", Mounted::Admin),
+    ("POST", "/admin/force-logout", Mounted::Admin),
+    ("POST", "/admin/permissions-changed", Mounted::Admin),
+    ("POST", "/admin/revoke-session", Mounted::Admin),
 ];
 
 /// Why the server cannot start.
@@ -87,15 +107,23 @@ pub enum ServeError {
     },
 }
 
-/// Where sign-in records users, so that rotation reads them back.
+/// The users: those sign-in and `PUT /admin/users` record, and those the
+/// provider's tokens and webhooks write, in one directory that rotation
+/// reads back.
 #[derive(Clone)]
 enum Users {
-    Memory(Arc<InMemoryUserDirectory<UserRole>>),
+    Memory(Arc<InMemoryExternalUserDirectory<UserRole>>),
+    /// Both on the same `tessera_users` table.
     #[cfg(feature = "postgres")]
-    Postgres(Arc<tessera_infrastructure::postgres::PostgresUserDirectory<UserRole>>),
+    Postgres {
+        local: Arc<tessera_infrastructure::postgres::PostgresUserDirectory<UserRole>>,
+        linked: Arc<tessera_infrastructure::identity::PostgresExternalUserDirectory<UserRole>>,
+    },
 }
 
 impl Users {
+    /// Records a user's current claims (a provider-linked user stays
+    /// linked).
     async fn upsert(&self, user: DirectoryUser<UserRole>) -> Result<(), DirectoryError> {
         match self {
             Self::Memory(directory) => {
@@ -103,7 +131,25 @@ impl Users {
                 Ok(())
             }
             #[cfg(feature = "postgres")]
-            Self::Postgres(directory) => directory.upsert(&user).await,
+            Self::Postgres { local, .. } => local.upsert(&user).await,
+        }
+    }
+
+    /// Where rotation reads every user.
+    fn directory(&self) -> Arc<dyn UserDirectory<UserRole>> {
+        match self {
+            Self::Memory(directory) => directory.clone(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres { linked, .. } => linked.clone(),
+        }
+    }
+
+    /// Where the provider's users are linked.
+    fn linked(&self) -> Arc<dyn ExternalUserDirectory<UserRole>> {
+        match self {
+            Self::Memory(directory) => directory.clone(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres { linked, .. } => linked.clone(),
         }
     }
 }
@@ -127,6 +173,7 @@ pub(crate) struct State {
     keys: keys::KeySource,
     clock: Arc<dyn Clock>,
     admin: Option<admin::AdminSecret>,
+    provider: Option<provider::Provider>,
 }
 
 type Shared = Arc<State>;
@@ -184,18 +231,12 @@ impl Server {
         let gateway_key = gateway_key(config)?;
         let stores = match &config.postgres {
             None => in_memory(lifetimes, clock.clone()),
-            Some(postgres) => {
-                on_postgres(postgres.url.expose_secret(), lifetimes, clock.clone()).await?
-            }
+            Some(postgres) => on_postgres(postgres, lifetimes, clock.clone()).await?,
         };
         let sessions = Tessera::builder(ring, &config.tokens.issuer, &config.tokens.audience)
             .lifetimes(lifetimes)
             .clock(clock.clone())
-            .user_directory(match &stores.users {
-                Users::Memory(directory) => directory.clone(),
-                #[cfg(feature = "postgres")]
-                Users::Postgres(directory) => directory.clone(),
-            })
+            .user_directory(stores.users.directory())
             .revocation_store(stores.revocations.clone())
             .build();
         let edge = config
@@ -214,6 +255,8 @@ impl Server {
             )
             .build()
             .map_err(|error| config::invalid("cookie, pages or policy", error))?;
+        let provider =
+            provider::Provider::build(config, &sessions, stores.users.linked(), clock.clone())?;
         Ok(Self {
             state: Arc::new(State {
                 sessions,
@@ -225,6 +268,7 @@ impl Server {
                 keys,
                 clock,
                 admin,
+                provider,
             }),
             listen,
         })
@@ -303,7 +347,33 @@ impl Server {
                 ));
             router = router.merge(admin);
         }
-        router.with_state(self.state.clone())
+        let mut router = router.with_state(self.state.clone());
+        // A provider's token in `Authorization`, or a signed delivery: no
+        // cookie is read, so no cross-site form can use either.
+        if let Some(provider) = &self.state.provider {
+            router = router.route(
+                "/session/exchange",
+                post(crate::axum::exchange_token::<UserRole>).with_state(provider.exchange.clone()),
+            );
+            if let Some(webhook) = &provider.webhook {
+                router = router.route(
+                    "/webhooks/users",
+                    post(crate::axum::user_webhook::<UserRole>).with_state(webhook.clone()),
+                );
+            }
+        }
+        router
+    }
+
+    /// Whether the endpoints `mounted` says are served.
+    fn mounts(&self, mounted: Mounted) -> bool {
+        let provider = self.state.provider.as_ref();
+        match mounted {
+            Mounted::Always => true,
+            Mounted::Admin => self.state.admin.is_some(),
+            Mounted::Provider => provider.is_some(),
+            Mounted::Webhooks => provider.is_some_and(|provider| provider.webhook.is_some()),
+        }
     }
 
     /// Binds the configured address (`server.listen`, port 0 picks a free
@@ -353,15 +423,13 @@ impl Bound {
     /// As [`Bound::local_addr`].
     pub fn banner(&self) -> Result<String, ServeError> {
         let addr = self.local_addr()?;
-        let admin = self.server.state.admin.is_some();
         let mut banner = format!("tessera serve listening on http://{addr}\n");
-        for (method, path, needs_admin) in ENDPOINTS {
-            if needs_admin && !admin {
-                continue;
+        for (method, path, mounted) in ENDPOINTS {
+            if self.server.mounts(mounted) {
+                banner.push_str(&format!("  {method:<5} http://{addr}{path}\n"));
             }
-            banner.push_str(&format!("  {method:<5} http://{addr}{path}\n"));
         }
-        if !admin {
+        if !self.server.mounts(Mounted::Admin) {
             banner.push_str("  (admin endpoints not mounted: no [admin] secret)\n");
         }
         Ok(banner)
@@ -459,7 +527,9 @@ fn gateway_key(config: &ServerConfig) -> Result<GatewayKey, ConfigError> {
 /// The embedded default: users and revocations in this process.
 fn in_memory(lifetimes: tessera_domain::SessionLifetimes, clock: Arc<dyn Clock>) -> Stores {
     Stores {
-        users: Users::Memory(Arc::new(InMemoryUserDirectory::new())),
+        users: Users::Memory(Arc::new(
+            InMemoryExternalUserDirectory::new().with_clock(clock.clone()),
+        )),
         revocations: Arc::new(InMemoryRevocationStore::new(clock, lifetimes)),
         sync_lag: None,
     }
@@ -468,35 +538,51 @@ fn in_memory(lifetimes: tessera_domain::SessionLifetimes, clock: Arc<dyn Clock>)
 /// Users and revocations in PostgreSQL, shared by every instance.
 #[cfg(feature = "postgres")]
 async fn on_postgres(
-    url: &str,
+    config: &config::PostgresConfig,
     lifetimes: tessera_domain::SessionLifetimes,
     clock: Arc<dyn Clock>,
 ) -> Result<Stores, ServeError> {
+    use tessera_infrastructure::postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
     use tessera_infrastructure::postgres::{
         PostgresRevocationConfig, PostgresRevocationStore, PostgresUserDirectory, migrate,
-        sqlx::postgres::PgPoolOptions,
     };
 
+    let staleness = std::time::Duration::try_from_secs_f64(config.staleness_bound_seconds)
+        .ok()
+        .filter(|bound| !bound.is_zero())
+        .ok_or_else(|| config::invalid("postgres.staleness_bound_seconds", "must be positive"))?;
+    let mut options: PgConnectOptions = config
+        .url
+        .expose_secret()
+        .parse()
+        .map_err(|error| config::invalid("postgres.url", error))?;
+    let mut revocation = PostgresRevocationConfig::new(lifetimes).with_staleness_bound(staleness);
+    if config.transaction_pooler {
+        // Each transaction may reach another server connection.
+        options = options.statement_cache_capacity(0);
+        revocation = revocation.with_transaction_pooler();
+    }
     let pool = PgPoolOptions::new()
         .max_connections(8)
-        .connect(url)
+        .connect_with(options)
         .await
         .map_err(|error| ServeError::Store(Box::new(error)))?;
     migrate(&pool)
         .await
         .map_err(|error| ServeError::Store(Box::new(error)))?;
     let revocations = Arc::new(
-        PostgresRevocationStore::start(
-            pool.clone(),
-            clock,
-            PostgresRevocationConfig::new(lifetimes),
-        )
-        .await
-        .map_err(|error| ServeError::Store(Box::new(error)))?,
+        PostgresRevocationStore::start(pool.clone(), clock, revocation)
+            .await
+            .map_err(|error| ServeError::Store(Box::new(error)))?,
     );
     let lag = revocations.clone();
     Ok(Stores {
-        users: Users::Postgres(Arc::new(PostgresUserDirectory::new(pool))),
+        users: Users::Postgres {
+            local: Arc::new(PostgresUserDirectory::new(pool.clone())),
+            linked: Arc::new(
+                tessera_infrastructure::identity::PostgresExternalUserDirectory::new(pool),
+            ),
+        },
         revocations,
         sync_lag: Some(Box::new(move || {
             lag.last_synced_at().map(|at| at.elapsed().as_secs_f64())
@@ -507,7 +593,7 @@ async fn on_postgres(
 /// Without feature `postgres`, `[postgres]` cannot work.
 #[cfg(not(feature = "postgres"))]
 async fn on_postgres(
-    _: &str,
+    _: &config::PostgresConfig,
     _: tessera_domain::SessionLifetimes,
     _: Arc<dyn Clock>,
 ) -> Result<Stores, ServeError> {

@@ -86,6 +86,14 @@ pub(super) async fn metrics(Extract(state): Extract<Shared>) -> Reply {
     with_type(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        state.metrics.render(revocation_state_trusted(&state), lag),
+        state.metrics.render(
+            revocation_state_trusted(&state),
+            lag,
+            state
+                .provider
+                .as_ref()
+                .map(super::provider::Provider::key_fetches)
+                .as_ref(),
+        ),
     )
 }

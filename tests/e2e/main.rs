@@ -32,8 +32,15 @@ mod idp_webhooks;
 mod interop;
 mod lifecycle;
 mod properties;
+// The infrastructure tests' database proxy, which a test cuts and restores.
+#[cfg(all(feature = "server", feature = "postgres"))]
+#[allow(dead_code)]
+#[path = "../../crates/infrastructure/tests/common/proxy.rs"]
+mod proxy;
 #[cfg(feature = "server")]
 mod serve;
 #[cfg(feature = "server")]
 mod serve_nginx;
+#[cfg(feature = "server")]
+mod serve_provider;
 mod support;

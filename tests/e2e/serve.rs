@@ -596,6 +596,67 @@ async fn serve_reports_liveness_readiness_and_metrics() {
     );
 }
 
+/// Readiness follows the revocation state: with the database cut off past
+/// the staleness bound, `/readyz` answers 503 and verdicts fail closed
+/// (503, never a pass); restored, both recover.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn serve_is_not_ready_and_fails_closed_while_the_revocation_state_is_untrusted() {
+    let Some(url) = crate::support::database_url() else {
+        return;
+    };
+    let mut url = reqwest::Url::parse(&url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = crate::proxy::Proxy::to(target).await;
+    url.set_port(Some(proxy.addr().port())).unwrap();
+    let sections = format!("[postgres]\nurl = \"{url}\"\nstaleness_bound_seconds = 1\n");
+    let addr = start_with(&config(true, &sections)).await;
+    let user = uuid::Uuid::now_v7().to_string();
+    let (token, _) = sign_in(addr, &user, "user", json!({})).await;
+    let ready = || async move {
+        client()
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let verdict = || {
+        let token = token.clone();
+        async move {
+            nginx_verdict(addr, "GET", "/api/x", &[("cookie", &cookie(&token))])
+                .await
+                .status()
+        }
+    };
+    assert_eq!(ready().await, 200);
+    assert_eq!(verdict().await, 200);
+
+    proxy.cut();
+    let mut status = ready().await;
+    for _ in 0..100 {
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = ready().await;
+    }
+    assert_eq!(status, 503, "not ready past the staleness bound");
+    assert_eq!(verdict().await, 503, "a verdict fails closed");
+
+    proxy.restore();
+    let mut status = ready().await;
+    for _ in 0..100 {
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = ready().await;
+    }
+    assert_eq!(status, 200, "ready again once in sync");
+    assert_eq!(verdict().await, 200);
+}
+
 /// The `kid` in a token's header.
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()

@@ -164,6 +164,7 @@ pub struct KeyCache {
     state: ArcSwap<Snapshot>,
     fetching: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    failures: AtomicU64,
 }
 
 impl fmt::Debug for KeyCache {
@@ -202,6 +203,7 @@ impl KeyCache {
             }),
             fetching: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         }
     }
 
@@ -209,6 +211,13 @@ impl KeyCache {
     #[must_use]
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// How many of those fetches failed (unreachable, timed out, refused,
+    /// or a key set with no usable key), for metrics.
+    #[must_use]
+    pub fn failed_fetch_count(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// Fetches now (at start-up, say), whatever the cache holds.
@@ -352,6 +361,7 @@ impl KeyCache {
                 }
             }
             Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %error, "provider keys could not be refreshed");
                 Snapshot {
                     ring: previous.ring.clone(),

@@ -41,6 +41,9 @@ struct Tombstone {
 struct Users<R> {
     by_external: HashMap<Key, Link>,
     by_id: HashMap<UserId, ExternalUser<R>>,
+    /// Users no provider account is linked to; never holds a key that
+    /// `by_id` holds.
+    local: HashMap<UserId, DirectoryUser<R>>,
     /// Never holds a key that `by_external` holds.
     tombstones: HashMap<Key, Tombstone>,
 }
@@ -81,7 +84,7 @@ impl<R> std::fmt::Debug for InMemoryExternalUserDirectory<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("InMemoryExternalUserDirectory")
-            .field("users", &users.by_id.len())
+            .field("users", &(users.by_id.len() + users.local.len()))
             .field("tombstones", &users.tombstones.len())
             .field("retention", &self.retention)
             .finish_non_exhaustive()
@@ -103,6 +106,7 @@ impl<R: Role> InMemoryExternalUserDirectory<R> {
             users: RwLock::new(Users {
                 by_external: HashMap::new(),
                 by_id: HashMap::new(),
+                local: HashMap::new(),
                 tombstones: HashMap::new(),
             }),
             clock: Arc::new(SystemClock),
@@ -127,14 +131,26 @@ impl<R: Role> InMemoryExternalUserDirectory<R> {
         self
     }
 
-    /// How many users it holds.
+    /// Records a user's current claims, as an administrator or the
+    /// application's own sign-in sets them: a provider-linked user keeps
+    /// its link (a later webhook or token newer than the stored record
+    /// still updates it, and a deletion still removes it); any other user
+    /// is kept as a local one, which no provider account reaches.
+    pub fn upsert(&self, user: DirectoryUser<R>) {
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+        match users.by_id.get_mut(&user.user_id) {
+            Some(linked) => linked.user = user,
+            None => {
+                users.local.insert(user.user_id, user);
+            }
+        }
+    }
+
+    /// How many users it holds, linked or local.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.users
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_id
-            .len()
+        let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
+        users.by_id.len() + users.local.len()
     }
 
     /// Whether it holds no user.
@@ -293,7 +309,11 @@ impl<R: Role> ExternalUserDirectory<R> for InMemoryExternalUserDirectory<R> {
 impl<R: Role> UserDirectory<R> for InMemoryExternalUserDirectory<R> {
     async fn find(&self, user_id: &UserId) -> Result<Option<DirectoryUser<R>>, DirectoryError> {
         let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(users.by_id.get(user_id).map(|u| u.user.clone()))
+        Ok(users
+            .by_id
+            .get(user_id)
+            .map(|u| u.user.clone())
+            .or_else(|| users.local.get(user_id).cloned()))
     }
 }
 
@@ -398,6 +418,45 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(found.role, UserRole::Admin);
+    }
+
+    #[tokio::test]
+    async fn local_users_are_found_and_a_linked_user_set_by_hand_stays_linked() {
+        let directory = InMemoryExternalUserDirectory::<UserRole>::new();
+        let local = UserId::from_uuid(Uuid::now_v7()).unwrap();
+        directory.upsert(DirectoryUser::new(local, UserRole::Moderator));
+        let found = UserDirectory::find(&directory, &local).await.unwrap();
+        assert_eq!(found.map(|user| user.role), Some(UserRole::Moderator));
+
+        let linked = written(
+            directory
+                .upsert_external(profile(UserRole::User, None))
+                .await
+                .unwrap(),
+        )
+        .current;
+        let id = linked.user.user_id;
+        directory.upsert(DirectoryUser::new(id, UserRole::Admin));
+        assert_eq!(directory.len(), 2, "updated in place, not a second user");
+        let by_account = directory.find_by_external_id(ISSUER, &subject()).await;
+        assert_eq!(by_account.unwrap().unwrap().user.role, UserRole::Admin);
+        // The provider's deletion still removes the user set by hand.
+        directory
+            .delete_external(ISSUER, &subject(), None)
+            .await
+            .unwrap();
+        assert!(
+            UserDirectory::find(&directory, &id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            UserDirectory::find(&directory, &local)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[cfg(feature = "postgres")]
-use sqlx::postgres::PgConnectOptions;
+use tessera_infrastructure::postgres::sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
