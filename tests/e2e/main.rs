@@ -35,5 +35,7 @@ mod properties;
 #[cfg(feature = "server")]
 mod serve;
 #[cfg(feature = "server")]
+mod serve_caddy;
+#[cfg(feature = "server")]
 mod serve_nginx;
 mod support;
