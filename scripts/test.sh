@@ -156,6 +156,27 @@ else
 fi
 export TESSERA_REQUIRE_NGINX=1
 
+echo "==> Caddy for the gateway tests"
+# tests/e2e/serve_caddy.rs starts its own Caddy (Debian package `caddy`, 2.6
+# in bookworm) in front of `tessera serve`, with TESSERA_REQUIRE_CADDY=1 for
+# the same reason. The package ships only systemd units: without systemd (a
+# container) its postinst starts nothing; with it, it starts a caddy service on
+# port 80 as Debian's nginx does, which the tests leave alone (their own ports).
+if command -v caddy >/dev/null 2>&1; then
+  echo "using $(command -v caddy) ($(caddy version 2>/dev/null | cut -d' ' -f1))"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "caddy is missing: installing the Debian package (apt-get install -y caddy)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y caddy >/dev/null \
+    || { apt-get update >/dev/null && apt-get install -y caddy >/dev/null; } \
+    || echo "apt-get could not install caddy" >&2
+else
+  echo "caddy is missing and cannot be installed here (that needs root and apt-get):" >&2
+  echo "  Debian: apt-get install -y caddy; elsewhere, Caddy 2.6 or later (https://caddyserver.com)" >&2
+  echo "the Caddy tests will fail saying so" >&2
+fi
+export TESSERA_REQUIRE_CADDY=1
+
 echo "==> tests (unit, integration, end-to-end, doc-tests)"
 cargo test --workspace --all-features
 

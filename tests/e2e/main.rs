@@ -40,6 +40,8 @@ mod proxy;
 #[cfg(feature = "server")]
 mod serve;
 #[cfg(feature = "server")]
+mod serve_caddy;
+#[cfg(feature = "server")]
 mod serve_nginx;
 #[cfg(feature = "server")]
 mod serve_provider;

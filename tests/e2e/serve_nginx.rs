@@ -9,6 +9,11 @@
 //! nginx it says so and passes, unless `TESSERA_REQUIRE_NGINX=1`
 //! (`scripts/test.sh` sets it and installs nginx when missing), when it
 //! fails with what is missing.
+//!
+//! What a gateway in front of tessera must do is written once here, as
+//! scenarios that take the gateway's address, with the pieces they use (the
+//! echoing upstream, the gateway process, finding its program): the Caddy
+//! tests (`serve_caddy.rs`) run the same scenarios.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,35 +29,47 @@ use serde_json::{Value, json};
 use crate::http_support::client;
 use crate::serve::*;
 
-/// The nginx binary, or `None` (and why) when there is none.
-fn nginx_binary() -> Option<PathBuf> {
+/// The program `name` (in `PATH`, or an `sbin` directory), or `None`.
+fn program(name: &str) -> Option<PathBuf> {
     let in_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
     in_path
         .into_iter()
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join("nginx"))
+        .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
 
-/// nginx, or `None` when it is missing and not required.
-pub(crate) fn nginx_or_skip() -> Option<PathBuf> {
-    let found = nginx_binary();
+/// The gateway program `name`, or `None` when it is missing and the
+/// environment variable `require` is not `1`; when it is, a failure saying
+/// what is missing and how to `install` it.
+pub(crate) fn program_or_skip(name: &str, require: &str, install: &str) -> Option<PathBuf> {
+    let found = program(name);
     if found.is_none() {
-        let missing = "nginx is not installed (Debian: apt-get install -y nginx; \
-                       scripts/test.sh installs it when run as root)";
+        let missing = format!(
+            "{name} is not installed ({install}; scripts/test.sh installs it when run as root)"
+        );
         assert!(
-            std::env::var("TESSERA_REQUIRE_NGINX").as_deref() != Ok("1"),
-            "TESSERA_REQUIRE_NGINX=1 but {missing}"
+            std::env::var(require).as_deref() != Ok("1"),
+            "{require}=1 but {missing}"
         );
         eprintln!("skipped: {missing}");
     }
     found
 }
 
-/// A free loopback port (bound, then released for nginx).
-fn free_port() -> u16 {
+/// nginx, or `None` when it is missing and not required.
+pub(crate) fn nginx_or_skip() -> Option<PathBuf> {
+    program_or_skip(
+        "nginx",
+        "TESSERA_REQUIRE_NGINX",
+        "Debian: apt-get install -y nginx",
+    )
+}
+
+/// A free loopback port (bound, then released for the gateway).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -60,14 +77,52 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// An nginx of this test's own, stopped and cleaned up when dropped.
-pub(crate) struct Nginx {
+/// A temporary directory of this test's own for `program`'s files.
+pub(crate) fn gateway_dir(program: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-{program}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A gateway process of this test's own, writing its errors to
+/// `error.log` in its directory; stopped and the directory removed when
+/// dropped.
+pub(crate) struct Gateway {
     child: Child,
     dir: PathBuf,
     pub(crate) addr: SocketAddr,
 }
 
-impl Drop for Nginx {
+impl Gateway {
+    /// The gateway `child` once it accepts connections on `addr`; a
+    /// failure with its error log when it does not within five seconds.
+    pub(crate) fn listening(child: Child, dir: PathBuf, addr: SocketAddr) -> Self {
+        let mut gateway = Self { child, dir, addr };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return gateway;
+            }
+            if let Ok(Some(status)) = gateway.child.try_wait() {
+                panic!("the gateway exited ({status}): {}", gateway.error_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the gateway did not start on {addr}: {}",
+            gateway.error_log()
+        );
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -87,13 +142,8 @@ pub(crate) fn start_nginx(
     tessera: SocketAddr,
     app: SocketAddr,
     server_body: &str,
-) -> Nginx {
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-nginx-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+) -> Gateway {
+    let dir = gateway_dir("nginx");
     let port = free_port();
     let d = dir.display();
     let conf = format!(
@@ -131,20 +181,11 @@ pub(crate) fn start_nginx(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let nginx = Nginx { child, dir, addr };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return nginx;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
-    panic!("nginx did not start on {addr}: {log}");
+    Gateway::listening(child, dir, format!("127.0.0.1:{port}").parse().unwrap())
 }
 
 /// nginx with the documented snippet.
-fn start_nginx_with_snippet(binary: &Path, tessera: SocketAddr, app: SocketAddr) -> Nginx {
+fn start_nginx_with_snippet(binary: &Path, tessera: SocketAddr, app: SocketAddr) -> Gateway {
     start_nginx(
         binary,
         tessera,
@@ -172,14 +213,31 @@ pub(crate) async fn echo_upstream() -> SocketAddr {
 }
 
 /// What the upstream received.
-struct Seen(Value);
+pub(crate) struct Seen(Value);
 
 impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// What the upstream answered with: what it received.
+    pub(crate) async fn of(response: reqwest::Response) -> Self {
+        Self(json_of(response).await)
+    }
+
+    /// The value of header `name` (lower case) the upstream received.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.0["headers"][name].as_str()
     }
 
-    fn header_map(&self) -> http::HeaderMap {
+    /// The names of the headers the upstream received.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.0["headers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The headers the upstream received, as a backend holds them.
+    pub(crate) fn header_map(&self) -> http::HeaderMap {
         let mut map = http::HeaderMap::new();
         for (name, value) in self.0["headers"].as_object().unwrap() {
             map.insert(
@@ -191,8 +249,13 @@ impl Seen {
     }
 }
 
-async fn through(nginx: &Nginx, path: &str, headers: &[(&str, String)]) -> reqwest::Response {
-    let mut request = client().get(format!("http://{}{path}", nginx.addr));
+/// `GET path` through the gateway at `gateway`, with `headers`.
+pub(crate) async fn through(
+    gateway: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> reqwest::Response {
+    let mut request = client().get(format!("http://{gateway}{path}"));
     for (name, value) in headers {
         request = request.header(*name, value);
     }
@@ -200,7 +263,7 @@ async fn through(nginx: &Nginx, path: &str, headers: &[(&str, String)]) -> reqwe
 }
 
 /// The client's attempt at an identity of its own.
-fn forged() -> Vec<(&'static str, String)> {
+pub(crate) fn forged() -> Vec<(&'static str, String)> {
     vec![
         ("x-user-id", BOB.to_owned()),
         ("x-user-role", "admin".to_owned()),
@@ -210,67 +273,89 @@ fn forged() -> Vec<(&'static str, String)> {
     ]
 }
 
-#[tokio::test]
-async fn nginx_passes_sessions_with_tesseras_identity_only_and_refuses_guests() {
-    let Some(binary) = nginx_or_skip() else {
-        return;
-    };
-    let tessera = start().await;
-    let app = echo_upstream().await;
-    let nginx = start_nginx_with_snippet(&binary, tessera, app);
-    let (token, _) = sign_in(tessera, ALICE, "user", json!({ "tenant": "acme" })).await;
+/// The token a `Set-Cookie` carries.
+fn token_in(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_owned())
+        .unwrap()
+}
 
-    // A valid session passes, with tessera's identity and not the client's.
-    let mut headers = forged();
-    headers.push(("cookie", format!("{COOKIE}={token}")));
-    let passed = through(&nginx, "/api/orders?page=2", &headers).await;
-    assert_eq!(passed.status(), 200);
-    let seen = Seen(json_of(passed).await);
-    assert_eq!(seen.header("x-user-id"), Some(ALICE));
-    assert_eq!(seen.header("x-user-role"), Some("user"));
-    assert_eq!(seen.header("x-user-capabilities"), None, "empty: none sent");
-    assert_eq!(seen.header("x-tenant-id"), Some("acme"));
-    let identity = verified_identity("GET", "/api/orders?page=2", &seen.header_map());
-    assert_eq!(identity.user_id().to_string(), ALICE);
+/// The scenario of a gateway at `gateway`, in front of the echoing
+/// upstream and asking `tessera` for verdicts: a session (cookie or
+/// bearer) passes with tessera's identity and none of a client's, which
+/// the upstream can verify; a guest on a public route passes with no
+/// identity; without a session an API route answers 401 with the
+/// challenge, a browser route the sign-in redirect; a session short of a
+/// route's role gets 403.
+pub(crate) async fn passes_sessions_with_tesseras_identity_only_and_refuses_guests(
+    gateway: SocketAddr,
+    tessera: SocketAddr,
+) {
+    let (token, _) = sign_in(tessera, ALICE, "user", json!({ "tenant": "acme" })).await;
+    let bearer = format!("Bearer {token}");
+
+    // A valid session passes, by cookie or bearer token, with tessera's
+    // identity and not the client's.
+    for credential in [
+        ("cookie", format!("{COOKIE}={token}")),
+        ("authorization", bearer.clone()),
+    ] {
+        let mut headers = forged();
+        headers.push(credential.clone());
+        let passed = through(gateway, "/api/orders?page=2", &headers).await;
+        assert_eq!(passed.status(), 200, "{}", credential.0);
+        let seen = Seen::of(passed).await;
+        assert_eq!(seen.header("x-user-id"), Some(ALICE));
+        assert_eq!(seen.header("x-user-role"), Some("user"));
+        assert_eq!(seen.header("x-user-capabilities"), None, "empty: none sent");
+        assert_eq!(seen.header("x-tenant-id"), Some("acme"));
+        let identity = verified_identity("GET", "/api/orders?page=2", &seen.header_map());
+        assert_eq!(identity.user_id().to_string(), ALICE);
+        assert_eq!(identity.role(), &tessera::UserRole::User);
+    }
 
     // A guest on a public route: no identity header reaches the upstream.
-    let guest = through(&nginx, "/", &forged()).await;
+    let guest = through(gateway, "/", &forged()).await;
     assert_eq!(guest.status(), 200);
-    let seen = Seen(json_of(guest).await);
+    let seen = Seen::of(guest).await;
     for (name, _) in forged() {
         assert_eq!(seen.header(name), None, "{name} reached the upstream");
     }
 
     // No session: 401 with the challenge on an API route…
-    let api = through(&nginx, "/api/orders", &forged()).await;
+    let api = through(gateway, "/api/orders", &forged()).await;
     assert_eq!(api.status(), 401);
     assert_eq!(api.headers()["www-authenticate"], "Bearer");
     // …the sign-in page on a browser route…
-    let browser = through(&nginx, "/admin/users", &[]).await;
+    let browser = through(gateway, "/admin/users", &[]).await;
     assert_eq!(browser.status(), 303);
     assert_eq!(
         browser.headers()["location"],
         "/login?return_to=%2Fadmin%2Fusers"
     );
     // …and 403 for a session short of the route.
-    let bearer = format!("Bearer {token}");
-    let short = through(&nginx, "/admin/users", &[("authorization", bearer)]).await;
+    let short = through(gateway, "/admin/users", &[("authorization", bearer)]).await;
     assert_eq!(short.status(), 403);
 }
 
-#[tokio::test]
-async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
-    let Some(binary) = nginx_or_skip() else {
-        return;
-    };
-    let tessera = start().await;
-    let app = echo_upstream().await;
-    let nginx = start_nginx_with_snippet(&binary, tessera, app);
+/// The scenario of a gateway at `gateway`, in front of the echoing
+/// upstream and asking `tessera` for verdicts: after "permissions
+/// changed", a session rotates through the gateway — the upstream sees the
+/// new role, the client gets the new cookie or bearer token, which then
+/// pass — and a force-logout through the admin API refuses them.
+pub(crate) async fn returns_rotated_sessions_and_applies_force_logout(
+    gateway: SocketAddr,
+    tessera: SocketAddr,
+) {
     let (token, _) = sign_in(tessera, ALICE, "user", json!({})).await;
+    let (bearer_token, _) = sign_in(tessera, ALICE, "user", json!({})).await;
     let cookie = ("cookie", format!("{COOKIE}={token}"));
 
     // Permissions changed: the next request rotates the session, the
-    // upstream sees the new role and the client gets the new cookie.
+    // upstream sees the new role and the client gets the new cookie…
     let changed = admin(
         tessera,
         HttpMethod::PUT,
@@ -280,7 +365,7 @@ async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
     .await;
     assert_eq!(changed.status(), 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let rotated = through(&nginx, "/admin/users", std::slice::from_ref(&cookie)).await;
+    let rotated = through(gateway, "/admin/users", std::slice::from_ref(&cookie)).await;
     assert_eq!(rotated.status(), 200);
     let set_cookie = rotated.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
@@ -288,23 +373,40 @@ async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
         "{set_cookie}"
     );
     assert!(!set_cookie.contains(&token));
-    let seen = Seen(json_of(rotated).await);
+    let seen = Seen::of(rotated).await;
     assert_eq!(seen.header("x-user-role"), Some("admin"));
-    let new_token = set_cookie
-        .split(';')
-        .next()
-        .and_then(|pair| pair.split_once('='))
-        .map(|(_, value)| value.to_owned())
-        .unwrap();
-    let new_cookie = ("cookie", format!("{COOKIE}={new_token}"));
-    assert_eq!(
-        through(&nginx, "/api/x", std::slice::from_ref(&new_cookie))
-            .await
-            .status(),
-        200
-    );
+    let new_cookie = ("cookie", format!("{COOKIE}={}", token_in(&set_cookie)));
+    let renewed = through(gateway, "/api/x", std::slice::from_ref(&new_cookie)).await;
+    assert_eq!(renewed.status(), 200);
+    assert!(renewed.headers().get("set-cookie").is_none());
 
-    // A force-logout through the admin API takes effect through nginx.
+    // …or, by bearer token, the new token in x-session-token.
+    let by_bearer = through(
+        gateway,
+        "/api/me",
+        &[("authorization", format!("Bearer {bearer_token}"))],
+    )
+    .await;
+    assert_eq!(by_bearer.status(), 200);
+    let new_bearer = format!(
+        "Bearer {}",
+        by_bearer.headers()["x-session-token"].to_str().unwrap()
+    );
+    assert_ne!(new_bearer, format!("Bearer {bearer_token}"));
+    assert_eq!(
+        Seen::of(by_bearer).await.header("x-user-role"),
+        Some("admin")
+    );
+    let renewed = through(
+        gateway,
+        "/admin/x",
+        &[("authorization", new_bearer.clone())],
+    )
+    .await;
+    assert_eq!(renewed.status(), 200);
+    assert!(renewed.headers().get("x-session-token").is_none());
+
+    // A force-logout through the admin API takes effect through the gateway.
     let logout = admin(
         tessera,
         HttpMethod::POST,
@@ -313,7 +415,7 @@ async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
     )
     .await;
     assert_eq!(logout.status(), 200);
-    let refused = through(&nginx, "/api/x", &[new_cookie]).await;
+    let refused = through(gateway, "/api/x", &[new_cookie]).await;
     assert_eq!(refused.status(), 401);
     assert_eq!(
         refused.headers()["www-authenticate"],
@@ -325,4 +427,26 @@ async fn nginx_returns_rotated_cookies_and_applies_force_logout() {
             .unwrap()
             .contains("Max-Age=0")
     );
+    let refused = through(gateway, "/api/x", &[("authorization", new_bearer)]).await;
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn nginx_passes_sessions_with_tesseras_identity_only_and_refuses_guests() {
+    let Some(binary) = nginx_or_skip() else {
+        return;
+    };
+    let tessera = start().await;
+    let nginx = start_nginx_with_snippet(&binary, tessera, echo_upstream().await);
+    passes_sessions_with_tesseras_identity_only_and_refuses_guests(nginx.addr, tessera).await;
+}
+
+#[tokio::test]
+async fn nginx_returns_rotated_sessions_and_applies_force_logout() {
+    let Some(binary) = nginx_or_skip() else {
+        return;
+    };
+    let tessera = start().await;
+    let nginx = start_nginx_with_snippet(&binary, tessera, echo_upstream().await);
+    returns_rotated_sessions_and_applies_force_logout(nginx.addr, tessera).await;
 }
