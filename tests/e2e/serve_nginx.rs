@@ -270,6 +270,8 @@ pub(crate) fn forged() -> Vec<(&'static str, String)> {
         ("x-user-capabilities", "users:manage".to_owned()),
         ("x-tenant-id", "victim".to_owned()),
         ("x-user-signature", "forged".to_owned()),
+        ("x-user-acr", "phr".to_owned()),
+        ("x-user-amr", "hwk mfa".to_owned()),
     ]
 }
 
@@ -312,6 +314,8 @@ pub(crate) async fn passes_sessions_with_tesseras_identity_only_and_refuses_gues
         assert_eq!(seen.header("x-user-role"), Some("user"));
         assert_eq!(seen.header("x-user-capabilities"), None, "empty: none sent");
         assert_eq!(seen.header("x-tenant-id"), Some("acme"));
+        assert_eq!(seen.header("x-user-acr"), None, "no acr: none sent");
+        assert_eq!(seen.header("x-user-amr"), None, "no amr: none sent");
         let identity = verified_identity("GET", "/api/orders?page=2", &seen.header_map());
         assert_eq!(identity.user_id().to_string(), ALICE);
         assert_eq!(identity.role(), &tessera::UserRole::User);
