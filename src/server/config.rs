@@ -202,17 +202,19 @@ pub struct KeysConfig {
     /// The algorithm of a generated key: `EdDSA` (default), `ES256`,
     /// `RS256` or `HS256`.
     pub algorithm: String,
-    /// A directory of private JWKs (`*.json`); the newest file signs, the
-    /// others verify. Empty or missing: a key is generated into it.
+    /// A directory of private JWKs (`*.json`). Without a schedule the last
+    /// file by name signs and the others verify; with one, the schedule
+    /// decides. Empty or missing: a key is generated into it.
     pub dir: Option<PathBuf>,
     /// Private JWK files; the first signs, the others verify. Not with
     /// `dir`.
     pub files: Vec<PathBuf>,
-    /// With `dir`: a new signing key every so many seconds (none by
-    /// default: the newest file signs).
+    /// With `dir`: a new signing key every so many seconds, at most ten
+    /// years (none by default).
     pub rotate_every_seconds: Option<i64>,
     /// With `rotate_every_seconds`: how long the next key is published
-    /// before it signs, in seconds (default 86400, at least 300).
+    /// before it signs, in seconds (default 86400, at least 420: the JWKS
+    /// cache time and two checks).
     pub publish_ahead_seconds: i64,
 }
 

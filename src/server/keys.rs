@@ -6,10 +6,11 @@
 //! In a scheduled directory a key's activation time is in its file name,
 //! `<alg>-<YYYYMMDDhhmmss, UTC>[-<anything>].json`: the ring at a time is a
 //! function of the files and the time only, so a restart, and every
-//! instance sharing the directory, lands on the same ring. The next key is
-//! created with create-new semantics under a name made of its activation
-//! time; an instance that finds it already there reads it. A retired key's
-//! file is deleted.
+//! instance sharing the directory and checking at the same time (clocks in
+//! sync, within a minute), lands on the same ring. The first key and each
+//! next key are created with create-new semantics under a name made of
+//! their activation time; an instance that finds one already there reads
+//! it. A retired key's file is deleted.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ impl KeySource {
                 Schedule::new(
                     Duration::seconds(every),
                     Duration::seconds(config.publish_ahead_seconds),
-                    lifetimes.token() + lifetimes.leeway(),
+                    lifetimes.token().saturating_add(lifetimes.leeway()),
                 )
             })
             .transpose()?;
@@ -107,10 +108,8 @@ impl KeySource {
                 algorithm,
                 schedule: None,
             } => {
+                first_key(dir, *algorithm, &new_kid(*algorithm, now))?;
                 let mut files = files_in(dir)?;
-                if files.is_empty() {
-                    files.push(generate_into(dir, *algorithm, &new_kid(*algorithm, now))?);
-                }
                 files.sort();
                 files.reverse();
                 ring_of(&files)
@@ -124,6 +123,13 @@ impl KeySource {
     }
 }
 
+/// A key of a scheduled directory, read.
+struct DatedKey {
+    path: PathBuf,
+    activation: OffsetDateTime,
+    key: SigningKey,
+}
+
 /// The ring of a scheduled directory at `now`, after generating the next
 /// key when due and deleting the retired ones.
 fn scheduled_ring(
@@ -132,37 +138,29 @@ fn scheduled_ring(
     schedule: &Schedule,
     now: OffsetDateTime,
 ) -> Result<KeyRing, ConfigError> {
-    let mut files = files_in(dir)?;
-    if files.is_empty() {
-        files.push(generate_into(dir, algorithm, &new_kid(algorithm, now))?);
+    first_key(
+        dir,
+        algorithm,
+        &dated_kid(algorithm, schedule.period_start(now)),
+    )?;
+    let mut keys = dated_keys(dir)?;
+    let activations = |keys: &[DatedKey]| keys.iter().map(|key| key.activation).collect::<Vec<_>>();
+    if let Some(activation) = schedule
+        .plan(&activations(&keys), now)
+        .and_then(|plan| plan.generate)
+    {
+        generate_into(dir, algorithm, &dated_kid(algorithm, activation))?;
+        keys = dated_keys(dir)?;
     }
-    let dated = |files: &[PathBuf]| {
-        files
-            .iter()
-            .map(|path| {
-                activation_of(path).ok_or_else(|| {
-                    invalid(
-                        "keys.dir",
-                        format!(
-                            "{}: a scheduled key's name is <alg>-<YYYYMMDDhhmmss>[-…].json",
-                            path.display()
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let mut plan = schedule.plan(&dated(&files)?, now);
-    if let Some(activation) = plan.as_ref().and_then(|plan| plan.generate) {
-        files.push(generate_into(
-            dir,
-            algorithm,
-            &dated_kid(algorithm, activation),
-        )?);
-        plan = schedule.plan(&dated(&files)?, now);
-    }
-    let plan = plan.ok_or_else(|| invalid("keys.dir", "no key file"))?;
-    for path in plan.retired.iter().filter_map(|&index| files.get(index)) {
+    let plan = schedule
+        .plan(&activations(&keys), now)
+        .ok_or_else(|| invalid("keys.dir", "no key file"))?;
+    for path in plan
+        .retired
+        .iter()
+        .filter_map(|&index| keys.get(index))
+        .map(|key| &key.path)
+    {
         match std::fs::remove_file(path) {
             Ok(()) => tracing::info!(path = %path.display(), "deleted a retired signing key"),
             // Another instance deleted it first.
@@ -170,20 +168,58 @@ fn scheduled_ring(
             Err(error) => tracing::warn!(path = %path.display(), %error, "retired key not deleted"),
         }
     }
-    let signing = files
+    let signing = keys
         .get(plan.signing)
         .ok_or_else(|| invalid("keys.dir", "no key file"))?;
-    let others = plan
-        .published
+    plan.published
         .iter()
         .filter(|&&index| index != plan.signing)
-        .filter_map(|&index| files.get(index));
-    ring_of(
-        &std::iter::once(signing)
-            .chain(others)
-            .cloned()
-            .collect::<Vec<_>>(),
-    )
+        .filter_map(|&index| keys.get(index))
+        .try_fold(KeyRing::new(signing.key.clone()), |ring, other| {
+            ring.with_verification_key(other.key.verification_key())
+                .map_err(|error| invalid("keys.dir", error))
+        })
+}
+
+/// The keys of a scheduled directory, by activation time then name (so
+/// that every instance orders them alike). A file another instance deleted
+/// since the listing (a retired key) is skipped.
+fn dated_keys(dir: &Path) -> Result<Vec<DatedKey>, ConfigError> {
+    let mut files = files_in(dir)?;
+    files.sort();
+    let mut keys = Vec::with_capacity(files.len());
+    for path in files {
+        let activation = activation_of(&path).ok_or_else(|| {
+            invalid(
+                "keys.dir",
+                format!(
+                    "{}: a scheduled key's name is <alg>-<YYYYMMDDhhmmss>[-…].json",
+                    path.display()
+                ),
+            )
+        })?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(invalid("keys", format!("{}: {error}", path.display()))),
+        };
+        let key = parse_key(&path, &text)?;
+        keys.push(DatedKey {
+            path,
+            activation,
+            key,
+        });
+    }
+    keys.sort_by_key(|key| key.activation);
+    Ok(keys)
+}
+
+/// A key named `kid` generated into `dir` when it holds none.
+fn first_key(dir: &Path, algorithm: JwsAlgorithm, kid: &str) -> Result<(), ConfigError> {
+    if files_in(dir)?.is_empty() {
+        generate_into(dir, algorithm, kid)?;
+    }
+    Ok(())
 }
 
 /// The ring of `files`: the first signs, the others verify.
@@ -254,11 +290,15 @@ fn generate_into(dir: &Path, algorithm: JwsAlgorithm, kid: &str) -> Result<PathB
 
 /// The private JWK in `path`.
 fn read_key(path: &Path) -> Result<SigningKey, ConfigError> {
-    let field = "keys";
     let text = std::fs::read_to_string(path)
-        .map_err(|error| invalid(field, format!("{}: {error}", path.display())))?;
+        .map_err(|error| invalid("keys", format!("{}: {error}", path.display())))?;
+    parse_key(path, &text)
+}
+
+/// The private JWK `text`, read from `path`.
+fn parse_key(path: &Path, text: &str) -> Result<SigningKey, ConfigError> {
     SigningKey::from_jwk(text.trim())
-        .map_err(|error| invalid(field, format!("{}: {error}", path.display())))
+        .map_err(|error| invalid("keys", format!("{}: {error}", path.display())))
 }
 
 /// The activation time in a key file's name: `<alg>-<YYYYMMDDhhmmss>…`.
@@ -340,9 +380,9 @@ mod tests {
             .collect()
     }
 
-    /// 2026-01-01 00:00 UTC.
+    /// 2026-01-07 00:00 UTC, the start of a 30-day period.
     fn first() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap()
+        OffsetDateTime::from_unix_timestamp(1_767_744_000).unwrap()
     }
 
     /// A directory rotating every 30 days, publishing a day ahead, tokens
@@ -390,19 +430,19 @@ mod tests {
         assert_eq!(kid(&published), old, "the old key still signs");
         assert_eq!(
             kids(&published),
-            [old.clone(), "eddsa-20260131000000".to_owned()]
+            [old.clone(), "eddsa-20260206000000".to_owned()]
         );
 
         // From its activation it signs; the old key verifies through its
         // last token's expiry (15 minutes and 30 seconds), then goes.
         let switch = first() + Duration::days(30);
         let switched = source.ring_at(switch).unwrap();
-        assert_eq!(kid(&switched), "eddsa-20260131000000");
+        assert_eq!(kid(&switched), "eddsa-20260206000000");
         assert_eq!(kids(&switched).len(), 2);
-        let last = source.ring_at(switch + Duration::seconds(930)).unwrap();
+        let last = source.ring_at(switch + Duration::seconds(1050)).unwrap();
         assert!(kids(&last).contains(&old));
-        let gone = source.ring_at(switch + Duration::seconds(931)).unwrap();
-        assert_eq!(kids(&gone), ["eddsa-20260131000000"]);
+        let gone = source.ring_at(switch + Duration::seconds(1051)).unwrap();
+        assert_eq!(kids(&gone), ["eddsa-20260206000000"]);
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             1,
@@ -427,11 +467,25 @@ mod tests {
     }
 
     #[test]
+    fn instances_starting_on_an_empty_directory_in_one_period_name_the_same_first_key() {
+        let dir = temp_dir("first");
+        let one = scheduled(&dir)
+            .ring_at(first() + Duration::hours(5))
+            .unwrap();
+        let other = scheduled(&dir)
+            .ring_at(first() + Duration::days(3))
+            .unwrap();
+        assert_eq!(kid(&one), "eddsa-20260107000000");
+        assert_eq!(kids(&other), [kid(&one)]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_next_key_another_instance_wrote_is_read_not_replaced() {
         let dir = temp_dir("race");
         let source = scheduled(&dir);
         source.ring_at(first()).unwrap();
-        let theirs = generate_into(&dir, JwsAlgorithm::EdDsa, "eddsa-20260131000000").unwrap();
+        let theirs = generate_into(&dir, JwsAlgorithm::EdDsa, "eddsa-20260206000000").unwrap();
         let written = std::fs::read_to_string(&theirs).unwrap();
         let ring = source.ring_at(first() + Duration::days(29)).unwrap();
         assert_eq!(kids(&ring).len(), 2, "no second next key");

@@ -21,6 +21,7 @@ pub struct Metrics {
     sign_outs: AtomicU64,
     revocations: AtomicU64,
     signing_key_rotations: AtomicU64,
+    key_schedule_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -63,6 +64,12 @@ impl Metrics {
     /// Counts a switch to the next signing key.
     pub fn signing_key_rotation(&self) {
         self.signing_key_rotations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a key schedule that could not be applied (the key directory
+    /// unreadable or unwritable).
+    pub fn key_schedule_failure(&self) {
+        self.key_schedule_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition; `sync_lag` is the revocation store's time since its
@@ -114,6 +121,11 @@ impl Metrics {
                 "Switches to the next signing key of the key schedule.",
                 &self.signing_key_rotations,
             ),
+            (
+                "tessera_signing_key_schedule_failures_total",
+                "Key schedules not applied: the key directory could not be read or written; the keys in use stay.",
+                &self.key_schedule_failures,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -145,8 +157,7 @@ impl Metrics {
                  # TYPE tessera_provider_key_fetches_total counter\n\
                  tessera_provider_key_fetches_total{{issuer=\"{issuer}\",outcome=\"ok\"}} {}\n\
                  tessera_provider_key_fetches_total{{issuer=\"{issuer}\",outcome=\"error\"}} {}",
-                fetches.started.saturating_sub(fetches.failed),
-                fetches.failed
+                fetches.succeeded, fetches.failed
             );
         }
         out
@@ -158,9 +169,9 @@ impl Metrics {
 pub struct KeyFetches {
     /// The provider's issuer.
     pub issuer: String,
-    /// Fetches of its key set started.
-    pub started: u64,
-    /// Of those, failed.
+    /// Fetches of its key set that brought one.
+    pub succeeded: u64,
+    /// Fetches that failed.
     pub failed: u64,
 }
 
@@ -181,7 +192,7 @@ mod tests {
     fn provider_key_fetches_are_split_by_outcome_and_the_issuer_label_escaped() {
         let fetches = KeyFetches {
             issuer: "https://idp.example/\"x\"\\\n".to_owned(),
-            started: 5,
+            succeeded: 3,
             failed: 2,
         };
         let text = Metrics::default().render(true, None, Some(&fetches));

@@ -296,7 +296,11 @@ impl Server {
         if !self.state.keys.is_scheduled() {
             return Ok(());
         }
-        let ring = self.state.keys.ring_at(self.state.clock.now())?;
+        let ring = self
+            .state
+            .keys
+            .ring_at(self.state.clock.now())
+            .inspect_err(|_| self.state.metrics.key_schedule_failure())?;
         let codec = self.state.sessions.codec();
         let current = codec.key_ring();
         let signing = |ring: &tessera_infrastructure::KeyRing| {
@@ -475,8 +479,15 @@ async fn apply_key_schedule_every(server: Server) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(error) = server.apply_key_schedule() {
-            tracing::error!(%error, "key schedule not applied; the keys in use stay");
+        // File I/O and key generation (RSA: tens of milliseconds) off the
+        // request workers.
+        let applying = server.clone();
+        match tokio::task::spawn_blocking(move || applying.apply_key_schedule()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "key schedule not applied; the keys in use stay");
+            }
+            Err(error) => tracing::error!(%error, "key schedule task failed"),
         }
     }
 }

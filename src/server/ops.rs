@@ -35,12 +35,16 @@ fn public_jwk(key: &VerificationKey) -> Option<serde_json::Value> {
 pub(super) async fn jwks(Extract(state): Extract<Shared>) -> Reply {
     let jwks = public_jwks(&state.sessions.codec().key_ring());
     let mut reply = with_type(StatusCode::OK, "application/json", jwks);
-    // Public and cacheable for a little while: verifiers poll it
-    // (`schedule::JWKS_MAX_AGE`, the least `publish_ahead`).
-    reply.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("public, max-age=300"),
+    // Public and cacheable for a little while: verifiers poll it.
+    let max_age = format!(
+        "public, max-age={}",
+        super::schedule::JWKS_MAX_AGE.whole_seconds()
     );
+    if let Ok(value) = http::HeaderValue::from_str(&max_age) {
+        reply
+            .headers_mut()
+            .insert(http::header::CACHE_CONTROL, value);
+    }
     reply
 }
 

@@ -126,7 +126,7 @@ impl Provider {
             .and_then(|provider| provider.key_cache());
         KeyFetches {
             issuer: self.issuer.clone(),
-            started: cache.map_or(0, |cache| cache.fetch_count()),
+            succeeded: cache.map_or(0, |cache| cache.succeeded_fetch_count()),
             failed: cache.map_or(0, |cache| cache.failed_fetch_count()),
         }
     }

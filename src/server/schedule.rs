@@ -7,15 +7,24 @@
 //!   before now (the earliest, if every key is still to come).
 //! - A key that has stopped signing (its successor is active) keeps
 //!   verifying, and stays published, until the last token it signed has
-//!   expired: `retire_after` (one token lifetime plus the leeway) after its
-//!   successor's activation, inclusive. Then it is retired.
+//!   expired: `retire_after` after its successor's activation, inclusive,
+//!   which is one token lifetime plus the leeway plus two checks (an
+//!   instance switches at its first check after the activation, up to one
+//!   [`CHECK_EVERY`] late, and another minute covers clocks that differ).
+//!   Then it is retired.
 //! - The next key is due once the signing key is older than `rotate_every -
 //!   publish_ahead` (less one [`CHECK_EVERY`], so that a check running late
 //!   still publishes it a whole `publish_ahead` before it signs). It
 //!   activates `rotate_every` after the signing key did, or, after a long
 //!   stop, at the first multiple of `rotate_every` after that which leaves
 //!   `publish_ahead`: the time depends on the files and on the period of
-//!   `now` only, so instances checking at once name the same key.
+//!   `now` only, so instances checking at once name the same key. Other
+//!   instances read it at their next check, at most one [`CHECK_EVERY`]
+//!   later, which is why `publish_ahead` must exceed the JWKS cache time
+//!   by two checks.
+//! - A directory's first key activates at the start of the current period
+//!   ([`Schedule::period_start`]), so that instances starting together on
+//!   an empty directory name the same file.
 
 use time::{Duration, OffsetDateTime};
 
@@ -25,9 +34,16 @@ use super::config::{ConfigError, invalid};
 pub const CHECK_EVERY: Duration = Duration::seconds(60);
 
 /// How long verifiers may cache `/.well-known/jwks.json` (its
-/// `Cache-Control: max-age`): the least `publish_ahead` that lets every
-/// verifier see a key before it signs.
+/// `Cache-Control: max-age`).
 pub const JWKS_MAX_AGE: Duration = Duration::seconds(300);
+
+/// The least `publish_ahead`: the JWKS cache time, and two checks (the
+/// instance that generates the next key may check one late, the others
+/// read it up to one later).
+pub const MIN_PUBLISH_AHEAD: Duration = Duration::seconds(300 + 2 * 60);
+
+/// The longest `rotate_every` (ten years).
+pub const MAX_ROTATE_EVERY: Duration = Duration::days(3650);
 
 /// When keys are generated, start signing and are retired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,29 +70,41 @@ pub struct Plan {
 
 impl Schedule {
     /// A schedule: a new signing key every `rotate_every`, published
-    /// `publish_ahead` before it signs, the previous one retired
-    /// `retire_after` after it stopped signing.
+    /// `publish_ahead` before it signs, the previous one retired once
+    /// `token_life` (a token's lifetime and the leeway) and two checks
+    /// have passed since it stopped signing.
     ///
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] naming the setting when `publish_ahead` is
-    /// shorter than [`JWKS_MAX_AGE`], or `rotate_every` does not exceed it
-    /// by more than [`CHECK_EVERY`].
+    /// shorter than [`MIN_PUBLISH_AHEAD`], `rotate_every` longer than
+    /// [`MAX_ROTATE_EVERY`] or not more than one [`CHECK_EVERY`] longer than
+    /// `publish_ahead`, or `token_life` beyond `rotate_every`'s range.
     pub fn new(
         rotate_every: Duration,
         publish_ahead: Duration,
-        retire_after: Duration,
+        token_life: Duration,
     ) -> Result<Self, ConfigError> {
-        if publish_ahead < JWKS_MAX_AGE {
+        if publish_ahead < MIN_PUBLISH_AHEAD {
             return Err(invalid(
                 "keys.publish_ahead_seconds",
                 format!(
-                    "must be at least {} (how long verifiers cache the JWKS)",
-                    JWKS_MAX_AGE.whole_seconds()
+                    "must be at least {} (how long verifiers cache the JWKS, and two checks)",
+                    MIN_PUBLISH_AHEAD.whole_seconds()
                 ),
             ));
         }
-        if rotate_every <= publish_ahead + CHECK_EVERY {
+        if rotate_every > MAX_ROTATE_EVERY {
+            return Err(invalid(
+                "keys.rotate_every_seconds",
+                format!("must be at most {}", MAX_ROTATE_EVERY.whole_seconds()),
+            ));
+        }
+        let retire_after = token_life
+            .max(Duration::ZERO)
+            .min(MAX_ROTATE_EVERY)
+            .saturating_add(CHECK_EVERY.saturating_mul(2));
+        if publish_ahead > rotate_every || rotate_every <= publish_ahead + CHECK_EVERY {
             return Err(invalid(
                 "keys.rotate_every_seconds",
                 format!(
@@ -89,8 +117,20 @@ impl Schedule {
         Ok(Self {
             rotate_every,
             publish_ahead,
-            retire_after: retire_after.max(Duration::ZERO),
+            retire_after,
         })
+    }
+
+    /// The start of the period of `rotate_every` that `now` falls in,
+    /// counted from the Unix epoch: a first key's activation time.
+    #[must_use]
+    pub fn period_start(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let period = self.rotate_every.whole_seconds().max(1);
+        let start = now
+            .unix_timestamp()
+            .div_euclid(period)
+            .saturating_mul(period);
+        OffsetDateTime::from_unix_timestamp(start).unwrap_or(now)
     }
 
     /// The plan at `now` for keys activated at `active_from`; `None` when
@@ -112,16 +152,25 @@ impl Schedule {
         let signing_from = at(signing_position)?;
         let (mut published, mut retired) = (Vec::new(), Vec::new());
         for (position, &index) in order.iter().enumerate() {
-            let stopped = at(position + 1).filter(|_| position < signing_position);
-            match stopped {
-                Some(stopped) if now > stopped + self.retire_after => retired.push(index),
+            let retires = at(position + 1)
+                .filter(|_| position < signing_position)
+                .and_then(|stopped| stopped.checked_add(self.retire_after));
+            match retires {
+                Some(retires) if now > retires => retired.push(index),
                 _ => published.push(index),
             }
         }
-        let due = signing_from + self.rotate_every;
         let has_next = signing_position + 1 < order.len();
-        let generate = (!has_next && now + self.publish_ahead + CHECK_EVERY >= due)
-            .then(|| self.activation_after(due, now + self.publish_ahead));
+        let generate = signing_from
+            .checked_add(self.rotate_every)
+            .zip(now.checked_add(self.publish_ahead))
+            .filter(|&(due, ahead)| {
+                !has_next
+                    && ahead
+                        .checked_add(CHECK_EVERY)
+                        .is_some_and(|late| late >= due)
+            })
+            .and_then(|(due, ahead)| self.activation_after(due, ahead));
         Some(Plan {
             signing,
             published,
@@ -131,15 +180,19 @@ impl Schedule {
     }
 
     /// `due`, or the first multiple of `rotate_every` after it that is not
-    /// before `earliest`.
-    fn activation_after(&self, due: OffsetDateTime, earliest: OffsetDateTime) -> OffsetDateTime {
+    /// before `earliest`; `None` off the calendar.
+    fn activation_after(
+        &self,
+        due: OffsetDateTime,
+        earliest: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
         if earliest <= due {
-            return due;
+            return Some(due);
         }
         let late = (earliest - due).whole_seconds();
         let period = self.rotate_every.whole_seconds().max(1);
         let periods = late.div_euclid(period) + i64::from(late.rem_euclid(period) != 0);
-        due + Duration::seconds(periods.saturating_mul(period))
+        due.checked_add(Duration::seconds(periods.saturating_mul(period)))
     }
 }
 
@@ -149,10 +202,12 @@ mod tests {
 
     const DAY: Duration = Duration::days(1);
     /// 15 minutes of token lifetime and 30 seconds of leeway.
-    const RETIRE_AFTER: Duration = Duration::seconds(930);
+    const TOKEN_LIFE: Duration = Duration::seconds(930);
+    /// The token life and two checks.
+    const RETIRE_AFTER: Duration = Duration::seconds(930 + 120);
 
     fn schedule() -> Schedule {
-        Schedule::new(Duration::days(30), DAY, RETIRE_AFTER).unwrap()
+        Schedule::new(Duration::days(30), DAY, TOKEN_LIFE).unwrap()
     }
 
     /// 2026-01-01 00:00 UTC.
@@ -248,19 +303,50 @@ mod tests {
 
     #[test]
     fn a_schedule_that_cannot_publish_ahead_is_refused() {
-        let short = Schedule::new(Duration::days(30), Duration::seconds(299), RETIRE_AFTER);
+        let short = Schedule::new(Duration::days(30), Duration::seconds(419), TOKEN_LIFE);
         assert!(
             short
                 .unwrap_err()
                 .to_string()
                 .contains("keys.publish_ahead_seconds")
         );
-        let overlapping = Schedule::new(DAY, DAY, RETIRE_AFTER);
+        let overlapping = Schedule::new(DAY, DAY, TOKEN_LIFE);
         assert!(
             overlapping
                 .unwrap_err()
                 .to_string()
                 .contains("keys.rotate_every_seconds")
+        );
+    }
+
+    #[test]
+    fn extreme_settings_are_refused_or_bounded_never_a_panic() {
+        let huge = Duration::seconds(i64::MAX);
+        let error = Schedule::new(huge, DAY, TOKEN_LIFE)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("keys.rotate_every_seconds"), "{error}");
+        let error = Schedule::new(Duration::days(30), huge, TOKEN_LIFE)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("keys.rotate_every_seconds"), "{error}");
+        let long_lived = Schedule::new(Duration::days(30), DAY, huge).unwrap();
+        let late = OffsetDateTime::from_unix_timestamp(253_402_300_000).unwrap();
+        let plan = long_lived.plan(&[first(), late], late).unwrap();
+        assert_eq!((plan.signing, plan.generate), (1, None), "off the calendar");
+        assert!(plan.retired.is_empty());
+    }
+
+    #[test]
+    fn a_first_key_activates_at_the_start_of_the_current_period() {
+        let every = Schedule::new(Duration::days(30), DAY, TOKEN_LIFE).unwrap();
+        let start = every.period_start(first());
+        assert!(start <= first() && first() - start < Duration::days(30));
+        assert_eq!(every.period_start(start + Duration::days(29)), start);
+        assert_eq!(start.unix_timestamp() % (30 * 86_400), 0);
+        assert_eq!(
+            every.period_start(start + Duration::days(30)),
+            start + Duration::days(30)
         );
     }
 }

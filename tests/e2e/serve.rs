@@ -714,8 +714,11 @@ async fn serve_key_schedule_publishes_ahead_switches_and_retires_over_http() {
     let old = kid_of(&first);
     assert_eq!(published_kids(addr).await, std::slice::from_ref(&old));
 
-    // A day ahead of the 30 days the next key is published; the old signs.
-    clock.advance(29 * DAY - 60);
+    // The first key activated at the start of the 30-day period; a day
+    // (and a check) before the next period, the next key is published while
+    // the old one signs.
+    let next_period = START - START.rem_euclid(30 * DAY) + 30 * DAY;
+    clock.advance(next_period - DAY - 60 - START);
     server.apply_key_schedule().unwrap();
     let published = published_kids(addr).await;
     assert_eq!(published.len(), 2, "{published:?}");
@@ -741,8 +744,9 @@ async fn serve_key_schedule_publishes_ahead_switches_and_retires_over_http() {
     assert_eq!(published_kids(addr).await.len(), 2);
 
     // Its last token expired (15 minutes and 30 seconds after it stopped
-    // signing), the old key is gone from the JWKS, the ring and the disk.
-    clock.advance(931);
+    // signing, and two checks' margin), the old key is gone from the JWKS,
+    // the ring and the disk.
+    clock.advance(1051);
     server.apply_key_schedule().unwrap();
     assert_eq!(published_kids(addr).await, std::slice::from_ref(&next));
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();

@@ -164,6 +164,7 @@ pub struct KeyCache {
     state: ArcSwap<Snapshot>,
     fetching: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    successes: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -203,6 +204,7 @@ impl KeyCache {
             }),
             fetching: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         }
     }
@@ -211,6 +213,12 @@ impl KeyCache {
     #[must_use]
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// How many of those fetches brought a key set, for metrics.
+    #[must_use]
+    pub fn succeeded_fetch_count(&self) -> u64 {
+        self.successes.load(Ordering::Relaxed)
     }
 
     /// How many of those fetches failed (unreachable, timed out, refused,
@@ -347,6 +355,7 @@ impl KeyCache {
         };
         let next = match outcome {
             Ok((ring, max_age)) => {
+                self.successes.fetch_add(1, Ordering::Relaxed);
                 let max_age = max_age
                     .unwrap_or(self.policy.default_max_age)
                     .max(self.policy.min_max_age)

@@ -1095,7 +1095,8 @@ mod fetching {
         verifier.verify(&old_token).await.unwrap();
         assert_eq!(stand_in.fetches(), 2);
         let cache = verifier.provider(ISSUER).unwrap().key_cache().unwrap();
-        assert_eq!((cache.fetch_count(), cache.failed_fetch_count()), (2, 1));
+        let counts = (cache.succeeded_fetch_count(), cache.failed_fetch_count());
+        assert_eq!((cache.fetch_count(), counts), (2, (1, 1)));
         stand_in.down.store(false, Ordering::SeqCst);
         stand_in.publish(&[&new]);
         assert_eq!(refusal(&verifier, &new).await, "unknown_kid");
