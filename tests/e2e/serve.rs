@@ -126,6 +126,34 @@ async fn nginx_verdict(
     request.send().await.unwrap()
 }
 
+/// The exposition of `/metrics`.
+pub(crate) async fn metrics_of(addr: SocketAddr) -> String {
+    let response = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    response.text().await.unwrap()
+}
+
+/// `probe`'s status once it is `want`, asking every 50 ms for up to ten
+/// seconds; its last status otherwise.
+async fn until<F, Fut>(want: u16, probe: F) -> reqwest::StatusCode
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::StatusCode>,
+{
+    let mut status = probe().await;
+    for _ in 0..200 {
+        if status == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        status = probe().await;
+    }
+    status
+}
+
 /// The JSON body of `response`.
 pub(crate) async fn json_of(response: reqwest::Response) -> Value {
     serde_json::from_str(&response.text().await.unwrap()).unwrap()
@@ -633,27 +661,12 @@ async fn serve_is_not_ready_and_fails_closed_while_the_revocation_state_is_untru
     assert_eq!(verdict().await, 200);
 
     proxy.cut();
-    let mut status = ready().await;
-    for _ in 0..100 {
-        if status == 503 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        status = ready().await;
-    }
+    let status = until(503, ready).await;
     assert_eq!(status, 503, "not ready past the staleness bound");
     assert_eq!(verdict().await, 503, "a verdict fails closed");
 
     proxy.restore();
-    let mut status = ready().await;
-    for _ in 0..100 {
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        status = ready().await;
-    }
-    assert_eq!(status, 200, "ready again once in sync");
+    assert_eq!(until(200, ready).await, 200, "ready again once in sync");
     assert_eq!(verdict().await, 200);
 }
 
@@ -754,14 +767,7 @@ async fn serve_key_schedule_publishes_ahead_switches_and_retires_over_http() {
     let (fresh, _) = sign_in(addr, ALICE, "user", json!({})).await;
     assert!(passes(fresh).await);
 
-    let metrics = client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(addr).await;
     assert!(
         metrics.contains("tessera_signing_key_rotations_total 1\n"),
         "{metrics}"
@@ -895,23 +901,9 @@ async fn serve_instances_on_postgres_share_sessions_and_force_logout() {
     )
     .await;
     assert_eq!(logout.status(), 200);
-    let mut status = verdict(second).await;
-    for _ in 0..100 {
-        if status == 401 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        status = verdict(second).await;
-    }
+    let status = until(401, || verdict(second)).await;
     assert_eq!(status, 401, "the force-logout reached the other instance");
-    let metrics = client()
-        .get(format!("http://{second}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(second).await;
     assert!(
         metrics.contains("tessera_revocation_sync_lag_seconds "),
         "{metrics}"

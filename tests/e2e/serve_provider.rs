@@ -19,7 +19,7 @@ use tessera::{JwsAlgorithm, KeyRing, SigningKey};
 
 use crate::http_support::client;
 use crate::idp_webhooks::{SECRET, deletion_event, deliver, sign, user_event};
-use crate::serve::{config, json_of, start_with};
+use crate::serve::{config, json_of, metrics_of, start_with};
 
 const API: &str = "https://api.test";
 const CLIENT: &str = "web-client";
@@ -231,14 +231,7 @@ async fn serve_exchanges_a_discovered_providers_tokens_and_applies_its_webhooks(
 
     // The configuration and the keys were fetched once, and counted.
     assert_eq!(provider.key_set_requests.load(Ordering::SeqCst), 1);
-    let metrics = client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(addr).await;
     let fetched = format!(
         "tessera_provider_key_fetches_total{{issuer=\"{}\",outcome=\"ok\"}} 1\n",
         provider.issuer
