@@ -14,9 +14,10 @@ use time::Duration;
 
 /// The environment variables that override the file, and the field each
 /// sets (`section.field`). Every value is a string.
-pub const ENV_OVERRIDES: [(&str, &str, &str); 12] = [
+pub const ENV_OVERRIDES: [(&str, &str, &str); 13] = [
     ("TESSERA_LISTEN", "server", "listen"),
     ("TESSERA_LOG", "server", "log"),
+    ("TESSERA_LOG_FORMAT", "server", "log_format"),
     ("TESSERA_ISSUER", "tokens", "issuer"),
     ("TESSERA_AUDIENCE", "tokens", "audience"),
     ("TESSERA_KEY_ALGORITHM", "keys", "algorithm"),
@@ -133,6 +134,8 @@ pub struct ListenConfig {
     pub listen: String,
     /// The log level: `error`, `warn`, `info` (default), `debug`, `trace`.
     pub log: String,
+    /// The log lines: `text` (default) or `json`, one object per line.
+    pub log_format: String,
 }
 
 impl Default for ListenConfig {
@@ -140,6 +143,7 @@ impl Default for ListenConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             log: "info".to_owned(),
+            log_format: "text".to_owned(),
         }
     }
 }
@@ -625,6 +629,15 @@ mod tests {
             &Requirement::Deny
         );
         config.tokens.lifetimes().unwrap();
+    }
+
+    #[test]
+    fn the_documented_example_lists_every_environment_override() {
+        let text = include_str!("../../examples/tessera.toml");
+        for (name, section, field) in ENV_OVERRIDES {
+            let line = format!("{name:<25} {section}.{field}");
+            assert!(text.contains(&line), "examples/tessera.toml lacks {line:?}");
+        }
     }
 
     #[test]

@@ -783,7 +783,8 @@ async fn serve_binary_prints_its_address_serves_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("TESSERA_ADMIN_SECRET", ADMIN_SECRET)
-        .env("TESSERA_LOG", "warn")
+        .env("TESSERA_LOG", "debug")
+        .env("TESSERA_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -830,6 +831,9 @@ async fn serve_binary_prints_its_address_serves_and_stops_on_sigterm() {
         200,
         "the embedded default: every path needs a session"
     );
+    let forged = format!("{token}x");
+    let refused = nginx_verdict(addr, "GET", "/anything", &[("cookie", &cookie(&forged))]).await;
+    assert_eq!(refused.status(), 401);
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -844,6 +848,17 @@ async fn serve_binary_prints_its_address_serves_and_stops_on_sigterm() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!stderr.contains(&token), "a token was logged");
+    // One JSON object per line, the refusal's reason among them.
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["level"] == "DEBUG" && line["fields"].is_object()),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
     if let Some(listen) = &args.listen {
         config.server.listen.clone_from(listen);
     }
-    init_logs(&config.server.log)?;
+    init_logs(&config.server.log, &config.server.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,15 +36,24 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
     })
 }
 
-/// Logs to stderr at `level`, without tokens (nothing logs one).
-fn init_logs(level: &str) -> Result<(), Failure> {
+/// Logs to stderr at `level`, as text or one JSON object per line, without
+/// tokens (nothing logs one).
+fn init_logs(level: &str, format: &str) -> Result<(), Failure> {
     let level: tracing::Level = level
         .parse()
         .map_err(|_| Failure::usage(format!("server.log: {level:?} is not a log level")))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match format {
+        "text" => logs.init(),
+        "json" => logs.json().init(),
+        other => {
+            return Err(Failure::usage(format!(
+                "server.log_format: {other:?} is neither \"text\" nor \"json\""
+            )));
+        }
+    }
     Ok(())
 }
