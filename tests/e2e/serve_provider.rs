@@ -267,3 +267,37 @@ async fn serve_without_a_provider_mounts_neither_endpoint_and_refuses_webhooks_a
         "{error}"
     );
 }
+
+/// Every endpoint `ENDPOINTS` lists (the banner) is routed when its section
+/// is configured, and none is without it.
+#[tokio::test]
+async fn serve_mounts_exactly_the_endpoints_it_lists() {
+    use tessera::server::{ENDPOINTS, Mounted};
+
+    let everything = start_with(&config(true, &sections("https://idp.test"))).await;
+    let nothing = start_with(&config(false, "")).await;
+    for (method, path, mounted) in ENDPOINTS {
+        let path = path
+            .replace("<original path>", "x")
+            .replace("<user id>", "0190b5a4-7c2e-7d3a-9f00-00000000a11c");
+        let method = if method == "ANY" { "GET" } else { method };
+        let ask = |addr: SocketAddr| {
+            let url = format!("http://{addr}{path}");
+            async move {
+                client()
+                    .request(http::Method::from_bytes(method.as_bytes()).unwrap(), url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_ne!(ask(everything).await, 404, "{method} {path}");
+        let unconfigured = ask(nothing).await;
+        match mounted {
+            Mounted::Always => assert_ne!(unconfigured, 404, "{method} {path}"),
+            _ => assert_eq!(unconfigured, 404, "{method} {path} without its section"),
+        }
+    }
+}
