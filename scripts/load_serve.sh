@@ -5,6 +5,9 @@
 # request), against the same nginx whose auth_request is answered by a static
 # location, in interleaved rounds on one machine. The upstream is the same
 # nginx answering 200. nginx and tessera share core 0, wrk runs on core 1.
+# A third server's auth_request goes over HTTP to a location of the same
+# nginx answering 204: the raw cost of asking any service over HTTP, which
+# tessera cannot go below; tessera / proxied says what its own work costs.
 #
 #   scripts/load_serve.sh [SECONDS per run, default 5] [ROUNDS, default 3]
 #
@@ -52,6 +55,7 @@ token=$(curl -fsS -X POST -H "Authorization: Bearer $admin_secret" \
 
 base=$((20000 + $$ % 20000))
 app_port=$base static_port=$((base + 1)) verdict_port=$((base + 2))
+answer_port=$((base + 3)) proxied_port=$((base + 4))
 cat >"$dir/nginx.conf" <<CONF
 daemon off;
 master_process off;
@@ -68,7 +72,26 @@ http {
     scgi_temp_path $dir/scgi;
     upstream tessera { server $tessera; keepalive 64; }
     upstream app { server 127.0.0.1:$app_port; keepalive 64; }
+    upstream answer { server 127.0.0.1:$answer_port; keepalive 64; }
     server { listen 127.0.0.1:$app_port; location / { return 200 "ok\n"; } }
+    server { listen 127.0.0.1:$answer_port; location / { return 204; } }
+    server {
+        listen 127.0.0.1:$proxied_port;
+        location = /_answer {
+            internal;
+            proxy_pass http://answer;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+        location / {
+            auth_request /_answer;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://app;
+        }
+    }
     server {
         listen 127.0.0.1:$static_port;
         location = /_static { internal; return 204; }
@@ -89,7 +112,7 @@ taskset -c 0 "$nginx" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
 pids+=($!)
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$verdict_port") 2>/dev/null && break; sleep 0.05; done
 
-for port in "$static_port" "$verdict_port"; do
+for port in "$static_port" "$proxied_port" "$verdict_port"; do
   status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: __Host-session=$token" "http://127.0.0.1:$port/api/orders")
   if [ "$status" != 200 ]; then
     echo "127.0.0.1:$port answered $status, not 200: $(cat "$dir/error.log")" >&2
@@ -109,9 +132,9 @@ run() { # mode port round
 }
 for round in $(seq "$rounds"); do
   if [ $((round % 2)) = 0 ]; then
-    run tessera "$verdict_port" "$round"; run static "$static_port" "$round"
+    run tessera "$verdict_port" "$round"; run proxied "$proxied_port" "$round"; run static "$static_port" "$round"
   else
-    run static "$static_port" "$round"; run tessera "$verdict_port" "$round"
+    run static "$static_port" "$round"; run proxied "$proxied_port" "$round"; run tessera "$verdict_port" "$round"
   fi
 done
 echo
@@ -119,8 +142,10 @@ awk '
   { rps[$1] = rps[$1] " " $2; bad += $3 }
   END {
     for (m in rps) { n = split(rps[m], v, " "); asort(v); med[m] = v[int((n + 1) / 2)] }
-    printf "median req/s: static auth_request %.0f, tessera verdict %.0f\n", med["static"], med["tessera"]
+    printf "median req/s: static auth_request %.0f, auth_request over HTTP to a 204 %.0f, tessera verdict %.0f\n", med["static"], med["proxied"], med["tessera"]
     printf "tessera / static: %.2f (budget >= 0.80)\n", med["tessera"] / med["static"]
+    printf "proxied / static: %.2f (any service asked over HTTP)\n", med["proxied"] / med["static"]
+    printf "tessera / proxied: %.2f (tessera'"'"'s own work)\n", med["tessera"] / med["proxied"]
     printf "non-2xx responses: %d\n", bad
     exit (bad > 0)
   }' "$results"
