@@ -509,6 +509,28 @@ mod tests {
     }
 
     #[test]
+    fn key_files_sign_with_the_first_and_verify_with_the_others() {
+        let dir = temp_dir("files");
+        std::fs::create_dir_all(&dir).unwrap();
+        let previous = generate_into(&dir, JwsAlgorithm::Es256, "previous").unwrap();
+        let current = generate_into(&dir, JwsAlgorithm::EdDsa, "current").unwrap();
+        let config = KeysConfig {
+            files: vec![current, previous],
+            ..KeysConfig::default()
+        };
+        let ring = key_ring(&config).unwrap();
+        assert_eq!(kid(&ring), "current");
+        assert_eq!(kids(&ring), ["current", "previous"]);
+        let missing = KeysConfig {
+            files: vec![dir.join("nowhere.json")],
+            ..KeysConfig::default()
+        };
+        let error = key_ring(&missing).unwrap_err().to_string();
+        assert!(error.contains("nowhere.json"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn unknown_algorithms_and_dir_with_files_are_refused() {
         let unknown = KeysConfig {
             algorithm: "none".to_owned(),
