@@ -108,7 +108,10 @@ impl KeySource {
                 algorithm,
                 schedule: None,
             } => {
-                first_key(dir, *algorithm, &new_kid(*algorithm, now))?;
+                // Named by the day: instances starting together on an
+                // empty directory create one key, not one each.
+                let today = now.replace_time(time::Time::MIDNIGHT);
+                first_key(dir, *algorithm, &dated_kid(*algorithm, today))?;
                 let mut files = files_in(dir)?;
                 files.sort();
                 files.reverse();
@@ -505,6 +508,22 @@ mod tests {
         generate_into(&dir, JwsAlgorithm::EdDsa, "signing").unwrap();
         let error = scheduled(&dir).ring_at(first()).unwrap_err().to_string();
         assert!(error.contains("signing.json"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_key_generated_into_an_empty_directory_is_named_by_its_day() {
+        let dir = temp_dir("day");
+        let config = KeysConfig {
+            dir: Some(dir.clone()),
+            ..KeysConfig::default()
+        };
+        let source = KeySource::new(&config, SessionLifetimes::default()).unwrap();
+        let ring = source.ring_at(first() + Duration::hours(5)).unwrap();
+        // Another instance starting the same day would create this very
+        // file (create-new), and read the key instead.
+        assert_eq!(kid(&ring), "eddsa-20260107000000");
+        assert!(dir.join("eddsa-20260107000000.json").is_file());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
