@@ -171,17 +171,19 @@ fn scheduled_ring(
             Err(error) => tracing::warn!(path = %path.display(), %error, "retired key not deleted"),
         }
     }
-    let signing = keys
-        .get(plan.signing)
-        .ok_or_else(|| invalid("keys.dir", "no key file"))?;
-    plan.published
+    let others = plan
+        .published
         .iter()
-        .filter(|&&index| index != plan.signing)
-        .filter_map(|&index| keys.get(index))
-        .try_fold(KeyRing::new(signing.key.clone()), |ring, other| {
-            ring.with_verification_key(other.key.verification_key())
-                .map_err(|error| invalid("keys.dir", error))
-        })
+        .filter(|&&index| index != plan.signing);
+    let signing_first = std::iter::once(&plan.signing).chain(others);
+    ring_from(
+        "keys.dir",
+        signing_first.map(|&index| {
+            keys.get(index)
+                .map(|dated| dated.key.clone())
+                .ok_or_else(|| invalid("keys.dir", "no key file"))
+        }),
+    )
 }
 
 /// The keys of a scheduled directory, by activation time then name (so
@@ -227,10 +229,17 @@ fn first_key(dir: &Path, algorithm: JwsAlgorithm, kid: &str) -> Result<(), Confi
 
 /// The ring of `files`: the first signs, the others verify.
 fn ring_of(files: &[PathBuf]) -> Result<KeyRing, ConfigError> {
-    let mut keys = files.iter().map(|path| read_key(path));
-    let signing = keys
-        .next()
-        .ok_or_else(|| invalid("keys.files", "no key file"))??;
+    ring_from("keys.files", files.iter().map(|path| read_key(path)))
+}
+
+/// The ring of `keys`: the first signs, the others verify; `field` names
+/// the setting when there is none.
+fn ring_from(
+    field: &str,
+    keys: impl IntoIterator<Item = Result<SigningKey, ConfigError>>,
+) -> Result<KeyRing, ConfigError> {
+    let mut keys = keys.into_iter();
+    let signing = keys.next().ok_or_else(|| invalid(field, "no key file"))??;
     keys.try_fold(KeyRing::new(signing), |ring, key| {
         ring.with_verification_key(key?.verification_key())
             .map_err(|error| invalid("keys", error))

@@ -53,7 +53,7 @@ impl Provider {
                 None => Ok(None),
             };
         };
-        let tokens = mapping(provider, &provider.role_claim)?;
+        let tokens = mapping(provider, &provider.role_claim, "provider.role_claim")?;
         let mut profiles = provider
             .profiles
             .iter()
@@ -98,11 +98,11 @@ impl Provider {
             Some(hooks) => {
                 let secret = WebhookSecret::parse(hooks.secret.expose_secret())
                     .map_err(|error| invalid("webhooks.secret", error))?;
-                let role_claim = hooks.role_claim.as_deref().unwrap_or(&provider.role_claim);
-                let decoder = JsonUserEventDecoder::new(
-                    provider.issuer.clone(),
-                    mapping(provider, role_claim)?,
-                );
+                let roles = match &hooks.role_claim {
+                    Some(path) => mapping(provider, path, "webhooks.role_claim")?,
+                    None => tokens,
+                };
+                let decoder = JsonUserEventDecoder::new(provider.issuer.clone(), roles);
                 Some(UserWebhook::new(
                     WebhookVerifier::new(secret).with_clock(clock),
                     Arc::new(decoder),
@@ -132,10 +132,11 @@ impl Provider {
     }
 }
 
-/// The provider's roles, read at `role_claim`.
+/// The provider's roles, read at `role_claim` (the setting `field`).
 fn mapping(
     provider: &ProviderConfig,
     role_claim: &str,
+    field: &str,
 ) -> Result<ClaimMapping<UserRole>, ConfigError> {
     let missing = match provider.missing_role.as_str() {
         "refuse" => MissingRole::Reject,
@@ -144,7 +145,7 @@ fn mapping(
         ),
     };
     let mapping = ClaimMapping::new(role_claim, missing)
-        .map_err(|error| invalid("provider.role_claim", error))?
+        .map_err(|error| invalid(field, error))?
         .email(&provider.email_claim)
         .map_err(|error| invalid("provider.email_claim", error))?;
     provider

@@ -476,6 +476,11 @@ async fn serve_permissions_changed_rotates_sessions_onto_their_new_claims() {
     .await;
     assert_eq!(again.status(), 200);
     assert!(again.headers().get("x-session-token").is_none());
+    let metrics = metrics_of(addr).await;
+    assert!(
+        metrics.contains("tessera_rotations_total 2\n"),
+        "one by cookie, one by bearer: {metrics}"
+    );
 }
 
 #[tokio::test]
@@ -767,12 +772,24 @@ async fn serve_key_schedule_publishes_ahead_switches_and_retires_over_http() {
     let (fresh, _) = sign_in(addr, ALICE, "user", json!({})).await;
     assert!(passes(fresh).await);
 
+    // A directory that can no longer be read: the schedule fails, is
+    // counted, and the keys in use stay.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, "not a directory").unwrap();
+    assert!(server.apply_key_schedule().is_err());
+    let (still, _) = sign_in(addr, ALICE, "user", json!({})).await;
+    assert_eq!(kid_of(&still), next);
+    assert!(passes(still).await);
     let metrics = metrics_of(addr).await;
+    assert!(
+        metrics.contains("tessera_signing_key_schedule_failures_total 1\n"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("tessera_signing_key_rotations_total 1\n"),
         "{metrics}"
     );
-    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_file(dir).unwrap();
 }
 
 /// The binary: `tessera serve --listen 127.0.0.1:0` prints its address and

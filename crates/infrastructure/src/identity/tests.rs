@@ -429,14 +429,12 @@ async fn a_missing_role_claim_is_least_privilege_or_refused_as_configured() {
         verify_with(static_provider(ISSUER, &[&key], |b| b), &token).await,
         Err(ExternalTokenError::Role(RoleMappingError::Missing { .. }))
     ));
-    let lenient = IdentityProvider::builder(
+    let lenient = profiled_provider(
         ISSUER,
+        &[&key],
         TokenProfile::access(mapping(MissingRole::LeastPrivilege(UserRole::User))).audience("api"),
-    )
-    .clock(Arc::new(FixedClock))
-    .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
-    .build()
-    .unwrap();
+        |b| b,
+    );
     assert_eq!(
         verify_with(lenient, &token).await.unwrap().role,
         UserRole::User
@@ -448,14 +446,12 @@ async fn a_present_but_unmappable_role_is_always_refused() {
     let key = rsa("a1");
     let mut c = claims(ISSUER);
     c["public_metadata"]["role"] = json!("org:owner");
-    let lenient = IdentityProvider::builder(
+    let lenient = profiled_provider(
         ISSUER,
+        &[&key],
         TokenProfile::access(mapping(MissingRole::LeastPrivilege(UserRole::User))).audience("api"),
-    )
-    .clock(Arc::new(FixedClock))
-    .static_keys(KeyRing::verify_only(vec![key.verification_key()]).unwrap())
-    .build()
-    .unwrap();
+        |b| b,
+    );
     assert!(matches!(
         verify_with(lenient, &sign(&key, "JWT", &c)).await,
         Err(ExternalTokenError::Role(RoleMappingError::Unmapped(_)))
