@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use tessera::axum::{RequireRole, Session, roles::Admin};
+use tessera::axum::{Auth, RequireRole, Session, roles::Admin};
 use tessera::{Tessera, UserRole};
 
 #[path = "demo_common/mod.rs"]
@@ -62,15 +62,12 @@ pub(crate) async fn postgres_app(database_url: &str) -> Result<Router, BoxError>
 
 fn router(sessions: Tessera<UserRole>) -> Result<Router, BoxError> {
     let layer = sessions.session_layer(common::policy()?).build()?;
-    let demo = Demo {
-        sessions,
-        edge: layer.edge().clone(),
-    };
+    let demo = Demo { sessions };
     Ok(Router::new()
         .route("/", get(index))
         .route("/health", get(|| async { "ok\n" }))
         .route("/login", get(login_page).post(sign_in))
-        .route("/api/login", post(api_sign_in))
+        .route("/api/login", post(sign_in))
         .route("/me", get(me))
         .route("/logout", post(sign_out))
         .route("/dashboard", get(dashboard))
@@ -124,12 +121,13 @@ async fn login_page(Query(query): Query<ReturnTo>) -> Answer {
     common::login_page(&query)
 }
 
-async fn sign_in(State(demo): State<Demo>, Form(form): Form<SignIn>) -> Answer {
-    demo.sign_in(&form, true)
-}
-
-async fn api_sign_in(State(demo): State<Demo>, Form(form): Form<SignIn>) -> Answer {
-    demo.sign_in(&form, false)
+/// `POST /login` (a browser page: the cookie and a redirect) and `POST
+/// /api/login` (the token as JSON): the policy says which route is which.
+async fn sign_in(auth: Auth, Form(form): Form<SignIn>) -> Response {
+    match common::signing_in(&form) {
+        Some(user_id) => auth.sign_in(&user_id, form.return_to()).await,
+        None => common::unknown_user(auth.is_browser()).into_response(),
+    }
 }
 
 async fn me(session: Session) -> Answer {
@@ -155,8 +153,10 @@ async fn force_logout(
     demo.force_logout(&name, &after).await
 }
 
-async fn sign_out(State(demo): State<Demo>, session: Session) -> Answer {
-    demo.sign_out(&session).await
+/// `POST /logout`: the session revoked, its cookie cleared, the browser
+/// sent to the sign-in page.
+async fn sign_out(auth: Auth) -> Response {
+    auth.sign_out().await
 }
 
 #[tokio::main]

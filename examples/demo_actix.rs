@@ -13,7 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{App, Error, HttpResponse, HttpServer, web};
-use tessera::actix::{MaybeSession, RequireRole, Session, SessionMiddleware, roles::Admin};
+use tessera::actix::{Auth, MaybeSession, RequireRole, Session, SessionMiddleware, roles::Admin};
 use tessera::{Tessera, UserRole};
 
 #[path = "demo_common/mod.rs"]
@@ -39,10 +39,7 @@ pub(crate) fn app() -> Result<(Demo, SessionMiddleware), BoxError> {
 
 fn wire(sessions: Tessera<UserRole>) -> Result<(Demo, SessionMiddleware), BoxError> {
     let middleware = sessions.session_middleware(common::policy()?).build()?;
-    let demo = Demo {
-        sessions,
-        edge: middleware.edge().clone(),
-    };
+    let demo = Demo { sessions };
     Ok((demo, middleware))
 }
 
@@ -59,7 +56,7 @@ pub(crate) fn configure(demo: Demo) -> impl Fn(&mut web::ServiceConfig) + Clone 
                     .route(web::get().to(login_page))
                     .route(web::post().to(sign_in)),
             )
-            .route("/api/login", web::post().to(api_sign_in))
+            .route("/api/login", web::post().to(sign_in))
             .route("/me", web::get().to(me))
             .route("/logout", web::post().to(sign_out))
             .route("/dashboard", web::get().to(dashboard))
@@ -119,12 +116,13 @@ async fn login_page(query: web::Query<ReturnTo>) -> HttpResponse {
     respond(common::login_page(&query))
 }
 
-async fn sign_in(demo: web::Data<Demo>, form: web::Form<SignIn>) -> HttpResponse {
-    respond(demo.sign_in(&form, true))
-}
-
-async fn api_sign_in(demo: web::Data<Demo>, form: web::Form<SignIn>) -> HttpResponse {
-    respond(demo.sign_in(&form, false))
+/// `POST /login` (a browser page: the cookie and a redirect) and `POST
+/// /api/login` (the token as JSON): the policy says which route is which.
+async fn sign_in(auth: Auth, form: web::Form<SignIn>) -> HttpResponse {
+    match common::signing_in(&form) {
+        Some(user_id) => auth.sign_in(&user_id, form.return_to()).await,
+        None => respond(common::unknown_user(auth.is_browser())),
+    }
 }
 
 async fn me(session: Session) -> HttpResponse {
@@ -150,8 +148,10 @@ async fn force_logout(
     respond(demo.force_logout(&name, &after).await)
 }
 
-async fn sign_out(demo: web::Data<Demo>, session: Session) -> HttpResponse {
-    respond(demo.sign_out(&session).await)
+/// `POST /logout`: the session revoked, its cookie cleared, the browser
+/// sent to the sign-in page.
+async fn sign_out(auth: Auth) -> HttpResponse {
+    auth.sign_out().await
 }
 
 #[actix_web::main]

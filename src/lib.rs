@@ -7,8 +7,8 @@
 //! # Quickstart
 //!
 //! 1. **Wire a [`Tessera`]** once: a key ring, the issuer and audience your
-//!    tokens carry, and your user directory (where rotation re-reads each
-//!    user's current role: here the in-memory one; the PostgreSQL one, or
+//!    tokens carry, and your user directory (where sign-in reads each
+//!    user's role, and rotation reads it again: here the in-memory one; the PostgreSQL one, or
 //!    your own adapter of [`application::ports::UserDirectory`], in
 //!    production).
 //! 2. **Say who may call what** with a [`domain::RoutePolicy`], and put the
@@ -16,17 +16,19 @@
 //!    feature `actix`) in front of your routes: it enforces the policy,
 //!    rotates sessions, refuses cross-origin forms and answers refusals
 //!    (RFC 6750, a redirect to sign-in on browser routes).
-//! 3. **Sign in and out**, one call each: once your handler has
-//!    authenticated a user, [`sign_in`](axum::SessionLayer::sign_in)
-//!    answers with the session (a cookie and a redirect for a browser, the
-//!    token as JSON for an API client); [`sign_out`](axum::SessionLayer::sign_out)
-//!    revokes it on every instance and clears the cookie. Handlers take the
-//!    session as an extractor ([`axum::Session`], [`axum::RequireRole`]).
+//! 3. **Sign in and out**, one call each, with the [`axum::Auth`]
+//!    extractor: once your handler has authenticated a user,
+//!    [`sign_in`](axum::Auth::sign_in) establishes their session with the
+//!    role your directory holds and answers with it (a cookie and a
+//!    redirect on a browser route, the token as JSON on an API route);
+//!    [`sign_out`](axum::Auth::sign_out) revokes it on every instance and
+//!    clears the cookie. Handlers take the session as an extractor
+//!    ([`axum::Session`], [`axum::RequireRole`]).
 //!
 //! ```
 //! use std::sync::Arc;
 //!
-//! use axum::extract::{Form, State};
+//! use axum::extract::Form;
 //! use axum::response::{IntoResponse, Response};
 //! use axum::routing::{get, post};
 //! use axum::{Router, http::StatusCode};
@@ -34,16 +36,16 @@
 //!
 //! // 1. Wire it once.
 //! let users = Arc::new(InMemoryUserDirectory::new());
-//! users.upsert(DirectoryUser::new(UserId::parse(ALICE)?, UserRole::Admin));
+//! users.upsert(DirectoryUser::new(ALICE.parse()?, UserRole::Admin));
 //! let sessions: Tessera = Tessera::builder(KeyRing::generate("key-1")?, "https://api.example", "web")
 //!     .user_directory(users)
 //!     .build();
 //!
 //! // 2. Who may call what; the layer enforces it.
 //! let policy = RoutePolicy::builder()
-//!     .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
-//!     .rule(RouteRule::new("/logout", Requirement::Authenticated))
-//!     .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
+//!     .rule(RouteRule::guest_only("/login").browser())
+//!     .rule(RouteRule::authenticated("/logout").browser())
+//!     .rule(RouteRule::at_least_role("/admin", UserRole::Admin).browser())
 //!     .build()?;
 //! let layer = sessions.session_layer(policy).build()?;
 //!
@@ -57,29 +59,27 @@
 //!     return_to: Option<String>,
 //! }
 //!
-//! async fn sign_in(State(layer): State<SessionLayer>, Form(form): Form<SignIn>) -> Response {
+//! async fn sign_in(auth: Auth, Form(form): Form<SignIn>) -> Response {
 //!     // Your authentication: check the password, a passkey, an OAuth callback.
 //!     let known = form.username == "alice" && form.password == "correct horse";
-//!     let (true, Ok(alice)) = (known, UserId::parse(ALICE)) else {
+//!     let (true, Ok(alice)) = (known, ALICE.parse()) else {
 //!         return StatusCode::UNAUTHORIZED.into_response();
 //!     };
-//!     let return_to = form.return_to.as_deref();
-//!     layer.sign_in(EstablishRequest::new(alice, UserRole::Admin), Client::Browser { return_to })
+//!     auth.sign_in(&alice, form.return_to.as_deref()).await
 //! }
 //!
 //! async fn admin(session: Session) -> String {
 //!     format!("welcome, {}", session.user_id())
 //! }
 //!
-//! async fn sign_out(State(layer): State<SessionLayer>, session: Session) -> Response {
-//!     layer.sign_out(&session, Client::Browser { return_to: None }).await
+//! async fn sign_out(auth: Auth) -> Response {
+//!     auth.sign_out().await
 //! }
 //!
 //! let app: Router = Router::new()
 //!     .route("/login", post(sign_in))
 //!     .route("/admin", get(admin))
 //!     .route("/logout", post(sign_out))
-//!     .with_state(layer.clone())
 //!     .layer(layer);
 //! # let _ = app;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -130,7 +130,8 @@ use tessera_application::ResolveUser;
 use tessera_application::external::{ExternalTokenVerifier, ExternalUserDirectory};
 use tessera_application::ports::{Clock, IdGenerator, RevocationStore, UserDirectory};
 use tessera_application::{
-    EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, VerifySession,
+    EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, SignInUser,
+    VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 use tessera_infrastructure::identity::{IdentityProvider, ProviderBuilder, TokenProfile};
@@ -170,10 +171,10 @@ pub mod prelude {
     pub use tessera_application::ports::{DirectoryUser, UserDirectory, WatermarkScope};
     pub use tessera_application::{EstablishRequest, RevokeRequest};
     pub use tessera_domain::{
-        Capability, Requirement, Role, RoutePolicy, RouteRule, SessionEntity, SessionLifetimes,
-        TenantId, UserId,
+        Authentication, Capability, Requirement, Role, RoutePolicy, RouteRule, SessionEntity,
+        SessionLifetimes, TenantId, UserId,
     };
-    pub use tessera_http::{Client, SessionEdge};
+    pub use tessera_http::SessionEdge;
     pub use time::{Duration, OffsetDateTime};
 }
 
@@ -193,7 +194,7 @@ pub mod axum {
     pub mod prelude {
         pub use crate::prelude::*;
         pub use tessera_axum::roles;
-        pub use tessera_axum::{RequireCapability, RequireRole, Session, SessionLayer};
+        pub use tessera_axum::{Auth, RequireCapability, RequireRole, Session, SessionLayer};
     }
 }
 
@@ -213,7 +214,8 @@ pub mod actix {
         pub use crate::prelude::*;
         pub use tessera_actix::roles;
         pub use tessera_actix::{
-            MaybeSession, RequireCapability, RequireRole, Session, SessionMiddleware, into_response,
+            Auth, MaybeSession, RequireCapability, RequireRole, Session, SessionMiddleware,
+            into_response,
         };
     }
 }
@@ -223,6 +225,7 @@ pub mod actix {
 pub struct Tessera<R: Role = UserRole> {
     codec: Arc<JwtSessionCodec>,
     establish: EstablishSession<R>,
+    sign_in: SignInUser<R>,
     verify: VerifySession<R>,
     read: ReadSession<R>,
     rotate: RotateSession<R>,
@@ -415,7 +418,7 @@ impl<R: Role> Tessera<R> {
     pub fn edge<T>(&self, policy: RoutePolicy<R>) -> http::SessionEdgeBuilder<R, T> {
         http::SessionEdgeBuilder::new(
             http::SessionUseCases {
-                establish: self.establish.clone(),
+                sign_in: self.sign_in.clone(),
                 verify: self.verify.clone(),
                 rotate: self.rotate.clone(),
                 revoke: self.revoke.clone(),
@@ -544,13 +547,11 @@ impl<R: Role> TesseraBuilder<R, Arc<dyn UserDirectory<R>>> {
             revocations.clone(),
             self.lifetimes,
         );
+        let establish =
+            EstablishSession::new(codec.clone(), self.clock.clone(), self.ids, self.lifetimes);
         Tessera {
-            establish: EstablishSession::new(
-                codec.clone(),
-                self.clock.clone(),
-                self.ids,
-                self.lifetimes,
-            ),
+            sign_in: SignInUser::new(establish.clone(), directory.clone()),
+            establish,
             read: ReadSession::new(verify.clone()),
             // Rotation asks the store itself, not only the verifier's cache:
             // a shared store's cache forgets what no unexpired token needs.

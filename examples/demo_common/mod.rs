@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Response, StatusCode};
 use serde::Deserialize;
@@ -94,7 +93,11 @@ pub(crate) fn policy() -> Result<RoutePolicy<UserRole>, tessera::domain::PolicyE
         )
         .rule(RouteRule::new("/api/login", Requirement::Public).methods(&["POST"]))
         .rule(RouteRule::new("/me", Requirement::Authenticated).methods(&["GET"]))
-        .rule(RouteRule::new("/logout", Requirement::Authenticated).methods(&["POST"]))
+        .rule(
+            RouteRule::new("/logout", Requirement::Authenticated)
+                .methods(&["POST"])
+                .browser(),
+        )
         .rule(
             RouteRule::new("/dashboard", Requirement::Authenticated)
                 .methods(&["GET"])
@@ -179,8 +182,6 @@ pub(crate) async fn on_postgres(database_url: &str) -> Result<Tessera<UserRole>,
 #[derive(Clone)]
 pub(crate) struct Demo {
     pub(crate) sessions: Tessera<UserRole>,
-    /// The edge the framework's middleware translates: it signs in and out.
-    pub(crate) edge: SessionEdge<UserRole>,
 }
 
 fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Answer {
@@ -232,11 +233,6 @@ fn button(action: &str, label: &str, return_to: Option<&str>) -> String {
         html_escape(action),
         html_escape(label)
     )
-}
-
-/// The edge's answer (sign-in, sign-out) as a page's.
-fn from_edge(answer: Response<Bytes>) -> Answer {
-    answer.map(|body| String::from_utf8_lossy(&body).into_owned())
 }
 
 fn name_of(session: &SessionEntity<UserRole>) -> &'static str {
@@ -318,40 +314,35 @@ pub(crate) struct After {
     return_to: Option<String>,
 }
 
-impl Demo {
-    /// `POST /login` (a browser: cookie and redirect) and `POST
-    /// /api/login` (an API client: the token as JSON): a session for the
-    /// named user.
-    pub(crate) fn sign_in(&self, form: &SignIn, browser: bool) -> Answer {
-        // Authentication is the application's job; the demo trusts the name.
-        let user = DemoUser::named(&form.username);
-        let request = user.and_then(|user| {
-            Some(
-                EstablishRequest::new(user.id().ok()?, user.role)
-                    .capabilities(user.capabilities().ok()?),
-            )
-        });
-        let Some(request) = request else {
-            return if browser {
-                page(
-                    StatusCode::BAD_REQUEST,
-                    "Unknown user",
-                    "<p>Sign in as alice, carol or bob: <a href=/login>try again</a>.</p>",
-                )
-            } else {
-                error(StatusCode::BAD_REQUEST, "unknown_user")
-            };
-        };
-        let client = if browser {
-            Client::Browser {
-                return_to: form.return_to.as_deref(),
-            }
-        } else {
-            Client::Api
-        };
-        from_edge(self.edge.sign_in(request, client))
-    }
+/// Who signs in with `form` (`POST /login` from a browser, `POST
+/// /api/login` from an API client): authentication is the application's
+/// job, and the demo trusts the name.
+pub(crate) fn signing_in(form: &SignIn) -> Option<UserId> {
+    DemoUser::named(&form.username).and_then(|user| user.id().ok())
+}
 
+/// The answer to a name that is no demo user's: a page for a browser,
+/// JSON for an API client.
+pub(crate) fn unknown_user(browser: bool) -> Answer {
+    if browser {
+        page(
+            StatusCode::BAD_REQUEST,
+            "Unknown user",
+            "<p>Sign in as alice, carol or bob: <a href=/login>try again</a>.</p>",
+        )
+    } else {
+        error(StatusCode::BAD_REQUEST, "unknown_user")
+    }
+}
+
+impl SignIn {
+    /// Where the browser was going.
+    pub(crate) fn return_to(&self) -> Option<&str> {
+        self.return_to.as_deref()
+    }
+}
+
+impl Demo {
     /// `POST /admin/users/<name>/force-logout`: every session of `name`
     /// ends. A button of the admin page comes back to it; an API client
     /// gets JSON.
@@ -381,16 +372,6 @@ impl Demo {
                 &serde_json::json!({ "force_logged_out": name }),
             ),
         }
-    }
-
-    /// `POST /logout`: the session revoked, its cookie cleared, the
-    /// browser sent to the sign-in page.
-    pub(crate) async fn sign_out(&self, session: &SessionEntity<UserRole>) -> Answer {
-        from_edge(
-            self.edge
-                .sign_out(session, Client::Browser { return_to: None })
-                .await,
-        )
     }
 }
 

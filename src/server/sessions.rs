@@ -36,12 +36,7 @@ async fn sign_in(
     state: &State,
     user: DirectoryUser<UserRole>,
 ) -> Result<(EstablishedSession<UserRole>, SetCookie), SignInError> {
-    let request = EstablishRequest::new(user.user_id, user.role)
-        .capabilities(user.capabilities.iter().cloned());
-    let request = match &user.tenant {
-        Some(tenant) => request.tenant(tenant.clone()),
-        None => request,
-    };
+    let request = EstablishRequest::from(user.clone());
     state
         .users
         .upsert(user)

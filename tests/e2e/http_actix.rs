@@ -6,9 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tessera::UserRole;
-use tessera::actix::{MaybeSession, Session, SessionMiddleware, exchange_token};
+use tessera::actix::{Auth, MaybeSession, Session, SessionMiddleware, exchange_token};
 
-use crate::http_support::{Routes, SignQuery, Site, Wiring};
+use crate::http_support::{Routes, SignQuery, Site};
 
 async fn who(session: Session<UserRole>) -> String {
     format!("{} {}", session.user_id(), session.role())
@@ -20,18 +20,14 @@ async fn maybe(session: MaybeSession<UserRole>) -> String {
         .map_or_else(|| "guest".to_owned(), |s| s.role().to_string())
 }
 
-async fn sign_in(wiring: web::Data<Wiring>, query: web::Query<SignQuery>) -> HttpResponse {
-    let middleware = SessionMiddleware::from(wiring.edge().clone());
-    middleware.sign_in(crate::support::alice_request(), query.client())
+/// Alice signs in (as the directory holds her: a user of `acme`).
+async fn sign_in(auth: Auth<UserRole>, query: web::Query<SignQuery>) -> HttpResponse {
+    auth.sign_in(&crate::support::alice(), query.return_to.as_deref())
+        .await
 }
 
-async fn sign_out(
-    wiring: web::Data<Wiring>,
-    query: web::Query<SignQuery>,
-    session: Session<UserRole>,
-) -> HttpResponse {
-    let middleware = SessionMiddleware::from(wiring.edge().clone());
-    middleware.sign_out(&session, query.client()).await
+async fn sign_out(auth: Auth<UserRole>) -> HttpResponse {
+    auth.sign_out().await
 }
 
 /// Echoes every identity header the handler received, as the axum route does.
@@ -71,16 +67,10 @@ pub(crate) fn serve(site: &Site) -> SocketAddr {
     if site.routes == Routes::Exchange {
         return serve_exchange(site);
     }
-    let (middleware, wiring, routes) = (
-        SessionMiddleware::from(site.edge.clone()),
-        site.wiring.clone(),
-        site.routes,
-    );
+    let (middleware, routes) = (SessionMiddleware::from(site.edge.clone()), site.routes);
     serve_on_own_thread(move |listener| {
         HttpServer::new(move || {
-            let app = App::new()
-                .app_data(web::Data::new(wiring.clone()))
-                .wrap(middleware.clone());
+            let app = App::new().wrap(middleware.clone());
             match routes {
                 Routes::PublicRequiringSession => app.route("/", web::get().to(who)),
                 Routes::Exchange => unreachable!("served by serve_exchange"),
@@ -90,6 +80,8 @@ pub(crate) fn serve(site: &Site) -> SocketAddr {
                     .route("/login", web::post().to(sign_in))
                     .route("/me", web::get().to(who))
                     .route("/logout", web::post().to(sign_out))
+                    .route("/api/login", web::post().to(sign_in))
+                    .route("/api/logout", web::post().to(sign_out))
                     .route("/app/home", web::get().to(who))
                     .route(
                         "/app/fail",
@@ -112,7 +104,7 @@ pub(crate) fn serve(site: &Site) -> SocketAddr {
 /// middleware, as on axum, and `/me` behind it.
 fn serve_exchange(site: &Site) -> SocketAddr {
     let middleware = SessionMiddleware::from(site.edge.clone());
-    let exchange = site.wiring.exchange.clone().expect("an exchange site");
+    let exchange = site.exchange.clone().expect("an exchange site");
     serve_on_own_thread(move |listener| {
         HttpServer::new(move || {
             App::new()

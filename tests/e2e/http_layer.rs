@@ -270,7 +270,7 @@ async fn a_browser_signs_in_with_the_promised_cookie_and_signs_out_revoked_and_c
 }
 
 #[tokio::test]
-async fn a_browser_returns_to_a_safe_page_after_signing_in_or_out_and_never_to_another_site() {
+async fn a_browser_returns_to_a_safe_page_after_signing_in_and_never_to_another_site() {
     for &target in TARGETS {
         let (_, router) = fresh();
         let back = send(
@@ -300,14 +300,39 @@ async fn a_browser_returns_to_a_safe_page_after_signing_in_or_out_and_never_to_a
             assert_eq!(reply.header("location"), Some("/"), "{target:?}: {evil}");
             assert!(reply.session_cookie().is_some());
         }
-        let out = send(
-            target,
-            router,
-            &Spec::post("/logout?return_to=%2Fbye").cookie(&token),
-        )
-        .await;
-        assert_eq!(out.header("location"), Some("/bye"), "{target:?}");
-        out.assert_clears_cookie();
+        let me = send(target, router, &Spec::get("/me").cookie(&token)).await;
+        assert_eq!(me.status, StatusCode::OK, "{target:?}");
+    }
+}
+
+#[tokio::test]
+async fn sign_in_gives_the_session_what_the_directory_holds_and_refuses_whom_it_does_not_let_in() {
+    for &target in TARGETS {
+        let (app, router) = fresh();
+        let signed_in = send(target, router.clone(), &Spec::post("/api/login")).await;
+        assert_eq!(signed_in.status, StatusCode::OK, "{target:?}");
+        let body: serde_json::Value = serde_json::from_str(&signed_in.body).unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let session = app.sessions.verify().execute(token).unwrap();
+        let session = session.session();
+        assert_eq!(session.user_id(), &crate::support::alice());
+        assert_eq!(session.role(), &UserRole::User, "{target:?}");
+        assert!(session.has_capability("posts:write"), "{target:?}");
+        assert!(session.is_in_tenant("acme"), "{target:?}");
+
+        app.directory.upsert(tessera::prelude::DirectoryUser {
+            enabled: false,
+            ..tessera::prelude::DirectoryUser::new(crate::support::alice(), UserRole::User)
+        });
+        for path in ["/login", "/api/login"] {
+            let refused = send(target, router.clone(), &Spec::post(path)).await;
+            refused.assert_error(403, None, "forbidden");
+            assert!(refused.session_cookie().is_none(), "{target:?}: {path}");
+        }
+        assert!(app.directory.remove(&crate::support::alice()));
+        let unknown = send(target, router, &Spec::post("/login")).await;
+        unknown.assert_error(403, None, "forbidden");
+        assert!(unknown.session_cookie().is_none(), "{target:?}");
     }
 }
 
@@ -315,7 +340,7 @@ async fn a_browser_returns_to_a_safe_page_after_signing_in_or_out_and_never_to_a
 async fn an_api_client_gets_its_token_as_json_without_a_cookie_and_signs_out_with_it() {
     for &target in TARGETS {
         let (_, router) = fresh();
-        let signed_in = send(target, router.clone(), &Spec::post("/login?client=api")).await;
+        let signed_in = send(target, router.clone(), &Spec::post("/api/login")).await;
         assert_eq!(signed_in.status, StatusCode::OK, "{target:?}");
         assert_eq!(signed_in.header("cache-control"), Some("no-store"));
         assert_eq!(signed_in.header("content-type"), Some("application/json"));
@@ -333,7 +358,7 @@ async fn an_api_client_gets_its_token_as_json_without_a_cookie_and_signs_out_wit
         let out = send(
             target,
             router.clone(),
-            &Spec::post("/logout?client=api").bearer(&token),
+            &Spec::post("/api/logout").bearer(&token),
         )
         .await;
         assert_eq!(out.status, StatusCode::NO_CONTENT, "{target:?}");
@@ -726,12 +751,12 @@ async fn gateway_mode_strips_the_clients_identity_headers_and_signs_the_verified
 }
 
 /// The README's quickstart backend, wired as the README wires it (one
-/// import, a generated key, the in-memory directory, the layer kept in the
-/// router's state for sign-in and sign-out), on a clock the test moves.
+/// import, a generated key, the in-memory directory, `Auth` for sign-in
+/// and sign-out), on a clock the test moves.
 mod readme_backend {
     use std::sync::Arc;
 
-    use axum::extract::{Form, State};
+    use axum::extract::Form;
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
@@ -751,34 +776,25 @@ mod readme_backend {
         return_to: Option<String>,
     }
 
-    async fn sign_in(State(layer): State<SessionLayer>, Form(form): Form<SignIn>) -> Response {
+    async fn sign_in(auth: Auth, Form(form): Form<SignIn>) -> Response {
         let known = form.username == "alice" && form.password == "correct horse";
-        let (true, Ok(alice)) = (known, UserId::parse(ALICE)) else {
+        let (true, Ok(alice)) = (known, ALICE.parse()) else {
             return StatusCode::UNAUTHORIZED.into_response();
         };
-        let return_to = form.return_to.as_deref();
-        layer.sign_in(
-            EstablishRequest::new(alice, UserRole::Admin),
-            Client::Browser { return_to },
-        )
+        auth.sign_in(&alice, form.return_to.as_deref()).await
     }
 
     async fn admin(session: Session) -> String {
         format!("welcome, {} ({})", session.user_id(), session.role())
     }
 
-    async fn sign_out(State(layer): State<SessionLayer>, session: Session) -> Response {
-        layer
-            .sign_out(&session, Client::Browser { return_to: None })
-            .await
+    async fn sign_out(auth: Auth) -> Response {
+        auth.sign_out().await
     }
 
     fn app(clock: Arc<ManualClock>) -> Router {
         let users = Arc::new(InMemoryUserDirectory::new());
-        users.upsert(DirectoryUser::new(
-            UserId::parse(ALICE).unwrap(),
-            UserRole::Admin,
-        ));
+        users.upsert(DirectoryUser::new(ALICE.parse().unwrap(), UserRole::Admin));
         let sessions: Tessera = Tessera::builder(
             KeyRing::generate("key-1").unwrap(),
             "https://api.example",
@@ -788,18 +804,16 @@ mod readme_backend {
         .clock(clock)
         .build();
         let policy = RoutePolicy::builder()
-            .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
-            .rule(RouteRule::new("/logout", Requirement::Authenticated))
-            .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
+            .rule(RouteRule::guest_only("/login").browser())
+            .rule(RouteRule::authenticated("/logout").browser())
+            .rule(RouteRule::at_least_role("/admin", UserRole::Admin).browser())
             .build()
             .unwrap();
-        let layer = sessions.session_layer(policy).build().unwrap();
         Router::new()
             .route("/login", post(sign_in))
             .route("/admin", get(admin))
             .route("/logout", post(sign_out))
-            .with_state(layer.clone())
-            .layer(layer)
+            .layer(sessions.session_layer(policy).build().unwrap())
     }
 
     async fn send(app: &Router, request: Request<Body>) -> Response {

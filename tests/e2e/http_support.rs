@@ -9,14 +9,14 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use tessera::application::ExchangeToken;
-use tessera::axum::{Session, SessionLayer, exchange_token};
+use tessera::axum::{Auth, Session, SessionLayer, exchange_token};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule};
-use tessera::http::{Client, SessionEdge};
+use tessera::http::SessionEdge;
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 use tower::ServiceExt as _;
 
@@ -30,7 +30,13 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
         .rule(RouteRule::new("/", Requirement::Public))
         .rule(RouteRule::new("/login", Requirement::GuestOnly).browser())
         .rule(RouteRule::new("/me", Requirement::Authenticated))
-        .rule(RouteRule::new("/logout", Requirement::Authenticated).methods(&["POST"]))
+        .rule(
+            RouteRule::authenticated("/logout")
+                .methods(&["POST"])
+                .browser(),
+        )
+        .rule(RouteRule::public("/api/login").methods(&["POST"]))
+        .rule(RouteRule::authenticated("/api/logout").methods(&["POST"]))
         .rule(RouteRule::new("/app/*", Requirement::Authenticated).browser())
         .rule(RouteRule::new(
             "/admin/*",
@@ -45,37 +51,11 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
         .unwrap()
 }
 
-#[derive(Clone)]
-pub(crate) struct Wiring {
-    pub(crate) layer: SessionLayer<UserRole>,
-    /// The token exchange of [`Routes::Exchange`].
-    pub(crate) exchange: Option<ExchangeToken<UserRole>>,
-}
-
-/// The query of the test site's `/login` and `/logout`: `client=api` for
-/// an API client (a browser otherwise), and where a browser returns to.
+/// The query of the test site's `/login` and `/api/login`: where a browser
+/// returns to.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct SignQuery {
-    client: Option<String>,
-    return_to: Option<String>,
-}
-
-impl Wiring {
-    /// The site's edge.
-    pub(crate) fn edge(&self) -> &SessionEdge<UserRole> {
-        self.layer.edge()
-    }
-}
-
-impl SignQuery {
-    pub(crate) fn client(&self) -> Client<'_> {
-        match self.client.as_deref() {
-            Some("api") => Client::Api,
-            _ => Client::Browser {
-                return_to: self.return_to.as_deref(),
-            },
-        }
-    }
+    pub(crate) return_to: Option<String>,
 }
 
 /// Which routes a site serves.
@@ -95,8 +75,9 @@ pub(crate) enum Routes {
 /// adapter.
 #[derive(Clone)]
 pub(crate) struct Site {
-    pub(crate) wiring: Wiring,
     pub(crate) edge: SessionEdge<UserRole>,
+    /// The token exchange of [`Routes::Exchange`].
+    pub(crate) exchange: Option<ExchangeToken<UserRole>>,
     pub(crate) routes: Routes,
     /// The servers already started for this site, by target.
     servers: std::sync::Arc<std::sync::Mutex<Vec<(Target, SocketAddr)>>>,
@@ -144,21 +125,14 @@ pub(crate) async fn identity_headers(headers: HeaderMap) -> String {
     seen.join("\n")
 }
 
-async fn sign_in(
-    State(wiring): State<Wiring>,
-    Query(query): Query<SignQuery>,
-) -> impl IntoResponse {
-    wiring
-        .layer
-        .sign_in(crate::support::alice_request(), query.client())
+/// Alice signs in (as the directory holds her: a user of `acme`).
+async fn sign_in(auth: Auth, Query(query): Query<SignQuery>) -> impl IntoResponse {
+    auth.sign_in(&crate::support::alice(), query.return_to.as_deref())
+        .await
 }
 
-async fn sign_out(
-    State(wiring): State<Wiring>,
-    Query(query): Query<SignQuery>,
-    session: Session,
-) -> impl IntoResponse {
-    wiring.layer.sign_out(&session, query.client()).await
+async fn sign_out(auth: Auth) -> impl IntoResponse {
+    auth.sign_out().await
 }
 
 /// The test application's routes behind `edge`.
@@ -169,10 +143,7 @@ pub(crate) fn router_with(edge: SessionEdge<UserRole>) -> Site {
 /// The test application's `routes` behind `edge`.
 pub(crate) fn site(edge: SessionEdge<UserRole>, routes: Routes) -> Site {
     Site {
-        wiring: Wiring {
-            layer: SessionLayer::from(edge.clone()),
-            exchange: None,
-        },
+        exchange: None,
         edge,
         routes,
         servers: std::sync::Arc::default(),
@@ -186,7 +157,7 @@ pub(crate) fn exchange_site(
     exchange: ExchangeToken<UserRole>,
 ) -> Site {
     let mut site = site(edge, Routes::Exchange);
-    site.wiring.exchange = Some(exchange);
+    site.exchange = Some(exchange);
     site
 }
 
@@ -198,13 +169,15 @@ fn axum_router(site: &Site) -> Router {
         Routes::Exchange => Router::new().route("/me", get(who)).layer(layer).merge(
             Router::new()
                 .route("/token", post(exchange_token::<UserRole>))
-                .with_state(site.wiring.exchange.clone().expect("an exchange site")),
+                .with_state(site.exchange.clone().expect("an exchange site")),
         ),
         Routes::Standard => Router::new()
             .route("/", get(maybe))
             .route("/login", get(|| async { "login form" }).post(sign_in))
             .route("/me", get(who))
             .route("/logout", post(sign_out))
+            .route("/api/login", post(sign_in))
+            .route("/api/logout", post(sign_out))
             .route("/app/home", get(who))
             .route(
                 "/app/fail",
@@ -214,7 +187,6 @@ fn axum_router(site: &Site) -> Router {
             .route("/t/{tenant}/billing", get(who))
             .route("/closed", get(|| async { "never" }))
             .route("/headers", get(identity_headers))
-            .with_state(site.wiring.clone())
             .layer(layer),
     }
 }

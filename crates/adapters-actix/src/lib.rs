@@ -4,7 +4,7 @@
 //! answers exactly as an axum one does.
 //!
 //! - [`SessionMiddleware`]: the middleware (`App::wrap`);
-//! - extractors: [`Session`] (required), [`MaybeSession`] (optional; not
+//! - extractors: [`Auth`] (sign-in and sign-out), [`Session`] (required), [`MaybeSession`] (optional; not
 //!   `Option<Session>`, see [`Maybe`]), [`RequireRole`] and
 //!   [`RequireCapability`] (typed gates), [`ProviderUser`] (the local user
 //!   behind a provider token) and [`GatewayIdentity`] (in the services
@@ -74,6 +74,7 @@
 //! }
 //! ```
 
+mod auth;
 mod convert;
 mod exchange;
 mod extract;
@@ -85,6 +86,7 @@ mod webhooks;
 #[cfg(test)]
 mod tests;
 
+pub use auth::Auth;
 pub use convert::{Header, into_response};
 pub use exchange::exchange_token;
 pub use extract::{
@@ -95,7 +97,7 @@ pub use middleware::{SessionFuture, SessionMiddleware, SessionService};
 pub use provider_user::ProviderUser;
 #[doc(no_inline)]
 pub use tessera_http::{
-    Client, ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdge,
-    SessionEdgeBuilder, SessionRejection, SessionUseCases, SetCookie, roles, safe_return_to,
+    ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdge, SessionEdgeBuilder,
+    SessionRejection, SessionUseCases, SetCookie, roles, safe_return_to,
 };
 pub use webhooks::user_webhook;

@@ -14,13 +14,14 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, SET_COOKIE};
 use actix_web::http::uri::Authority;
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use pin_project_lite::pin_project;
-use tessera_application::{Admission, AdmittedSession, Decision, EstablishRequest};
-use tessera_domain::{Role, RoutePolicy, SessionEntity};
+use tessera_application::{Admission, AdmittedSession, Decision};
+use tessera_domain::{Role, RoutePolicy};
 use tessera_http::{
-    Attach, Client, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
+    Attach, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
     SessionRejection, SessionUseCases, gateway,
 };
 
+use crate::auth::AdmittedBy;
 use crate::convert::{into_response, to_actix};
 use crate::extract::Session;
 use crate::provider_user::ProviderUser;
@@ -114,23 +115,6 @@ impl<R: Role> SessionMiddleware<R> {
     #[must_use]
     pub fn edge(&self) -> &SessionEdge<R> {
         &self.edge
-    }
-
-    /// Signs in a user your handler has authenticated: the session
-    /// established and the answer for `client`, a browser (cookie and a
-    /// redirect to a safe return-to) or an API client (the token as JSON),
-    /// with `Cache-Control: no-store` ([`SessionEdge::sign_in`]). Give the
-    /// middleware to your handlers as `web::Data` to call it.
-    #[must_use]
-    pub fn sign_in(&self, request: EstablishRequest<R>, client: Client<'_>) -> HttpResponse {
-        into_response(self.edge.sign_in(request, client))
-    }
-
-    /// Signs `session` out: revoked everywhere, its cookie cleared, the
-    /// answer for `client` ([`SessionEdge::sign_out`]); 503 with the cookie
-    /// kept when the revocation cannot be recorded.
-    pub async fn sign_out(&self, session: &SessionEntity<R>, client: Client<'_>) -> HttpResponse {
-        into_response(self.edge.sign_out(session, client).await)
     }
 }
 
@@ -321,7 +305,9 @@ fn settle<R: Role>(
     let forwarded = match settled.forward {
         Err(answer) => Err(into_response(answer)),
         Ok(Forward::Guest { refused }) => {
-            request.extensions_mut().insert(LayerSeen { refused });
+            let mut extensions = request.extensions_mut();
+            extensions.insert(LayerSeen { refused });
+            extensions.insert(AdmittedBy(edge.clone()));
             Ok(())
         }
         Ok(Forward::Session {
@@ -350,6 +336,7 @@ fn settle<R: Role>(
                         extensions.insert(ProviderUser::new(provider));
                     }
                     extensions.insert(Session::new(session));
+                    extensions.insert(AdmittedBy(edge.clone()));
                     Ok(())
                 }
             }

@@ -12,13 +12,14 @@ use bytes::Bytes;
 use http::uri::Authority;
 use http::{Extensions, HeaderValue, Request, Response, Uri};
 use pin_project_lite::pin_project;
-use tessera_application::{Admission, AdmittedSession, Decision, EstablishRequest};
-use tessera_domain::{Role, RoutePolicy, SessionEntity, UserRole};
+use tessera_application::{Admission, AdmittedSession, Decision};
+use tessera_domain::{Role, RoutePolicy, UserRole};
 use tessera_http::{
-    Attach, Client, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, SessionUseCases, gateway,
+    Attach, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, SessionUseCases, gateway,
 };
 use tower::{Layer, Service};
 
+use crate::auth::AdmittedBy;
 use crate::extract::Session;
 use crate::provider_user::ProviderUser;
 
@@ -125,40 +126,6 @@ impl<R: Role> SessionLayer<R> {
     #[must_use]
     pub fn edge(&self) -> &SessionEdge<R> {
         &self.edge
-    }
-
-    /// Signs in a user your handler has authenticated: the session
-    /// established and the answer for `client`, a browser (cookie and a
-    /// redirect to a safe return-to) or an API client (the token as JSON),
-    /// with `Cache-Control: no-store` ([`SessionEdge::sign_in`]). Keep the
-    /// layer in your router's state to call it.
-    ///
-    /// ```
-    /// use axum::extract::State;
-    /// use axum::response::Response;
-    /// use tessera_application::EstablishRequest;
-    /// use tessera_axum::{Client, SessionLayer};
-    /// use tessera_domain::{UserId, UserRole};
-    ///
-    /// async fn sign_in(State(sessions): State<SessionLayer>) -> Response {
-    ///     // Your authentication first: a password, a passkey, an OAuth callback.
-    ///     let Ok(user) = UserId::parse("0190b5a4-7c2e-7d3a-9f00-000000000001") else {
-    ///         return Response::default();
-    ///     };
-    ///     let request = EstablishRequest::new(user, UserRole::User);
-    ///     sessions.sign_in(request, Client::Browser { return_to: Some("/app") })
-    /// }
-    /// ```
-    #[must_use]
-    pub fn sign_in(&self, request: EstablishRequest<R>, client: Client<'_>) -> Response<Body> {
-        self.edge.sign_in(request, client).map(Body::from)
-    }
-
-    /// Signs `session` out: revoked everywhere, its cookie cleared, the
-    /// answer for `client` ([`SessionEdge::sign_out`]); 503 with the cookie
-    /// kept when the revocation cannot be recorded.
-    pub async fn sign_out(&self, session: &SessionEntity<R>, client: Client<'_>) -> Response<Body> {
-        self.edge.sign_out(session, client).await.map(Body::from)
     }
 }
 
@@ -349,7 +316,9 @@ fn settle<B, R: Role>(
     let forwarded = match settled.forward {
         Err(answer) => Err(answer.map(Body::from)),
         Ok(Forward::Guest { refused }) => {
-            request.extensions_mut().insert(LayerSeen { refused });
+            let extensions = request.extensions_mut();
+            extensions.insert(LayerSeen { refused });
+            extensions.insert(AdmittedBy(edge.clone()));
             Ok(())
         }
         Ok(Forward::Session {
@@ -368,6 +337,7 @@ fn settle<B, R: Role>(
                 extensions.insert(ProviderUser::new(provider));
             }
             extensions.insert(Session::new(session));
+            extensions.insert(AdmittedBy(edge.clone()));
             Ok(())
         }
     };

@@ -3,7 +3,8 @@
 //! framework-neutral edge ([`tessera_http`]) — nothing is decided here.
 //!
 //! - [`SessionLayer`]: the tower layer (see its table of answers);
-//! - extractors: [`Session`] (required), `Option<Session>` (optional),
+//! - extractors: [`Auth`] (sign-in and sign-out), [`Session`]
+//!   (required), `Option<Session>` (optional),
 //!   [`RequireRole`] and [`RequireCapability`] (typed gates),
 //!   [`ProviderUser`] (the local user behind a provider token) and
 //!   [`GatewayIdentity`] (in the services behind a gateway);
@@ -42,6 +43,7 @@
 //! }
 //! ```
 
+mod auth;
 mod exchange;
 mod extract;
 mod gateway;
@@ -52,6 +54,7 @@ mod webhooks;
 #[cfg(test)]
 mod tests;
 
+pub use auth::Auth;
 pub use exchange::exchange_token;
 pub use extract::{Rejected, RequireCapability, RequireRole, Session};
 pub use gateway::GatewayIdentity;
@@ -59,7 +62,7 @@ pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use provider_user::ProviderUser;
 #[doc(no_inline)]
 pub use tessera_http::{
-    Client, ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdge,
-    SessionEdgeBuilder, SessionRejection, SessionUseCases, SetCookie, roles, safe_return_to,
+    ConfigError, MinimumRole, RequiredCapability, SessionCookies, SessionEdge, SessionEdgeBuilder,
+    SessionRejection, SessionUseCases, SetCookie, roles, safe_return_to,
 };
 pub use webhooks::user_webhook;

@@ -93,7 +93,7 @@ mod tests {
     };
     use tessera_application::{
         CachedExternalUserDirectory, EstablishSession, ResolveUser, RevokeSession, RotateSession,
-        UserCachePolicy, VerifySession,
+        SignInUser, UserCachePolicy, VerifySession,
     };
     use tessera_domain::{Requirement, RoutePolicy, RouteRule, SessionLifetimes, UserId, UserRole};
     use tessera_http::SessionUseCases;
@@ -253,11 +253,14 @@ mod tests {
             Arc::new(Fixed),
         );
         let sessions = SessionUseCases {
-            establish: EstablishSession::new(
-                codec,
-                clock.clone(),
-                Arc::new(MockIdGenerator::new()),
-                lifetimes,
+            sign_in: SignInUser::new(
+                EstablishSession::new(
+                    codec,
+                    clock.clone(),
+                    Arc::new(MockIdGenerator::new()),
+                    lifetimes,
+                ),
+                Arc::new(MockUserDirectory::new()),
             ),
             revoke: RevokeSession::new(store, clock, lifetimes),
             verify,

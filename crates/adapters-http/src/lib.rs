@@ -12,7 +12,8 @@
 //! - [`read_credential`]: `Authorization: Bearer` or the session cookie,
 //!   never two different ones;
 //! - [`SessionEdge::sign_in`] and [`SessionEdge::sign_out`]: one call
-//!   each, the answer for a browser or an API client ([`Client`]);
+//!   each, the answer for a browser or an API client ([`Client`]); an
+//!   [`Auth`] is both for one request, the client chosen by its route;
 //! - [`SessionCookies`]: the session cookie's name and attributes;
 //! - [`session`]: what session extractors share (rejections and their
 //!   answers, role and capability gates as types);
@@ -76,8 +77,8 @@ pub use cookies::{
 };
 pub use credential::read_credential;
 pub use edge::{
-    Attach, AttachHeaders, Client, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_TOKEN_HEADER, Forward,
-    SessionEdge, SessionEdgeBuilder, SessionUseCases, Settled,
+    Attach, AttachHeaders, Auth, Client, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_TOKEN_HEADER,
+    Forward, SessionEdge, SessionEdgeBuilder, SessionUseCases, Settled,
 };
 pub use exchange::exchange;
 pub use gateway::{GatewayIdentity, GatewayKey, GatewayRejection, GatewayVerifier};

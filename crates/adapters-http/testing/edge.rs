@@ -14,7 +14,8 @@ use tessera_application::ports::{
     RevocationStatus, TokenError,
 };
 use tessera_application::{
-    EstablishSession, RevokeSession, RotateSession, SessionToken, SessionTokenClaims, VerifySession,
+    EstablishSession, RevokeSession, RotateSession, SessionToken, SessionTokenClaims, SignInUser,
+    VerifySession,
 };
 use tessera_domain::{
     Capability, NewSession, Requirement, RoutePolicy, RouteRule, SessionEntity, SessionId,
@@ -213,11 +214,14 @@ impl Ports {
         let store = Arc::new(ports.store);
         let verify = VerifySession::new(codec.clone(), clock.clone(), store.clone(), lifetimes());
         SessionUseCases {
-            establish: EstablishSession::new(
-                codec.clone(),
-                clock.clone(),
-                Arc::new(MockIdGenerator::new()),
-                lifetimes(),
+            sign_in: SignInUser::new(
+                EstablishSession::new(
+                    codec.clone(),
+                    clock.clone(),
+                    Arc::new(MockIdGenerator::new()),
+                    lifetimes(),
+                ),
+                Arc::new(MockUserDirectory::new()),
             ),
             rotate: RotateSession::new(verify.clone(), Arc::new(ports.directory), codec),
             revoke: RevokeSession::new(store, clock, lifetimes()),

@@ -353,7 +353,8 @@ pub struct RouteRule<R> {
 impl<R> RouteRule<R> {
     /// A rule for every method. The pattern is checked by
     /// [`RoutePolicyBuilder::build`]; see the [module docs](self) for its
-    /// syntax.
+    /// syntax. Each requirement but [`Requirement::All`] has its own
+    /// constructor too: `RouteRule::at_least_role("/admin/*", UserRole::Admin)`.
     #[must_use]
     pub fn new(pattern: &str, requirement: Requirement<R>) -> Self {
         Self {
@@ -365,6 +366,63 @@ impl<R> RouteRule<R> {
             max_age: None,
             acr: None,
         }
+    }
+
+    /// Anyone may call `pattern`: [`Requirement::Public`].
+    #[must_use]
+    pub fn public(pattern: &str) -> Self {
+        Self::new(pattern, Requirement::Public)
+    }
+
+    /// Only visitors without a session (a sign-in page):
+    /// [`Requirement::GuestOnly`].
+    #[must_use]
+    pub fn guest_only(pattern: &str) -> Self {
+        Self::new(pattern, Requirement::GuestOnly)
+    }
+
+    /// Any session: [`Requirement::Authenticated`].
+    #[must_use]
+    pub fn authenticated(pattern: &str) -> Self {
+        Self::new(pattern, Requirement::Authenticated)
+    }
+
+    /// A session whose role is one of `roles`: [`Requirement::AnyRole`].
+    #[must_use]
+    pub fn any_role(pattern: &str, roles: impl IntoIterator<Item = R>) -> Self {
+        Self::new(pattern, Requirement::AnyRole(roles.into_iter().collect()))
+    }
+
+    /// A session whose role is `role` or ranks above it:
+    /// [`Requirement::AtLeastRole`].
+    #[must_use]
+    pub fn at_least_role(pattern: &str, role: R) -> Self {
+        Self::new(pattern, Requirement::AtLeastRole(role))
+    }
+
+    /// A session holding `capability`: [`Requirement::Capability`].
+    #[must_use]
+    pub fn capability(pattern: &str, capability: Capability) -> Self {
+        Self::new(pattern, Requirement::Capability(capability))
+    }
+
+    /// A session scoped to the tenant the path parameter `param` names:
+    /// [`Requirement::TenantParam`].
+    #[must_use]
+    pub fn tenant_param(pattern: &str, param: &str) -> Self {
+        Self::new(pattern, Requirement::TenantParam(param.to_owned()))
+    }
+
+    /// Nobody: [`Requirement::Deny`].
+    #[must_use]
+    pub fn deny(pattern: &str) -> Self {
+        Self::new(pattern, Requirement::Deny)
+    }
+
+    /// Nothing here, for anyone (404): [`Requirement::NotFound`].
+    #[must_use]
+    pub fn not_found(pattern: &str) -> Self {
+        Self::new(pattern, Requirement::NotFound)
     }
 
     /// Restricts the rule to these methods (replacing any earlier list).

@@ -10,8 +10,8 @@ use tessera_application::usecases::admission::{
     DEFAULT_LOGIN_PATH, DEFAULT_RETURN_TO_PARAM, DEFAULT_SIGNED_IN_PATH,
 };
 use tessera_application::{
-    DecideAdmission, EstablishSession, OriginError, ResolveUser, RevokeSession, RotateSession,
-    SignInPages, TrustedOrigins, VerifySession,
+    DecideAdmission, OriginError, ResolveUser, RevokeSession, RotateSession, SignInPages,
+    SignInUser, TrustedOrigins, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -59,12 +59,13 @@ impl<R: Role, T> fmt::Debug for SessionEdgeBuilder<R, T> {
 }
 
 /// The use cases a [`SessionEdge`] runs: verification and rotation on
-/// every request, establishment at sign-in, revocation at sign-out. The
-/// facade's `Tessera::edge` wires them from one session manager.
+/// every request, sign-in, revocation at sign-out. The facade's
+/// `Tessera::edge` wires them from one session manager.
 #[derive(Debug, Clone)]
 pub struct SessionUseCases<R: Role> {
-    /// Issues sessions at sign-in.
-    pub establish: EstablishSession<R>,
+    /// Issues sessions at sign-in, with the claims the user directory
+    /// holds (the one `rotate` reads).
+    pub sign_in: SignInUser<R>,
     /// Verifies each request's token; its codec's
     /// [`max_token_bytes`](VerifySession::max_token_bytes) caps the
     /// credentials the edge reads.
@@ -224,7 +225,7 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
             return Err(ConfigError::ZeroCredentialCap);
         }
         let SessionUseCases {
-            establish,
+            sign_in,
             verify,
             rotate,
             revoke,
@@ -241,7 +242,7 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
                 cookies,
                 token_header,
                 max_credential_bytes,
-                establish,
+                sign_in,
                 revoke,
                 warned_insecure: std::sync::atomic::AtomicBool::new(false),
                 gateway: self.gateway.map(GatewaySigner::new),

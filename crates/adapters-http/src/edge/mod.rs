@@ -17,7 +17,7 @@ use http::{HeaderName, HeaderValue, Response};
 use tessera_application::usecases::admission::is_safe_method;
 use tessera_application::{
     Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
-    Decision, EstablishSession, PresentedCredential, Refusal, RevokeSession, Verdict,
+    Decision, PresentedCredential, Refusal, RevokeSession, SignInUser, Verdict,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -33,7 +33,7 @@ mod sign;
 
 pub use self::attach::{Attach, AttachHeaders};
 pub use self::builder::{SessionEdgeBuilder, SessionUseCases};
-pub use self::sign::Client;
+pub use self::sign::{Auth, Client};
 
 /// The default response header carrying a rotated token to bearer clients.
 pub const DEFAULT_TOKEN_HEADER: &str = "x-session-token";
@@ -64,7 +64,7 @@ pub(super) struct Inner<R: Role> {
     /// Strip the client's identity headers: in gateway mode, and when
     /// provider tokens are admitted.
     strip_identity: bool,
-    establish: EstablishSession<R>,
+    sign_in: SignInUser<R>,
     revoke: RevokeSession,
     /// Whether the edge has said, once, that a browser reached it over
     /// plain http by a name it keeps no `Secure` cookie for.

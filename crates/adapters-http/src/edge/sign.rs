@@ -1,11 +1,14 @@
 //! Sign-in and sign-out, one call each: the session established or
 //! revoked, and the answer that carries it to the client.
 
+use std::fmt;
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Response, StatusCode};
-use tessera_application::{EstablishRequest, Refusal, RevokeRequest};
-use tessera_domain::{Role, SessionEntity};
+use tessera_application::{Refusal, RevokeRequest, SignInError, SignInFacts};
+use tessera_domain::{Authentication, Role, SessionEntity, UserId};
+use time::OffsetDateTime;
 
 use super::SessionEdge;
 use crate::response::{Denial, NO_STORE, token_answer};
@@ -30,22 +33,30 @@ pub enum Client<'a> {
 }
 
 impl<R: Role> SessionEdge<R> {
-    /// Signs in a user the application has authenticated: establishes the
-    /// session and answers `client` ([`Client`]), always with
+    /// Signs in a user the application has authenticated: establishes
+    /// their session with the role, capabilities and tenant the user
+    /// directory holds (the directory rotation reads, so the first
+    /// rotation takes nothing back), and `facts` on how they
+    /// authenticated; answers `client` ([`Client`]), always with
     /// `Cache-Control: no-store`. The cookie is this edge's, so the
     /// session is the one the middleware reads and rotates.
     ///
-    /// A session that cannot be established (an `authenticated_at` in the
-    /// future or older than the absolute lifetime, no signing key) is
-    /// logged with its reason and answered `500 {"error":"server_error"}`:
-    /// the request came from the application, not from the client.
-    pub fn sign_in(&self, request: EstablishRequest<R>, client: Client<'_>) -> Response<Bytes> {
-        let issued = match self.inner.establish.execute(request) {
+    /// | situation | answer |
+    /// |---|---|
+    /// | the directory does not know the user, or holds them disabled | 403 `{"error":"forbidden"}` |
+    /// | the directory cannot answer | 503 `{"error":"temporarily_unavailable"}` |
+    /// | the session cannot be established (an `authenticated_at` in the future or older than the absolute lifetime, no signing key) | 500 `{"error":"server_error"}` |
+    ///
+    /// Each is logged with its reason.
+    pub async fn sign_in(
+        &self,
+        user_id: &UserId,
+        facts: SignInFacts,
+        client: Client<'_>,
+    ) -> Response<Bytes> {
+        let issued = match self.inner.sign_in.execute(user_id, facts).await {
             Ok(issued) => issued,
-            Err(error) => {
-                tracing::error!(%error, "sign-in: the session could not be established");
-                return Denial::Misconfigured.into_http();
-            }
+            Err(error) => return sign_in_refused(&error),
         };
         let session = &issued.session;
         let lifetime = session.expires_at() - session.issued_at();
@@ -67,7 +78,8 @@ impl<R: Role> SessionEdge<R> {
 
     /// Signs `session` out: revokes it (every token of it, on every
     /// instance sharing the revocation store) and answers `client`
-    /// ([`Client`]) with the session cookie cleared.
+    /// ([`Client`]) with the session cookie cleared. Without a session
+    /// there is nothing to revoke: the cookie is cleared all the same.
     ///
     /// When the revocation cannot be recorded the answer is `503
     /// {"error":"temporarily_unavailable"}` and the cookie is kept, so that
@@ -75,20 +87,22 @@ impl<R: Role> SessionEdge<R> {
     /// than believing a session gone that still works.
     pub async fn sign_out(
         &self,
-        session: &SessionEntity<R>,
+        session: Option<&SessionEntity<R>>,
         client: Client<'_>,
     ) -> Response<Bytes> {
-        let revoked = self
-            .inner
-            .revoke
-            .execute(RevokeRequest::Session {
-                session_id: *session.session_id(),
-                authenticated_at: session.authenticated_at(),
-            })
-            .await;
-        if let Err(error) = revoked {
-            tracing::warn!(%error, "sign-out: the session could not be revoked");
-            return Denial::Refused(Refusal::Unavailable).into_http();
+        if let Some(session) = session {
+            let revoked = self
+                .inner
+                .revoke
+                .execute(RevokeRequest::Session {
+                    session_id: *session.session_id(),
+                    authenticated_at: session.authenticated_at(),
+                })
+                .await;
+            if let Err(error) = revoked {
+                tracing::warn!(%error, "sign-out: the session could not be revoked");
+                return Denial::Refused(Refusal::Unavailable).into_http();
+            }
         }
         let clear = self.inner.cookies.clear().header_value().clone();
         match client {
@@ -104,6 +118,125 @@ impl<R: Role> SessionEdge<R> {
                 self.inner.admission.pages().after_sign_out(return_to),
                 clear,
             ),
+        }
+    }
+}
+
+/// The answer to a sign-in that established nothing, its reason logged.
+fn sign_in_refused(error: &SignInError) -> Response<Bytes> {
+    match error {
+        SignInError::UnknownUser | SignInError::Disabled => {
+            tracing::warn!(%error, "sign-in refused");
+            Denial::Refused(Refusal::Forbidden { signed_in: false }).into_http()
+        }
+        SignInError::Directory(_) => {
+            tracing::warn!(%error, "sign-in: the user directory could not answer");
+            Denial::Refused(Refusal::Unavailable).into_http()
+        }
+        _ => {
+            tracing::error!(%error, "sign-in: the session could not be established");
+            Denial::Misconfigured.into_http()
+        }
+    }
+}
+
+/// Sign-in and sign-out for one request, as a framework adapter's
+/// extractor hands them to a handler: the edge, whether the request's
+/// route is a browser page (which decides the answer's [`Client`]), and
+/// the request's session, if the edge admitted one.
+///
+/// On a [browser route](tessera_domain::RouteRule::browser) sign-in sets
+/// the session cookie and redirects (`303`) to a safe return-to, and
+/// sign-out clears it and redirects to the sign-in page; on any other
+/// route sign-in answers the token as JSON and sign-out `204`.
+pub struct Auth<R: Role> {
+    edge: SessionEdge<R>,
+    browser: bool,
+    session: Option<SessionEntity<R>>,
+    facts: SignInFacts,
+}
+
+impl<R: Role> fmt::Debug for Auth<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("browser", &self.browser)
+            .field(
+                "session",
+                &self.session.as_ref().map(SessionEntity::session_id),
+            )
+            .field("facts", &self.facts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Role> Auth<R> {
+    /// Sign-in and sign-out for a request to `method` `path` (the path the
+    /// policy sees), carrying `session` as the edge admitted it.
+    #[must_use]
+    pub fn new(
+        edge: SessionEdge<R>,
+        method: &str,
+        path: &str,
+        session: Option<SessionEntity<R>>,
+    ) -> Self {
+        let browser = edge.policy().route(method, path).is_browser();
+        Self {
+            edge,
+            browser,
+            session,
+            facts: SignInFacts::default(),
+        }
+    }
+
+    /// How the user authenticated (`acr`, `amr`), for the session that
+    /// [`sign_in`](Self::sign_in) establishes: what routes requiring a
+    /// level of authentication check. Unknown by default.
+    #[must_use]
+    pub fn authentication(mut self, authentication: Authentication) -> Self {
+        self.facts.authentication = authentication;
+        self
+    }
+
+    /// When the user authenticated, if earlier than now (an identity
+    /// provider's `auth_time`). Now by default.
+    #[must_use]
+    pub fn authenticated_at(mut self, at: OffsetDateTime) -> Self {
+        self.facts.authenticated_at = Some(at);
+        self
+    }
+
+    /// Whether the request's route is a browser page, so the answers are
+    /// a cookie and a redirect rather than JSON.
+    #[must_use]
+    pub fn is_browser(&self) -> bool {
+        self.browser
+    }
+
+    /// Signs in `user_id`, whom your handler has authenticated (a password,
+    /// a passkey, an OAuth callback): [`SessionEdge::sign_in`], answered
+    /// for a browser (the cookie, `303` to `return_to` when it is a safe
+    /// path of this site, else to the signed-in page) or an API client
+    /// (the token as JSON; `return_to` unused).
+    pub async fn sign_in(&self, user_id: &UserId, return_to: Option<&str>) -> Response<Bytes> {
+        self.edge
+            .sign_in(user_id, self.facts.clone(), self.client(return_to))
+            .await
+    }
+
+    /// Signs the request's session out: [`SessionEdge::sign_out`], for a
+    /// browser (cookie cleared, `303` to the sign-in page) or an API
+    /// client (`204`).
+    pub async fn sign_out(&self) -> Response<Bytes> {
+        self.edge
+            .sign_out(self.session.as_ref(), self.client(None))
+            .await
+    }
+
+    fn client<'a>(&self, return_to: Option<&'a str>) -> Client<'a> {
+        if self.browser {
+            Client::Browser { return_to }
+        } else {
+            Client::Api
         }
     }
 }

@@ -7,5 +7,6 @@ pub mod read;
 pub mod resolve_user;
 pub mod revoke;
 pub mod rotate;
+pub mod sign_in;
 pub mod user_events;
 pub mod verify;

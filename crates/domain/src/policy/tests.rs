@@ -1039,3 +1039,49 @@ fn step_up_settings_that_cannot_work_are_refused_by_the_builder() {
     }
     assert!(build(RouteRule::new("/a", Req::Authenticated).max_age(time::Duration::ZERO)).is_ok());
 }
+
+#[test]
+fn each_requirements_constructor_makes_the_rule_new_makes() {
+    let reports = Capability::parse("reports:read").unwrap();
+    let pairs = [
+        (Rule::public("/"), Rule::new("/", Req::Public)),
+        (
+            Rule::guest_only("/login"),
+            Rule::new("/login", Req::GuestOnly),
+        ),
+        (
+            Rule::authenticated("/me"),
+            Rule::new("/me", Req::Authenticated),
+        ),
+        (
+            Rule::any_role("/mod", [UserRole::Moderator, UserRole::Admin]),
+            Rule::new(
+                "/mod",
+                Req::AnyRole(vec![UserRole::Moderator, UserRole::Admin]),
+            ),
+        ),
+        (
+            Rule::at_least_role("/admin", UserRole::Admin),
+            Rule::new("/admin", Req::AtLeastRole(UserRole::Admin)),
+        ),
+        (
+            Rule::capability("/reports", reports.clone()),
+            Rule::new("/reports", Req::Capability(reports)),
+        ),
+        (
+            Rule::tenant_param("/t/:tenant/*", "tenant"),
+            Rule::new("/t/:tenant/*", Req::TenantParam("tenant".to_owned())),
+        ),
+        (
+            Rule::deny("/internal/*"),
+            Rule::new("/internal/*", Req::Deny),
+        ),
+        (
+            Rule::not_found("/favicon.ico"),
+            Rule::new("/favicon.ico", Req::NotFound),
+        ),
+    ];
+    for (short, long) in pairs {
+        assert_eq!(short, long);
+    }
+}

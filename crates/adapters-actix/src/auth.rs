@@ -1,0 +1,118 @@
+//! Sign-in and sign-out for a handler: the [`Auth`] extractor.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse};
+use tessera_domain::{Authentication, Role, UserId, UserRole};
+use tessera_http::{SessionEdge, SessionRejection};
+use time::OffsetDateTime;
+
+use crate::convert::into_response;
+use crate::extract::{Rejected, Session};
+
+/// The edge of the [`SessionMiddleware`](crate::SessionMiddleware) that
+/// admitted the request, left in its extensions for [`Auth`].
+#[derive(Clone)]
+pub(crate) struct AdmittedBy<R: Role>(pub(crate) SessionEdge<R>);
+
+/// Sign-in and sign-out, one call each, in the handlers of your sign-in
+/// and sign-out routes.
+///
+/// How the answer carries the session follows the route: on a
+/// [browser route](tessera_domain::RouteRule::browser) sign-in sets the
+/// session cookie and redirects (`303`) to a safe return-to, sign-out
+/// clears it and redirects to the sign-in page; on any other route sign-in
+/// answers `{"access_token":…,"token_type":"Bearer","expires_in":…}` and
+/// sign-out `204`. Every answer has `Cache-Control: no-store`.
+///
+/// The session takes the role, capabilities and tenant your user
+/// directory holds: the one rotation reads, so the first rotation takes
+/// nothing back; a user it does not know or holds disabled is refused
+/// (403), and when it cannot answer nobody is signed in (503). Sign-out
+/// revokes the request's session on every instance (503, the cookie kept,
+/// when that cannot be recorded).
+///
+/// ```
+/// use actix_web::{HttpResponse, web};
+/// use tessera_actix::Auth;
+///
+/// #[derive(serde::Deserialize)]
+/// struct SignIn {
+///     user_id: String,
+///     return_to: Option<String>,
+/// }
+///
+/// async fn sign_in(auth: Auth, form: web::Form<SignIn>) -> HttpResponse {
+///     // Your authentication first: a password, a passkey, an OAuth callback.
+///     let Ok(user) = form.user_id.parse() else {
+///         return HttpResponse::Unauthorized().finish();
+///     };
+///     auth.sign_in(&user, form.return_to.as_deref()).await
+/// }
+///
+/// async fn sign_out(auth: Auth) -> HttpResponse {
+///     auth.sign_out().await
+/// }
+/// ```
+///
+/// A route without the middleware answers 500, as [`Session`] does.
+#[derive(Debug)]
+pub struct Auth<R: Role = UserRole>(tessera_http::Auth<R>);
+
+impl<R: Role> Auth<R> {
+    /// How the user authenticated (`acr`, `amr`), for the session
+    /// [`sign_in`](Self::sign_in) establishes: what routes requiring a
+    /// level of authentication check. Unknown by default.
+    #[must_use]
+    pub fn authentication(self, authentication: Authentication) -> Self {
+        Self(self.0.authentication(authentication))
+    }
+
+    /// When the user authenticated, if earlier than now (an identity
+    /// provider's `auth_time`). Now by default.
+    #[must_use]
+    pub fn authenticated_at(self, at: OffsetDateTime) -> Self {
+        Self(self.0.authenticated_at(at))
+    }
+
+    /// Whether the request's route is a browser page: the answers are then
+    /// a cookie and a redirect rather than JSON.
+    #[must_use]
+    pub fn is_browser(&self) -> bool {
+        self.0.is_browser()
+    }
+
+    /// Signs in `user_id`, whom your handler has authenticated; a browser
+    /// goes on to `return_to` when it is a safe path of this site, else to
+    /// the signed-in page.
+    pub async fn sign_in(&self, user_id: &UserId, return_to: Option<&str>) -> HttpResponse {
+        into_response(self.0.sign_in(user_id, return_to).await)
+    }
+
+    /// Signs the request's session out, everywhere, and clears its cookie.
+    pub async fn sign_out(&self) -> HttpResponse {
+        into_response(self.0.sign_out().await)
+    }
+}
+
+impl<R: Role> FromRequest for Auth<R> {
+    type Error = Rejected<SessionRejection>;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let extensions = request.extensions();
+        let Some(AdmittedBy(edge)) = extensions.get::<AdmittedBy<R>>().cloned() else {
+            return ready(Err(Rejected(SessionRejection::LayerMissing)));
+        };
+        let session = extensions
+            .get::<Session<R>>()
+            .map(|session| session.entity().clone());
+        ready(Ok(Self(tessera_http::Auth::new(
+            edge,
+            request.method().as_str(),
+            request.uri().path(),
+            session,
+        ))))
+    }
+}
