@@ -22,7 +22,8 @@ async fn maybe(session: MaybeSession<UserRole>) -> String {
 
 /// Alice signs in (as the directory holds her: a user of `acme`).
 async fn sign_in(auth: Auth<UserRole>, query: web::Query<SignQuery>) -> HttpResponse {
-    auth.sign_in(&crate::support::alice(), query.return_to.as_deref())
+    auth.authentication(query.authentication())
+        .sign_in(&crate::support::alice(), query.return_to.as_deref())
         .await
 }
 

@@ -319,6 +319,25 @@ async fn sign_in_gives_the_session_what_the_directory_holds_and_refuses_whom_it_
         assert_eq!(session.role(), &UserRole::User, "{target:?}");
         assert!(session.has_capability("posts:write"), "{target:?}");
         assert!(session.is_in_tenant("acme"), "{target:?}");
+        assert_eq!(session.authentication().acr(), None, "{target:?}");
+        let stepped = send(
+            target,
+            router.clone(),
+            &Spec::post("/api/login?acr=urn%3Aexample%3Amfa"),
+        )
+        .await;
+        let body: serde_json::Value = serde_json::from_str(&stepped.body).unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let session = app.sessions.verify().execute(token).unwrap();
+        assert_eq!(
+            session
+                .session()
+                .authentication()
+                .acr()
+                .map(|acr| acr.as_str()),
+            Some("urn:example:mfa"),
+            "{target:?}: the handler's authentication reaches the session"
+        );
 
         app.directory.upsert(tessera::prelude::DirectoryUser {
             enabled: false,
@@ -333,6 +352,34 @@ async fn sign_in_gives_the_session_what_the_directory_holds_and_refuses_whom_it_
         let unknown = send(target, router, &Spec::post("/login")).await;
         unknown.assert_error(403, None, "forbidden");
         assert!(unknown.session_cookie().is_none(), "{target:?}");
+    }
+}
+
+#[tokio::test]
+async fn nobody_is_signed_in_while_the_user_directory_cannot_answer() {
+    let mut directory = tessera::application::ports::MockUserDirectory::new();
+    directory.expect_find().returning(|_| {
+        Err(tessera::application::ports::DirectoryError::Unavailable(
+            "connection refused".into(),
+        ))
+    });
+    let sessions = tessera::Tessera::builder(
+        tessera::KeyRing::new(crate::support::signing_key(
+            tessera::JwsAlgorithm::EdDsa,
+            "k1",
+        )),
+        crate::support::ISSUER,
+        crate::support::AUDIENCE,
+    )
+    .user_directory(std::sync::Arc::new(directory))
+    .build();
+    let router = site(sessions.edge(policy()).build().unwrap(), Routes::Standard);
+    for &target in TARGETS {
+        for path in ["/login", "/api/login"] {
+            let reply = send(target, router.clone(), &Spec::post(path)).await;
+            reply.assert_error(503, None, "temporarily_unavailable");
+            assert!(reply.session_cookie().is_none(), "{target:?}: {path}");
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use tessera::application::ExchangeToken;
 use tessera::axum::{Auth, Session, SessionLayer, exchange_token};
-use tessera::domain::{Requirement, RoutePolicy, RouteRule};
+use tessera::domain::{Acr, Authentication, Requirement, RoutePolicy, RouteRule};
 use tessera::http::SessionEdge;
 use tessera::{JwsAlgorithm, KeyRing, UserRole};
 use tower::ServiceExt as _;
@@ -52,10 +52,22 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
 }
 
 /// The query of the test site's `/login` and `/api/login`: where a browser
-/// returns to.
+/// returns to, and the authentication level (`acr`) the sign-in reports.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct SignQuery {
     pub(crate) return_to: Option<String>,
+    pub(crate) acr: Option<String>,
+}
+
+impl SignQuery {
+    /// How the user authenticated, as the query says.
+    pub(crate) fn authentication(&self) -> Authentication {
+        self.acr
+            .as_deref()
+            .and_then(|acr| Acr::parse(acr).ok())
+            .map(Authentication::at_level)
+            .unwrap_or_default()
+    }
 }
 
 /// Which routes a site serves.
@@ -127,7 +139,8 @@ pub(crate) async fn identity_headers(headers: HeaderMap) -> String {
 
 /// Alice signs in (as the directory holds her: a user of `acme`).
 async fn sign_in(auth: Auth, Query(query): Query<SignQuery>) -> impl IntoResponse {
-    auth.sign_in(&crate::support::alice(), query.return_to.as_deref())
+    auth.authentication(query.authentication())
+        .sign_in(&crate::support::alice(), query.return_to.as_deref())
         .await
 }
 

@@ -460,8 +460,12 @@ async fn require_capability_checks_the_capability() {
 
 #[actix_web::test]
 async fn session_extractors_without_the_middleware_are_a_500_not_a_guest() {
-    let app = test::init_service(App::new().configure(routes)).await;
-    for request in [get("/me"), get("/"), get("/any/admin")] {
+    let app = test::init_service(App::new().configure(routes).route(
+        "/sign-out",
+        web::get().to(|auth: crate::Auth| async move { auth.sign_out().await }),
+    ))
+    .await;
+    for request in [get("/me"), get("/"), get("/any/admin"), get("/sign-out")] {
         let response = test::call_service(&app, request.to_request()).await;
         assert_error(&reply(response).await, 500, None, "server_error");
     }

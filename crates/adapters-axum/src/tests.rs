@@ -522,8 +522,14 @@ async fn require_capability_checks_the_capability() {
 
 #[tokio::test]
 async fn session_extractor_without_the_layer_is_a_500_not_a_guest() {
-    let router = Router::new().route("/me", get(who)).route("/", get(maybe));
-    for path in ["/me", "/"] {
+    let router = Router::new()
+        .route("/me", get(who))
+        .route("/", get(maybe))
+        .route(
+            "/sign-out",
+            get(|auth: crate::Auth| async move { auth.sign_out().await }),
+        );
+    for path in ["/me", "/", "/sign-out"] {
         let reply = send(router.clone(), get_with(path, &[])).await;
         assert_error(&reply, 500, None, "server_error");
     }
