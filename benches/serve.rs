@@ -7,7 +7,10 @@
 //! bare axum route on the same runtime for a 200 too (the raw work: the
 //! loopback round trip, HTTP/1.1 and tokio's wake-ups), so that the
 //! verdict's own cost reads as verdict − bare, whatever the machine's
-//! loopback latency.
+//! loopback latency. Each is timed twice: with a client that sleeps in a
+//! blocking read (its own wake-up counts, as for an idle gateway) and with
+//! one that stays awake polling (as a busy gateway's worker does: the round
+//! trip is then the server's answer and the loopback).
 //!
 //! ```text
 //! cargo bench --bench serve --features server -- --warm-up-time 1 --measurement-time 4
@@ -16,7 +19,12 @@
 //! After criterion's group the bench prints the medians of its own
 //! interleaved rounds and the budget check.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a bench that cannot set up should stop loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // a bench that cannot set up should stop loudly
 
 use std::hint::black_box;
 use std::io::{Read as _, Write as _};
@@ -83,6 +91,18 @@ fn fixture() -> Fixture {
     }
 }
 
+/// How the client waits for an answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// A blocking read: the client thread sleeps and is woken, and that
+    /// wake-up counts in the round trip.
+    Sleeping,
+    /// A non-blocking read in a loop: the client stays awake, as a busy
+    /// gateway worker does, so the round trip is the server's answer and
+    /// the loopback only.
+    Awake,
+}
+
 /// One keep-alive connection asking for verdicts.
 struct Client {
     stream: TcpStream,
@@ -91,9 +111,10 @@ struct Client {
 }
 
 impl Client {
-    fn new(f: &Fixture, addr: SocketAddr) -> Self {
+    fn new(f: &Fixture, addr: SocketAddr, wait: Wait) -> Self {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
+        stream.set_nonblocking(wait == Wait::Awake).unwrap();
         let request = format!(
             "GET /verify/nginx HTTP/1.1\r\nHost: tessera\r\nX-Original-Method: GET\r\n\
              X-Original-URI: /api/orders?page=2\r\nX-Forwarded-Host: shop.example\r\n\
@@ -113,7 +134,14 @@ impl Client {
         self.stream.write_all(&self.request).unwrap();
         let mut read = 0;
         loop {
-            let n = self.stream.read(&mut self.buffer[read..]).unwrap();
+            let n = match self.stream.read(&mut self.buffer[read..]) {
+                Ok(n) => n,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                Err(error) => panic!("{error}"),
+            };
             assert!(n > 0, "connection closed");
             read += n;
             let head = &self.buffer[..read];
@@ -138,11 +166,19 @@ impl Client {
 
 fn bench_verdict(c: &mut Criterion) {
     let f = fixture();
-    let mut client = Client::new(&f, f.addr);
-    let mut bare = Client::new(&f, f.bare);
+    let mut client = Client::new(&f, f.addr, Wait::Sleeping);
+    let mut bare = Client::new(&f, f.bare, Wait::Sleeping);
+    let mut awake = Client::new(&f, f.addr, Wait::Awake);
+    let mut awake_bare = Client::new(&f, f.bare, Wait::Awake);
     let mut group = c.benchmark_group("serve");
     group.bench_function("verdict over loopback", |b| b.iter(|| client.verdict()));
     group.bench_function("bare axum 200 over loopback", |b| b.iter(|| bare.verdict()));
+    group.bench_function("verdict over loopback, client awake", |b| {
+        b.iter(|| awake.verdict());
+    });
+    group.bench_function("bare axum 200 over loopback, client awake", |b| {
+        b.iter(|| awake_bare.verdict());
+    });
     group.bench_function("VerifySession alone", |b| {
         b.iter(|| black_box(f.sessions.verify().execute(&f.token).unwrap()));
     });
@@ -150,7 +186,8 @@ fn bench_verdict(c: &mut Criterion) {
     // Under `cargo test --benches` (`--test`), criterion runs each bench
     // once; skip the timing loop there too.
     if !std::env::args().any(|arg| arg == "--test") {
-        budget(&f, &mut client, &mut bare);
+        budget(&f, &mut client, &mut bare, "sleeping");
+        budget(&f, &mut awake, &mut awake_bare, "awake");
     }
 }
 
@@ -169,7 +206,7 @@ fn median(samples: usize, mut work: impl FnMut()) -> Duration {
 
 /// Prints the medians of interleaved rounds and whether the verdict stays
 /// within VerifySession + 30 µs, and what it costs over the bare round trip.
-fn budget(f: &Fixture, client: &mut Client, bare: &mut Client) {
+fn budget(f: &Fixture, client: &mut Client, bare: &mut Client, wait: &str) {
     let (mut verdicts, mut verifies, mut bares) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         verdicts.push(median(5_000, || client.verdict()));
@@ -186,7 +223,7 @@ fn budget(f: &Fixture, client: &mut Client, bare: &mut Client) {
     let ratio = over.as_secs_f64() / 30e-6;
     let verdict_s = if ratio <= 1.0 { "holds" } else { "EXCEEDED" };
     println!(
-        "\nbudget: verdict over loopback p50 {verdict:?} = VerifySession p50 {verify:?} + {over:?} \
+        "\n{wait} client: budget: verdict over loopback p50 {verdict:?} = VerifySession p50 {verify:?} + {over:?} \
          (≤ + 30 µs {verdict_s}: ratio {ratio:.2})\n\
          bare axum 200 over the same loopback p50 {bare:?}: the verdict's own cost {:?} \
          (verdict / bare {:.2})",

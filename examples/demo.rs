@@ -156,7 +156,7 @@ async fn force_logout(
 /// `POST /logout`: the session revoked, its cookie cleared, the browser
 /// sent to the sign-in page.
 async fn sign_out(auth: Auth) -> Response {
-    auth.sign_out().await
+    auth.sign_out(None).await
 }
 
 #[tokio::main]

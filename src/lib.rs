@@ -73,7 +73,7 @@
 //! }
 //!
 //! async fn sign_out(auth: Auth) -> Response {
-//!     auth.sign_out().await
+//!     auth.sign_out(None).await
 //! }
 //!
 //! let app: Router = Router::new()
@@ -131,7 +131,7 @@ use tessera_application::external::{ExternalTokenVerifier, ExternalUserDirectory
 use tessera_application::ports::{Clock, IdGenerator, RevocationStore, UserDirectory};
 use tessera_application::{
     EstablishSession, ExchangeToken, ReadSession, RevokeSession, RotateSession, SignInUser,
-    VerifySession,
+    SignOutSession, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy, SessionLifetimes};
 use tessera_infrastructure::identity::{IdentityProvider, ProviderBuilder, TokenProfile};
@@ -226,6 +226,7 @@ pub struct Tessera<R: Role = UserRole> {
     codec: Arc<JwtSessionCodec>,
     establish: EstablishSession<R>,
     sign_in: SignInUser<R>,
+    sign_out: SignOutSession<R>,
     verify: VerifySession<R>,
     read: ReadSession<R>,
     rotate: RotateSession<R>,
@@ -278,10 +279,27 @@ impl<R: Role> Tessera<R> {
         }
     }
 
-    /// Issue a session for an authenticated user.
+    /// Issue a session with exactly the claims given, without asking the
+    /// user directory (the HTTP edge's sign-in uses [`sign_in`](Self::sign_in)).
     #[must_use]
     pub fn establish(&self) -> &EstablishSession<R> {
         &self.establish
+    }
+
+    /// Sign in an authenticated user as the user directory holds them:
+    /// role, capabilities and tenant from the directory rotation reads; an
+    /// unknown or disabled user gets no session.
+    #[must_use]
+    pub fn sign_in(&self) -> &SignInUser<R> {
+        &self.sign_in
+    }
+
+    /// Sign out the session a token carries (nothing to do for a token
+    /// that is no session; an error while the revocation state is
+    /// untrusted).
+    #[must_use]
+    pub fn sign_out(&self) -> &SignOutSession<R> {
+        &self.sign_out
     }
 
     /// Verify a token strictly.
@@ -549,15 +567,17 @@ impl<R: Role> TesseraBuilder<R, Arc<dyn UserDirectory<R>>> {
         );
         let establish =
             EstablishSession::new(codec.clone(), self.clock.clone(), self.ids, self.lifetimes);
+        let revoke = RevokeSession::new(revocations.clone(), self.clock.clone(), self.lifetimes);
         Tessera {
             sign_in: SignInUser::new(establish.clone(), directory.clone()),
+            sign_out: SignOutSession::new(verify.clone(), revoke.clone()),
             establish,
             read: ReadSession::new(verify.clone()),
             // Rotation asks the store itself, not only the verifier's cache:
             // a shared store's cache forgets what no unexpired token needs.
             rotate: RotateSession::new(verify.clone(), directory, codec.clone())
                 .with_revocations(revocations.clone()),
-            revoke: RevokeSession::new(revocations.clone(), self.clock.clone(), self.lifetimes),
+            revoke,
             revocations: RevocationsHandle(revocations),
             clock: ClockHandle(self.clock),
             verify,

@@ -1,22 +1,21 @@
 //! Sign-in (for a backend that has authenticated a user) and sign-out (for
 //! the client holding the session).
 //!
-//! Each is one small function over the facade (`Tessera::establish`,
-//! `Tessera::revoke`) and `SessionCookies`; the handlers only translate.
+//! Sign-in records the user and signs them in as the directory holds them
+//! (`Tessera::sign_in`); sign-out is the edge's (`SessionEdge::sign_out`);
+//! the handlers only translate.
 
 use axum::body::Bytes;
 use axum::extract::State as Extract;
-use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tessera_application::ports::DirectoryUser;
-use tessera_application::{
-    EstablishRequest, EstablishedSession, PresentedCredential, RevokeRequest, SessionCheck,
-};
+use tessera_application::{EstablishedSession, SignInFacts};
 use tessera_domain::{UserId, UserRole};
-use tessera_http::{SetCookie, read_credential};
+use tessera_http::{Client, SetCookie};
 
 use super::admin::UserBody;
-use super::reply::{BadRequest, Reply, error, json, parse_json, with_type};
+use super::reply::{BadRequest, Reply, error, from_edge, json, parse_json};
 use super::{Shared, State};
 
 /// Why a session could not be established.
@@ -25,18 +24,19 @@ enum SignInError {
     #[error("the user directory cannot record the user")]
     Directory(#[source] tessera_application::ports::DirectoryError),
     #[error("the session cannot be established")]
-    Establish(#[source] tessera_application::EstablishError),
+    SignIn(#[source] tessera_application::SignInError),
     #[error("the token cannot be a cookie")]
     Cookie(#[source] tessera_http::CookieError),
 }
 
-/// Records `user` (rotation reads them back) and establishes their
-/// session: the token and the cookie carrying it.
+/// Records `user` and signs them in as the directory now holds them (the
+/// directory rotation reads: a disabled user gets no session): the token
+/// and the cookie carrying it.
 async fn sign_in(
     state: &State,
     user: DirectoryUser<UserRole>,
 ) -> Result<(EstablishedSession<UserRole>, SetCookie), SignInError> {
-    let request = EstablishRequest::from(user.clone());
+    let user_id = user.user_id;
     state
         .users
         .upsert(user)
@@ -44,43 +44,16 @@ async fn sign_in(
         .map_err(SignInError::Directory)?;
     let issued = state
         .sessions
-        .establish()
-        .execute(request)
-        .map_err(SignInError::Establish)?;
+        .sign_in()
+        .execute(&user_id, SignInFacts::default())
+        .await
+        .map_err(SignInError::SignIn)?;
     let cookie = state
         .edge
         .cookies()
         .issue(&issued.token, &issued.session)
         .map_err(SignInError::Cookie)?;
     Ok((issued, cookie))
-}
-
-/// Logs out the session `token` carries, if it is one; the cookie that
-/// clears the session cookie either way.
-async fn sign_out(
-    state: &State,
-    token: Option<&str>,
-) -> Result<SetCookie, tessera_application::RevokeError> {
-    // A stale session's authentication time is unknown: now outlasts it.
-    let session = token.and_then(|token| match state.sessions.verify().check(token) {
-        Ok(SessionCheck::Current(verified)) => Some((
-            *verified.session().session_id(),
-            verified.session().authenticated_at(),
-        )),
-        Ok(SessionCheck::Stale(stale)) => Some((*stale.session_id(), state.clock.now())),
-        Err(_) => None,
-    });
-    if let Some((session_id, authenticated_at)) = session {
-        state
-            .sessions
-            .revoke()
-            .execute(RevokeRequest::Session {
-                session_id,
-                authenticated_at,
-            })
-            .await?;
-    }
-    Ok(state.edge.cookies().clear())
 }
 
 /// `POST /admin/sessions`: a backend has authenticated a user and asks for
@@ -121,6 +94,13 @@ pub(super) async fn sign_in_handler(Extract(state): Extract<Shared>, body: Bytes
                 .append(SET_COOKIE, cookie.header_value().clone());
             reply
         }
+        Err(SignInError::SignIn(
+            cause @ (tessera_application::SignInError::Disabled
+            | tessera_application::SignInError::UnknownUser),
+        )) => {
+            tracing::warn!(error = %cause, "sign-in refused");
+            error(StatusCode::FORBIDDEN, "forbidden", &cause.to_string())
+        }
         Err(cause) => {
             tracing::warn!(error = ?cause, "sign-in failed");
             error(
@@ -134,7 +114,8 @@ pub(super) async fn sign_in_handler(Extract(state): Extract<Shared>, body: Bytes
 
 /// `POST /session/sign-out`: the session the request carries (cookie or
 /// bearer token) is logged out, and the cookie cleared. 204 whether or not
-/// it carried a valid session.
+/// it carried a valid session; 503, the session standing, when it cannot be
+/// checked or the sign-out cannot be recorded.
 pub(super) async fn sign_out_handler(Extract(state): Extract<Shared>, headers: HeaderMap) -> Reply {
     // The sign-out reads the session cookie: a form from another site must
     // not log the user out.
@@ -145,35 +126,10 @@ pub(super) async fn sign_out_handler(Extract(state): Extract<Shared>, headers: H
     {
         return refused.map(axum::body::Body::from);
     }
-    let credential = read_credential(
-        headers
-            .get_all(AUTHORIZATION)
-            .iter()
-            .map(HeaderValue::as_bytes),
-        headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
-        state.edge.cookies().name(),
-        state.sessions.verify().max_token_bytes(),
-    );
-    let token = match credential {
-        PresentedCredential::Token { token, .. } => Some(token),
-        _ => None,
-    };
-    match sign_out(&state, token).await {
-        Ok(clear) => {
-            state.metrics.sign_out();
-            let mut reply = with_type(StatusCode::NO_CONTENT, "application/json", "");
-            reply
-                .headers_mut()
-                .append(SET_COOKIE, clear.header_value().clone());
-            reply
-        }
-        Err(cause) => {
-            tracing::warn!(error = ?cause, "sign-out not recorded");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the sign-out cannot be recorded",
-            )
-        }
+    let token = state.edge.presented_token(values);
+    let answer = state.edge.sign_out(token, Client::Api).await;
+    if answer.status().is_success() {
+        state.metrics.sign_out();
     }
+    from_edge(answer)
 }

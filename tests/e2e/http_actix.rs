@@ -27,8 +27,8 @@ async fn sign_in(auth: Auth<UserRole>, query: web::Query<SignQuery>) -> HttpResp
         .await
 }
 
-async fn sign_out(auth: Auth<UserRole>) -> HttpResponse {
-    auth.sign_out().await
+async fn sign_out(auth: Auth<UserRole>, query: web::Query<SignQuery>) -> HttpResponse {
+    auth.sign_out(query.return_to.as_deref()).await
 }
 
 /// Echoes every identity header the handler received, as the axum route does.
@@ -83,6 +83,7 @@ pub(crate) fn serve(site: &Site) -> SocketAddr {
                     .route("/logout", web::post().to(sign_out))
                     .route("/api/login", web::post().to(sign_in))
                     .route("/api/logout", web::post().to(sign_out))
+                    .route("/out", web::post().to(sign_out))
                     .route("/app/home", web::get().to(who))
                     .route(
                         "/app/fail",

@@ -270,7 +270,7 @@ async fn a_browser_signs_in_with_the_promised_cookie_and_signs_out_revoked_and_c
 }
 
 #[tokio::test]
-async fn a_browser_returns_to_a_safe_page_after_signing_in_and_never_to_another_site() {
+async fn a_browser_returns_to_a_safe_page_after_signing_in_or_out_and_never_to_another_site() {
     for &target in TARGETS {
         let (_, router) = fresh();
         let back = send(
@@ -300,8 +300,14 @@ async fn a_browser_returns_to_a_safe_page_after_signing_in_and_never_to_another_
             assert_eq!(reply.header("location"), Some("/"), "{target:?}: {evil}");
             assert!(reply.session_cookie().is_some());
         }
-        let me = send(target, router, &Spec::get("/me").cookie(&token)).await;
-        assert_eq!(me.status, StatusCode::OK, "{target:?}");
+        let out = send(
+            target,
+            router,
+            &Spec::post("/logout?return_to=%2Fbye").cookie(&token),
+        )
+        .await;
+        assert_eq!(out.header("location"), Some("/bye"), "{target:?}");
+        out.assert_clears_cookie();
     }
 }
 
@@ -380,6 +386,86 @@ async fn nobody_is_signed_in_while_the_user_directory_cannot_answer() {
             reply.assert_error(503, None, "temporarily_unavailable");
             assert!(reply.session_cookie().is_none(), "{target:?}: {path}");
         }
+    }
+}
+
+/// The test site on a revocation store that answers checks with `check`
+/// and fails every logout it is asked to record; and a token of Alice's.
+fn with_failing_store(
+    check: fn() -> Result<
+        tessera::application::ports::RevocationStatus,
+        tessera::application::ports::RevocationError,
+    >,
+) -> (Site, String) {
+    use tessera::application::ports::{MockRevocationStore, RevocationError};
+    let mut store = MockRevocationStore::new();
+    store.expect_check().returning(move |_| check());
+    store
+        .expect_revoke_session()
+        .returning(|_, _| Err(RevocationError::Unavailable("primary down".into())));
+    let directory = std::sync::Arc::new(tessera::InMemoryUserDirectory::new());
+    let sessions = tessera::Tessera::builder(
+        tessera::KeyRing::new(crate::support::signing_key(
+            tessera::JwsAlgorithm::EdDsa,
+            "k1",
+        )),
+        crate::support::ISSUER,
+        crate::support::AUDIENCE,
+    )
+    .user_directory(directory)
+    .revocation_store(std::sync::Arc::new(store))
+    .build();
+    let token = sessions
+        .establish()
+        .execute(crate::support::alice_request())
+        .unwrap()
+        .token
+        .expose_secret()
+        .to_owned();
+    let site = site(sessions.edge(policy()).build().unwrap(), Routes::Standard);
+    (site, token)
+}
+
+#[tokio::test]
+async fn sign_out_that_cannot_be_checked_or_recorded_answers_503_and_keeps_the_cookie() {
+    use tessera::application::ports::{RevocationError, RevocationStatus};
+    let (unchecked, unchecked_token) =
+        with_failing_store(|| Err(RevocationError::Unavailable("listener down".into())));
+    let (unrecorded, unrecorded_token) = with_failing_store(|| Ok(RevocationStatus::Active));
+    for &target in TARGETS {
+        // A route that needs no session lets the token through as a
+        // guest's; the sign-out must not take that for "nothing to revoke".
+        for (site, token, path) in [
+            (&unchecked, &unchecked_token, "/out"),
+            (&unchecked, &unchecked_token, "/logout"),
+            (&unrecorded, &unrecorded_token, "/out"),
+            (&unrecorded, &unrecorded_token, "/logout"),
+        ] {
+            let reply = send(target, site.clone(), &Spec::post(path).cookie(token)).await;
+            reply.assert_error(503, None, "temporarily_unavailable");
+            assert!(
+                reply.session_cookie().is_none(),
+                "{target:?} {path}: the cookie is kept"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn sign_out_on_a_route_that_needs_no_session_revokes_the_token_it_presents() {
+    for &target in TARGETS {
+        let (app, router) = fresh();
+        let token = app.alice_token();
+        let out = send(target, router.clone(), &Spec::post("/out").bearer(&token)).await;
+        assert_eq!(out.status, StatusCode::NO_CONTENT, "{target:?}");
+        let after = send(target, router.clone(), &Spec::get("/me").bearer(&token)).await;
+        after.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+        let forged = send(target, router, &Spec::post("/out").bearer("not.a.token")).await;
+        assert_eq!(
+            forged.status,
+            StatusCode::NO_CONTENT,
+            "{target:?}: nothing to revoke"
+        );
     }
 }
 
@@ -836,7 +922,7 @@ mod readme_backend {
     }
 
     async fn sign_out(auth: Auth) -> Response {
-        auth.sign_out().await
+        auth.sign_out(None).await
     }
 
     fn app(clock: Arc<ManualClock>) -> Router {

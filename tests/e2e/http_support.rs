@@ -37,6 +37,7 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
         )
         .rule(RouteRule::public("/api/login").methods(&["POST"]))
         .rule(RouteRule::authenticated("/api/logout").methods(&["POST"]))
+        .rule(RouteRule::public("/out").methods(&["POST"]))
         .rule(RouteRule::new("/app/*", Requirement::Authenticated).browser())
         .rule(RouteRule::new(
             "/admin/*",
@@ -51,8 +52,9 @@ pub(crate) fn policy() -> RoutePolicy<UserRole> {
         .unwrap()
 }
 
-/// The query of the test site's `/login` and `/api/login`: where a browser
-/// returns to, and the authentication level (`acr`) the sign-in reports.
+/// The query of the test site's sign-in and sign-out routes: where a
+/// browser returns to, and the authentication level (`acr`) the sign-in
+/// reports.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct SignQuery {
     pub(crate) return_to: Option<String>,
@@ -144,8 +146,8 @@ async fn sign_in(auth: Auth, Query(query): Query<SignQuery>) -> impl IntoRespons
         .await
 }
 
-async fn sign_out(auth: Auth) -> impl IntoResponse {
-    auth.sign_out().await
+async fn sign_out(auth: Auth, Query(query): Query<SignQuery>) -> impl IntoResponse {
+    auth.sign_out(query.return_to.as_deref()).await
 }
 
 /// The test application's routes behind `edge`.
@@ -191,6 +193,7 @@ fn axum_router(site: &Site) -> Router {
             .route("/logout", post(sign_out))
             .route("/api/login", post(sign_in))
             .route("/api/logout", post(sign_out))
+            .route("/out", post(sign_out))
             .route("/app/home", get(who))
             .route(
                 "/app/fail",

@@ -567,6 +567,21 @@ async fn serve_sign_in_refuses_bad_input_with_a_message_naming_the_field() {
 }
 
 #[tokio::test]
+async fn serve_sign_in_of_a_disabled_user_records_them_and_issues_no_session() {
+    let addr = start().await;
+    let body = json!({ "user_id": ALICE, "role": "user", "enabled": false });
+    let response = admin(addr, Method::POST, "/admin/sessions", &body).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("set-cookie").is_none());
+    let answer: Value = json_of(response).await;
+    assert_eq!(answer["error"], "forbidden");
+    assert!(answer.get("token").is_none(), "{answer}");
+    let enabled = json!({ "user_id": ALICE, "role": "user" });
+    let response = admin(addr, Method::POST, "/admin/sessions", &enabled).await;
+    assert_eq!(response.status(), 201, "enabled again, signed in");
+}
+
+#[tokio::test]
 async fn serve_jwks_publishes_public_keys_and_never_a_symmetric_one() {
     let jwks = |addr: SocketAddr| async move {
         let response = client()

@@ -9,7 +9,7 @@ use tessera_http::{SessionEdge, SessionRejection};
 use time::OffsetDateTime;
 
 use crate::convert::into_response;
-use crate::extract::{Rejected, Session};
+use crate::extract::Rejected;
 
 /// The edge of the [`SessionMiddleware`](crate::SessionMiddleware) that
 /// admitted the request, left in its extensions for [`Auth`].
@@ -30,8 +30,9 @@ pub(crate) struct AdmittedBy<R: Role>(pub(crate) SessionEdge<R>);
 /// directory holds: the one rotation reads, so the first rotation takes
 /// nothing back; a user it does not know or holds disabled is refused
 /// (403), and when it cannot answer nobody is signed in (503). Sign-out
-/// revokes the request's session on every instance (503, the cookie kept,
-/// when that cannot be recorded).
+/// revokes the session the request presents on every instance (503, the
+/// cookie kept, when that cannot be checked or recorded). Route both as
+/// `POST`, which the cross-origin protection covers.
 ///
 /// ```
 /// use actix_web::{HttpResponse, web};
@@ -52,11 +53,11 @@ pub(crate) struct AdmittedBy<R: Role>(pub(crate) SessionEdge<R>);
 /// }
 ///
 /// async fn sign_out(auth: Auth) -> HttpResponse {
-///     auth.sign_out().await
+///     auth.sign_out(None).await
 /// }
 /// ```
 ///
-/// A route without the middleware answers 500, as [`Session`] does.
+/// A route without the middleware answers 500, as [`Session`](crate::Session) does.
 #[derive(Debug)]
 pub struct Auth<R: Role = UserRole>(tessera_http::Auth<R>);
 
@@ -90,9 +91,11 @@ impl<R: Role> Auth<R> {
         into_response(self.0.sign_in(user_id, return_to).await)
     }
 
-    /// Signs the request's session out, everywhere, and clears its cookie.
-    pub async fn sign_out(&self) -> HttpResponse {
-        into_response(self.0.sign_out().await)
+    /// Signs out the session the request presents, everywhere, and clears
+    /// its cookie; a browser goes on to `return_to` when it is a safe path
+    /// of this site, else to the sign-in page.
+    pub async fn sign_out(&self, return_to: Option<&str>) -> HttpResponse {
+        into_response(self.0.sign_out(return_to).await)
     }
 }
 
@@ -105,14 +108,14 @@ impl<R: Role> FromRequest for Auth<R> {
         let Some(AdmittedBy(edge)) = extensions.get::<AdmittedBy<R>>().cloned() else {
             return ready(Err(Rejected(SessionRejection::LayerMissing)));
         };
-        let session = extensions
-            .get::<Session<R>>()
-            .map(|session| session.entity().clone());
+        let headers = request.headers();
+        let token =
+            edge.presented_token(|name| headers.get_all(name).map(|value| value.as_bytes()));
         ready(Ok(Self(tessera_http::Auth::new(
             edge,
             request.method().as_str(),
             request.uri().path(),
-            session,
+            token,
         ))))
     }
 }

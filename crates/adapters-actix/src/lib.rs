@@ -18,7 +18,7 @@
 //! ```
 //! use actix_web::{App, HttpResponse, HttpServer, web};
 //! use tessera_actix::{
-//!     Header, MaybeSession, RequireRole, Session, SessionMiddleware, SessionUseCases, roles::Admin,
+//!     Auth, MaybeSession, RequireRole, Session, SessionMiddleware, SessionUseCases, roles::Admin,
 //! };
 //! use tessera_domain::{Requirement, RoutePolicy, RouteRule, UserRole};
 //!
@@ -37,11 +37,8 @@
 //!     format!("welcome, admin {}", admin.user_id())
 //! }
 //!
-//! async fn sign_out(middleware: web::Data<SessionMiddleware>, _: Session) -> HttpResponse {
-//!     let cleared = middleware.edge().cookies().clear();
-//!     HttpResponse::Ok()
-//!         .insert_header(Header::from(cleared.header()))
-//!         .body("bye")
+//! async fn sign_out(auth: Auth) -> HttpResponse {
+//!     auth.sign_out(None).await
 //! }
 //!
 //! /// `sessions` come wired to your adapters (the `tessera` facade's
@@ -52,7 +49,7 @@
 //!     let policy = RoutePolicy::builder()
 //!         .rule(RouteRule::new("/", Requirement::Public))
 //!         .rule(RouteRule::new("/me", Requirement::Authenticated))
-//!         .rule(RouteRule::new("/logout", Requirement::Authenticated))
+//!         .rule(RouteRule::new("/logout", Requirement::Authenticated).browser())
 //!         .rule(RouteRule::new("/admin", Requirement::AtLeastRole(UserRole::Admin)).browser())
 //!         .build()?;
 //!     let middleware = SessionMiddleware::builder(sessions, policy)
@@ -60,7 +57,6 @@
 //!         .build()?;
 //!     HttpServer::new(move || {
 //!         App::new()
-//!             .app_data(web::Data::new(middleware.clone()))
 //!             .wrap(middleware.clone())
 //!             .route("/", web::get().to(home))
 //!             .route("/me", web::get().to(me))

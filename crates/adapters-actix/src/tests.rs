@@ -462,7 +462,7 @@ async fn require_capability_checks_the_capability() {
 async fn session_extractors_without_the_middleware_are_a_500_not_a_guest() {
     let app = test::init_service(App::new().configure(routes).route(
         "/sign-out",
-        web::get().to(|auth: crate::Auth| async move { auth.sign_out().await }),
+        web::get().to(|auth: crate::Auth| async move { auth.sign_out(None).await }),
     ))
     .await;
     for request in [get("/me"), get("/"), get("/any/admin"), get("/sign-out")] {

@@ -2,13 +2,13 @@
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
-use http::Response;
 use http::request::Parts;
+use http::{HeaderValue, Response};
 use tessera_domain::{Authentication, Role, UserId, UserRole};
 use tessera_http::{SessionEdge, SessionRejection};
 use time::OffsetDateTime;
 
-use crate::extract::{Rejected, Session};
+use crate::extract::Rejected;
 use crate::layer::original_uri;
 
 /// The edge of the [`SessionLayer`](crate::SessionLayer) that admitted the
@@ -30,12 +30,14 @@ pub(crate) struct AdmittedBy<R: Role>(pub(crate) SessionEdge<R>);
 /// directory holds: the one rotation reads, so the first rotation takes
 /// nothing back; a user it does not know or holds disabled is refused
 /// (403), and when it cannot answer nobody is signed in (503). Sign-out
-/// revokes the request's session on every instance (503, the cookie kept,
-/// when that cannot be recorded).
+/// revokes the session the request presents on every instance (503, the
+/// cookie kept, when that cannot be checked or recorded). Route both as
+/// `POST`, which the cross-origin protection covers.
 ///
 /// ```
 /// use axum::extract::Form;
-/// use axum::response::Response;
+/// use axum::http::StatusCode;
+/// use axum::response::{IntoResponse, Response};
 /// use tessera_axum::Auth;
 ///
 /// #[derive(serde::Deserialize)]
@@ -47,17 +49,17 @@ pub(crate) struct AdmittedBy<R: Role>(pub(crate) SessionEdge<R>);
 /// async fn sign_in(auth: Auth, Form(form): Form<SignIn>) -> Response {
 ///     // Your authentication first: a password, a passkey, an OAuth callback.
 ///     let Ok(user) = form.user_id.parse() else {
-///         return Response::default();
+///         return StatusCode::UNAUTHORIZED.into_response();
 ///     };
 ///     auth.sign_in(&user, form.return_to.as_deref()).await
 /// }
 ///
 /// async fn sign_out(auth: Auth) -> Response {
-///     auth.sign_out().await
+///     auth.sign_out(None).await
 /// }
 /// ```
 ///
-/// A route whose router lacks the layer answers 500, as [`Session`] does.
+/// A route whose router lacks the layer answers 500, as [`Session`](crate::Session) does.
 #[derive(Debug)]
 pub struct Auth<R: Role = UserRole>(tessera_http::Auth<R>);
 
@@ -91,9 +93,11 @@ impl<R: Role> Auth<R> {
         self.0.sign_in(user_id, return_to).await.map(Body::from)
     }
 
-    /// Signs the request's session out, everywhere, and clears its cookie.
-    pub async fn sign_out(&self) -> Response<Body> {
-        self.0.sign_out().await.map(Body::from)
+    /// Signs out the session the request presents, everywhere, and clears
+    /// its cookie; a browser goes on to `return_to` when it is a safe path
+    /// of this site, else to the sign-in page.
+    pub async fn sign_out(&self, return_to: Option<&str>) -> Response<Body> {
+        self.0.sign_out(return_to).await.map(Body::from)
     }
 }
 
@@ -106,16 +110,15 @@ impl<S: Send + Sync, R: Role> FromRequestParts<S> for Auth<R> {
             .get::<AdmittedBy<R>>()
             .map(|admitted| admitted.0.clone())
             .ok_or(Rejected(SessionRejection::LayerMissing))?;
-        let session = parts
-            .extensions
-            .get::<Session<R>>()
-            .map(|session| session.entity().clone());
+        let headers = &parts.headers;
+        let token =
+            edge.presented_token(|name| headers.get_all(name).iter().map(HeaderValue::as_bytes));
         let path = original_uri(&parts.extensions, &parts.uri).path();
         Ok(Self(tessera_http::Auth::new(
             edge,
             parts.method.as_str(),
             path,
-            session,
+            token,
         )))
     }
 }

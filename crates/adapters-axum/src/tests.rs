@@ -527,7 +527,7 @@ async fn session_extractor_without_the_layer_is_a_500_not_a_guest() {
         .route("/", get(maybe))
         .route(
             "/sign-out",
-            get(|auth: crate::Auth| async move { auth.sign_out().await }),
+            get(|auth: crate::Auth| async move { auth.sign_out(None).await }),
         );
     for path in ["/me", "/", "/sign-out"] {
         let reply = send(router.clone(), get_with(path, &[])).await;

@@ -99,6 +99,7 @@ pub use usecases::resolve_user::{
 pub use usecases::revoke::{RevokeError, RevokeRequest, RevokeSession};
 pub use usecases::rotate::{RotateError, RotateSession, RotatedSession};
 pub use usecases::sign_in::{SignInError, SignInFacts, SignInUser};
+pub use usecases::sign_out::{SignOutError, SignOutSession, SignedOut};
 pub use usecases::user_events::{ApplyUserEvent, ApplyUserEventError, UserEventOutcome};
 pub use usecases::verify::{
     RotationNeed, SessionCheck, StaleSession, VerifiedSession, VerifyError, VerifySession,

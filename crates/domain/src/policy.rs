@@ -436,7 +436,9 @@ impl<R> RouteRule<R> {
 
     /// Marks the route as a page for humans: on
     /// [`AccessDecision::Unauthenticated`] the HTTP edge redirects to the
-    /// login page instead of answering 401.
+    /// login page instead of answering 401, and sign-in and sign-out on it
+    /// answer a browser (the session cookie set or cleared, and a redirect)
+    /// rather than an API client (the token as JSON, or `204`).
     #[must_use]
     pub fn browser(mut self) -> Self {
         self.browser = true;

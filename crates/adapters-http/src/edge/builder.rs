@@ -11,7 +11,7 @@ use tessera_application::usecases::admission::{
 };
 use tessera_application::{
     DecideAdmission, OriginError, ResolveUser, RevokeSession, RotateSession, SignInPages,
-    SignInUser, TrustedOrigins, VerifySession,
+    SignInUser, SignOutSession, TrustedOrigins, VerifySession,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -230,6 +230,7 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
             rotate,
             revoke,
         } = self.sessions;
+        let sign_out = SignOutSession::new(verify.clone(), revoke);
         let mut admission = DecideAdmission::new(verify, rotate, self.policy, pages)
             .with_trusted_origins(self.trusted_origins?);
         let strip_identity = self.gateway.is_some() || self.provider.is_some();
@@ -243,7 +244,7 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
                 token_header,
                 max_credential_bytes,
                 sign_in,
-                revoke,
+                sign_out,
                 warned_insecure: std::sync::atomic::AtomicBool::new(false),
                 gateway: self.gateway.map(GatewaySigner::new),
                 strip_identity,

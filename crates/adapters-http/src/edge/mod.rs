@@ -17,7 +17,7 @@ use http::{HeaderName, HeaderValue, Response};
 use tessera_application::usecases::admission::is_safe_method;
 use tessera_application::{
     Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
-    Decision, PresentedCredential, Refusal, RevokeSession, SignInUser, Verdict,
+    Decision, PresentedCredential, Refusal, SignInUser, SignOutSession, Verdict,
 };
 use tessera_domain::{Role, RoutePolicy};
 
@@ -65,7 +65,7 @@ pub(super) struct Inner<R: Role> {
     /// provider tokens are admitted.
     strip_identity: bool,
     sign_in: SignInUser<R>,
-    revoke: RevokeSession,
+    sign_out: SignOutSession<R>,
     /// Whether the edge has said, once, that a browser reached it over
     /// plain http by a name it keeps no `Secure` cookie for.
     warned_insecure: std::sync::atomic::AtomicBool,
@@ -138,8 +138,8 @@ impl<R: Role> SessionEdge<R> {
         self.inner.admission.policy()
     }
 
-    /// The session cookies this edge reads and rotates: hand them to the
-    /// sign-in and sign-out handlers.
+    /// The session cookies this edge reads, rotates, sets at sign-in and
+    /// clears at sign-out.
     #[must_use]
     pub fn cookies(&self) -> &SessionCookies {
         &self.inner.cookies
@@ -157,6 +157,24 @@ impl<R: Role> SessionEdge<R> {
     #[must_use]
     pub fn strips_identity_headers(&self) -> bool {
         self.inner.strip_identity
+    }
+
+    /// The session token the request presents (`Authorization: Bearer` or
+    /// the session cookie, read as [`decide`](Self::decide) reads them),
+    /// if it presents exactly one: what sign-out revokes.
+    pub fn presented_token<'h, I>(&self, headers: impl Fn(&'static str) -> I) -> Option<&'h str>
+    where
+        I: Iterator<Item = &'h [u8]>,
+    {
+        match read_credential(
+            headers("authorization"),
+            headers("cookie"),
+            self.inner.cookies.name(),
+            self.inner.max_credential_bytes,
+        ) {
+            PresentedCredential::Token { token, .. } => Some(token),
+            PresentedCredential::None | PresentedCredential::Unreadable(_) => None,
+        }
     }
 
     /// Decides a request from its method, path (percent-encoded, no

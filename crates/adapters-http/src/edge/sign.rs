@@ -6,8 +6,8 @@ use std::fmt;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Response, StatusCode};
-use tessera_application::{Refusal, RevokeRequest, SignInError, SignInFacts};
-use tessera_domain::{Authentication, Role, SessionEntity, UserId};
+use tessera_application::{Refusal, SignInError, SignInFacts};
+use tessera_domain::{Authentication, Role, UserId};
 use time::OffsetDateTime;
 
 use super::SessionEdge;
@@ -56,7 +56,7 @@ impl<R: Role> SessionEdge<R> {
     ) -> Response<Bytes> {
         let issued = match self.inner.sign_in.execute(user_id, facts).await {
             Ok(issued) => issued,
-            Err(error) => return sign_in_refused(&error),
+            Err(error) => return sign_in_refused(user_id, &error),
         };
         let session = &issued.session;
         let lifetime = session.expires_at() - session.issued_at();
@@ -76,33 +76,24 @@ impl<R: Role> SessionEdge<R> {
         }
     }
 
-    /// Signs `session` out: revokes it (every token of it, on every
-    /// instance sharing the revocation store) and answers `client`
-    /// ([`Client`]) with the session cookie cleared. Without a session
-    /// there is nothing to revoke: the cookie is cleared all the same.
+    /// Signs out the session `token` carries (the request's credential,
+    /// [`presented_token`](Self::presented_token)): revokes it, every
+    /// token of it, on every instance sharing the revocation store, and
+    /// answers `client` ([`Client`]) with the session cookie cleared. A
+    /// token that is no session (none, forged, expired, revoked already)
+    /// has nothing to revoke: the cookie is cleared all the same.
     ///
-    /// When the revocation cannot be recorded the answer is `503
+    /// When the token cannot be checked (the revocation state is
+    /// untrusted) or its revocation cannot be recorded, the answer is `503
     /// {"error":"temporarily_unavailable"}` and the cookie is kept, so that
     /// the user sees that signing out failed and can try again, rather
     /// than believing a session gone that still works.
-    pub async fn sign_out(
-        &self,
-        session: Option<&SessionEntity<R>>,
-        client: Client<'_>,
-    ) -> Response<Bytes> {
-        if let Some(session) = session {
-            let revoked = self
-                .inner
-                .revoke
-                .execute(RevokeRequest::Session {
-                    session_id: *session.session_id(),
-                    authenticated_at: session.authenticated_at(),
-                })
-                .await;
-            if let Err(error) = revoked {
-                tracing::warn!(%error, "sign-out: the session could not be revoked");
-                return Denial::Refused(Refusal::Unavailable).into_http();
-            }
+    pub async fn sign_out(&self, token: Option<&str>, client: Client<'_>) -> Response<Bytes> {
+        if let Some(token) = token
+            && let Err(error) = self.inner.sign_out.execute(token).await
+        {
+            tracing::warn!(error = %Chain(&error), "sign-out failed; the session stands");
+            return Denial::Refused(Refusal::Unavailable).into_http();
         }
         let clear = self.inner.cookies.clear().header_value().clone();
         match client {
@@ -122,19 +113,35 @@ impl<R: Role> SessionEdge<R> {
     }
 }
 
+/// An error and its sources, `: `-separated, for a log line.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
 /// The answer to a sign-in that established nothing, its reason logged.
-fn sign_in_refused(error: &SignInError) -> Response<Bytes> {
+fn sign_in_refused(user_id: &UserId, error: &SignInError) -> Response<Bytes> {
+    let reason = Chain(error);
     match error {
         SignInError::UnknownUser | SignInError::Disabled => {
-            tracing::warn!(%error, "sign-in refused");
+            tracing::warn!(%user_id, %reason, "sign-in refused");
             Denial::Refused(Refusal::Forbidden { signed_in: false }).into_http()
         }
         SignInError::Directory(_) => {
-            tracing::warn!(%error, "sign-in: the user directory could not answer");
+            tracing::warn!(%user_id, %reason, "sign-in refused: nobody is signed in on a guess");
             Denial::Refused(Refusal::Unavailable).into_http()
         }
         _ => {
-            tracing::error!(%error, "sign-in: the session could not be established");
+            tracing::error!(%user_id, %reason, "sign-in: the session could not be established");
             Denial::Misconfigured.into_http()
         }
     }
@@ -143,16 +150,21 @@ fn sign_in_refused(error: &SignInError) -> Response<Bytes> {
 /// Sign-in and sign-out for one request, as a framework adapter's
 /// extractor hands them to a handler: the edge, whether the request's
 /// route is a browser page (which decides the answer's [`Client`]), and
-/// the request's session, if the edge admitted one.
+/// the session token the request presents, if any.
 ///
 /// On a [browser route](tessera_domain::RouteRule::browser) sign-in sets
 /// the session cookie and redirects (`303`) to a safe return-to, and
 /// sign-out clears it and redirects to the sign-in page; on any other
 /// route sign-in answers the token as JSON and sign-out `204`.
+///
+/// Sign-in and sign-out change state: route them as `POST`, which the
+/// cross-origin protection covers (a `GET` sign-out is a logout any page
+/// can trigger; a `GET` sign-in, such as an OAuth callback, must carry
+/// its own defence, the `state` parameter).
 pub struct Auth<R: Role> {
     edge: SessionEdge<R>,
     browser: bool,
-    session: Option<SessionEntity<R>>,
+    token: Option<String>,
     facts: SignInFacts,
 }
 
@@ -160,10 +172,7 @@ impl<R: Role> fmt::Debug for Auth<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
             .field("browser", &self.browser)
-            .field(
-                "session",
-                &self.session.as_ref().map(SessionEntity::session_id),
-            )
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("facts", &self.facts)
             .finish_non_exhaustive()
     }
@@ -171,19 +180,15 @@ impl<R: Role> fmt::Debug for Auth<R> {
 
 impl<R: Role> Auth<R> {
     /// Sign-in and sign-out for a request to `method` `path` (the path the
-    /// policy sees), carrying `session` as the edge admitted it.
+    /// policy sees) presenting `token`
+    /// ([`SessionEdge::presented_token`]).
     #[must_use]
-    pub fn new(
-        edge: SessionEdge<R>,
-        method: &str,
-        path: &str,
-        session: Option<SessionEntity<R>>,
-    ) -> Self {
+    pub fn new(edge: SessionEdge<R>, method: &str, path: &str, token: Option<&str>) -> Self {
         let browser = edge.policy().route(method, path).is_browser();
         Self {
             edge,
             browser,
-            session,
+            token: token.map(str::to_owned),
             facts: SignInFacts::default(),
         }
     }
@@ -223,12 +228,13 @@ impl<R: Role> Auth<R> {
             .await
     }
 
-    /// Signs the request's session out: [`SessionEdge::sign_out`], for a
-    /// browser (cookie cleared, `303` to the sign-in page) or an API
-    /// client (`204`).
-    pub async fn sign_out(&self) -> Response<Bytes> {
+    /// Signs out the session the request presents:
+    /// [`SessionEdge::sign_out`], for a browser (cookie cleared, `303` to
+    /// `return_to` when it is a safe path of this site, else to the sign-in
+    /// page) or an API client (`204`; `return_to` unused).
+    pub async fn sign_out(&self, return_to: Option<&str>) -> Response<Bytes> {
         self.edge
-            .sign_out(self.session.as_ref(), self.client(None))
+            .sign_out(self.token.as_deref(), self.client(return_to))
             .await
     }
 

@@ -8,5 +8,6 @@ pub mod resolve_user;
 pub mod revoke;
 pub mod rotate;
 pub mod sign_in;
+pub mod sign_out;
 pub mod user_events;
 pub mod verify;

@@ -13,28 +13,27 @@ use time::OffsetDateTime;
 use super::establish::{EstablishError, EstablishRequest, EstablishSession, EstablishedSession};
 use crate::ports::{DirectoryError, DirectoryUser, UserDirectory};
 
-impl<R> From<DirectoryUser<R>> for EstablishRequest<R> {
-    /// A session with the user's role, capabilities and tenant, authenticated
-    /// now, how unknown (the `enabled` flag is the caller's to check).
-    fn from(user: DirectoryUser<R>) -> Self {
-        let DirectoryUser {
-            user_id,
-            role,
-            capabilities,
-            tenant,
-            enabled: _,
-        } = user;
-        let request = Self::new(user_id, role).capabilities(capabilities);
-        match tenant {
-            Some(tenant) => request.tenant(tenant),
-            None => request,
-        }
+/// The session of an enabled directory user: their role, capabilities and
+/// tenant, authenticated now, how unknown.
+fn request_for<R>(user: DirectoryUser<R>) -> EstablishRequest<R> {
+    let DirectoryUser {
+        user_id,
+        role,
+        capabilities,
+        tenant,
+        enabled: _,
+    } = user;
+    let request = EstablishRequest::new(user_id, role).capabilities(capabilities);
+    match tenant {
+        Some(tenant) => request.tenant(tenant),
+        None => request,
     }
 }
 
 /// How and when the user authenticated, as the application knows it; the
 /// rest of the session comes from the user directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SignInFacts {
     /// How (`acr`, `amr`); `Default::default()` when unknown.
     pub authentication: Authentication,
@@ -52,6 +51,9 @@ pub enum SignInError {
     /// The user directory holds the user as disabled.
     #[error("the user is disabled")]
     Disabled,
+    /// The user directory answered with another user: a broken adapter.
+    #[error("the user directory answered for another user")]
+    OtherUser,
     /// The user directory could not answer.
     #[error("the user directory could not answer")]
     Directory(#[source] DirectoryError),
@@ -94,7 +96,8 @@ impl<R: Role> SignInUser<R> {
     ///
     /// [`SignInError::UnknownUser`] and [`SignInError::Disabled`] when the
     /// directory does not let the user in, [`SignInError::Directory`] when
-    /// it cannot answer (nobody is signed in on a guess), and
+    /// it cannot answer (nobody is signed in on a guess),
+    /// [`SignInError::OtherUser`] when it answers for someone else, and
     /// [`SignInError::Establish`] when the session cannot be issued.
     pub async fn execute(
         &self,
@@ -107,10 +110,13 @@ impl<R: Role> SignInUser<R> {
             .await
             .map_err(SignInError::Directory)?
             .ok_or(SignInError::UnknownUser)?;
+        if user.user_id != *user_id {
+            return Err(SignInError::OtherUser);
+        }
         if !user.enabled {
             return Err(SignInError::Disabled);
         }
-        let request = EstablishRequest::from(user).authentication(facts.authentication);
+        let request = request_for(user).authentication(facts.authentication);
         let request = match facts.authenticated_at {
             Some(at) => request.authenticated_at(at),
             None => request,
@@ -168,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_directory_user_becomes_a_request_with_their_role_capabilities_and_tenant() {
-        let request = EstablishRequest::from(directory_user(true));
+        let request = request_for(directory_user(true));
         assert_eq!(request.user_id, user());
         assert_eq!(request.role, UserRole::Moderator);
         assert_eq!(request.capabilities, caps(&["posts:edit"]));
@@ -227,6 +233,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, SignInError::Disabled), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn sign_in_refuses_a_directory_answer_for_another_user() {
+        let mut other = directory_user(true);
+        other.user_id =
+            tessera_domain::UserId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000ff").unwrap();
+        let error = issuing_nothing(directory(Some(other)))
+            .execute(&user(), SignInFacts::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SignInError::OtherUser), "{error:?}");
     }
 
     #[tokio::test]
