@@ -19,20 +19,10 @@ pub(crate) struct AdmittedBy<R: Role>(pub(crate) SessionEdge<R>);
 /// Sign-in and sign-out, one call each, in the handlers of your sign-in
 /// and sign-out routes.
 ///
-/// How the answer carries the session follows the route: on a
-/// [browser route](tessera_domain::RouteRule::browser) sign-in sets the
-/// session cookie and redirects (`303`) to a safe return-to, sign-out
-/// clears it and redirects to the sign-in page; on any other route sign-in
-/// answers `{"access_token":…,"token_type":"Bearer","expires_in":…}` and
-/// sign-out `204`. Every answer has `Cache-Control: no-store`.
-///
-/// The session takes the role, capabilities and tenant your user
-/// directory holds: the one rotation reads, so the first rotation takes
-/// nothing back; a user it does not know or holds disabled is refused
-/// (403), and when it cannot answer nobody is signed in (503). Sign-out
-/// revokes the session the request presents on every instance (503, the
-/// cookie kept, when that cannot be checked or recorded). Route both as
-/// `POST`, which the cross-origin protection covers.
+/// Extracted from any request the session middleware forwarded, it is
+/// [`tessera_http::Auth`] answering with this framework's responses: see
+/// there how the route decides between a browser's answer and an API
+/// client's, what the session holds and when each call refuses.
 ///
 /// ```
 /// use actix_web::{HttpResponse, web};

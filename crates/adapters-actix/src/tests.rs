@@ -489,6 +489,26 @@ async fn scopes_are_judged_on_the_full_path() {
 }
 
 #[actix_web::test]
+async fn auth_in_a_scope_reads_the_route_kind_from_the_full_path() {
+    for (prefix, browser) in [("/app", "true"), ("/any", "false")] {
+        let middleware = builder(signed_in(UserRole::User)).build().unwrap();
+        // "/kind" alone matches no rule; "/app/kind" is a browser page,
+        // "/any/kind" an API route.
+        let app = test::init_service(App::new().service(
+            web::scope(prefix).wrap(middleware).route(
+                "/kind",
+                web::get().to(|auth: crate::Auth| async move { auth.is_browser().to_string() }),
+            ),
+        ))
+        .await;
+        let request = get_as(&format!("{prefix}/kind"), bearer()).to_request();
+        let reply = reply(test::call_service(&app, request).await).await;
+        assert_eq!(reply.status, http::StatusCode::OK, "{prefix}");
+        assert_eq!(reply.body, browser, "{prefix}");
+    }
+}
+
+#[actix_web::test]
 async fn rejections_answer_as_the_middleware_does() {
     use actix_web::ResponseError as _;
     let rejected = crate::Rejected(crate::SessionRejection::InvalidToken);

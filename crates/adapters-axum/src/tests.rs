@@ -554,6 +554,27 @@ async fn nested_routers_are_judged_on_the_full_path() {
     assert_eq!(reply.body, "{\"error\":\"insufficient_scope\"}");
 }
 
+#[tokio::test]
+async fn auth_in_a_nested_router_reads_the_route_kind_from_the_full_path() {
+    for (prefix, browser) in [("/app", "true"), ("/any", "false")] {
+        let layer = builder(signed_in(UserRole::User)).build().unwrap();
+        // "/kind" alone matches no rule; "/app/kind" is a browser page,
+        // "/any/kind" an API route.
+        let router = Router::new()
+            .nest(
+                prefix,
+                Router::new().route(
+                    "/kind",
+                    get(|auth: crate::Auth| async move { auth.is_browser().to_string() }),
+                ),
+            )
+            .layer(layer);
+        let reply = get_as(router, &format!("{prefix}/kind"), bearer()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{prefix}");
+        assert_eq!(reply.body, browser, "{prefix}");
+    }
+}
+
 // ---------------------------------------------------------------- configuration
 
 #[test]

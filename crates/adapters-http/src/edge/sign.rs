@@ -152,10 +152,20 @@ fn sign_in_refused(user_id: &UserId, error: &SignInError) -> Response<Bytes> {
 /// route is a browser page (which decides the answer's [`Client`]), and
 /// the session token the request presents, if any.
 ///
-/// On a [browser route](tessera_domain::RouteRule::browser) sign-in sets
-/// the session cookie and redirects (`303`) to a safe return-to, and
-/// sign-out clears it and redirects to the sign-in page; on any other
-/// route sign-in answers the token as JSON and sign-out `204`.
+/// How the answer carries the session follows the route: on a
+/// [browser route](tessera_domain::RouteRule::browser) sign-in sets the
+/// session cookie and redirects (`303`) to a safe return-to, sign-out
+/// clears it and redirects to the sign-in page (or a safe return-to); on
+/// any other route sign-in answers
+/// `{"access_token":…,"token_type":"Bearer","expires_in":…}` and sign-out
+/// `204`. Every answer has `Cache-Control: no-store`.
+///
+/// The session takes the role, capabilities and tenant the user directory
+/// holds: the one rotation reads, so the first rotation takes nothing back;
+/// a user it does not know or holds disabled is refused (403), and when it
+/// cannot answer nobody is signed in (503). Sign-out revokes the session
+/// the request presents on every instance (503, the cookie kept, when that
+/// cannot be checked or recorded).
 ///
 /// Sign-in and sign-out change state: route them as `POST`, which the
 /// cross-origin protection covers (a `GET` sign-out is a logout any page
