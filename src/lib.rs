@@ -11,7 +11,8 @@
 //!    user's role, and rotation reads it again: here the in-memory one; the PostgreSQL one, or
 //!    your own adapter of [`application::ports::UserDirectory`], in
 //!    production).
-//! 2. **Say who may call what** with a [`domain::RoutePolicy`], and put the
+//! 2. **Say who may call what** with [`domain::RouteRule`]s (or a
+//!    [`domain::RoutePolicy`] built with another default), and put the
 //!    layer ([`axum::SessionLayer`], or `actix::SessionMiddleware` with
 //!    feature `actix`) in front of your routes: it enforces the policy,
 //!    rotates sessions, refuses cross-origin forms and answers refusals
@@ -41,13 +42,14 @@
 //!     .user_directory(users)
 //!     .build();
 //!
-//! // 2. Who may call what; the layer enforces it.
-//! let policy = RoutePolicy::builder()
-//!     .rule(RouteRule::guest_only("/login").browser())
-//!     .rule(RouteRule::authenticated("/logout").browser())
-//!     .rule(RouteRule::at_least_role("/admin", UserRole::Admin).browser())
-//!     .build()?;
-//! let layer = sessions.session_layer(policy).build()?;
+//! // 2. Who may call what, first match wins, every other path refused;
+//! //    the layer enforces it.
+//! let rules = [
+//!     RouteRule::guest_only("/login").browser(),
+//!     RouteRule::authenticated("/logout").browser(),
+//!     RouteRule::at_least_role("/admin", UserRole::Admin).browser(),
+//! ];
+//! let layer = sessions.session_layer(rules).build()?;
 //!
 //! // 3. Sign in, a guarded page, sign out.
 //! const ALICE: &str = "0190b5a4-7c2e-7d3a-9f00-000000000001";
@@ -408,10 +410,11 @@ impl<R: Role> Tessera<R> {
     /// [`edge`](axum::SessionLayer::edge) signs users in and out
     /// ([`http::SessionEdge::sign_in`], [`http::SessionEdge::sign_out`]).
     #[cfg(feature = "axum")]
-    pub fn session_layer(
-        &self,
-        policy: RoutePolicy<R>,
-    ) -> http::SessionEdgeBuilder<R, axum::SessionLayer<R>> {
+    pub fn session_layer<P>(&self, policy: P) -> http::SessionEdgeBuilder<R, axum::SessionLayer<R>>
+    where
+        P: TryInto<RoutePolicy<R>>,
+        http::ConfigError: From<P::Error>,
+    {
         self.edge(policy)
     }
 
@@ -420,10 +423,14 @@ impl<R: Role> Tessera<R> {
     /// `sessions.session_middleware(policy).build()?`, with any setting of
     /// [`http::SessionEdgeBuilder`] in between.
     #[cfg(feature = "actix")]
-    pub fn session_middleware(
+    pub fn session_middleware<P>(
         &self,
-        policy: RoutePolicy<R>,
-    ) -> http::SessionEdgeBuilder<R, actix::SessionMiddleware<R>> {
+        policy: P,
+    ) -> http::SessionEdgeBuilder<R, actix::SessionMiddleware<R>>
+    where
+        P: TryInto<RoutePolicy<R>>,
+        http::ConfigError: From<P::Error>,
+    {
         self.edge(policy)
     }
 
@@ -433,7 +440,11 @@ impl<R: Role> Tessera<R> {
     /// …). Credentials larger than the codec's cap
     /// ([`TesseraBuilder::max_token_bytes`]) are refused before they are
     /// read.
-    pub fn edge<T>(&self, policy: RoutePolicy<R>) -> http::SessionEdgeBuilder<R, T> {
+    pub fn edge<T, P>(&self, policy: P) -> http::SessionEdgeBuilder<R, T>
+    where
+        P: TryInto<RoutePolicy<R>>,
+        http::ConfigError: From<P::Error>,
+    {
         http::SessionEdgeBuilder::new(
             http::SessionUseCases {
                 sign_in: self.sign_in.clone(),

@@ -245,7 +245,7 @@ impl Server {
             .iter()
             .fold(
                 sessions
-                    .edge::<SessionEdge<UserRole>>(policy)
+                    .edge::<SessionEdge<UserRole>, _>(policy)
                     .cookie_name(&config.cookie.name)
                     .login_path(&config.pages.login)
                     .return_to_param(&config.pages.return_to_param)

@@ -936,17 +936,16 @@ mod readme_backend {
         .user_directory(users)
         .clock(clock)
         .build();
-        let policy = RoutePolicy::builder()
-            .rule(RouteRule::guest_only("/login").browser())
-            .rule(RouteRule::authenticated("/logout").browser())
-            .rule(RouteRule::at_least_role("/admin", UserRole::Admin).browser())
-            .build()
-            .unwrap();
+        let rules = [
+            RouteRule::guest_only("/login").browser(),
+            RouteRule::authenticated("/logout").browser(),
+            RouteRule::at_least_role("/admin", UserRole::Admin).browser(),
+        ];
         Router::new()
             .route("/login", post(sign_in))
             .route("/admin", get(admin))
             .route("/logout", post(sign_out))
-            .layer(sessions.session_layer(policy).build().unwrap())
+            .layer(sessions.session_layer(rules).build().unwrap())
     }
 
     async fn send(app: &Router, request: Request<Body>) -> Response {

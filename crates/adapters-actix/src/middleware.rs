@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tessera_application::{Admission, AdmittedSession, Decision};
 use tessera_domain::{Role, RoutePolicy};
 use tessera_http::{
-    Attach, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
+    Attach, ConfigError, Forward, HttpRefusal as _, LayerSeen, SessionEdge, SessionEdgeBuilder,
     SessionRejection, SessionUseCases, gateway,
 };
 
@@ -103,10 +103,11 @@ impl<R: Role> SessionMiddleware<R> {
     /// Starts a middleware enforcing `policy` with `sessions`, with the
     /// settings and defaults of
     /// [`SessionEdge::builder`].
-    pub fn builder(
-        sessions: SessionUseCases<R>,
-        policy: RoutePolicy<R>,
-    ) -> SessionEdgeBuilder<R, Self> {
+    pub fn builder<P>(sessions: SessionUseCases<R>, policy: P) -> SessionEdgeBuilder<R, Self>
+    where
+        P: TryInto<RoutePolicy<R>>,
+        ConfigError: From<P::Error>,
+    {
         SessionEdgeBuilder::new(sessions, policy)
     }
 

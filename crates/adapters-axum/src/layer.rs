@@ -15,7 +15,8 @@ use pin_project_lite::pin_project;
 use tessera_application::{Admission, AdmittedSession, Decision};
 use tessera_domain::{Role, RoutePolicy, UserRole};
 use tessera_http::{
-    Attach, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, SessionUseCases, gateway,
+    Attach, ConfigError, Forward, LayerSeen, SessionEdge, SessionEdgeBuilder, SessionUseCases,
+    gateway,
 };
 use tower::{Layer, Service};
 
@@ -114,10 +115,11 @@ impl<R: Role> SessionLayer<R> {
     /// Starts a layer enforcing `policy` with `sessions`, with the
     /// settings and defaults of
     /// [`SessionEdge::builder`].
-    pub fn builder(
-        sessions: SessionUseCases<R>,
-        policy: RoutePolicy<R>,
-    ) -> SessionEdgeBuilder<R, Self> {
+    pub fn builder<P>(sessions: SessionUseCases<R>, policy: P) -> SessionEdgeBuilder<R, Self>
+    where
+        P: TryInto<RoutePolicy<R>>,
+        ConfigError: From<P::Error>,
+    {
         SessionEdgeBuilder::new(sessions, policy)
     }
 

@@ -578,6 +578,36 @@ async fn auth_in_a_nested_router_reads_the_route_kind_from_the_full_path() {
 // ---------------------------------------------------------------- configuration
 
 #[test]
+fn rules_given_as_a_list_are_compiled_at_build() {
+    use tessera_domain::RouteRule;
+    let listed = SessionLayer::builder(
+        Ports::new().use_cases(),
+        [RouteRule::<UserRole>::authenticated("/me").browser()],
+    )
+    .build()
+    .unwrap();
+    assert!(listed.edge().policy().route("GET", "/me").is_browser());
+    assert!(
+        !listed
+            .edge()
+            .policy()
+            .route("GET", "/elsewhere")
+            .decide(None)
+            .is_allowed(),
+        "every other path is refused"
+    );
+    let refused = SessionLayer::builder(
+        Ports::new().use_cases(),
+        [RouteRule::<UserRole>::public("me")],
+    )
+    .build();
+    assert!(
+        matches!(refused, Err(ConfigError::Policy(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
 fn builder_refuses_settings_that_cannot_work() {
     let build =
         |configure: fn(Builder) -> Builder| configure(builder(Ports::new())).build().map(|_| ());

@@ -115,6 +115,17 @@ pub enum ConfigError {
     /// A trusted origin is not an origin.
     #[error(transparent)]
     Origin(#[from] tessera_application::OriginError),
+    /// The route policy's rules cannot be compiled.
+    #[error(transparent)]
+    Policy(#[from] tessera_domain::PolicyError),
+}
+
+impl From<std::convert::Infallible> for ConfigError {
+    /// A conversion that cannot fail (a [`RoutePolicy`](tessera_domain::RoutePolicy)
+    /// given as it is) has no error to give.
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
 }
 
 /// The only value of a header, as text: `None` without one, and `Some("")`

@@ -709,6 +709,17 @@ impl<R: fmt::Debug> fmt::Debug for RoutePolicy<R> {
     }
 }
 
+impl<R: Role, const N: usize> TryFrom<[RouteRule<R>; N]> for RoutePolicy<R> {
+    type Error = PolicyError;
+
+    /// A policy of these rules, first match wins, every other path denied:
+    /// `RoutePolicy::builder().rules(rules).build()`. The builder sets a
+    /// different default requirement.
+    fn try_from(rules: [RouteRule<R>; N]) -> Result<Self, PolicyError> {
+        Self::builder().rules(rules).build()
+    }
+}
+
 impl<R: Role> RoutePolicy<R> {
     /// Starts a policy with no rules and a [`Requirement::Deny`] default.
     #[must_use]

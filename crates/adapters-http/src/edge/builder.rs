@@ -30,7 +30,7 @@ use crate::gateway::{self, GatewayKey, GatewaySigner};
 #[must_use = "a builder does nothing until built"]
 pub struct SessionEdgeBuilder<R: Role, T = SessionEdge<R>> {
     sessions: SessionUseCases<R>,
-    policy: Arc<RoutePolicy<R>>,
+    policy: Result<Arc<RoutePolicy<R>>, ConfigError>,
     cookie_name: Option<String>,
     cookie_mode: CookieMode,
     login_path: String,
@@ -77,11 +77,18 @@ pub struct SessionUseCases<R: Role> {
 }
 
 impl<R: Role, T> SessionEdgeBuilder<R, T> {
-    /// A builder with the defaults of [`SessionEdge::builder`].
-    pub fn new(sessions: SessionUseCases<R>, policy: RoutePolicy<R>) -> Self {
+    /// A builder with the defaults of [`SessionEdge::builder`]. `policy` is
+    /// a [`RoutePolicy`], or a list of [`RouteRule`](tessera_domain::RouteRule)s
+    /// that makes one (every other path denied); rules that cannot be
+    /// compiled are [`build`](Self::build)'s error.
+    pub fn new<P>(sessions: SessionUseCases<R>, policy: P) -> Self
+    where
+        P: TryInto<RoutePolicy<R>>,
+        ConfigError: From<P::Error>,
+    {
         Self {
             sessions,
-            policy: Arc::new(policy),
+            policy: policy.try_into().map(Arc::new).map_err(ConfigError::from),
             cookie_name: None,
             cookie_mode: CookieMode::Secure,
             login_path: DEFAULT_LOGIN_PATH.to_owned(),
@@ -205,7 +212,8 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
     /// parameter that is not made of unreserved URL characters, a token
     /// header that is not a header name or is an identity header gateway
     /// mode strips, a codec whose token cap is zero, an origin that is not
-    /// one, or development cookies outside a debug build on loopback.
+    /// one, development cookies outside a debug build on loopback, or
+    /// route rules that cannot be compiled into a policy.
     pub fn build(self) -> Result<T, ConfigError>
     where
         T: From<SessionEdge<R>>,
@@ -231,7 +239,7 @@ impl<R: Role, T> SessionEdgeBuilder<R, T> {
             revoke,
         } = self.sessions;
         let sign_out = SignOutSession::new(verify.clone(), revoke);
-        let mut admission = DecideAdmission::new(verify, rotate, self.policy, pages)
+        let mut admission = DecideAdmission::new(verify, rotate, self.policy?, pages)
             .with_trusted_origins(self.trusted_origins?);
         let strip_identity = self.gateway.is_some() || self.provider.is_some();
         if let Some((verifier, resolve)) = self.provider {

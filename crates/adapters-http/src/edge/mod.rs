@@ -21,6 +21,7 @@ use tessera_application::{
 };
 use tessera_domain::{Role, RoutePolicy};
 
+use crate::ConfigError;
 use crate::cookies::SessionCookies;
 use crate::credential::read_credential;
 use crate::gateway::GatewaySigner;
@@ -128,7 +129,11 @@ impl<R: Role> SessionEdge<R> {
     /// `/login?return_to=`, signed-in page `/`, token header
     /// `x-session-token`, credentials up to the codec's token cap, no
     /// gateway mode, no provider tokens.
-    pub fn builder(sessions: SessionUseCases<R>, policy: RoutePolicy<R>) -> SessionEdgeBuilder<R> {
+    pub fn builder<P>(sessions: SessionUseCases<R>, policy: P) -> SessionEdgeBuilder<R>
+    where
+        P: TryInto<RoutePolicy<R>>,
+        ConfigError: From<P::Error>,
+    {
         SessionEdgeBuilder::new(sessions, policy)
     }
 

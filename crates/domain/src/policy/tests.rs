@@ -1085,3 +1085,27 @@ fn each_requirements_constructor_makes_the_rule_new_makes() {
         assert_eq!(short, long);
     }
 }
+
+#[test]
+fn a_list_of_rules_is_the_policy_the_builder_makes_of_them_with_everything_else_denied() {
+    let rules = || {
+        [
+            Rule::guest_only("/login").browser(),
+            Rule::at_least_role("/admin/*", UserRole::Admin),
+        ]
+    };
+    let listed = RoutePolicy::try_from(rules()).unwrap();
+    let built = RoutePolicy::builder().rules(rules()).build().unwrap();
+    assert_eq!(
+        listed.rules().collect::<Vec<_>>(),
+        built.rules().collect::<Vec<_>>()
+    );
+    assert_eq!(listed.default_requirement(), &Req::Deny);
+    assert!(listed.route("GET", "/login").is_browser());
+    assert_eq!(listed.route("GET", "/elsewhere").decide(None), Forbidden);
+    let bad = RoutePolicy::try_from([Rule::authenticated("admin")]);
+    assert!(
+        bad.is_err(),
+        "a bad pattern is an error, as from the builder"
+    );
+}
