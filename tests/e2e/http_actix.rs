@@ -124,3 +124,134 @@ fn serve_exchange(site: &Site) -> SocketAddr {
         .run()
     })
 }
+
+/// The README's actix-web twin, wired as the README wires it, on a clock
+/// the test moves: it signs in, survives its first rotation and signs out.
+mod readme_backend {
+    use std::sync::Arc;
+
+    use actix_web::http::StatusCode;
+    use actix_web::{App, HttpResponse, test, web};
+    use tessera::actix::prelude::*;
+
+    use crate::support::{ManualClock, START};
+
+    const ALICE: &str = "0190b5a4-7c2e-7d3a-9f00-000000000001";
+
+    #[derive(serde::Deserialize)]
+    struct SignIn {
+        username: String,
+        password: String,
+        return_to: Option<String>,
+    }
+
+    async fn sign_in(auth: Auth, form: web::Form<SignIn>) -> HttpResponse {
+        let known = form.username == "alice" && form.password == "correct horse";
+        let (true, Ok(alice)) = (known, ALICE.parse()) else {
+            return HttpResponse::Unauthorized().finish();
+        };
+        auth.sign_in(&alice, form.return_to.as_deref()).await
+    }
+
+    async fn admin(session: Session) -> String {
+        format!("welcome, {} ({})", session.user_id(), session.role())
+    }
+
+    async fn sign_out(auth: Auth) -> HttpResponse {
+        auth.sign_out(None).await
+    }
+
+    fn middleware(clock: Arc<ManualClock>) -> SessionMiddleware {
+        let users = Arc::new(InMemoryUserDirectory::new());
+        users.upsert(DirectoryUser::new(ALICE.parse().unwrap(), UserRole::Admin));
+        let sessions: Tessera = Tessera::builder(
+            KeyRing::generate("key-1").unwrap(),
+            "https://api.example",
+            "web",
+        )
+        .user_directory(users)
+        .clock(clock)
+        .build();
+        let rules = [
+            RouteRule::guest_only("/login").browser(),
+            RouteRule::authenticated("/logout").browser(),
+            RouteRule::at_least_role("/admin", UserRole::Admin).browser(),
+        ];
+        sessions.session_middleware(rules).build().unwrap()
+    }
+
+    fn session_cookie<B>(response: &actix_web::dev::ServiceResponse<B>) -> Option<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .filter_map(|value| cookie::Cookie::parse(value.to_str().ok()?.to_owned()).ok())
+            .find(|cookie| cookie.name() == "__Host-session")
+            .map(|cookie| cookie.value().to_owned())
+    }
+
+    fn with_cookie(request: test::TestRequest, token: &str) -> test::TestRequest {
+        request
+            .insert_header(("cookie", format!("__Host-session={token}")))
+            .insert_header(("sec-fetch-site", "same-origin"))
+    }
+
+    #[actix_web::test]
+    async fn the_readme_twin_signs_in_survives_its_first_rotation_and_signs_out() {
+        let clock = ManualClock::starting_at(START);
+        let app = test::init_service(
+            App::new()
+                .wrap(middleware(clock.clone()))
+                .route("/login", web::post().to(sign_in))
+                .route("/admin", web::get().to(admin))
+                .route("/logout", web::post().to(sign_out)),
+        )
+        .await;
+        let signed_in = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/login")
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .insert_header(("sec-fetch-site", "same-origin"))
+                .set_payload("username=alice&password=correct+horse&return_to=%2Fadmin")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        assert_eq!(signed_in.headers().get("location").unwrap(), "/admin");
+        let token = session_cookie(&signed_in).unwrap();
+        let page = test::call_service(
+            &app,
+            with_cookie(test::TestRequest::get().uri("/admin"), &token).to_request(),
+        )
+        .await;
+        assert_eq!(page.status(), StatusCode::OK);
+
+        clock.advance(6 * 60);
+        let rotated = test::call_service(
+            &app,
+            with_cookie(test::TestRequest::get().uri("/admin"), &token).to_request(),
+        )
+        .await;
+        assert_eq!(
+            rotated.status(),
+            StatusCode::OK,
+            "survives its first rotation"
+        );
+        let renewed = session_cookie(&rotated).expect("a rotated cookie");
+        assert_ne!(renewed, token);
+
+        let out = test::call_service(
+            &app,
+            with_cookie(test::TestRequest::post().uri("/logout"), &renewed).to_request(),
+        )
+        .await;
+        assert_eq!(out.status(), StatusCode::SEE_OTHER);
+        assert_eq!(session_cookie(&out).as_deref(), Some(""), "cookie cleared");
+        let after = test::call_service(
+            &app,
+            with_cookie(test::TestRequest::get().uri("/admin"), &renewed).to_request(),
+        )
+        .await;
+        assert_eq!(after.status(), StatusCode::SEE_OTHER, "back to sign-in");
+    }
+}
