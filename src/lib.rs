@@ -184,7 +184,8 @@ pub mod prelude {
 /// layer, extractors and handlers of `tessera-axum`.
 ///
 /// `use tessera::axum::prelude::*;` brings [`crate::prelude`] and the
-/// extractors: [`Session`](crate::axum::Session),
+/// extractors: [`Auth`](crate::axum::Auth) (sign-in and sign-out),
+/// [`Session`](crate::axum::Session),
 /// [`RequireRole`](crate::axum::RequireRole) with its
 /// [`roles`](crate::axum::roles).
 #[cfg(feature = "axum")]
@@ -204,8 +205,9 @@ pub mod axum {
 /// extractors and handlers of `tessera-actix`.
 ///
 /// `use tessera::actix::prelude::*;` brings [`crate::prelude`] and the
-/// extractors: `Session`, `MaybeSession`, `RequireRole` with the roles,
-/// and `into_response` for tessera's answers.
+/// extractors: `Auth` (sign-in and sign-out), `Session`, `MaybeSession`,
+/// `RequireRole` with the roles, and `into_response` for tessera's
+/// answers.
 #[cfg(feature = "actix")]
 pub mod actix {
     #[doc(inline)]
@@ -393,12 +395,16 @@ impl<R: Role> Tessera<R> {
     ///
     /// [`HybridLayerError`]: a layer setting that cannot work.
     #[cfg(feature = "axum")]
-    pub fn hybrid_layer(
+    pub fn hybrid_layer<P>(
         &self,
-        policy: RoutePolicy<R>,
+        policy: P,
         verifier: Arc<dyn ExternalTokenVerifier<R>>,
         resolve: ResolveUser<R>,
-    ) -> Result<axum::SessionLayer<R>, HybridLayerError> {
+    ) -> Result<axum::SessionLayer<R>, HybridLayerError>
+    where
+        P: TryInto<RoutePolicy<R>>,
+        http::ConfigError: From<P::Error>,
+    {
         self.session_layer(policy)
             .provider_tokens(verifier, resolve)
             .build()

@@ -126,8 +126,8 @@ pub(super) async fn sign_out_handler(Extract(state): Extract<Shared>, headers: H
     {
         return refused.map(axum::body::Body::from);
     }
-    let token = state.edge.presented_token(values);
-    let answer = state.edge.sign_out(token, Client::Api).await;
+    let presented = state.edge.presented(None, values);
+    let answer = state.edge.sign_out(&presented, Client::Api).await;
     if answer.status().is_success() {
         state.metrics.sign_out();
     }

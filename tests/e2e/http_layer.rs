@@ -460,6 +460,26 @@ async fn sign_out_on_a_route_that_needs_no_session_revokes_the_token_it_presents
         assert_eq!(out.status, StatusCode::NO_CONTENT, "{target:?}");
         let after = send(target, router.clone(), &Spec::get("/me").bearer(&token)).await;
         after.assert_error(401, Some("Bearer error=\"invalid_token\""), "invalid_token");
+        let other = app.alice_token();
+        let two = send(
+            target,
+            router.clone(),
+            &Spec::post("/out")
+                .bearer(&other)
+                .cookie("another.token.value"),
+        )
+        .await;
+        two.assert_error(
+            400,
+            Some("Bearer error=\"invalid_request\""),
+            "invalid_request",
+        );
+        assert!(
+            two.session_cookie().is_none(),
+            "{target:?}: two credentials, either may be a session: nothing cleared"
+        );
+        let still = send(target, router.clone(), &Spec::get("/me").bearer(&other)).await;
+        assert_eq!(still.status, StatusCode::OK, "{target:?}");
         let forged = send(target, router, &Spec::post("/out").bearer("not.a.token")).await;
         assert_eq!(
             forged.status,

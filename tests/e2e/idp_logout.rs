@@ -17,7 +17,7 @@ use tessera::application::ports::{
     RevocationError, RevocationQuery, RevocationStatus, RevocationStore, WatermarkKind,
     WatermarkScope,
 };
-use tessera::axum::{Session, exchange_token};
+use tessera::axum::{Auth, Session, exchange_token};
 use tessera::domain::{Requirement, RoutePolicy, RouteRule, SessionId};
 use tessera::infrastructure::identity::{
     ClaimMapping, InMemoryExternalUserDirectory, JwksTokenVerifier, MissingRole, TokenProfile,
@@ -72,6 +72,7 @@ async fn setup(revocations: Option<Arc<dyn RevocationStore>>) -> Setup {
     ));
     let policy = RoutePolicy::builder()
         .rule(RouteRule::new("/me", Requirement::Authenticated))
+        .rule(RouteRule::authenticated("/logout"))
         .rule(RouteRule::new("/token", Requirement::Public))
         .build()
         .unwrap();
@@ -79,11 +80,18 @@ async fn setup(revocations: Option<Arc<dyn RevocationStore>>) -> Setup {
         .hybrid_layer(policy, verifier.clone(), ResolveUser::new(users.clone()))
         .unwrap();
     let exchange = sessions.exchange(verifier, users.clone());
-    let app = Router::new().route("/me", get(me)).layer(layer).merge(
-        Router::new()
-            .route("/token", post(exchange_token::<UserRole>))
-            .with_state(exchange),
-    );
+    let app = Router::new()
+        .route("/me", get(me))
+        .route(
+            "/logout",
+            post(|auth: Auth| async move { auth.sign_out(None).await }),
+        )
+        .layer(layer)
+        .merge(
+            Router::new()
+                .route("/token", post(exchange_token::<UserRole>))
+                .with_state(exchange),
+        );
     let addr = serve_loopback(app).await;
     Setup {
         idp_key,
@@ -233,6 +241,23 @@ async fn a_force_logout_of_everyone_and_a_logout_of_the_tokens_session_reach_pro
     assert_eq!(app.hybrid(&first).await.0, 401);
     assert_eq!(app.exchange(&first).await.0, 401);
     assert_eq!(app.hybrid(&second).await.0, 200);
+}
+
+#[tokio::test]
+async fn signing_out_with_a_provider_token_ends_the_session_it_was_admitted_as() {
+    let app = setup(None).await;
+    let token = app.provider_token(START - 5);
+    let other = app.provider_token(START - 4);
+    assert_eq!(app.hybrid(&token).await.0, 200);
+    let (status, _, _) = app.send(reqwest::Method::POST, "/logout", &token).await;
+    assert_eq!(status, 204, "signed out");
+    assert_eq!(
+        app.hybrid(&token).await.0,
+        401,
+        "the token no longer passes"
+    );
+    assert_eq!(app.exchange(&token).await.0, 401, "nor exchanges");
+    assert_eq!(app.hybrid(&other).await.0, 200, "another sign-in stands");
 }
 
 /// A revocation store whose state cannot be trusted.

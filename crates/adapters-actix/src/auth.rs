@@ -9,7 +9,7 @@ use tessera_http::{SessionEdge, SessionRejection};
 use time::OffsetDateTime;
 
 use crate::convert::into_response;
-use crate::extract::Rejected;
+use crate::extract::{Rejected, Session};
 
 /// The edge of the [`SessionMiddleware`](crate::SessionMiddleware) that
 /// admitted the request, left in its extensions for [`Auth`].
@@ -98,14 +98,18 @@ impl<R: Role> FromRequest for Auth<R> {
         let Some(AdmittedBy(edge)) = extensions.get::<AdmittedBy<R>>().cloned() else {
             return ready(Err(Rejected(SessionRejection::LayerMissing)));
         };
+        let admitted = extensions
+            .get::<Session<R>>()
+            .map(|session| session.entity().clone());
         let headers = request.headers();
-        let token =
-            edge.presented_token(|name| headers.get_all(name).map(|value| value.as_bytes()));
+        let presented = edge.presented(admitted, |name| {
+            headers.get_all(name).map(|value| value.as_bytes())
+        });
         ready(Ok(Self(tessera_http::Auth::new(
             edge,
             request.method().as_str(),
             request.uri().path(),
-            token,
+            presented,
         ))))
     }
 }

@@ -8,7 +8,7 @@ use tessera_domain::{Authentication, Role, UserId, UserRole};
 use tessera_http::{SessionEdge, SessionRejection};
 use time::OffsetDateTime;
 
-use crate::extract::Rejected;
+use crate::extract::{Rejected, Session};
 use crate::layer::original_uri;
 
 /// The edge of the [`SessionLayer`](crate::SessionLayer) that admitted the
@@ -100,15 +100,20 @@ impl<S: Send + Sync, R: Role> FromRequestParts<S> for Auth<R> {
             .get::<AdmittedBy<R>>()
             .map(|admitted| admitted.0.clone())
             .ok_or(Rejected(SessionRejection::LayerMissing))?;
+        let admitted = parts
+            .extensions
+            .get::<Session<R>>()
+            .map(|session| session.entity().clone());
         let headers = &parts.headers;
-        let token =
-            edge.presented_token(|name| headers.get_all(name).iter().map(HeaderValue::as_bytes));
+        let presented = edge.presented(admitted, |name| {
+            headers.get_all(name).iter().map(HeaderValue::as_bytes)
+        });
         let path = original_uri(&parts.extensions, &parts.uri).path();
         Ok(Self(tessera_http::Auth::new(
             edge,
             parts.method.as_str(),
             path,
-            token,
+            presented,
         )))
     }
 }

@@ -51,7 +51,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///    token in the [`token header`](tessera_http::SessionEdgeBuilder::token_header)
 ///    (`x-session-token` by default) when a bearer token did, and
 ///    `Cache-Control: no-store`. A handler that sets the session cookie
-///    (or the token header) itself, as sign-in and sign-out do, wins.
+///    itself, as sign-in and sign-out do, wins over the cookie; one that
+///    sets the token header wins over the token.
 ///
 /// # Responses
 ///

@@ -78,7 +78,7 @@ pub use cookies::{
 pub use credential::read_credential;
 pub use edge::{
     Attach, AttachHeaders, Auth, Client, DEFAULT_MAX_CREDENTIAL_BYTES, DEFAULT_TOKEN_HEADER,
-    Forward, SessionEdge, SessionEdgeBuilder, SessionUseCases, Settled,
+    Forward, Presented, SessionEdge, SessionEdgeBuilder, SessionUseCases, Settled,
 };
 pub use exchange::exchange;
 pub use gateway::{GatewayIdentity, GatewayKey, GatewayRejection, GatewayVerifier};

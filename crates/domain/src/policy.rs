@@ -713,8 +713,9 @@ impl<R: Role, const N: usize> TryFrom<[RouteRule<R>; N]> for RoutePolicy<R> {
     type Error = PolicyError;
 
     /// A policy of these rules, first match wins, every other path denied:
-    /// `RoutePolicy::builder().rules(rules).build()`. The builder sets a
-    /// different default requirement.
+    /// `RoutePolicy::builder().rules(rules).build()`
+    /// ([`default_requirement`](RoutePolicyBuilder::default_requirement)
+    /// sets another default).
     fn try_from(rules: [RouteRule<R>; N]) -> Result<Self, PolicyError> {
         Self::builder().rules(rules).build()
     }

@@ -8,8 +8,8 @@ use crate::cookies::SessionCookies;
 /// What a response gets besides its content: the session cookie set or
 /// cleared, the rotated token for bearer clients, `Cache-Control:
 /// no-store` when a new credential goes out. A handler that set the
-/// session cookie (or the token header) itself, as sign-in and sign-out
-/// do, wins.
+/// session cookie itself, as sign-in and sign-out do, wins over the cookie;
+/// one that set the token header wins over the token.
 #[derive(Debug, Default)]
 #[must_use = "the response needs these headers"]
 pub struct Attach {

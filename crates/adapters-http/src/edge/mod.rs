@@ -19,7 +19,7 @@ use tessera_application::{
     Admission, AdmissionRequest, AdmittedSession, BrowserFacts, CredentialUpdate, DecideAdmission,
     Decision, PresentedCredential, Refusal, SignInUser, SignOutSession, Verdict,
 };
-use tessera_domain::{Role, RoutePolicy};
+use tessera_domain::{Role, RoutePolicy, SessionEntity};
 
 use crate::ConfigError;
 use crate::cookies::SessionCookies;
@@ -34,7 +34,7 @@ mod sign;
 
 pub use self::attach::{Attach, AttachHeaders};
 pub use self::builder::{SessionEdgeBuilder, SessionUseCases};
-pub use self::sign::{Auth, Client};
+pub use self::sign::{Auth, Client, Presented};
 
 /// The default response header carrying a rotated token to bearer clients.
 pub const DEFAULT_TOKEN_HEADER: &str = "x-session-token";
@@ -164,21 +164,32 @@ impl<R: Role> SessionEdge<R> {
         self.inner.strip_identity
     }
 
-    /// The session token the request presents (`Authorization: Bearer` or
-    /// the session cookie, read as [`decide`](Self::decide) reads them),
-    /// if it presents exactly one: what sign-out revokes.
-    pub fn presented_token<'h, I>(&self, headers: impl Fn(&'static str) -> I) -> Option<&'h str>
+    /// What a sign-out on this request revokes: `admitted`, the session
+    /// the middleware admitted (for an identity provider's token, the
+    /// session it was admitted as), else the session token the request
+    /// presents (`Authorization: Bearer` or the session cookie, read as
+    /// [`decide`](Self::decide) reads them), which a route that needs no
+    /// session lets through unverified.
+    pub fn presented<'h, I>(
+        &self,
+        admitted: Option<SessionEntity<R>>,
+        headers: impl Fn(&'static str) -> I,
+    ) -> Presented<R>
     where
         I: Iterator<Item = &'h [u8]>,
     {
+        if let Some(session) = admitted {
+            return Presented::Session(Box::new(session));
+        }
         match read_credential(
             headers("authorization"),
             headers("cookie"),
             self.inner.cookies.name(),
             self.inner.max_credential_bytes,
         ) {
-            PresentedCredential::Token { token, .. } => Some(token),
-            PresentedCredential::None | PresentedCredential::Unreadable(_) => None,
+            PresentedCredential::Token { token, .. } => Presented::Token(token.to_owned()),
+            PresentedCredential::Unreadable(fault) => Presented::Unreadable(fault),
+            PresentedCredential::None => Presented::Nothing,
         }
     }
 

@@ -6,8 +6,8 @@ use std::fmt;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Response, StatusCode};
-use tessera_application::{Refusal, SignInError, SignInFacts};
-use tessera_domain::{Authentication, Role, UserId};
+use tessera_application::{CredentialFault, Refusal, SignInError, SignInFacts, SignedOut};
+use tessera_domain::{Authentication, Role, SessionEntity, UserId};
 use time::OffsetDateTime;
 
 use super::SessionEdge;
@@ -32,6 +32,35 @@ pub enum Client<'a> {
     Api,
 }
 
+/// What a sign-out revokes: the request's credential, as the edge found it
+/// ([`SessionEdge::presented`]).
+#[non_exhaustive]
+pub enum Presented<R> {
+    /// The session the middleware admitted.
+    Session(Box<SessionEntity<R>>),
+    /// A session token the middleware did not admit (a route that needs
+    /// no session lets any through, unverified). A secret: never logged.
+    Token(String),
+    /// Credentials that cannot be read as one (two different ones).
+    Unreadable(CredentialFault),
+    /// No credential.
+    Nothing,
+}
+
+impl<R: Role> fmt::Debug for Presented<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Session(session) => f
+                .debug_tuple("Session")
+                .field(session.session_id())
+                .finish(),
+            Self::Token(_) => f.write_str("Token([redacted])"),
+            Self::Unreadable(fault) => f.debug_tuple("Unreadable").field(fault).finish(),
+            Self::Nothing => f.write_str("Nothing"),
+        }
+    }
+}
+
 impl<R: Role> SessionEdge<R> {
     /// Signs in a user the application has authenticated: establishes
     /// their session with the role, capabilities and tenant the user
@@ -45,6 +74,7 @@ impl<R: Role> SessionEdge<R> {
     /// |---|---|
     /// | the directory does not know the user, or holds them disabled | 403 `{"error":"forbidden"}` |
     /// | the directory cannot answer | 503 `{"error":"temporarily_unavailable"}` |
+    /// | the directory answers for another user (a broken adapter) | 500 `{"error":"server_error"}` |
     /// | the session cannot be established (an `authenticated_at` in the future or older than the absolute lifetime, no signing key) | 500 `{"error":"server_error"}` |
     ///
     /// Each is logged with its reason.
@@ -76,22 +106,30 @@ impl<R: Role> SessionEdge<R> {
         }
     }
 
-    /// Signs out the session `token` carries (the request's credential,
-    /// [`presented_token`](Self::presented_token)): revokes it, every
-    /// token of it, on every instance sharing the revocation store, and
-    /// answers `client` ([`Client`]) with the session cookie cleared. A
-    /// token that is no session (none, forged, expired, revoked already)
-    /// has nothing to revoke: the cookie is cleared all the same.
+    /// Signs out what the request presents ([`presented`](Self::presented)):
+    /// revokes the session, every token of it, on every instance sharing
+    /// the revocation store, and answers `client` ([`Client`]) with the
+    /// session cookie cleared. A token that is no session (forged,
+    /// expired, revoked already) has nothing to revoke: the cookie is
+    /// cleared all the same.
     ///
-    /// When the token cannot be checked (the revocation state is
-    /// untrusted) or its revocation cannot be recorded, the answer is `503
-    /// {"error":"temporarily_unavailable"}` and the cookie is kept, so that
-    /// the user sees that signing out failed and can try again, rather
-    /// than believing a session gone that still works.
-    pub async fn sign_out(&self, token: Option<&str>, client: Client<'_>) -> Response<Bytes> {
-        if let Some(token) = token
-            && let Err(error) = self.inner.sign_out.execute(token).await
-        {
+    /// | situation | answer |
+    /// |---|---|
+    /// | the token cannot be checked (the revocation state is untrusted), or the revocation cannot be recorded | 503 `{"error":"temporarily_unavailable"}`, the cookie kept |
+    /// | two different credentials, which could each be a session | 400 `{"error":"invalid_request"}`, the cookie kept |
+    ///
+    /// so that nobody believes a session gone that still works.
+    pub async fn sign_out(&self, presented: &Presented<R>, client: Client<'_>) -> Response<Bytes> {
+        let signed_out = match presented {
+            Presented::Session(session) => self.inner.sign_out.execute_admitted(session).await,
+            Presented::Token(token) => self.inner.sign_out.execute(token).await,
+            Presented::Unreadable(fault) => {
+                tracing::debug!(%fault, "sign-out refused: the credential cannot be read");
+                return Denial::invalid_request(*fault).into_http();
+            }
+            Presented::Nothing => Ok(SignedOut::NothingToRevoke),
+        };
+        if let Err(error) = signed_out {
             tracing::warn!(error = %Chain(&error), "sign-out failed; the session stands");
             return Denial::Refused(Refusal::Unavailable).into_http();
         }
@@ -174,7 +212,7 @@ fn sign_in_refused(user_id: &UserId, error: &SignInError) -> Response<Bytes> {
 pub struct Auth<R: Role> {
     edge: SessionEdge<R>,
     browser: bool,
-    token: Option<String>,
+    presented: Presented<R>,
     facts: SignInFacts,
 }
 
@@ -182,7 +220,7 @@ impl<R: Role> fmt::Debug for Auth<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
             .field("browser", &self.browser)
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("presented", &self.presented)
             .field("facts", &self.facts)
             .finish_non_exhaustive()
     }
@@ -190,15 +228,14 @@ impl<R: Role> fmt::Debug for Auth<R> {
 
 impl<R: Role> Auth<R> {
     /// Sign-in and sign-out for a request to `method` `path` (the path the
-    /// policy sees) presenting `token`
-    /// ([`SessionEdge::presented_token`]).
+    /// policy sees) presenting `presented` ([`SessionEdge::presented`]).
     #[must_use]
-    pub fn new(edge: SessionEdge<R>, method: &str, path: &str, token: Option<&str>) -> Self {
+    pub fn new(edge: SessionEdge<R>, method: &str, path: &str, presented: Presented<R>) -> Self {
         let browser = edge.policy().route(method, path).is_browser();
         Self {
             edge,
             browser,
-            token: token.map(str::to_owned),
+            presented,
             facts: SignInFacts::default(),
         }
     }
@@ -244,7 +281,7 @@ impl<R: Role> Auth<R> {
     /// page) or an API client (`204`; `return_to` unused).
     pub async fn sign_out(&self, return_to: Option<&str>) -> Response<Bytes> {
         self.edge
-            .sign_out(self.token.as_deref(), self.client(return_to))
+            .sign_out(&self.presented, self.client(return_to))
             .await
     }
 

@@ -150,6 +150,11 @@ impl<R: Role> RotateSession<R> {
             .await
             .map_err(RotateError::Directory)?
             .ok_or(RotateError::UserNotFound)?;
+        // A directory answering for someone else (a broken adapter) has not
+        // found this user: their session never takes another's role.
+        if user.user_id != *old.user_id() {
+            return Err(RotateError::UserNotFound);
+        }
         if !user.enabled {
             return Err(RotateError::UserDisabled);
         }
@@ -187,7 +192,7 @@ mod tests {
         RevocationError, RevocationReason,
     };
     use crate::testing::*;
-    use tessera_domain::UserRole;
+    use tessera_domain::{UserId, UserRole};
 
     struct Fixture {
         codec: MockSessionTokenCodec<UserRole>,
@@ -375,6 +380,21 @@ mod tests {
     async fn rotation_is_refused_for_a_user_who_no_longer_exists() {
         let mut f = fixture(NOW - 400, NOW - 1000);
         f.directory.expect_find().times(1).returning(|_| Ok(None));
+        f.codec.expect_encode().times(0);
+        assert!(matches!(
+            rotator(f).execute("tok").await,
+            Err(RotateError::UserNotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn rotation_is_refused_when_the_directory_answers_for_another_user() {
+        let mut f = fixture(NOW - 400, NOW - 1000);
+        f.directory.expect_find().times(1).returning(|_| {
+            let mut other = directory_user(UserRole::Admin, true);
+            other.user_id = UserId::parse("0190b5a4-7c2e-7d3a-9f00-0000000000ff").unwrap();
+            Ok(Some(other))
+        });
         f.codec.expect_encode().times(0);
         assert!(matches!(
             rotator(f).execute("tok").await,

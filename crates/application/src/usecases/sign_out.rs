@@ -6,7 +6,7 @@
 //! session that works again once the state is back, so nobody is told it
 //! is gone.
 
-use tessera_domain::Role;
+use tessera_domain::{Role, SessionEntity};
 
 use super::revoke::{RevokeError, RevokeRequest, RevokeSession};
 use super::verify::{SessionCheck, VerifyError, VerifySession};
@@ -50,7 +50,10 @@ impl<R: Role> SignOutSession<R> {
 
     /// Revokes the session `token` carries, if it is one: a current
     /// session until its user's authentication ages out, a stale one (its
-    /// user's permissions changed) as if authenticated now.
+    /// user's permissions changed) as if authenticated now, and a token of
+    /// ours that is not valid yet (issued or valid from a time ahead of
+    /// this clock) all the same, since it may be valid elsewhere or later.
+    /// An expired, revoked or foreign token has nothing left to revoke.
     ///
     /// # Errors
     ///
@@ -59,10 +62,7 @@ impl<R: Role> SignOutSession<R> {
     /// recorded.
     pub async fn execute(&self, token: &str) -> Result<SignedOut, SignOutError> {
         let request = match self.verify.check(token) {
-            Ok(SessionCheck::Current(verified)) => RevokeRequest::Session {
-                session_id: *verified.session().session_id(),
-                authenticated_at: verified.session().authenticated_at(),
-            },
+            Ok(SessionCheck::Current(verified)) => revoke_request(verified.session()),
             Ok(SessionCheck::Stale(stale)) => RevokeRequest::Session {
                 session_id: *stale.session_id(),
                 authenticated_at: stale.verified_at(),
@@ -70,13 +70,46 @@ impl<R: Role> SignOutSession<R> {
             Err(error) if error.is_unavailable() => {
                 return Err(SignOutError::Unavailable(error));
             }
+            Err(
+                VerifyError::IssuedInFuture
+                | VerifyError::NotYetValid
+                | VerifyError::LifetimeTooLong,
+            ) => match self.verify.signed_session(token) {
+                Ok(session) => revoke_request(&session),
+                Err(_) => return Ok(SignedOut::NothingToRevoke),
+            },
             Err(_) => return Ok(SignedOut::NothingToRevoke),
         };
+        self.revoke(request).await
+    }
+
+    /// Revokes `session`, one the HTTP edge admitted (a session token's, or
+    /// the session an identity provider's token was admitted as).
+    ///
+    /// # Errors
+    ///
+    /// [`SignOutError::Revoke`] when the revocation cannot be recorded.
+    pub async fn execute_admitted(
+        &self,
+        session: &SessionEntity<R>,
+    ) -> Result<SignedOut, SignOutError> {
+        self.revoke(revoke_request(session)).await
+    }
+
+    async fn revoke(&self, request: RevokeRequest) -> Result<SignedOut, SignOutError> {
         self.revoke
             .execute(request)
             .await
             .map_err(SignOutError::Revoke)?;
         Ok(SignedOut::Revoked)
+    }
+}
+
+/// Every token of `session`, until its user's authentication ages out.
+fn revoke_request<R: Role>(session: &SessionEntity<R>) -> RevokeRequest {
+    RevokeRequest::Session {
+        session_id: *session.session_id(),
+        authenticated_at: session.authenticated_at(),
     }
 }
 
@@ -147,6 +180,82 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, SignedOut::Revoked);
+    }
+
+    #[tokio::test]
+    async fn a_stale_session_is_revoked_as_if_authenticated_now() {
+        let mut codec = MockSessionTokenCodec::new();
+        codec
+            .expect_decode()
+            .with(eq("tok"))
+            .times(1)
+            .return_once(|_| Ok(current()));
+        let mut store = MockRevocationStore::new();
+        store
+            .expect_check()
+            .times(1)
+            .returning(|_| Ok(RevocationStatus::ClaimsStale));
+        store
+            .expect_revoke_session()
+            .with(eq(session_id()), eq(at(NOW + 3600 + 30)))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let store = Arc::new(store);
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(at(NOW));
+        let clock = Arc::new(clock);
+        let verify = VerifySession::new(Arc::new(codec), clock.clone(), store.clone(), lifetimes());
+        let sign_out = SignOutSession::new(verify, RevokeSession::new(store, clock, lifetimes()));
+        assert_eq!(sign_out.execute("tok").await.unwrap(), SignedOut::Revoked);
+    }
+
+    #[tokio::test]
+    async fn a_token_of_ours_not_valid_yet_is_revoked_all_the_same() {
+        // Issued 60 s ahead of this clock (past the 30 s leeway): another
+        // instance's clock, say. It would pass there, or here later.
+        let ahead = SessionTokenClaims::new(session(NOW + 60, NOW + 960, NOW - 100), None);
+        let mut codec = MockSessionTokenCodec::new();
+        codec
+            .expect_decode()
+            .with(eq("tok"))
+            .times(2)
+            .returning(move |_| Ok(ahead.clone()));
+        let mut store = MockRevocationStore::new();
+        store.expect_check().times(0);
+        store
+            .expect_revoke_session()
+            .with(eq(session_id()), eq(at(NOW - 100 + 3600 + 30)))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let store = Arc::new(store);
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(at(NOW));
+        let clock = Arc::new(clock);
+        let verify = VerifySession::new(Arc::new(codec), clock.clone(), store.clone(), lifetimes());
+        let sign_out = SignOutSession::new(verify, RevokeSession::new(store, clock, lifetimes()));
+        assert_eq!(sign_out.execute("tok").await.unwrap(), SignedOut::Revoked);
+    }
+
+    #[tokio::test]
+    async fn an_admitted_session_is_revoked_without_reading_a_token() {
+        let mut store = MockRevocationStore::new();
+        store.expect_check().times(0);
+        store
+            .expect_revoke_session()
+            .with(eq(session_id()), eq(at(NOW - 100 + 3600 + 30)))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let store = Arc::new(store);
+        let mut codec = MockSessionTokenCodec::new();
+        codec.expect_decode().times(0);
+        let clock = Arc::new(MockClock::new());
+        let verify = VerifySession::new(Arc::new(codec), clock.clone(), store.clone(), lifetimes());
+        let sign_out = SignOutSession::new(verify, RevokeSession::new(store, clock, lifetimes()));
+        let admitted = session(NOW - 60, NOW + 840, NOW - 100);
+        assert_eq!(
+            sign_out.execute_admitted(&admitted).await.unwrap(),
+            SignedOut::Revoked
+        );
     }
 
     #[tokio::test]

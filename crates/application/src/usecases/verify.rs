@@ -245,6 +245,20 @@ impl<R: Role> VerifySession<R> {
         self.codec.is_session_token(token)
     }
 
+    /// The session a token signed by one of the codec's keys names, its
+    /// times and revocation unchecked: never to admit a request with, only
+    /// to act against the session (sign-out revokes a token that is not
+    /// valid yet but may be elsewhere or later).
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError`] when the token is not one of ours.
+    pub fn signed_session(&self, token: &str) -> Result<SessionEntity<R>, TokenError> {
+        self.codec
+            .decode(token)
+            .map(crate::SessionTokenClaims::into_session)
+    }
+
     /// The largest token this verifier reads, in bytes
     /// ([`SessionTokenCodec::max_token_bytes`]).
     #[must_use]
