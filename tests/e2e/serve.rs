@@ -684,10 +684,21 @@ async fn serve_is_not_ready_and_fails_closed_while_the_revocation_state_is_untru
     let status = until(503, ready).await;
     assert_eq!(status, 503, "not ready past the staleness bound");
     assert_eq!(verdict().await, 503, "a verdict fails closed");
+    let out = client()
+        .post(format!("http://{addr}/session/sign-out"))
+        .header("cookie", cookie(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 503, "a sign-out that cannot be checked");
+    assert!(
+        header(out.headers(), "set-cookie").is_none(),
+        "the cookie is kept: the session still stands"
+    );
 
     proxy.restore();
     assert_eq!(until(200, ready).await, 200, "ready again once in sync");
-    assert_eq!(verdict().await, 200);
+    assert_eq!(verdict().await, 200, "the session stood");
 }
 
 /// The `kid` in a token's header.
