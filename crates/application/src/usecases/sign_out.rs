@@ -161,6 +161,14 @@ mod tests {
                     Ok(())
                 }
             });
+        wired(codec, store)
+    }
+
+    /// The use case on `codec` and `store`, its clock at [`NOW`].
+    fn wired(
+        codec: MockSessionTokenCodec<UserRole>,
+        store: MockRevocationStore,
+    ) -> SignOutSession<UserRole> {
         let store = Arc::new(store);
         let mut clock = MockClock::new();
         clock.expect_now().return_const(at(NOW));
@@ -200,13 +208,8 @@ mod tests {
             .with(eq(session_id()), eq(at(NOW + 3600 + 30)))
             .times(1)
             .returning(|_, _| Ok(()));
-        let store = Arc::new(store);
-        let mut clock = MockClock::new();
-        clock.expect_now().return_const(at(NOW));
-        let clock = Arc::new(clock);
-        let verify = VerifySession::new(Arc::new(codec), clock.clone(), store.clone(), lifetimes());
-        let sign_out = SignOutSession::new(verify, RevokeSession::new(store, clock, lifetimes()));
-        assert_eq!(sign_out.execute("tok").await.unwrap(), SignedOut::Revoked);
+        let out = wired(codec, store).execute("tok").await.unwrap();
+        assert_eq!(out, SignedOut::Revoked);
     }
 
     #[tokio::test]
@@ -227,13 +230,8 @@ mod tests {
             .with(eq(session_id()), eq(at(NOW - 100 + 3600 + 30)))
             .times(1)
             .returning(|_, _| Ok(()));
-        let store = Arc::new(store);
-        let mut clock = MockClock::new();
-        clock.expect_now().return_const(at(NOW));
-        let clock = Arc::new(clock);
-        let verify = VerifySession::new(Arc::new(codec), clock.clone(), store.clone(), lifetimes());
-        let sign_out = SignOutSession::new(verify, RevokeSession::new(store, clock, lifetimes()));
-        assert_eq!(sign_out.execute("tok").await.unwrap(), SignedOut::Revoked);
+        let out = wired(codec, store).execute("tok").await.unwrap();
+        assert_eq!(out, SignedOut::Revoked);
     }
 
     #[tokio::test]
@@ -245,17 +243,14 @@ mod tests {
             .with(eq(session_id()), eq(at(NOW - 100 + 3600 + 30)))
             .times(1)
             .returning(|_, _| Ok(()));
-        let store = Arc::new(store);
         let mut codec = MockSessionTokenCodec::new();
         codec.expect_decode().times(0);
-        let clock = Arc::new(MockClock::new());
-        let verify = VerifySession::new(Arc::new(codec), clock.clone(), store.clone(), lifetimes());
-        let sign_out = SignOutSession::new(verify, RevokeSession::new(store, clock, lifetimes()));
         let admitted = session(NOW - 60, NOW + 840, NOW - 100);
-        assert_eq!(
-            sign_out.execute_admitted(&admitted).await.unwrap(),
-            SignedOut::Revoked
-        );
+        let out = wired(codec, store)
+            .execute_admitted(&admitted)
+            .await
+            .unwrap();
+        assert_eq!(out, SignedOut::Revoked);
     }
 
     #[tokio::test]
