@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use tessera_application::ports::DirectoryUser;
 use tessera_application::{EstablishedSession, SignInFacts};
 use tessera_domain::{UserId, UserRole};
-use tessera_http::{Client, SetCookie};
+use tessera_http::{Client, HttpRefusal as _, SetCookie};
 
 use super::admin::UserBody;
 use super::reply::{BadRequest, Reply, error, from_edge, json, parse_json};
@@ -94,12 +94,10 @@ pub(super) async fn sign_in_handler(Extract(state): Extract<Shared>, body: Bytes
                 .append(SET_COOKIE, cookie.header_value().clone());
             reply
         }
-        Err(SignInError::SignIn(
-            cause @ (tessera_application::SignInError::Disabled
-            | tessera_application::SignInError::UnknownUser),
-        )) => {
-            tracing::warn!(error = %cause, "sign-in refused");
-            error(StatusCode::FORBIDDEN, "forbidden", &cause.to_string())
+        // Refused as the edge's sign-in refuses: 403, 503 or 500.
+        Err(SignInError::SignIn(cause)) => {
+            tracing::warn!(error = ?cause, "sign-in refused");
+            from_edge(cause.into_http())
         }
         Err(cause) => {
             tracing::warn!(error = ?cause, "sign-in failed");

@@ -11,6 +11,7 @@ use tessera_domain::{Authentication, Role, SessionEntity, UserId};
 use time::OffsetDateTime;
 
 use super::SessionEdge;
+use crate::HttpRefusal as _;
 use crate::response::{Denial, NO_STORE, token_answer};
 
 /// Who signs in or out, and so how the answer carries the session.
@@ -86,7 +87,7 @@ impl<R: Role> SessionEdge<R> {
     ) -> Response<Bytes> {
         let issued = match self.inner.sign_in.execute(user_id, facts).await {
             Ok(issued) => issued,
-            Err(error) => return sign_in_refused(user_id, &error),
+            Err(error) => return sign_in_refused(user_id, error),
         };
         let session = &issued.session;
         let lifetime = session.expires_at() - session.issued_at();
@@ -166,21 +167,35 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
-/// The answer to a sign-in that established nothing, its reason logged.
-fn sign_in_refused(user_id: &UserId, error: &SignInError) -> Response<Bytes> {
-    let reason = Chain(error);
+/// Logs why a sign-in established nothing (with the user, never a token)
+/// and gives its answer.
+fn sign_in_refused(user_id: &UserId, error: SignInError) -> Response<Bytes> {
+    let reason = Chain(&error);
     match error {
         SignInError::UnknownUser | SignInError::Disabled => {
             tracing::warn!(%user_id, %reason, "sign-in refused");
-            Denial::Refused(Refusal::Forbidden { signed_in: false }).into_http()
         }
         SignInError::Directory(_) => {
             tracing::warn!(%user_id, %reason, "sign-in refused: nobody is signed in on a guess");
-            Denial::Refused(Refusal::Unavailable).into_http()
         }
-        _ => {
-            tracing::error!(%user_id, %reason, "sign-in: the session could not be established");
-            Denial::Misconfigured.into_http()
+        _ => tracing::error!(%user_id, %reason, "sign-in: the session could not be established"),
+    }
+    error.into_http()
+}
+
+impl crate::HttpRefusal for SignInError {
+    /// The answer to a sign-in that established nothing: 403 `forbidden`
+    /// for a user the directory does not let in, 503
+    /// `temporarily_unavailable` when it cannot answer, 500 `server_error`
+    /// for a broken directory or a session that cannot be issued (the
+    /// application's doing, not the client's).
+    fn into_http(self) -> Response<Bytes> {
+        match self {
+            Self::UnknownUser | Self::Disabled => {
+                Denial::Refused(Refusal::Forbidden { signed_in: false }).into_http()
+            }
+            Self::Directory(_) => Denial::Refused(Refusal::Unavailable).into_http(),
+            _ => Denial::Misconfigured.into_http(),
         }
     }
 }
@@ -308,4 +323,42 @@ fn see_other(location: &str, cookie: HeaderValue) -> Response<Bytes> {
     );
     headers.insert(SET_COOKIE, cookie);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+    use tessera_application::ports::DirectoryError;
+    use tessera_application::{EstablishError, SignInError};
+
+    use crate::HttpRefusal as _;
+
+    #[test]
+    fn a_refused_sign_in_is_answered_by_whose_doing_it_is() {
+        let cases = [
+            (SignInError::UnknownUser, StatusCode::FORBIDDEN, "forbidden"),
+            (SignInError::Disabled, StatusCode::FORBIDDEN, "forbidden"),
+            (
+                SignInError::Directory(DirectoryError::Unavailable("down".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+            ),
+            (
+                SignInError::OtherUser,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+            ),
+            (
+                SignInError::Establish(EstablishError::AuthenticatedInFuture),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let answer = error.into_http();
+            assert_eq!(answer.status(), status, "{code}");
+            assert_eq!(answer.body(), &format!("{{\"error\":\"{code}\"}}"));
+            assert_eq!(answer.headers()["cache-control"], "no-store");
+        }
+    }
 }
